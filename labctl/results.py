@@ -1,0 +1,55 @@
+"""What a run produced: the data the reports render. No engine import."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+Status = Literal["passed", "failed", "error", "skipped"]
+
+
+@dataclass
+class CheckResult:
+    """One check's outcome. ``expected``/``observed`` are short human texts for failures."""
+
+    name: str
+    status: Status
+    message: str = ""
+    expected: str = ""
+    observed: str = ""
+    duration_s: float = 0.0
+
+
+@dataclass
+class ScenarioResult:
+    """One scenario's outcome.
+
+    status: passed (every check passed), failed (a check failed), error (the scenario
+    could not be carried out: engine error, container timeout, bad image...).
+    ``logs`` maps container name to the tail of its output, kept for failures.
+    """
+
+    name: str
+    file: str
+    status: Status
+    duration_s: float = 0.0
+    checks: list[CheckResult] = field(default_factory=list)
+    message: str = ""
+    logs: dict[str, str] = field(default_factory=dict)
+    tags: tuple[str, ...] = ()
+
+
+@dataclass
+class RunResult:
+    """A whole ``labctl run``."""
+
+    run_id: str
+    scenarios: list[ScenarioResult] = field(default_factory=list)
+    duration_s: float = 0.0
+
+    def count(self, status: Status) -> int:
+        return sum(1 for s in self.scenarios if s.status == status)
+
+    @property
+    def ok(self) -> bool:
+        return all(s.status == "passed" for s in self.scenarios)
