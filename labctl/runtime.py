@@ -1,0 +1,488 @@
+"""The engine boundary: the only module of labctl that imports ``docker``.
+
+Every engine call goes through ``Engine``; every foreign error (``docker.errors.*``,
+``requests.exceptions.*``) is translated here, once, into ``labctl.errors``. Every
+object labctl creates gets its labels from ``labels_for`` and nowhere else.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import docker
+import docker.errors
+import requests.exceptions
+
+from labctl.errors import ContainerStartError, EngineError, LabctlError
+
+MANAGED = "io.labctl.managed"
+RUN_ID = "io.labctl.run-id"
+SCENARIO = "io.labctl.scenario"
+ROLE = "io.labctl.role"
+OWNER_PID = "io.labctl.pid"  # the labctl process that owns the run (stale-run detection)
+OWNER_HOST = "io.labctl.host"
+LABEL_PREFIX = "io.labctl."
+
+_TRANSIENT = (requests.exceptions.ConnectionError, requests.exceptions.Timeout)
+
+
+class ContainerGone(LabctlError):
+    """A container labctl started disappeared (removed behind labctl's back)."""
+
+
+def labels_for(run_id: str, scenario: str, role: str, user_labels: dict[str, str] | None = None) -> dict[str, str]:
+    """The labels of every object labctl creates. User labels in ``io.labctl.`` are refused."""
+    labels = dict(user_labels or {})
+    for key in labels:
+        if key.startswith(LABEL_PREFIX):
+            raise LabctlError(f"label {key!r}: the io.labctl. prefix is reserved for labctl")
+    labels.update({
+        MANAGED: "true",
+        RUN_ID: run_id,
+        SCENARIO: scenario,
+        ROLE: role,
+        OWNER_PID: str(os.getpid()),
+        OWNER_HOST: os.uname().nodename,
+    })
+    return labels
+
+
+# --------------------------------------------------------------------------- engine
+
+
+def _engine_address() -> str:
+    return os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+
+
+def _explain(err: Exception) -> str:
+    if isinstance(err, docker.errors.APIError):
+        text = err.explanation or str(err)
+        if isinstance(text, bytes):
+            text = text.decode(errors="replace")
+        return str(text).strip()
+    return str(err).strip() or type(err).__name__
+
+
+@dataclass(frozen=True)
+class ExitStatus:
+    """How a container ended: ``code`` as the engine reports it (128+N for signal N)."""
+
+    code: int
+    oom_killed: bool = False
+    error: str = ""
+
+    @property
+    def signal(self) -> int | None:
+        return self.code - 128 if 128 < self.code < 160 else None
+
+
+@dataclass
+class RunSpec:
+    """Everything needed to create one container (the runner fills it from a ContainerSpec)."""
+
+    name: str
+    image: str
+    labels: dict[str, str]
+    command: list[str] | None = None
+    entrypoint: list[str] | None = None
+    ipc_mode: str | None = None
+    network_mode: str | None = "none"
+    user: str | None = None
+    read_only: bool = True
+    cap_drop: list[str] = field(default_factory=lambda: ["ALL"])
+    cap_add: list[str] = field(default_factory=list)
+    security_opt: list[str] = field(default_factory=lambda: ["no-new-privileges:true"])
+    pids_limit: int | None = 64
+    mem_limit: str | None = "256m"
+    shm_size: int | None = None
+    sysctls: dict[str, str] = field(default_factory=dict)
+    environment: dict[str, str] = field(default_factory=dict)
+    mounts: list[tuple[str, str, str, bool]] = field(default_factory=list)  # (type, source, target, ro)
+    tmpfs: dict[str, str] = field(default_factory=dict)
+    privileged: bool = False
+    pid_mode: str | None = None
+    devices: list[str] = field(default_factory=list)
+    volumes_from: list[str] = field(default_factory=list)
+
+
+class Output:
+    """The growing output of one container: lines per stream, and the JSON events on stdout.
+
+    A reader thread appends; waiters block on ``changed`` (a Condition) with a deadline.
+    """
+
+    def __init__(self) -> None:
+        self.changed = threading.Condition()
+        self.stdout: list[str] = []
+        self.stderr: list[str] = []
+        self.events: list[dict] = []
+        self.closed = False
+        self._partial = {"stdout": "", "stderr": ""}
+
+    def feed(self, stream: str, chunk: bytes) -> None:
+        text = self._partial[stream] + chunk.decode("utf-8", errors="replace")
+        *lines, self._partial[stream] = text.split("\n")
+        if lines:
+            with self.changed:
+                self._add(stream, lines)
+                self.changed.notify_all()
+
+    def _add(self, stream: str, lines: list[str]) -> None:
+        target = self.stdout if stream == "stdout" else self.stderr
+        for line in lines:
+            target.append(line)
+            if stream == "stdout" and line.startswith("{"):
+                try:
+                    event = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(event, dict):
+                    self.events.append(event)
+
+    def close(self) -> None:
+        with self.changed:
+            for stream, rest in self._partial.items():
+                if rest:
+                    self._add(stream, [rest])
+                    self._partial[stream] = ""
+            self.closed = True
+            self.changed.notify_all()
+
+    def wait_for(self, predicate: Callable[[], bool], deadline: float, clock: Callable[[], float] = time.monotonic) -> bool:
+        """Block until ``predicate()`` is true (checked under the lock on every change)
+        or ``deadline`` (a ``clock`` time) passes; returns the last value of the predicate."""
+        with self.changed:
+            while True:
+                if predicate():
+                    return True
+                left = deadline - clock()
+                if left <= 0 or self.closed:
+                    return predicate()
+                self.changed.wait(min(left, 1.0))
+
+    def tail(self, n: int = 20) -> str:
+        with self.changed:
+            lines = [f"{line}" for line in self.stdout[-n:]] + [f"[stderr] {line}" for line in self.stderr[-n:]]
+        return "\n".join(lines[-n:])
+
+
+class Container:
+    """A running (or exited) container labctl created, with its output being collected."""
+
+    def __init__(self, engine: "Engine", obj: "docker.models.containers.Container", role: str) -> None:
+        self._engine = engine
+        self._obj = obj
+        self.role = role
+        self.name: str = obj.name
+        self.id: str = obj.id
+        self.output = Output()
+        self._exit: ExitStatus | None = None
+        self._exit_lock = threading.Lock()
+        self._reader = threading.Thread(target=self._pump, name=f"logs-{self.name}", daemon=True)
+        self._reader.start()
+
+    def _pump(self) -> None:
+        # attach(logs=True) replays what was printed before we attached, so nothing is lost
+        # between start and attach; the stream ends when the container exits.
+        try:
+            stream = self._engine.api.attach(self.id, stdout=True, stderr=True, stream=True, logs=True, demux=True)
+            for out, err in stream:
+                if out:
+                    self.output.feed("stdout", out)
+                if err:
+                    self.output.feed("stderr", err)
+        except Exception:  # noqa: BLE001 - the stream dies with the container; state tells why
+            pass
+        finally:
+            self.output.close()
+
+    def wait_exit(self, timeout: float) -> ExitStatus | None:
+        """Block until the container exits (Docker ``wait``) or ``timeout`` seconds pass."""
+        if self._exit is not None:
+            return self._exit
+        if timeout <= 0:
+            return self.poll_exit()
+        try:
+            res = self._obj.wait(timeout=timeout)
+        except _TRANSIENT:
+            return self.poll_exit()
+        except docker.errors.NotFound as e:
+            raise ContainerGone(f"container {self.role!r} ({self.name}) was removed behind labctl's back") from e
+        except docker.errors.DockerException as e:
+            raise EngineError(f"waiting for container {self.role!r}: {_explain(e)}") from e
+        return self._record_exit(res.get("StatusCode", -1), (res.get("Error") or {}).get("Message", "") if isinstance(res.get("Error"), dict) else "")
+
+    def _record_exit(self, code: int, error: str = "") -> ExitStatus:
+        with self._exit_lock:
+            if self._exit is None:
+                oom = False
+                try:
+                    self._obj.reload()
+                    oom = bool(self._obj.attrs["State"].get("OOMKilled"))
+                except docker.errors.DockerException:
+                    pass
+                self._exit = ExitStatus(code=code, oom_killed=oom, error=error)
+                # The log stream closes right after exit; give the pump a bounded moment
+                # so checks see the final lines.
+                self._reader.join(timeout=2.0)
+            return self._exit
+
+    def poll_exit(self) -> ExitStatus | None:
+        """The exit status if the container has exited, else None (one inspect)."""
+        if self._exit is not None:
+            return self._exit
+        state = self.state()
+        if state.get("Status") in ("exited", "dead"):
+            return self._record_exit(int(state.get("ExitCode", -1)), state.get("Error", ""))
+        return None
+
+    def state(self) -> dict:
+        """Docker inspect's ``State`` of the container."""
+        try:
+            self._obj.reload()
+        except docker.errors.NotFound as e:
+            raise ContainerGone(f"container {self.role!r} ({self.name}) was removed behind labctl's back") from e
+        except docker.errors.DockerException as e:
+            raise EngineError(f"inspecting container {self.role!r}: {_explain(e)}") from e
+        return dict(self._obj.attrs.get("State", {}))
+
+    def pid(self) -> int | None:
+        pid = self.state().get("Pid") or 0
+        return int(pid) or None
+
+    def exec(self, cmd: list[str]) -> tuple[int, str]:
+        """``docker exec`` of ``cmd`` (no shell); returns (exit code, stdout+stderr text)."""
+        try:
+            res = self._obj.exec_run(cmd, stdout=True, stderr=True)
+        except docker.errors.NotFound as e:
+            raise ContainerGone(f"container {self.role!r} ({self.name}) is gone") from e
+        except docker.errors.DockerException as e:
+            raise EngineError(f"exec in container {self.role!r}: {_explain(e)}") from e
+        return int(res.exit_code if res.exit_code is not None else -1), (res.output or b"").decode("utf-8", errors="replace")
+
+    def kill(self, signal: str = "SIGKILL") -> None:
+        try:
+            self._obj.kill(signal=signal)
+        except docker.errors.DockerException:
+            pass
+
+
+# --------------------------------------------------------------------------- engine
+
+
+class Engine:
+    """A connection to the Docker engine. Create with ``Engine.connect()``."""
+
+    def __init__(self, client: "docker.DockerClient") -> None:
+        self.client = client
+        self.api = client.api
+        self.address = _engine_address()
+        self._arch: str | None = None
+
+    @classmethod
+    def connect(cls, timeout: float = 10.0) -> "Engine":
+        """Connect and ping (``docker.from_env`` + ``/_ping``); raises EngineError naming the address."""
+        address = _engine_address()
+        try:
+            client = docker.from_env(timeout=max(int(timeout), 1))
+            client.ping()
+        except (docker.errors.DockerException, *_TRANSIENT) as e:
+            raise EngineError(
+                f"cannot reach the Docker engine at {address}: {_explain(e)}\n"
+                "Is the daemon running (systemctl start docker / dockerd) and may this user use it? "
+                "Set DOCKER_HOST to use another engine."
+            ) from e
+        return cls(client)
+
+    def close(self) -> None:
+        try:
+            self.client.close()
+        except Exception:  # noqa: BLE001
+            pass
+
+    def _call(self, what: str, fn: Callable, *args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except _TRANSIENT as e:
+            raise EngineError(f"{what}: the engine at {self.address} stopped answering: {e}") from e
+        except docker.errors.DockerException as e:
+            raise EngineError(f"{what}: {_explain(e)}") from e
+
+    # ---- engine facts
+
+    def architecture(self) -> str:
+        """The engine's CPU architecture as uname says it: ``x86_64`` or ``aarch64``."""
+        if self._arch is None:
+            info = self._call("reading engine info", self.client.info)
+            arch = info.get("Architecture", "x86_64")
+            self._arch = {"amd64": "x86_64", "arm64": "aarch64"}.get(arch, arch)
+        return self._arch
+
+    def version(self) -> str:
+        return str(self._call("reading engine version", self.client.version).get("Version", "?"))
+
+    # ---- images (build.py)
+
+    def image_exists(self, ref: str) -> bool:
+        """True if the engine has image ``ref`` (``docker image inspect``)."""
+        try:
+            self.client.images.get(ref)
+            return True
+        except docker.errors.ImageNotFound:
+            return False
+        except docker.errors.DockerException as e:
+            raise EngineError(f"inspecting image {ref}: {_explain(e)}") from e
+
+    def image_size(self, ref: str) -> int:
+        return int(self._call(f"inspecting image {ref}", self.client.images.get, ref).attrs.get("Size", 0))
+
+    def build_image(self, context: bytes, tag: str, labels: dict[str, str]) -> str:
+        """``docker build`` from an in-memory tar ``context``; returns the image id.
+        Raises BuildError with the builder's log tail."""
+        from labctl.errors import BuildError
+
+        try:
+            image, _log = self.client.images.build(
+                fileobj=io.BytesIO(context), custom_context=True, tag=tag, labels=labels, rm=True, forcerm=True,
+            )
+        except docker.errors.BuildError as e:
+            tail = "".join(str(chunk.get("stream", chunk.get("error", ""))) for chunk in list(e.build_log)[-10:])
+            raise BuildError(f"docker build of {tag} failed: {e.msg}\n{tail}") from e
+        except (docker.errors.DockerException, *_TRANSIENT) as e:
+            raise BuildError(f"docker build of {tag} failed: {_explain(e)}") from e
+        return str(image.id)
+
+    def tag_image(self, ref: str, repo: str, tag: str) -> None:
+        image = self._call(f"inspecting image {ref}", self.client.images.get, ref)
+        self._call(f"tagging {ref} as {repo}:{tag}", image.tag, repo, tag)
+
+    # ---- creation: everything labctl creates is labelled by labels_for()
+
+    def create_volume(self, name: str, labels: dict[str, str], driver_opts: dict[str, str] | None = None) -> str:
+        """``docker volume create`` with labctl's labels; returns the name."""
+        self._call(f"creating volume {name}", self.client.volumes.create, name=name, labels=labels,
+                   driver="local", driver_opts=driver_opts or {})
+        return name
+
+    def start_container(self, spec: RunSpec, role: str) -> Container:
+        """``docker create`` + ``docker start``. The engine's refusal (bad ipc donor, unknown
+        sysctl...) raises ContainerStartError with its words; the container, if created, is
+        left for label-based teardown."""
+        mounts = [
+            docker.types.Mount(target=t, source=s, type=kind, read_only=ro)
+            for kind, s, t, ro in spec.mounts
+        ]
+        kwargs = dict(
+            image=spec.image, name=spec.name, labels=spec.labels, command=spec.command,
+            entrypoint=spec.entrypoint, ipc_mode=spec.ipc_mode, network_mode=spec.network_mode,
+            user=spec.user or None, read_only=spec.read_only, cap_drop=spec.cap_drop or None,
+            cap_add=spec.cap_add or None, security_opt=spec.security_opt or None,
+            pids_limit=spec.pids_limit, mem_limit=spec.mem_limit, shm_size=spec.shm_size,
+            sysctls=spec.sysctls or None, environment=spec.environment or None, mounts=mounts or None,
+            tmpfs=spec.tmpfs or None, privileged=spec.privileged, pid_mode=spec.pid_mode,
+            devices=spec.devices or None, volumes_from=spec.volumes_from or None, detach=True,
+        )
+        try:
+            obj = self.client.containers.create(**{k: v for k, v in kwargs.items() if v is not None})
+        except docker.errors.ImageNotFound as e:
+            raise ContainerStartError(role, f"image {spec.image} not found: {_explain(e)}") from e
+        except docker.errors.APIError as e:
+            raise ContainerStartError(role, _explain(e)) from e
+        except _TRANSIENT as e:
+            raise EngineError(f"creating container {role!r}: the engine at {self.address} stopped answering") from e
+        try:
+            obj.start()
+        except docker.errors.APIError as e:
+            raise ContainerStartError(role, _explain(e)) from e
+        except _TRANSIENT as e:
+            raise EngineError(f"starting container {role!r}: the engine at {self.address} stopped answering") from e
+        return Container(self, obj, role)
+
+    # ---- teardown and inventory, by label
+
+    def find(self, labels: dict[str, str]) -> dict[str, list[str]]:
+        """Names of containers (any state), volumes and networks carrying all ``labels``."""
+        filters = {"label": [f"{k}={v}" for k, v in labels.items()]}
+        return {
+            "containers": [c.name for c in self._call("listing containers", self.client.containers.list, all=True, filters=filters)],
+            "volumes": [v.name for v in self._call("listing volumes", self.client.volumes.list, filters=filters)],
+            "networks": [n.name for n in self._call("listing networks", self.client.networks.list, filters=filters)],
+        }
+
+    def run_ids(self) -> dict[str, dict[str, str]]:
+        """Run ids present on the engine, with the owner labels of one of their objects."""
+        runs: dict[str, dict[str, str]] = {}
+        filters = {"label": [f"{MANAGED}=true"]}
+        for c in self._call("listing containers", self.client.containers.list, all=True, filters=filters):
+            runs.setdefault(c.labels.get(RUN_ID, ""), dict(c.labels))
+        for v in self._call("listing volumes", self.client.volumes.list, filters=filters):
+            runs.setdefault((v.attrs.get("Labels") or {}).get(RUN_ID, ""), dict(v.attrs.get("Labels") or {}))
+        for n in self._call("listing networks", self.client.networks.list, filters=filters):
+            runs.setdefault((n.attrs.get("Labels") or {}).get(RUN_ID, ""), dict(n.attrs.get("Labels") or {}))
+        return runs
+
+    def remove_labelled(self, labels: dict[str, str]) -> tuple[list[str], list[str]]:
+        """Force-remove every container, then volume and network carrying ``labels``.
+        Best effort per object: returns (removed names, errors) and never raises for one
+        object, so one failure does not hide the rest."""
+        removed: list[str] = []
+        errors: list[str] = []
+        filters = {"label": [f"{k}={v}" for k, v in labels.items()]}
+
+        def attempt(what: str, fn: Callable[[], object]) -> None:
+            for _ in range(3):
+                try:
+                    fn()
+                    removed.append(what)
+                    return
+                except docker.errors.NotFound:
+                    return
+                except docker.errors.APIError as e:
+                    msg = _explain(e)
+                    if "in progress" in msg or "is in use" in msg:
+                        time.sleep(0.1)  # removal racing the engine's own cleanup: retry briefly
+                        continue
+                    errors.append(f"{what}: {msg}")
+                    return
+                except _TRANSIENT as e:
+                    errors.append(f"{what}: {e}")
+                    return
+            errors.append(f"{what}: still in use")
+
+        try:
+            containers = self.client.containers.list(all=True, filters=filters)
+        except (docker.errors.DockerException, *_TRANSIENT) as e:
+            return removed, [f"listing containers: {_explain(e)}"]
+        for c in containers:
+            attempt(f"container {c.name}", lambda c=c: c.remove(force=True, v=True))
+        try:
+            for v in self.client.volumes.list(filters=filters):
+                attempt(f"volume {v.name}", lambda v=v: v.remove(force=True))
+            for n in self.client.networks.list(filters=filters):
+                attempt(f"network {n.name}", n.remove)
+        except (docker.errors.DockerException, *_TRANSIENT) as e:
+            errors.append(f"listing volumes/networks: {_explain(e)}")
+        return removed, errors
+
+
+def host_ipc_namespace() -> str | None:
+    """labctl's own IPC namespace id (``readlink /proc/self/ns/ipc``)."""
+    try:
+        return os.readlink("/proc/self/ns/ipc")
+    except OSError:
+        return None
+
+
+def process_ipc_namespace(pid: int) -> str | None:
+    """The IPC namespace of host pid ``pid``, readable when labctl shares the engine's pid
+    namespace with enough privilege; None otherwise."""
+    try:
+        return os.readlink(f"/proc/{pid}/ns/ipc")
+    except OSError:
+        return None
