@@ -1,0 +1,52 @@
+"""Removing what labctl left: one run's objects, dead runs' objects, or everything managed."""
+
+from __future__ import annotations
+
+import os
+
+from labctl.runtime import MANAGED, OWNER_HOST, OWNER_PID, RUN_ID, Engine
+
+
+def remove_run(engine: Engine, run_id: str) -> tuple[list[str], list[str]]:
+    """Remove every object of run ``run_id`` (containers first, then volumes, networks)."""
+    return engine.remove_labelled({RUN_ID: run_id})
+
+
+def _owner_alive(labels: dict[str, str]) -> bool:
+    """True unless the labels name a labctl process on this host that no longer exists.
+    Objects from another host, or without owner labels (compose demo), count as alive."""
+    pid, host = labels.get(OWNER_PID), labels.get(OWNER_HOST)
+    if not pid or not pid.isdigit() or host != os.uname().nodename:
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            cmd = f.read()
+    except OSError:
+        return True
+    # pid reuse: a live process that is not a Python running labctl/pytest is not the owner
+    return b"labctl" in cmd or b"pytest" in cmd or b"python" in cmd
+
+
+def remove_stale(engine: Engine) -> tuple[list[str], list[str]]:
+    """Remove the objects of runs whose labctl process died (SIGKILL, crash), and only those."""
+    removed: list[str] = []
+    errors: list[str] = []
+    for run_id, labels in engine.run_ids().items():
+        if run_id and not _owner_alive(labels):
+            r, e = remove_run(engine, run_id)
+            removed += r
+            errors += e
+    return removed, errors
+
+
+def clean(engine: Engine, *, stale_only: bool = False) -> tuple[list[str], list[str]]:
+    """``labctl clean``: every object labelled io.labctl.managed=true, or only dead runs'."""
+    if stale_only:
+        return remove_stale(engine)
+    return engine.remove_labelled({MANAGED: "true"})

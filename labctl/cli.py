@@ -1,0 +1,378 @@
+"""The ``labctl`` command line. The only module that prints errors and exits.
+
+Data (reports, lists, schema, compose files) goes to stdout; progress and errors to
+stderr. Every flag can also come from ``LABCTL_<FLAG>`` (e.g. ``LABCTL_JOBS=4``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import threading
+import time
+import uuid
+from typing import Sequence
+
+from labctl import __version__
+from labctl.errors import EXIT_FAILED, EXIT_OK, Interrupted, LabctlError, UsageError
+
+DEFAULT_PATH = "scenarios"
+OPT_INS = {
+    "allow-host-ipc": "ipc: host (the segment is created in the host's namespace)",
+    "allow-host-paths": "bind mounts of host paths outside the scenario's folder",
+    "allow-privileged": "privileged mode, added capabilities, host pid, networks, devices or a writable root",
+}
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _env(flag: str) -> str | None:
+    return os.environ.get("LABCTL_" + flag.upper().replace("-", "_"))
+
+
+def _env_bool(flag: str) -> bool:
+    v = _env(flag)
+    return v is not None and v.strip().lower() not in ("", "0", "false", "no", "off")
+
+
+def _env_list(flag: str) -> list[str]:
+    v = _env(flag)
+    return [x.strip() for x in v.split(",") if x.strip()] if v else []
+
+
+def _err(msg: str) -> None:
+    sys.stderr.write(msg.rstrip("\n") + "\n")
+    sys.stderr.flush()
+
+
+class Progress:
+    """Progress lines on stderr: rewritten in place on a terminal, plain lines otherwise."""
+
+    def __init__(self, quiet: bool = False) -> None:
+        self.tty = sys.stderr.isatty()
+        self.quiet = quiet
+        self._lock = threading.Lock()
+        self._live = False
+
+    def status(self, msg: str) -> None:
+        if self.quiet or not self.tty:
+            return
+        with self._lock:
+            sys.stderr.write("\r\x1b[K" + msg[:150])
+            sys.stderr.flush()
+            self._live = True
+
+    def line(self, msg: str) -> None:
+        if self.quiet:
+            return
+        with self._lock:
+            if self._live:
+                sys.stderr.write("\r\x1b[K")
+                self._live = False
+            sys.stderr.write(msg + "\n")
+            sys.stderr.flush()
+
+
+def _load(paths: Sequence[str]):
+    from labctl import scenario as scen
+
+    files_or_dirs = list(paths) or [DEFAULT_PATH]
+    return scen.load_all(files_or_dirs)
+
+
+def _filter(scenarios, tags: list[str], substrings: list[str]):
+    out = []
+    for s in scenarios:
+        if tags and not set(tags) & set(s.tags):
+            continue
+        if substrings and not any(k in s.name for k in substrings):
+            continue
+        out.append(s)
+    return out
+
+
+def _refuse_opt_ins(scenarios, args: argparse.Namespace) -> None:
+    from labctl.errors import ScenarioError, ScenarioErrors
+
+    errors = []
+    for s in scenarios:
+        for flag, path, pos in s.requires:
+            if not getattr(args, flag.replace("-", "_"), False):
+                errors.append(ScenarioError(pos.file, pos.line, pos.col, path,
+                                            f"needs --{flag} ({OPT_INS.get(flag, flag)}); refused without it"))
+    if errors:
+        raise ScenarioErrors(errors)
+
+
+def _connect():
+    from labctl.runtime import Engine
+
+    return Engine.connect()
+
+
+def _ensure_image(engine, progress: Progress, force: bool = False):
+    from labctl import build
+
+    return build.ensure_image(engine, force=force, progress=progress.line)
+
+
+# --------------------------------------------------------------------------- commands
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    progress = Progress(args.quiet)
+    engine = _connect()
+    t0 = time.monotonic()
+    res = _ensure_image(engine, progress, force=args.force)
+    verb = "built" if res.built else "up to date:"
+    progress.line(f"{verb} {res.image} ({time.monotonic() - t0:.2f}s)")
+    print(res.image)
+    return EXIT_OK
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    scenarios = _load(args.paths)
+    _refuse_opt_ins(scenarios, args)
+    for s in scenarios:
+        print(f"ok  {s.file}  ({s.name}: {len(s.containers)} containers, {len(s.checks)} checks)")
+    return EXIT_OK
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    scenarios = _filter(_load(args.paths), args.tag, args.k)
+    if args.format == "json":
+        print(json.dumps([{"name": s.name, "file": s.file, "tags": list(s.tags),
+                           "description": s.description.strip().splitlines()[0] if s.description.strip() else ""}
+                          for s in scenarios], indent=2))
+        return EXIT_OK
+    width = max((len(s.name) for s in scenarios), default=4)
+    for s in scenarios:
+        first = s.description.strip().splitlines()[0] if s.description.strip() else ""
+        print(f"{s.name:<{width}}  [{','.join(s.tags)}]  {first}")
+    return EXIT_OK
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from labctl.scenario.schema import json_schema
+
+    print(json.dumps(json_schema(), indent=2))
+    return EXIT_OK
+
+
+def cmd_compose(args: argparse.Namespace) -> int:
+    from labctl import scenario as scen
+    from labctl.compose import render_compose
+
+    s = scen.load_file(args.scenario)
+    sys.stdout.write(render_compose(s))
+    return EXIT_OK
+
+
+def cmd_clean(args: argparse.Namespace) -> int:
+    from labctl import cleanup
+
+    engine = _connect()
+    removed, errors = cleanup.clean(engine, stale_only=args.stale)
+    for r in removed:
+        _err(f"removed {r}")
+    for e in errors:
+        _err(f"labctl: could not remove {e}")
+    _err(f"{len(removed)} object(s) removed")
+    return EXIT_FAILED if errors else EXIT_OK
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from labctl import cleanup, report, runner
+
+    specs = [report.parse_report_spec(s) for s in args.report]
+    if args.jobs < 1:
+        raise UsageError("--jobs must be at least 1")
+    scenarios = _filter(_load(args.paths), args.tag, args.k)
+    _refuse_opt_ins(scenarios, args)
+    if not scenarios:
+        raise UsageError("no scenario matches the given paths and filters")
+    progress = Progress(args.quiet)
+    engine = _connect()
+    run_id = str(uuid.uuid4())
+    for r in cleanup.remove_stale(engine)[0]:
+        progress.line(f"removed stale {r} (left by a labctl that died)")
+    image = _ensure_image(engine, progress).image
+    cancel = threading.Event()
+    _install_signals(cancel, engine, run_id)
+    total = len(scenarios)
+    done = [0]
+
+    def on_result(res) -> None:
+        done[0] += 1
+        mark = {"passed": "PASS", "failed": "FAIL", "error": "ERROR", "skipped": "SKIP"}[res.status]
+        progress.line(f"[{done[0]}/{total}] {mark} {res.name} ({res.duration_s:.2f}s)")
+
+    progress.line(f"running {total} scenario(s), {args.jobs} at a time (run {run_id[:8]})")
+    try:
+        result = runner.run_all(engine, scenarios, image, run_id=run_id, jobs=args.jobs, keep=args.keep,
+                                cancel=cancel, progress=progress.status, on_result=on_result)
+    except (KeyboardInterrupt, Interrupted) as e:
+        signum = getattr(e, "signum", signal.SIGINT)
+        cancel.set()
+        progress.line("interrupted: removing this run's containers and volumes...")
+        cleanup.remove_run(engine, run_id)
+        raise Interrupted(int(signum)) from None
+    finally:
+        _restore_signals()
+    out = report.render(result, args.format, color=sys.stdout.isatty())
+    sys.stdout.write(out if out.endswith("\n") else out + "\n")
+    sys.stdout.flush()
+    for path in report.write_reports(result, specs):
+        progress.line(f"wrote {path}")
+    if args.keep:
+        progress.line("--keep: containers left for inspection; remove them with `labctl clean`")
+    return EXIT_OK if result.ok else EXIT_FAILED
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from labctl import bench
+
+    return bench.main(args)
+
+
+# --------------------------------------------------------------------------- signals
+
+_old_handlers: dict[int, object] = {}
+
+
+def _install_signals(cancel: threading.Event, engine, run_id: str) -> None:
+    hits = [0]
+
+    def handler(signum, _frame):
+        hits[0] += 1
+        cancel.set()
+        if hits[0] > 1:
+            _err("labctl: second interrupt, exiting now; `labctl clean` removes what is left")
+            os._exit(128 + signum)
+        raise Interrupted(signum)
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        _old_handlers[sig] = signal.signal(sig, handler)
+
+
+def _restore_signals() -> None:
+    for sig, old in _old_handlers.items():
+        signal.signal(sig, old)  # type: ignore[arg-type]
+    _old_handlers.clear()
+
+
+# --------------------------------------------------------------------------- parser
+
+
+def _add_paths(p: argparse.ArgumentParser) -> None:
+    p.add_argument("paths", nargs="*", metavar="PATH",
+                   help=f"scenario files or folders (default: {DEFAULT_PATH}/)")
+
+
+def _add_opt_ins(p: argparse.ArgumentParser) -> None:
+    for flag, what in OPT_INS.items():
+        p.add_argument(f"--{flag}", action="store_true", default=_env_bool(flag), help=f"allow {what}")
+
+
+def _add_filters(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--tag", action="append", default=_env_list("tag"), metavar="TAG",
+                   help="only scenarios with this tag (repeatable)")
+    p.add_argument("-k", action="append", default=_env_list("k"), metavar="SUBSTRING",
+                   help="only scenarios whose name contains SUBSTRING (repeatable)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="labctl",
+        description="A containerized lab for Linux shared-memory IPC: run writer/reader pairs in "
+                    "containers and check what they share, what stays isolated, and what is cleaned up.",
+        epilog="Exit codes: 0 all passed, 1 a scenario failed, 2 usage or scenario file error, "
+               "3 environment error (engine, build), 130 interrupted. Every flag can be set as "
+               "LABCTL_<FLAG> in the environment.",
+    )
+    parser.add_argument("--version", action="version", version=f"labctl {__version__}")
+    parser.add_argument("-q", "--quiet", action="store_true", default=_env_bool("quiet"), help="no progress on stderr")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    p = sub.add_parser("run", help="run scenario files or folders")
+    _add_paths(p)
+    p.add_argument("--format", choices=("text", "json", "junit"), default=_env("format") or "text",
+                   help="report on stdout (default: text)")
+    p.add_argument("--report", action="append", default=_env_list("report"), metavar="FORMAT:PATH",
+                   help="also write a report to PATH (repeatable), e.g. junit:out/junit.xml")
+    _add_filters(p)
+    p.add_argument("--jobs", "-j", type=int, default=int(_env("jobs") or 1), metavar="N",
+                   help="scenarios run in parallel (default: 1)")
+    p.add_argument("--keep", action="store_true", default=_env_bool("keep"),
+                   help="leave containers for inspection (`labctl clean` removes them)")
+    _add_opt_ins(p)
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("validate", help="check scenario files without touching the engine")
+    _add_paths(p)
+    _add_opt_ins(p)
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("list", help="names, tags and one-line descriptions")
+    _add_paths(p)
+    _add_filters(p)
+    p.add_argument("--format", choices=("text", "json"), default=_env("format") or "text")
+    p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("build", help="compile the workloads and build the images (no-op when unchanged)")
+    p.add_argument("--force", action="store_true", default=_env_bool("force"), help="rebuild even if up to date")
+    p.set_defaults(func=cmd_build)
+
+    p = sub.add_parser("clean", help="remove every object labelled io.labctl.managed=true")
+    p.add_argument("--stale", action="store_true", default=_env_bool("stale"),
+                   help="only objects of labctl runs whose process is gone")
+    p.set_defaults(func=cmd_clean)
+
+    p = sub.add_parser("schema", help="print the JSON Schema of a scenario file")
+    p.set_defaults(func=cmd_schema)
+
+    p = sub.add_parser("compose", help="print a compose file equivalent to a scenario")
+    p.add_argument("scenario", metavar="SCENARIO", help="a scenario file")
+    p.set_defaults(func=cmd_compose)
+
+    p = sub.add_parser("bench", help="the IPC benchmark: shared memory against pipes, sockets and TCP")
+    p.add_argument("--format", choices=("text", "json"), default=_env("format") or "text")
+    p.add_argument("--sizes", default=_env("sizes") or "64,4096,65536,1048576", help="message sizes in bytes")
+    p.add_argument("--iterations", type=int, default=int(_env("iterations") or 20000))
+    p.add_argument("--mechanisms", default=_env("mechanisms") or "", help="comma-separated subset")
+    p.add_argument("--chart", default=_env("chart") or "", metavar="PNG", help="also write a chart")
+    p.set_defaults(func=cmd_bench)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``labctl`` console script; returns the exit code."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except ValueError as e:  # a malformed LABCTL_ variable (e.g. LABCTL_JOBS=x)
+        _err(f"labctl: {e}")
+        return 2
+    try:
+        return int(args.func(args))
+    except LabctlError as e:
+        _err(f"labctl: {e}" if not isinstance(e, _located()) else str(e))
+        return e.exit_code
+    except KeyboardInterrupt:
+        _err("labctl: interrupted")
+        return 130
+    except BrokenPipeError:
+        return EXIT_OK
+
+
+def _located() -> tuple[type, ...]:
+    from labctl.errors import ScenarioError, ScenarioErrors
+
+    return (ScenarioError, ScenarioErrors)
+
+

@@ -1,0 +1,400 @@
+"""Carrying out scenarios on the engine: set up, start in order, check, tear down.
+
+One ``ScenarioRun`` per scenario. Everything it creates is labelled with the run id
+and the scenario name (``runtime.labels_for``); teardown removes by those labels and
+runs whatever happened before it (failure, exception, Ctrl-C).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable
+
+from labctl import checks as checkmod
+from labctl.errors import ContainerStartError, Interrupted, LabctlError
+from labctl.output import ExitStatus, Output
+from labctl.results import CheckResult, RunResult, ScenarioResult
+from labctl.runtime import RUN_ID, SCENARIO, Container, Engine, RunSpec, host_ipc_namespace, labels_for, process_ipc_namespace
+from labctl.scenario.model import After, CleanupCheck, ContainerSpec, Scenario
+
+Progress = Callable[[str], None]
+WORKLOAD_USER = "65534:65534"  # nobody: the workloads need no privilege
+PROBE_CAPS = ["IPC_OWNER", "DAC_READ_SEARCH"]  # read any segment / file, change nothing
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-zA-Z0-9_.-]+", "-", text)[:40]
+
+
+class ScenarioRun:
+    """The state of one scenario on the engine; implements ``checks.Observation``."""
+
+    def __init__(self, engine: Engine, scenario: Scenario, run_id: str, image: str, *,
+                 cancel: threading.Event | None = None, progress: Progress | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.engine = engine
+        self.scenario = scenario
+        self.run_id = run_id
+        self.image = image
+        self.cancel = cancel or threading.Event()
+        self.progress = progress or (lambda _msg: None)
+        self.clock = clock
+        self.prefix = f"labctl-{run_id[:8]}-{_slug(scenario.name)}"
+        self.containers: dict[str, Container] = {}
+        self.refused: dict[str, str] = {}
+        self.probes: dict[str, Container] = {}
+        self.tempdirs: dict[str, str] = {}
+        self.volume_names: dict[str, str] = {}
+        self.host_before: dict | None = None
+        self._leftovers: list[str] = []
+        self.deadline = clock() + scenario.timeout
+
+    # ---------------------------------------------------------------- naming and labels
+
+    def _labels(self, role: str) -> dict[str, str]:
+        return labels_for(self.run_id, self.scenario.name, role)
+
+    def _name(self, role: str) -> str:
+        return f"{self.prefix}-{role}"
+
+    def _check_cancel(self) -> None:
+        if self.cancel.is_set():
+            raise Interrupted()
+
+    # ---------------------------------------------------------------- set-up
+
+    def setup_storage(self) -> None:
+        """Create per-run volumes and temp dirs; open them to the non-root workload user."""
+        base = os.path.dirname(os.path.abspath(self.scenario.file))
+        to_open = []
+        for v in self.scenario.volumes:
+            if v.type in ("volume", "tmpfs-volume"):
+                name = f"{self.prefix}-{v.name}"
+                opts = None
+                if v.type == "tmpfs-volume":
+                    o = "mode=1777" + (f",size={v.size}" if v.size else "")
+                    opts = {"type": "tmpfs", "device": "tmpfs", "o": o}
+                else:
+                    to_open.append(v.name)
+                self.engine.create_volume(name, self._labels(f"volume-{v.name}"), opts)
+                self.volume_names[v.name] = name
+            elif v.type == "tempdir":
+                path = tempfile.mkdtemp(prefix=f"{self.prefix}-{v.name}-")
+                os.chmod(path, 0o1777)
+                self.tempdirs[v.name] = path
+            else:
+                self.tempdirs[v.name] = os.path.normpath(os.path.join(base, v.path or "."))
+        if to_open:
+            # A fresh named volume is root-owned 0755; open it (sticky, world-writable)
+            # so the non-root workloads can create their files, as /tmp is.
+            spec = RunSpec(
+                name=self._name("prep"), image=self.image, labels=self._labels("prep"),
+                command=["prep", "--chmod", "1777", *[f"/v/{n}" for n in to_open]], user="0:0",
+                mounts=[("volume", self.volume_names[n], f"/v/{n}", False) for n in to_open],
+            )
+            prep = self.engine.start_container(spec, "prep")
+            status = prep.wait_exit(max(1.0, self.deadline - self.clock()))
+            if status is None or status.code != 0:
+                raise LabctlError(f"preparing volumes failed: {status}; {prep.output.tail(5)}")
+            self.engine.remove_labelled({RUN_ID: self.run_id, SCENARIO: self.scenario.name, "io.labctl.role": "prep"})
+
+    def run_spec(self, c: ContainerSpec) -> RunSpec:
+        """The engine-level description of scenario container ``c`` (hardened by default)."""
+        if c.workload:
+            image, command, entrypoint = self.image, [c.workload, *c.args], None
+            user = c.user or WORKLOAD_USER
+        else:
+            image, command = c.image or "", list(c.command) if c.command is not None else None
+            entrypoint = list(c.entrypoint) if c.entrypoint is not None else None
+            user = c.user
+        donor = c.ipc_donor
+        ipc = f"container:{self.containers[donor].name}" if donor and donor in self.containers else (
+            f"container:{self._name(donor)}" if donor else c.ipc)
+        mounts = []
+        for m in c.mounts:
+            if m.tmpfs:
+                continue
+            if m.source in self.volume_names:
+                mounts.append(("volume", self.volume_names[m.source], m.target, m.read_only))
+            elif m.source in self.tempdirs:
+                mounts.append(("bind", self.tempdirs[m.source], m.target, m.read_only))
+        network = c.network
+        if network.startswith("container:"):
+            network = f"container:{self._name(network.split(':', 1)[1])}"
+        pid = c.pid
+        if pid and pid.startswith("container:"):
+            pid = f"container:{self._name(pid.split(':', 1)[1])}"
+        return RunSpec(
+            name=self._name(c.name), image=image, labels=self._labels(c.name), command=command,
+            entrypoint=entrypoint, ipc_mode=ipc, network_mode=network, user=user, read_only=c.read_only,
+            cap_add=list(c.cap_add), privileged=c.privileged, pid_mode=pid, devices=list(c.devices),
+            shm_size=c.shm_size, sysctls=dict(c.sysctls), environment=dict(c.env), mounts=mounts,
+            tmpfs={m.target: "mode=1777" for m in c.mounts if m.tmpfs},
+        )
+
+    def _order(self) -> list[ContainerSpec]:
+        """Containers in a start order that honours ``after`` (validation rejected cycles)."""
+        done: list[ContainerSpec] = []
+        names: set[str] = set()
+        pending = list(self.scenario.containers)
+        while pending:
+            for c in pending:
+                deps = {a.container for a in c.after} | ({c.ipc_donor} if c.ipc_donor else set())
+                if deps <= names:
+                    done.append(c)
+                    names.add(c.name)
+                    pending.remove(c)
+                    break
+            else:
+                raise LabctlError("start order has a cycle")  # validation prevents this
+        return done
+
+    def start_all(self) -> None:
+        """Start every container once its ``after`` conditions hold; record refusals."""
+        probed = self._probed_namespaces()
+        for c in self._order():
+            self._check_cancel()
+            blocked = next((a.container for a in c.after if a.container in self.refused), None)
+            if blocked:
+                self.refused[c.name] = f"not started: {blocked} was refused"
+                continue
+            for a in c.after:
+                self._wait_condition(c.name, a)
+            if c.ipc_donor and c.ipc_donor in self.refused:
+                self.refused[c.name] = f"not started: its IPC donor {c.ipc_donor} was refused"
+                continue
+            self.progress(f"{self.scenario.name}: starting {c.name}")
+            try:
+                self.containers[c.name] = self.engine.start_container(self.run_spec(c), c.name)
+            except ContainerStartError as e:
+                self.refused[c.name] = e.reason
+                continue
+            if c.name in probed:
+                self._start_probe(c.name)
+
+    def _probed_namespaces(self) -> set[str]:
+        owners = set()
+        for ch in self.scenario.checks:
+            if ch.kind == "segment":
+                owners.add(self.scenario.ipc_owner(ch.body.in_))  # type: ignore[union-attr]
+        return owners
+
+    def _start_probe(self, owner: str) -> None:
+        # Joined as soon as the owner runs, so it can be probed even after the owner
+        # exits; note that the probe then keeps the namespace (and its segments) alive.
+        c = self.scenario.container(owner)
+        ipc = "host" if c.ipc == "host" else f"container:{self.containers[owner].name}"
+        spec = RunSpec(name=self._name(f"probe-{owner}"), image=self.image, labels=self._labels(f"probe-{owner}"),
+                       command=["hold"], ipc_mode=ipc, user="0:0", cap_add=PROBE_CAPS)
+        try:
+            self.probes[owner] = self.engine.start_container(spec, f"probe-{owner}")
+        except ContainerStartError as e:
+            self.refused[f"probe-{owner}"] = e.reason
+
+    def _wait_condition(self, who: str, a: After) -> None:
+        target = self.containers.get(a.container)
+        if target is None:
+            raise LabctlError(f"{who} waits for {a.container}, which did not start")
+        remaining = self.deadline - self.clock()
+        if a.condition == "started":
+            return
+        if a.condition == "exited":
+            if target.wait_exit(remaining) is None:
+                raise LabctlError(f"{who} waits for {a.container} to exit; it still runs after the scenario timeout")
+            return
+        out = target.output
+        if a.condition == "event":
+            pred = lambda: any(e.get("event") == a.value for e in out.events)  # noqa: E731
+            what = f"the event {a.value!r}"
+        else:
+            rx = re.compile(a.value or "")
+            pred = lambda: any(rx.search(line) for line in out.stdout + out.stderr)  # noqa: E731
+            what = f"output matching /{a.value}/"
+        while not out.wait_for(pred, min(self.deadline, self.clock() + 0.5), self.clock):
+            self._check_cancel()
+            if out.closed:
+                status = target.wait_exit(2.0)
+                raise LabctlError(
+                    f"{who} waits for {what} from {a.container}, but {a.container} ended "
+                    f"({checkmod.describe_exit(status) if status else 'output closed'}) without it")
+            if self.clock() >= self.deadline:
+                raise LabctlError(f"{who} waits for {what} from {a.container}: not seen within the scenario timeout")
+
+    # ---------------------------------------------------------------- Observation
+
+    def output(self, container: str) -> Output | None:
+        c = self.containers.get(container)
+        return c.output if c else None
+
+    def refusal(self, container: str) -> str | None:
+        return self.refused.get(container)
+
+    def wait_exit(self, container: str, timeout: float) -> ExitStatus | None:
+        c = self.containers[container]
+        end = self.clock() + timeout
+        while True:  # in slices, so Ctrl-C is noticed
+            status = c.wait_exit(max(0.0, min(1.0, end - self.clock())))
+            if status is not None or self.clock() >= end:
+                return status
+            self._check_cancel()
+
+    def ipc_namespace(self, container: str) -> str | None:
+        if container == "host":
+            return host_ipc_namespace()
+        c = self.containers.get(container)
+        if c is None:
+            return None
+        with c.output.changed:
+            for e in c.output.events:
+                if e.get("event") == "start" and e.get("ipcns"):
+                    return str(e["ipcns"])
+        pid = c.pid() if c.poll_exit() is None else None
+        return process_ipc_namespace(pid) if pid else None
+
+    def _probe(self, holder: Container, args: list[str], what: str) -> dict:
+        import json
+
+        code, text = holder.exec(["/shmlab", *args])
+        for line in text.splitlines():
+            if line.startswith("{"):
+                data = json.loads(line)
+                if data.get("event") == "probe":
+                    return data
+        raise LabctlError(f"probe of {what} failed (exit {code}): {text.strip()[-300:]}")
+
+    def probe_ipc(self, container: str, args: list[str]) -> dict:
+        owner = self.scenario.ipc_owner(container)
+        holder = self.probes.get(owner)
+        if holder is None:
+            why = self.refused.get(f"probe-{owner}") or self.refused.get(owner) or "its owner did not start"
+            raise LabctlError(f"cannot probe the IPC namespace of {container}: {why}")
+        return self._probe(holder, args, f"the IPC namespace of {container}")
+
+    def probe_file(self, container: str, args: list[str]) -> dict:
+        role = f"files-{container}"
+        holder = self.probes.get(role)
+        if holder is None:
+            target = self.containers.get(container)
+            if target is None:
+                raise LabctlError(f"cannot look at the files of {container}: it did not start")
+            spec = RunSpec(name=self._name(role), image=self.image, labels=self._labels(role), command=["hold"],
+                           user="0:0", cap_add=PROBE_CAPS, volumes_from=[target.name])
+            holder = self.probes[role] = self.engine.start_container(spec, role)
+        return self._probe(holder, args, f"the files of {container}")
+
+    def leftovers(self) -> list[str]:
+        return list(self._leftovers)
+
+    # ---------------------------------------------------------------- teardown
+
+    def teardown(self) -> list[str]:
+        """Remove everything of this scenario by label, delete temp dirs; returns problems."""
+        _removed, errors = self.engine.remove_labelled({RUN_ID: self.run_id, SCENARIO: self.scenario.name})
+        for name, path in self.tempdirs.items():
+            if self.scenario_volume(name).type == "tempdir":
+                shutil.rmtree(path, ignore_errors=True)
+                if os.path.exists(path):
+                    errors.append(f"temp dir {path}")
+        left = self.engine.find({RUN_ID: self.run_id, SCENARIO: self.scenario.name})
+        self._leftovers = [f"{kind[:-1]} {n}" for kind, names in left.items() for n in names] + [
+            f"temp dir {p}" for n, p in self.tempdirs.items()
+            if self.scenario_volume(n).type == "tempdir" and os.path.exists(p)]
+        return errors
+
+    def scenario_volume(self, name: str):
+        return next(v for v in self.scenario.volumes if v.name == name)
+
+    def logs(self) -> dict[str, str]:
+        return {name: c.output.tail(15) for name, c in self.containers.items()}
+
+
+def run_scenario(engine: Engine, scenario: Scenario, run_id: str, image: str, *, keep: bool = False,
+                 cancel: threading.Event | None = None, progress: Progress | None = None) -> ScenarioResult:
+    """Carry out one scenario and return its result; raises Interrupted after teardown on Ctrl-C."""
+    t0 = time.monotonic()
+    run = ScenarioRun(engine, scenario, run_id, image, cancel=cancel, progress=progress)
+    result = ScenarioResult(scenario.name, scenario.file, "passed", tags=scenario.tags)
+    interrupted: Interrupted | None = None
+    try:
+        run.setup_storage()
+        run.start_all()
+        for check in scenario.checks:
+            if isinstance(check.body, CleanupCheck):
+                continue
+            run._check_cancel()
+            result.checks.append(checkmod.evaluate(check, run, hard_deadline=run.deadline))
+    except Interrupted as e:
+        interrupted = e
+        result.status, result.message = "error", "interrupted"
+    except LabctlError as e:
+        result.status, result.message = "error", str(e)
+    finally:
+        result.logs = run.logs()
+        if not keep:
+            problems = run.teardown()
+            if problems and result.status == "passed":
+                result.status, result.message = "error", "teardown: " + "; ".join(problems)
+    if interrupted:
+        raise interrupted
+    for check in scenario.checks:
+        if isinstance(check.body, CleanupCheck):
+            if keep:
+                result.checks.append(CheckResult(check.name, "skipped", "--keep: nothing was torn down"))
+            else:
+                result.checks.append(checkmod.evaluate(check, run))
+    if result.status == "passed" and any(c.status in ("failed", "error") for c in result.checks):
+        result.status = "failed"
+    result.duration_s = time.monotonic() - t0
+    if result.status == "passed":
+        result.logs = {}
+    return result
+
+
+def run_all(engine: Engine, scenarios: list[Scenario], image: str, *, run_id: str, jobs: int = 1, keep: bool = False,
+            cancel: threading.Event | None = None, progress: Progress | None = None,
+            on_result: Callable[[ScenarioResult], None] | None = None) -> RunResult:
+    """Run scenarios, ``jobs`` at a time (host-IPC scenarios one at a time: they share keys)."""
+    t0 = time.monotonic()
+    cancel = cancel or threading.Event()
+    host_lock = threading.Lock()
+    run = RunResult(run_id)
+    lock = threading.Lock()
+
+    def one(s: Scenario) -> ScenarioResult:
+        if cancel.is_set():
+            return ScenarioResult(s.name, s.file, "skipped", message="interrupted", tags=s.tags)
+        uses_host = any(c.ipc == "host" for c in s.containers)
+        if uses_host:
+            with host_lock:
+                res = run_scenario(engine, s, run_id, image, keep=keep, cancel=cancel, progress=progress)
+        else:
+            res = run_scenario(engine, s, run_id, image, keep=keep, cancel=cancel, progress=progress)
+        with lock:
+            if on_result:
+                on_result(res)
+        return res
+
+    results: dict[str, ScenarioResult] = {}
+    if jobs <= 1:
+        for s in scenarios:
+            results[s.name] = one(s)
+    else:
+        with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="scenario") as pool:
+            futures = {s.name: pool.submit(one, s) for s in scenarios}
+            errors: list[BaseException] = []
+            for name, f in futures.items():
+                try:
+                    results[name] = f.result()
+                except BaseException as e:  # noqa: BLE001 - re-raised below after all finished
+                    errors.append(e)
+            if errors:
+                raise errors[0]
+    run.scenarios = [results[s.name] for s in scenarios if s.name in results]
+    run.duration_s = time.monotonic() - t0
+    return run
