@@ -1,0 +1,303 @@
+"""From a loaded Node tree to a validated :class:`~labctl.scenario.model.Scenario`.
+
+Key and type checks come from the declarative table (``fields.SCENARIO``); this module
+adds the rules that look across the file: references between containers, start-order
+cycles, volumes, the opt-ins a file requires. All errors are collected and raised
+together, sorted by position.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from labctl.errors import ScenarioError, ScenarioErrors
+from labctl.scenario import checks_build
+from labctl.scenario.fields import SCENARIO
+from labctl.scenario.model import (
+    After, ContainerSpec, MountSpec, Pos, Scenario, VolumeSpec,
+)
+from labctl.scenario.spec import INVALID, Ctx, PDict, PList, did_you_mean, join
+from labctl.scenario.yamlload import Node
+
+
+def pos_of(ctx: Ctx, node: Node) -> Pos:
+    """The model Pos of a node."""
+    return Pos(ctx.file, node.line, node.col)
+
+
+class Builder:
+    """Shared state while one file is turned into a Scenario."""
+
+    def __init__(self, ctx: Ctx, tree: Node, base_dir: str) -> None:
+        self.ctx = ctx
+        self.tree = tree
+        self.base_dir = base_dir
+        cont = tree.value.get("containers")
+        vols = tree.value.get("volumes")
+        # Names come from the raw tree, so a container whose body is invalid is still
+        # a valid reference (one error, not a cascade).
+        self.container_names: list[str] = list(cont.value) if cont is not None and cont.kind == "map" else []
+        self.volume_names: list[str] = list(vols.value) if vols is not None and vols.kind == "map" else []
+        self.requires: list[tuple[str, str, Pos]] = []
+
+    def ref(self, name: Any, node: Node, path: str, *, allow_host: bool = False, what: str = "container") -> bool:
+        """Check that ``name`` is a container of this file; record an error if not."""
+        if name is INVALID or not isinstance(name, str):
+            return False
+        if name in self.container_names or (allow_host and name == "host"):
+            return True
+        choices = self.container_names + (["host"] if allow_host else [])
+        hint = did_you_mean(name, choices) if choices else ""
+        self.ctx.at(node, path, f"unknown {what} '{name}'{hint}")
+        return False
+
+    def require(self, flag: str, path: str, node: Node) -> None:
+        """Record an opt-in the CLI must allow."""
+        self.requires.append((flag, path, pos_of(self.ctx, node)))
+
+
+def _node(d: PDict, key: str) -> Node:
+    return d.node.value[key]
+
+
+def _get(d: Any, key: str, default: Any = None) -> Any:
+    """A checked value or ``default`` when absent or invalid."""
+    if not isinstance(d, dict):
+        return default
+    v = d.get(key, default)
+    return default if v is INVALID else v
+
+
+# --------------------------------------------------------------------------- volumes
+
+
+def build_volume(b: Builder, name: str, d: Any, node: Node) -> VolumeSpec:
+    """One entry of ``volumes:``; hostdir paths outside the file's folder need an opt-in."""
+    path = f"volumes.{name}"
+    vtype = _get(d, "type", "volume")
+    if not isinstance(d, PDict):
+        return VolumeSpec(name, pos=pos_of(b.ctx, node))
+    if "size" in d and vtype != "tmpfs-volume":
+        b.ctx.at(_node(d, "size"), join(path, "size"), "'size' applies only to type tmpfs-volume")
+    if "path" in d and vtype != "hostdir":
+        b.ctx.at(_node(d, "path"), join(path, "path"), "'path' applies only to type hostdir")
+    hostpath = _get(d, "path")
+    if vtype == "hostdir":
+        if "path" not in d:
+            b.ctx.at(node, path, "a hostdir volume needs 'path'")
+        elif isinstance(hostpath, str):
+            base = os.path.realpath(b.base_dir)
+            resolved = os.path.realpath(os.path.join(base, hostpath))
+            # `..` traversal and absolute paths are the same case: outside the file's folder.
+            if os.path.commonpath([base, resolved]) != base:
+                b.require("allow-host-paths", join(path, "path"), _node(d, "path"))
+    return VolumeSpec(name, vtype, hostpath if vtype == "hostdir" else None,
+                      _get(d, "size") if vtype == "tmpfs-volume" else None, pos_of(b.ctx, node))
+
+
+# --------------------------------------------------------------------------- containers
+
+
+def _mounts(b: Builder, d: PDict, path: str) -> list[MountSpec]:
+    out = []
+    vols = _get(d, "volumes", [])
+    for i, spec in enumerate(vols):
+        if spec is INVALID:
+            continue
+        node = vols.node.value[i]
+        ipath = f"{join(path, 'volumes')}[{i}]"
+        parts = spec.split(":")
+        source, target = parts[0], parts[1]
+        ro = len(parts) > 2 and parts[2] == "ro"
+        if source not in b.volume_names:
+            choices = b.volume_names
+            hint = did_you_mean(source, choices) if choices else " (declare it under the top-level volumes:)"
+            b.ctx.at(node, ipath, f"unknown volume '{source}'{hint}")
+        if ".." in target.split("/"):
+            b.ctx.at(node, ipath, f"mount target {target!r} may not contain '..'")
+        out.append(MountSpec(source, target, ro, False, pos_of(b.ctx, node)))
+    tmpfs = _get(d, "tmpfs", [])
+    for i, target in enumerate(tmpfs):
+        if target is INVALID:
+            continue
+        node = tmpfs.node.value[i]
+        if ".." in target.split("/"):
+            b.ctx.at(node, f"{join(path, 'tmpfs')}[{i}]", f"tmpfs path {target!r} may not contain '..'")
+        out.append(MountSpec(None, target, False, True, pos_of(b.ctx, node)))
+    seen: dict[str, int] = {}
+    for m in out:
+        if m.target in seen:
+            b.ctx.err(m.pos.line, m.pos.col, join(path, "tmpfs" if m.tmpfs else "volumes"),
+                      f"two mounts at {m.target!r} (first at line {seen[m.target]})")
+        seen.setdefault(m.target, m.pos.line)
+    return out
+
+
+def _after(b: Builder, name: str, d: PDict, path: str) -> list[After]:
+    raw = _get(d, "after")
+    if raw is None:
+        return []
+    apath = join(path, "after")
+    items: list[tuple[Any, Node, str]]
+    if isinstance(raw, PList):
+        items = [(v, raw.node.value[i], f"{apath}[{i}]") for i, v in enumerate(raw)]
+    else:
+        items = [(raw, _node(d, "after"), apath)]
+    out = []
+    for value, node, ipath in items:
+        if value is INVALID:
+            continue
+        pairs = [(value, "started", node, ipath)] if isinstance(value, str) else [
+            (k, v, value.node.value[k], join(ipath, k)) for k, v in value.items()]
+        for target, cond, cnode, cpath in pairs:
+            # The key's own position for {NAME: COND}: that is what a bad NAME points at.
+            tnode = cnode if isinstance(value, str) else Node(target, *value.node.keys[target])
+            if not b.ref(target, tnode, cpath):
+                continue
+            if target == name:
+                b.ctx.at(tnode, cpath, f"container '{name}' cannot start after itself")
+                continue
+            if cond is INVALID:
+                continue
+            if cond in ("started", "exited"):
+                out.append(After(target, cond, None, pos_of(b.ctx, tnode)))
+            elif cond.startswith("/"):
+                out.append(After(target, "output", cond[1:-1], pos_of(b.ctx, tnode)))
+            else:
+                out.append(After(target, "event", cond, pos_of(b.ctx, tnode)))
+    return out
+
+
+def _link(b: Builder, name: str, d: PDict, key: str, path: str) -> None:
+    """``ipc``/``network``/``pid``: ``container:X`` must name another container here."""
+    value = _get(d, key)
+    if not isinstance(value, str) or not value.startswith("container:"):
+        return
+    target = value.split(":", 1)[1]
+    node = _node(d, key)
+    if b.ref(target, node, join(path, key)) and target == name:
+        b.ctx.at(node, join(path, key), f"container '{name}' cannot join its own {key} namespace")
+
+
+def build_container(b: Builder, name: str, d: Any, node: Node) -> ContainerSpec:
+    """One entry of ``containers:``."""
+    path = f"containers.{name}"
+    if not isinstance(d, PDict):
+        return ContainerSpec(name, pos=pos_of(b.ctx, node))
+    for key in ("ipc", "network", "pid"):
+        _link(b, name, d, key, path)
+    ipc = _get(d, "ipc", "private")
+    if ipc == "host":
+        b.require("allow-host-ipc", join(path, "ipc"), _node(d, "ipc"))
+        for key, knode in ((k, Node(k, *d.node.value["sysctls"].keys[k])) for k in _get(d, "sysctls", {})):
+            if key.startswith(("kernel.", "fs.mqueue.")):
+                b.ctx.at(knode, join(join(path, "sysctls"), key), "IPC sysctls cannot be set with ipc: host")
+    privileged = [
+        ("privileged", _get(d, "privileged") is True),
+        ("cap_add", bool(_get(d, "cap_add"))),
+        ("pid", _get(d, "pid") == "host"),
+        ("network", _get(d, "network") == "bridge"),
+        ("devices", bool(_get(d, "devices"))),
+        ("read_only", _get(d, "read_only") is False),
+    ]
+    for key, needed in privileged:
+        if needed:
+            b.require("allow-privileged", join(path, key), _node(d, key))
+
+    def strings(key: str) -> tuple[str, ...] | None:
+        v = _get(d, key)
+        return None if v is None else tuple(x for x in v if x is not INVALID)
+
+    return ContainerSpec(
+        name=name,
+        workload=_get(d, "workload"),
+        args=strings("args") or (),
+        image=_get(d, "image"),
+        command=strings("command"),
+        entrypoint=strings("entrypoint"),
+        ipc=ipc,
+        mounts=tuple(_mounts(b, d, path)),
+        user=_get(d, "user"),
+        shm_size=_get(d, "shm_size"),
+        sysctls=tuple((k, v) for k, v in _get(d, "sysctls", {}).items() if v is not INVALID),
+        env=tuple((k, v) for k, v in _get(d, "env", {}).items() if v is not INVALID),
+        after=tuple(_after(b, name, d, path)),
+        timeout=_get(d, "timeout", 30.0),
+        read_only=_get(d, "read_only", True),
+        network=_get(d, "network", "none"),
+        cap_add=strings("cap_add") or (),
+        privileged=_get(d, "privileged", False),
+        pid=_get(d, "pid"),
+        devices=strings("devices") or (),
+        pos=pos_of(b.ctx, node),
+    )
+
+
+def check_cycles(b: Builder, containers: list[ContainerSpec]) -> None:
+    """Start order must be a DAG: ``after`` and ``container:`` links (a joiner starts after its donor)."""
+    deps: dict[str, list[tuple[str, Pos]]] = {c.name: [] for c in containers}
+    for c in containers:
+        for a in c.after:
+            deps[c.name].append((a.container, a.pos))
+        for mode in (c.ipc, c.network, c.pid or ""):
+            if mode.startswith("container:") and mode[10:] in deps and mode[10:] != c.name:
+                deps[c.name].append((mode[10:], c.pos))
+    state: dict[str, int] = {}  # 1 = on the stack, 2 = done
+    reported: set[frozenset[str]] = set()
+
+    def visit(name: str, stack: list[str]) -> None:
+        state[name] = 1
+        stack.append(name)
+        for dep, pos in deps.get(name, []):
+            if state.get(dep) == 1:
+                cycle = stack[stack.index(dep):] + [dep]
+                if frozenset(cycle) not in reported:
+                    reported.add(frozenset(cycle))
+                    b.ctx.err(pos.line, pos.col, f"containers.{name}",
+                              "start-order cycle: " + " -> ".join(cycle))
+            elif state.get(dep) is None and dep in deps:
+                visit(dep, stack)
+        stack.pop()
+        state[name] = 2
+
+    for c in containers:
+        if c.name not in state:
+            visit(c.name, [])
+
+
+# --------------------------------------------------------------------------- scenario
+
+
+def validate_tree(tree: Node, file: str, base_dir: str | None = None) -> Scenario:
+    """Validate a loaded tree; return the Scenario or raise ScenarioErrors (all of them)."""
+    ctx = Ctx(file)
+    top = SCENARIO.check(tree, "", ctx)
+    if base_dir is None:
+        base_dir = os.path.dirname(os.path.abspath(file)) if not file.startswith("<") else os.getcwd()
+    b = Builder(ctx, tree, base_dir)
+    vols = _get(top, "volumes", {})
+    volumes = [build_volume(b, n, v, vols.node.value[n]) for n, v in vols.items()]
+    conts = _get(top, "containers", {})
+    containers = [build_container(b, n, v, conts.node.value[n]) for n, v in conts.items()]
+    check_cycles(b, containers)
+    checks = checks_build.build_checks(b, _get(top, "checks", []), containers)
+    if ctx.errors:
+        raise ScenarioErrors(sort_errors(ctx.errors))
+    return Scenario(
+        version=top["version"], name=top["name"], description=top["description"],
+        tags=tuple(_get(top, "tags", [])), containers=tuple(containers), checks=tuple(checks),
+        volumes=tuple(volumes), timeout=_get(top, "timeout", 120.0), file=file,
+        pos=pos_of(ctx, tree), requires=tuple(b.requires),
+    )
+
+
+def sort_errors(errors: list[ScenarioError]) -> list[ScenarioError]:
+    """By position (file, line, column); exact duplicates dropped."""
+    seen: set[str] = set()
+    out = []
+    for e in sorted(errors, key=lambda e: (e.file, e.line or 0, e.col or 0)):
+        if e.message not in seen:
+            seen.add(e.message)
+            out.append(e)
+    return out
