@@ -1,0 +1,125 @@
+/* loop.c - the writer and reader loops every transport shares: the same
+ * struct conn_stat is counted up and read back whether it lives in a SysV
+ * segment, a mapped file or a POSIX shm object.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "shmlab.h"
+
+/* ==== writer ==== */
+
+void conn_init(volatile struct conn_stat *cs, const char *ip)
+{
+    size_t i, n = strlen(ip);
+
+    for (i = 0; i < sizeof cs->ip; i++)
+        cs->ip[i] = i < n ? ip[i] : '\0';
+    cs->count = 0;
+}
+
+static void emit_wrote(long long count)
+{
+    struct ev e;
+
+    ev_begin(&e, "wrote");
+    ev_int(&e, "count", count);
+    ev_emit(&e);
+}
+
+/* Returns 0 when the count was reached or a stop signal came, 1 when the
+ * check hook asked to stop (segment marked for removal), -1 on error. */
+int write_loop(volatile struct conn_stat *cs, const struct opts *o, const struct write_hooks *h,
+               long long *last, struct err *e)
+{
+    long long i;
+    int value, r;
+
+    for (i = 0; o->count == 0 || i < o->count; i++) {
+        if (i > 0 && sleep_ms(o->interval_ms))
+            return 0;
+        if (stopping())
+            return 0;
+        if (h != NULL && h->check != NULL) {
+            r = h->check(h->ctx, e);
+            if (r != 0)
+                return r;
+        }
+        if (h != NULL && h->lock != NULL && h->lock(h->ctx, e) < 0)
+            return stopping() ? 0 : -1;
+        if (o->atomic) {
+            value = __atomic_add_fetch(&cs->count, 1, __ATOMIC_SEQ_CST);
+        } else {
+            /* the tutorial's plain count++: load, add, store; two writers lose updates */
+            value = cs->count;
+            value++;
+            cs->count = value;
+        }
+        if (h != NULL && h->unlock != NULL && h->unlock(h->ctx, e) < 0)
+            return -1;
+        *last = value;
+        emit_wrote(value);
+    }
+    return 0;
+}
+
+/* ==== reader ==== */
+
+static int emit_read(const volatile struct conn_stat *cs, const struct opts *o, long long *last,
+                     int first, struct err *e)
+{
+    char ip[sizeof cs->ip];
+    int count = cs->count;
+    size_t i;
+    struct ev ev;
+
+    for (i = 0; i < sizeof ip; i++)
+        ip[i] = cs->ip[i];
+    ip[sizeof ip - 1] = '\0';
+    if (!o->changes || first || count != *last) {
+        ev_begin(&ev, "read");
+        ev_int(&ev, "count", count);
+        ev_str(&ev, "ip", ip);
+        ev_emit(&ev);
+    }
+    *last = count;
+    if (o->expect_ip != NULL && strcmp(ip, o->expect_ip) != 0)
+        return err_msg(e, "expect-ip", 0, SX_CHECK, "data check failed: ip is '%s', expected '%s'",
+                       ip, o->expect_ip);
+    return 0;
+}
+
+/* --reads M reads (one every --interval), or with --until K until count >= K
+ * within --timeout. Returns 0 (also on a stop signal) or -1 with e filled. */
+int read_loop(const volatile struct conn_stat *cs, const struct opts *o, long long *last,
+              struct err *e)
+{
+    long long i, deadline;
+
+    if (!o->until_set) {
+        for (i = 0; i < o->reads; i++) {
+            if (i > 0 && sleep_ms(o->interval_ms))
+                return 0;
+            if (stopping())
+                return 0;
+            if (emit_read(cs, o, last, i == 0, e) < 0)
+                return -1;
+        }
+        return 0;
+    }
+    deadline = now_ms() + o->timeout_ms;
+    for (i = 0;; i++) {
+        if (i > 0 && sleep_ms(o->interval_ms))
+            return 0;
+        if (stopping())
+            return 0;
+        if (emit_read(cs, o, last, i == 0, e) < 0)
+            return -1;
+        if (*last >= o->until)
+            return 0;
+        if (now_ms() >= deadline)
+            return err_msg(e, "until", ETIMEDOUT, SX_TIMEOUT,
+                           "count %lld did not reach %lld within %lld ms", *last, o->until,
+                           o->timeout_ms);
+    }
+}

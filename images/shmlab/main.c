@@ -1,0 +1,496 @@
+/* main.c - shmlab: a static multi-call workload for the labctl shared-memory lab.
+ *
+ * shmlab COMMAND [--option VALUE | --flag]...  (see usage() or docs/internals.md)
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ipc.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "shmlab.h"
+
+volatile sig_atomic_t g_stop;
+static struct timespec g_t0;
+
+/* ==== commands and their options ==== */
+
+enum {
+    C_SW = 1 << 0,  /* sysv-writer */
+    C_SR = 1 << 1,  /* sysv-reader */
+    C_MW = 1 << 2,  /* mmap-writer */
+    C_MR = 1 << 3,  /* mmap-reader */
+    C_PW = 1 << 4,  /* posix-writer */
+    C_PR = 1 << 5,  /* posix-reader */
+    C_MS = 1 << 6,  /* msg-send */
+    C_MV = 1 << 7,  /* msg-recv */
+    C_SC = 1 << 8,  /* sem-counter */
+    C_PB = 1 << 9,  /* probe */
+    C_HD = 1 << 10, /* hold */
+    C_PP = 1 << 11, /* prep */
+    C_ALL = (1 << 12) - 1,
+    C_WRITERS = C_SW | C_MW | C_PW,
+    C_READERS = C_SR | C_MR | C_PR
+};
+
+struct command {
+    const char *name;
+    int (*run)(const struct opts *o);
+    unsigned bit;
+    int emits_start; /* probe answers with exactly one object: no start event */
+};
+
+static const struct command commands[] = {
+    { "sysv-writer", cmd_sysv_writer, C_SW, 1 },
+    { "sysv-reader", cmd_sysv_reader, C_SR, 1 },
+    { "mmap-writer", cmd_mmap_writer, C_MW, 1 },
+    { "mmap-reader", cmd_mmap_reader, C_MR, 1 },
+    { "posix-writer", cmd_posix_writer, C_PW, 1 },
+    { "posix-reader", cmd_posix_reader, C_PR, 1 },
+    { "msg-send", cmd_msg_send, C_MS, 1 },
+    { "msg-recv", cmd_msg_recv, C_MV, 1 },
+    { "sem-counter", cmd_sem_counter, C_SC, 1 },
+    { "probe", cmd_probe, C_PB, 0 },
+    { "hold", cmd_hold, C_HD, 1 },
+    { "prep", cmd_prep, C_PP, 1 },
+};
+
+enum kind { K_FLAG, K_STR, K_INT, K_DUR, K_KEY, K_MODE, K_SIZE, K_HOLD };
+
+struct optdef {
+    const char *name;
+    enum kind kind;
+    unsigned cmds;
+    size_t off;
+    long setoff; /* offset of the matching *_set flag, or -1 */
+};
+
+#define O(f) offsetof(struct opts, f)
+static const struct optdef optdefs[] = {
+    { "role", K_STR, C_ALL, O(role), -1 },
+    { "human", K_FLAG, C_ALL, O(human), -1 },
+    { "key", K_KEY, C_SW | C_SR | C_MS | C_MV | C_SC | C_PB, O(key), (long)O(key_set) },
+    { "ftok", K_STR, C_SW | C_SR | C_MS | C_MV | C_SC | C_PB, O(ftok_path), -1 },
+    { "proj", K_INT, C_SW | C_SR | C_MS | C_MV | C_SC | C_PB, O(proj), (long)O(proj_set) },
+    { "size", K_SIZE, C_SW | C_PW, O(size), (long)O(size_set) },
+    { "mode", K_MODE, C_SW, O(mode), -1 },
+    { "ip", K_STR, C_WRITERS, O(ip), -1 },
+    { "count", K_INT, C_WRITERS | C_MS | C_MV | C_SC, O(count), (long)O(count_set) },
+    { "interval", K_DUR, C_WRITERS | C_READERS | C_MS | C_SC, O(interval_ms), (long)O(interval_set) },
+    { "rmid", K_FLAG, C_SW | C_SR | C_MV, O(rmid), -1 },
+    { "hold", K_HOLD, C_SW | C_SR | C_MW | C_PW, O(hold), -1 },
+    { "atomic", K_FLAG, C_WRITERS, O(atomic), -1 },
+    { "sem", K_FLAG, C_SW, O(sem), -1 },
+    { "no-stop-on-rmid", K_FLAG, C_SW, O(no_stop_on_rmid), -1 },
+    { "create", K_FLAG, C_SR | C_MV, O(create), -1 },
+    { "reads", K_INT, C_READERS, O(reads), -1 },
+    { "until", K_INT, C_READERS, O(until), (long)O(until_set) },
+    { "timeout", K_DUR, C_READERS | C_MV, O(timeout_ms), -1 },
+    { "changes", K_FLAG, C_READERS, O(changes), -1 },
+    { "expect-ip", K_STR, C_READERS, O(expect_ip), -1 },
+    { "path", K_STR, C_MW | C_MR, O(path), -1 },
+    { "truncate-delay", K_DUR, C_MW | C_PW, O(truncate_delay_ms), -1 },
+    { "unlink", K_FLAG, C_MW | C_PW, O(unlink), -1 },
+    { "wait", K_DUR, C_MR | C_PR, O(wait_ms), -1 },
+    { "name", K_STR, C_PW | C_PR, O(name), -1 },
+    { "fill", K_FLAG, C_PW, O(fill), -1 },
+    { "fallocate", K_FLAG, C_PW, O(fallocate), -1 },
+    { "ns", K_FLAG, C_PB, O(ns), -1 },
+    { "segments", K_FLAG, C_PB, O(segments), -1 },
+    { "devshm", K_FLAG, C_PB, O(devshm), -1 },
+    { "shmid", K_INT, C_PB, O(shmid), (long)O(shmid_set) },
+    { "layout", K_STR, C_PB, O(layout), -1 },
+    { "stat", K_STR, C_PB, O(stat_path), -1 },
+    { "chmod", K_MODE, C_PP, O(chmod_mode), (long)O(chmod_set) },
+};
+#undef O
+
+/* ==== help ==== */
+
+static void usage(FILE *f)
+{
+    fputs(
+        "usage: shmlab COMMAND [OPTIONS]\n"
+        "\n"
+        "Commands:\n"
+        "  sysv-writer   create/attach a SysV segment (struct conn_stat), set ip, count up\n"
+        "  sysv-reader   attach a SysV segment read-only and report count and ip\n"
+        "  mmap-writer   the same over a MAP_SHARED file (--path)\n"
+        "  mmap-reader   read a mapped file (--path)\n"
+        "  posix-writer  the same over POSIX shm (--name /NAME, lives in /dev/shm)\n"
+        "  posix-reader  read a POSIX shm object (--name /NAME)\n"
+        "  msg-send      send --count messages on a SysV message queue\n"
+        "  msg-recv      receive --count messages from a SysV message queue\n"
+        "  sem-counter   increment a SysV semaphore --count times\n"
+        "  probe         one JSON object: --ns --segments --key --shmid --layout\n"
+        "                --devshm --stat PATH --ftok PATH --proj N\n"
+        "  hold          wait for SIGTERM/SIGINT (namespace holder, exec target)\n"
+        "  prep          --chmod MODE PATH...: chmod paths\n"
+        "\n"
+        "Common options: --role NAME, --human (or SHMLAB_HUMAN=1), --help.\n"
+        "SysV: --key K (decimal or 0x hex, default 1234) | --ftok PATH --proj N.\n"
+        "Writers: --count N (0 = until signalled) --interval D --ip IP --atomic\n"
+        "         --size BYTES --mode 0666 --rmid --hold none|attached|detached\n"
+        "         --sem --no-stop-on-rmid (sysv) --truncate-delay D --unlink (mmap)\n"
+        "         --fill --fallocate (posix); mmap/posix hold: none|mapped|unmapped\n"
+        "Readers: --reads M | --until K --timeout D, --interval D, --changes,\n"
+        "         --expect-ip IP, --create --rmid --hold (sysv), --wait D (mmap/posix)\n"
+        "Durations: 250ms, 1s, 2.5s or bare milliseconds. Sizes: 68, 4k, 64m.\n"
+        "\n"
+        "Output: one JSON object per line on stdout (event, role, t_ms, fields);\n"
+        "--human prints 'role: event k=v ...' instead. Diagnostics go to stderr.\n"
+        "\n"
+        "Exit codes:\n"
+        "   0 ok (also after SIGTERM/SIGINT: detach, unmap, exit 0)\n"
+        "   2 usage\n"
+        "  10 shmget   11 shmat   12 shmdt   13 shmctl   14 ftok\n"
+        "  20 open/unlink/chmod   21 ftruncate/posix_fallocate   22 mmap/msync\n"
+        "  23 munmap   24 fstat   25 shm_open   26 shm_unlink\n"
+        "  27 msgget/msgsnd/msgrcv/msgctl   28 semget/semop/semctl\n"
+        "  30 timeout (--until not reached)   31 data check failed (--expect-ip)\n"
+        "  A fault such as SIGBUS is not caught: the container exits 128+signal (135).\n",
+        f);
+}
+
+/* ==== value parsers ==== */
+
+static int parse_ll(const char *s, int base, long long *out)
+{
+    char *end;
+
+    errno = 0;
+    *out = strtoll(s, &end, base);
+    return (errno != 0 || end == s || *end != '\0') ? -1 : 0;
+}
+
+static int parse_key(const char *s, long long *out)
+{
+    long long v;
+
+    if ((s[0] == '0' && (s[1] == 'x' || s[1] == 'X'))) {
+        if (parse_ll(s + 2, 16, &v) < 0 || v < 0 || v > 0xffffffffLL || s[2] == '-')
+            return -1;
+        *out = (long long)(int)(unsigned int)v; /* key_t is a signed int */
+        return 0;
+    }
+    if (parse_ll(s, 10, &v) < 0 || v < INT_MIN || v > UINT_MAX)
+        return -1;
+    *out = v > INT_MAX ? (long long)(int)(unsigned int)v : v;
+    return 0;
+}
+
+static int parse_dur(const char *s, long long *ms)
+{
+    char *end;
+    double v;
+
+    errno = 0;
+    v = strtod(s, &end);
+    if (errno != 0 || end == s || v < 0 || v > 1e12)
+        return -1;
+    if (*end == '\0' || strcmp(end, "ms") == 0)
+        *ms = (long long)v;
+    else if (strcmp(end, "s") == 0)
+        *ms = (long long)(v * 1000.0 + 0.5);
+    else if (strcmp(end, "m") == 0)
+        *ms = (long long)(v * 60000.0 + 0.5);
+    else
+        return -1;
+    return 0;
+}
+
+static int parse_size(const char *s, long long *out)
+{
+    char *end;
+    long long v;
+
+    errno = 0;
+    v = strtoll(s, &end, 10);
+    if (errno != 0 || end == s || v < 0)
+        return -1;
+    switch (*end) {
+    case '\0': break;
+    case 'k': case 'K': v *= 1024LL; end++; break;
+    case 'm': case 'M': v *= 1024LL * 1024; end++; break;
+    case 'g': case 'G': v *= 1024LL * 1024 * 1024; end++; break;
+    default: return -1;
+    }
+    if (*end != '\0')
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static int parse_hold(const char *s, long long *out)
+{
+    if (strcmp(s, "none") == 0)
+        *out = HOLD_NONE;
+    else if (strcmp(s, "attached") == 0 || strcmp(s, "mapped") == 0)
+        *out = HOLD_IN;
+    else if (strcmp(s, "detached") == 0 || strcmp(s, "unmapped") == 0)
+        *out = HOLD_OUT;
+    else
+        return -1;
+    return 0;
+}
+
+static int parse_value(const struct optdef *d, const char *v, struct opts *o)
+{
+    char *base = (char *)o + d->off;
+    long long n = 0;
+    int rc = 0;
+
+    switch (d->kind) {
+    case K_STR: *(const char **)(void *)base = v; return 0;
+    case K_FLAG: return -1;
+    case K_INT: rc = parse_ll(v, 10, &n); break;
+    case K_DUR: rc = parse_dur(v, &n); break;
+    case K_KEY: rc = parse_key(v, &n); break;
+    case K_MODE: rc = parse_ll(v, 8, &n); if (n < 0 || n > 07777) rc = -1; break;
+    case K_SIZE: rc = parse_size(v, &n); break;
+    case K_HOLD: rc = parse_hold(v, &n); break;
+    }
+    if (rc < 0)
+        return -1;
+    *(long long *)(void *)base = n;
+    return 0;
+}
+
+/* ==== option parsing ==== */
+
+static int usage_error(struct err *e, const char *fmt, const char *a, const char *b)
+{
+    err_msg(e, "usage", EINVAL, SX_USAGE, fmt, a, b);
+    return -1;
+}
+
+static int parse_opts(const struct command *c, int argc, char **argv, struct opts *o, struct err *e)
+{
+    int i;
+    size_t k;
+
+    for (i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        const struct optdef *d = NULL;
+        const char *val = NULL;
+        char name[64];
+        const char *eq;
+
+        if (strncmp(a, "--", 2) != 0) {
+            if (c->bit != C_PP)
+                return usage_error(e, "unexpected argument '%s'%s", a, " (options are --name VALUE)");
+            o->args[o->nargs++] = argv[i];
+            continue;
+        }
+        /* --name=value is accepted too */
+        eq = strchr(a + 2, '=');
+        snprintf(name, sizeof name, "%.*s", (int)(eq ? (size_t)(eq - a - 2) : strlen(a + 2)), a + 2);
+        for (k = 0; k < sizeof optdefs / sizeof optdefs[0]; k++)
+            if (strcmp(optdefs[k].name, name) == 0)
+                d = &optdefs[k];
+        if (d == NULL)
+            return usage_error(e, "unknown option --%s for %s", name, c->name);
+        if (!(d->cmds & c->bit))
+            return usage_error(e, "option --%s does not apply to %s", name, c->name);
+        if (d->kind == K_FLAG) {
+            if (eq)
+                return usage_error(e, "option --%s takes no value%s", name, "");
+            *(int *)(void *)((char *)o + d->off) = 1;
+            continue;
+        }
+        if (eq)
+            val = eq + 1;
+        else if (i + 1 < argc)
+            val = argv[++i];
+        else
+            return usage_error(e, "option --%s needs a value%s", name, "");
+        if (parse_value(d, val, o) < 0)
+            return usage_error(e, "bad value for --%s: '%s'", name, val);
+        if (d->setoff >= 0)
+            *(int *)(void *)((char *)o + d->setoff) = 1;
+    }
+    return 0;
+}
+
+static void defaults(struct opts *o, const struct command *c)
+{
+    memset(o, 0, sizeof *o);
+    o->role = c->name;
+    o->key = 1234;
+    o->size = (long long)CONN_STAT_SIZE;
+    o->mode = 0666;
+    o->ip = "127.0.0.1";
+    o->count = 50;
+    o->interval_ms = (c->bit & C_READERS) ? 150 : 100;
+    o->reads = 5;
+    o->timeout_ms = 10000;
+}
+
+static int check_opts(const struct command *c, const struct opts *o, struct err *e)
+{
+    if ((c->bit & (C_MW | C_MR)) && o->path == NULL)
+        return usage_error(e, "%s needs --path PATH%s", c->name, "");
+    if ((c->bit & (C_PW | C_PR)) && (o->name == NULL || o->name[0] != '/'))
+        return usage_error(e, "%s needs --name /NAME%s", c->name, "");
+    if ((c->bit & (C_SW | C_PW)) && o->size < (long long)CONN_STAT_SIZE)
+        return usage_error(e, "--size must be at least sizeof(struct conn_stat) = 68%s%s", "", "");
+    if (o->ftok_path != NULL && !o->proj_set)
+        return usage_error(e, "--ftok needs --proj N%s%s", "", "");
+    if (o->count < 0 || o->reads < 0)
+        return usage_error(e, "counts cannot be negative%s%s", "", "");
+    if ((c->bit & C_PP) && (!o->chmod_set || o->nargs == 0))
+        return usage_error(e, "prep needs --chmod MODE PATH...%s%s", "", "");
+    if (o->ip != NULL && strlen(o->ip) >= sizeof(((struct conn_stat *)0)->ip))
+        return usage_error(e, "--ip is longer than 63 bytes%s%s", "", "");
+    return 0;
+}
+
+/* ==== signals, time, sleeping ==== */
+
+static void on_signal(int sig)
+{
+    g_stop = sig;
+}
+
+static void on_alarm(int sig)
+{
+    (void)sig; /* only there to interrupt blocking calls (msgrcv) */
+}
+
+static void install_signals(void)
+{
+    struct sigaction sa;
+
+    /* no SA_RESTART: a signal must cut sleeps and blocking IPC calls short,
+     * and as PID 1 in a container we would otherwise ignore SIGTERM */
+    memset(&sa, 0, sizeof sa);
+    sigemptyset(&sa.sa_mask);
+    sa.sa_handler = on_signal;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+    sa.sa_handler = on_alarm;
+    sigaction(SIGALRM, &sa, NULL);
+}
+
+long long now_ms(void)
+{
+    struct timespec t;
+
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (long long)(t.tv_sec - g_t0.tv_sec) * 1000 + (t.tv_nsec - g_t0.tv_nsec) / 1000000;
+}
+
+int stopping(void)
+{
+    if (g_stop == 0)
+        return 0;
+    emit_signal_once();
+    return 1;
+}
+
+int sleep_ms(long long ms)
+{
+    struct timespec dl;
+
+    /* pacing only: an absolute deadline so unrelated EINTRs do not shorten it */
+    clock_gettime(CLOCK_MONOTONIC, &dl);
+    dl.tv_sec += (time_t)(ms / 1000);
+    dl.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (dl.tv_nsec >= 1000000000L) {
+        dl.tv_sec++;
+        dl.tv_nsec -= 1000000000L;
+    }
+    while (g_stop == 0) {
+        int r = clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &dl, NULL);
+
+        if (r != EINTR)
+            return 0;
+    }
+    return stopping();
+}
+
+void wait_for_stop(void)
+{
+    sigset_t block, old;
+
+    /* block first, then test the flag, then sigsuspend: no lost wake-up */
+    sigemptyset(&block);
+    sigaddset(&block, SIGTERM);
+    sigaddset(&block, SIGINT);
+    sigaddset(&block, SIGHUP);
+    sigprocmask(SIG_BLOCK, &block, &old);
+    while (g_stop == 0)
+        sigsuspend(&old);
+    sigprocmask(SIG_SETMASK, &old, NULL);
+    stopping();
+}
+
+int resolve_key(const struct opts *o, int *key, struct err *e)
+{
+    key_t k;
+
+    if (o->ftok_path == NULL) {
+        *key = (int)o->key;
+        return 0;
+    }
+    k = ftok(o->ftok_path, (int)o->proj);
+    if (k == (key_t)-1)
+        return err_sys(e, "ftok", errno, SX_FTOK);
+    *key = (int)k;
+    return 0;
+}
+
+/* ==== main ==== */
+
+int main(int argc, char **argv)
+{
+    const struct command *c = NULL;
+    struct opts o;
+    struct err e;
+    const char *env;
+    size_t i;
+    int rc;
+
+    clock_gettime(CLOCK_MONOTONIC, &g_t0);
+    install_signals();
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+        strcmp(argv[1], "help") == 0) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? SX_USAGE : SX_OK;
+    }
+    for (i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (strcmp(commands[i].name, argv[1]) == 0)
+            c = &commands[i];
+    if (c == NULL) {
+        fprintf(stderr, "shmlab: unknown command '%s' (see shmlab --help)\n", argv[1]);
+        return SX_USAGE;
+    }
+    for (i = 2; i < (size_t)argc; i++)
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            usage(stdout);
+            return SX_OK;
+        }
+    defaults(&o, c);
+    o.args = calloc((size_t)argc, sizeof *o.args);
+    if (o.args == NULL)
+        return SX_USAGE;
+    env = getenv("SHMLAB_HUMAN");
+    if (env != NULL && strcmp(env, "1") == 0)
+        o.human = 1;
+    if (parse_opts(c, argc - 2, argv + 2, &o, &e) < 0 || check_opts(c, &o, &e) < 0) {
+        out_init(o.role, o.human);
+        rc = emit_error(&e);
+        goto cleanup;
+    }
+    out_init(o.role, o.human);
+    if (c->emits_start)
+        emit_start(argc, argv);
+    rc = c->run(&o);
+cleanup:
+    free(o.args);
+    return rc;
+}
