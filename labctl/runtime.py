@@ -102,6 +102,9 @@ class Container:
     """A running (or exited) container labctl created, with its output being collected."""
 
     def __init__(self, engine: "Engine", obj: "docker.models.containers.Container", role: str) -> None:
+        """Wrap a *created* container and attach to its output; ``start()`` it afterwards.
+        Attaching before the start (as ``docker run`` does) is what guarantees the first
+        lines are not lost."""
         self._engine = engine
         self._obj = obj
         self.role = role
@@ -110,15 +113,26 @@ class Container:
         self.output = Output()
         self._exit: ExitStatus | None = None
         self._exit_lock = threading.Lock()
+        try:
+            # The POST /attach happens here, synchronously; iterating reads the stream.
+            self._stream = engine.api.attach(self.id, stdout=True, stderr=True, stream=True, logs=True, demux=True)
+        except docker.errors.DockerException as e:
+            raise EngineError(f"attaching to container {role!r}: {_explain(e)}") from e
         self._reader = threading.Thread(target=self._pump, name=f"logs-{self.name}", daemon=True)
         self._reader.start()
 
-    def _pump(self) -> None:
-        # attach(logs=True) replays what was printed before we attached, so nothing is lost
-        # between start and attach; the stream ends when the container exits.
+    def start(self) -> None:
+        """``docker start``; the engine's refusal raises ContainerStartError."""
         try:
-            stream = self._engine.api.attach(self.id, stdout=True, stderr=True, stream=True, logs=True, demux=True)
-            for out, err in stream:
+            self._obj.start()
+        except docker.errors.APIError as e:
+            raise ContainerStartError(self.role, _explain(e)) from e
+        except _TRANSIENT as e:
+            raise EngineError(f"starting container {self.role!r}: the engine stopped answering") from e
+
+    def _pump(self) -> None:
+        try:
+            for out, err in self._stream:
                 if out:
                     self.output.feed("stdout", out)
                 if err:
@@ -322,13 +336,9 @@ class Engine:
             raise ContainerStartError(role, _explain(e)) from e
         except _TRANSIENT as e:
             raise EngineError(f"creating container {role!r}: the engine at {self.address} stopped answering") from e
-        try:
-            obj.start()
-        except docker.errors.APIError as e:
-            raise ContainerStartError(role, _explain(e)) from e
-        except _TRANSIENT as e:
-            raise EngineError(f"starting container {role!r}: the engine at {self.address} stopped answering") from e
-        return Container(self, obj, role)
+        container = Container(self, obj, role)
+        container.start()
+        return container
 
     # ---- teardown and inventory, by label
 

@@ -71,8 +71,8 @@ BUILTIN_LAYOUTS = {"conn_stat": CONN_STAT}
 
 
 def layout_arg(layout: tuple[Field, ...]) -> str:
-    """The probe's --layout argument: ``name:offset:type,...``."""
-    return ",".join(f"{f.name}:{f.offset}:{f.type}" for f in layout)
+    """The probe's --layout argument: ``name:offset:type,...`` (``cstring[64]`` is written ``cstring64``)."""
+    return ",".join(f"{f.name}:{f.offset}:{f.type.replace('[', '').replace(']', '')}" for f in layout)
 
 
 # --------------------------------------------------------------------------- expectations
