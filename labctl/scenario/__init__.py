@@ -10,7 +10,7 @@ import os
 from labctl.errors import ScenarioError, ScenarioErrors, UsageError
 from labctl.scenario.model import Scenario
 from labctl.scenario.validate import sort_errors, validate_tree
-from labctl.scenario.yamlload import MAX_BYTES, Node, decode, load_yaml
+from labctl.scenario.yamlload import MAX_BYTES, Node, decode, load_yaml, too_big
 
 __all__ = ["discover", "load_all", "load_file", "load_text"]
 
@@ -33,6 +33,9 @@ def load_file(path: str) -> Scenario:
 def _load_file(path: str) -> tuple[Scenario, Node]:
     try:
         with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            if size > MAX_BYTES:
+                raise too_big(path, size)
             data = f.read(MAX_BYTES + 1)
     except OSError as e:
         raise ScenarioErrors([ScenarioError(path, None, None, "", f"cannot read: {e.strerror or e}")]) from None

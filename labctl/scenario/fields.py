@@ -166,7 +166,7 @@ CONTAINER = Obj({
     "devices": F(ListOf(Str("HOST[:CONTAINER[:PERMS]]", pattern=r"^/dev/[^:]+(:/dev/[^:]+)?(:[rwm]{1,3})?$",
                             what="device", hint="expected /dev/HOST[:/dev/CONTAINER[:rwm]]"),
                         "devices (needs --allow-privileged)")),
-}, "one container", one_of=("workload", "image"), one_of_what="of 'workload' or 'image'",
+}, "one container", one_of=("workload", "image"),
     depends={"args": "workload", "command": "image", "entrypoint": "image"})
 
 VOLUME = Obj({
@@ -213,7 +213,7 @@ _CHECK_KINDS_SPECS: dict[str, Obj] = {
         "layout": F(LAYOUT),
         "fields": F(FIELDS),
     }, "a SysV segment seen from a container's IPC namespace", one_of=("key", "shmid_from"),
-        one_of_what="of 'key' or 'shmid_from'", depends={"fields": "layout"}),
+        depends={"fields": "layout"}),
     "file": Obj({
         "container": F(Ref(), True),
         "path": F(Str("an absolute path in that container", pattern=r"^/", what="path",
@@ -229,7 +229,7 @@ _CHECK_KINDS_SPECS: dict[str, Obj] = {
         "matches": F(Regex("a line matches")),
         "not_matches": F(Regex("no line matches")),
         "stream": F(Str("stdout | stderr | both (default)", enum=("stdout", "stderr", "both"), what="stream")),
-    }, "the container's output", one_of=("matches", "not_matches"), one_of_what="of 'matches' or 'not_matches'"),
+    }, "the container's output", one_of=("matches", "not_matches")),
     "refused": Obj({
         "container": F(Ref(), True),
         "matches": F(Regex("the engine's reason matches"), True),

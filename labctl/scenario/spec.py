@@ -355,11 +355,12 @@ class Obj(Spec):
         if self.one_of:
             present = [k for k in self.one_of if k in node.value]
             if not present:
-                ctx.at(node, path, f"needs one {self.one_of_what}: {', '.join(self.one_of)}")
+                what = "of" if self.one_of_what == "key" else self.one_of_what + ":"
+                ctx.at(node, path, f"needs exactly one {what} {', '.join(self.one_of)}")
             elif len(present) > 1:
                 line, col = node.keys[present[1]]
                 ctx.err(line, col, join(path, present[1]),
-                        f"'{present[0]}' and '{present[1]}' cannot be used together (one {self.one_of_what} only)")
+                        f"'{present[0]}' and '{present[1]}' cannot be used together")
         for a, b in self.exclusive:
             if a in node.value and b in node.value:
                 line, col = node.keys[b]

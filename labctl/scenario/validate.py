@@ -236,25 +236,25 @@ def build_container(b: Builder, name: str, d: Any, node: Node) -> ContainerSpec:
 
 def check_cycles(b: Builder, containers: list[ContainerSpec]) -> None:
     """Start order must be a DAG: ``after`` and ``container:`` links (a joiner starts after its donor)."""
-    deps: dict[str, list[tuple[str, Pos]]] = {c.name: [] for c in containers}
+    deps: dict[str, list[tuple[str, Pos, str]]] = {c.name: [] for c in containers}
     for c in containers:
         for a in c.after:
-            deps[c.name].append((a.container, a.pos))
-        for mode in (c.ipc, c.network, c.pid or ""):
+            deps[c.name].append((a.container, a.pos, f"containers.{c.name}.after"))
+        for key, mode in (("ipc", c.ipc), ("network", c.network), ("pid", c.pid or "")):
             if mode.startswith("container:") and mode[10:] in deps and mode[10:] != c.name:
-                deps[c.name].append((mode[10:], c.pos))
+                deps[c.name].append((mode[10:], c.pos, f"containers.{c.name}.{key}"))
     state: dict[str, int] = {}  # 1 = on the stack, 2 = done
     reported: set[frozenset[str]] = set()
 
     def visit(name: str, stack: list[str]) -> None:
         state[name] = 1
         stack.append(name)
-        for dep, pos in deps.get(name, []):
+        for dep, pos, where in deps.get(name, []):
             if state.get(dep) == 1:
                 cycle = stack[stack.index(dep):] + [dep]
                 if frozenset(cycle) not in reported:
                     reported.add(frozenset(cycle))
-                    b.ctx.err(pos.line, pos.col, f"containers.{name}",
+                    b.ctx.err(pos.line, pos.col, where,
                               "start-order cycle: " + " -> ".join(cycle))
             elif state.get(dep) is None and dep in deps:
                 visit(dep, stack)
@@ -288,7 +288,7 @@ def validate_tree(tree: Node, file: str, base_dir: str | None = None) -> Scenari
         version=top["version"], name=top["name"], description=top["description"],
         tags=tuple(_get(top, "tags", [])), containers=tuple(containers), checks=tuple(checks),
         volumes=tuple(volumes), timeout=_get(top, "timeout", 120.0), file=file,
-        pos=pos_of(ctx, tree), requires=tuple(b.requires),
+        pos=pos_of(ctx, tree), requires=tuple(sorted(b.requires, key=lambda r: (r[2].line, r[2].col))),
     )
 
 

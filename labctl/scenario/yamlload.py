@@ -222,11 +222,16 @@ def _pos_of_offset(text: str, offset: int) -> tuple[int, int]:
     return line, offset - (text.rfind("\n", 0, offset) + 1) + 1
 
 
+def too_big(file: str, size: int) -> ScenarioErrors:
+    """The error for a file over MAX_BYTES (checked before reading or parsing it)."""
+    return ScenarioErrors([ScenarioError(
+        file, None, None, "", f"file is {size} bytes; scenario files are limited to {MAX_BYTES} bytes")])
+
+
 def decode(data: bytes, file: str) -> str:
     """Bytes of a scenario file to text: refuses oversized, binary and non-UTF-8 input."""
     if len(data) > MAX_BYTES:
-        raise ScenarioErrors([ScenarioError(
-            file, None, None, "", f"file is {len(data)} bytes; scenario files are limited to {MAX_BYTES} bytes")])
+        raise too_big(file, len(data))
     nul = data.find(b"\0")
     if nul >= 0:
         line, col = _pos_of_offset(data[:nul].decode("utf-8", "replace"), nul)

@@ -1,0 +1,148 @@
+"""Render a scenario as an equivalent Compose-spec file (``labctl compose SCENARIO``).
+
+The output has no ``version:`` key, so both docker-compose 1.29 and compose v2 read it.
+What compose cannot express (event/output start conditions, checks, per-run temp
+directories) is kept as comments, so the file stays honest about what it leaves out.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+from labctl.scenario.model import ContainerSpec, Scenario, VolumeSpec
+
+DEFAULT_IMAGE = "labctl/shmlab:latest"
+
+
+def _labels(scenario: Scenario, role: str) -> dict[str, str]:
+    return {
+        "io.labctl.managed": "true",
+        "io.labctl.run-id": "compose",
+        "io.labctl.scenario": scenario.name,
+        "io.labctl.role": role,
+    }
+
+
+def _link(mode: str) -> str:
+    """``container:X`` (docker) -> ``service:X`` (compose)."""
+    return "service:" + mode.split(":", 1)[1] if mode.startswith("container:") else mode
+
+
+def _service(scenario: Scenario, c: ContainerSpec, image: str,
+             volumes: dict[str, VolumeSpec]) -> tuple[dict[str, Any], list[str]]:
+    """One service and the comments that go above it."""
+    notes: list[str] = []
+    svc: dict[str, Any] = {}
+    if c.workload is not None:
+        svc["image"] = image
+        svc["command"] = [c.workload, *c.args]
+    else:
+        svc["image"] = c.image
+        if c.entrypoint is not None:
+            svc["entrypoint"] = list(c.entrypoint)
+        if c.command is not None:
+            svc["command"] = list(c.command)
+    svc["ipc"] = _link(c.ipc)
+    depends: dict[str, dict[str, str]] = {}
+    for a in c.after:
+        if a.condition == "exited":
+            # Compose only knows "completed successfully"; labctl accepts any exit status.
+            depends[a.container] = {"condition": "service_completed_successfully"}
+            notes.append(f"labctl starts {c.name} once {a.container} exited (any status)")
+        else:
+            depends[a.container] = {"condition": "service_started"}
+            if a.condition == "event":
+                notes.append(f"labctl starts {c.name} once {a.container} printed the event '{a.value}'; "
+                             "compose only waits for it to start")
+            elif a.condition == "output":
+                notes.append(f"labctl starts {c.name} once a line of {a.container} matched /{a.value}/; "
+                             "compose only waits for it to start")
+    for mode in (c.ipc, c.network, c.pid or ""):
+        donor = mode.split(":", 1)[1] if mode.startswith("container:") else None
+        if donor is not None and donor not in depends:
+            depends[donor] = {"condition": "service_started"}
+    if depends:
+        svc["depends_on"] = depends
+    mounts = []
+    for m in c.mounts:
+        if m.tmpfs or m.source is None:
+            continue
+        v = volumes.get(m.source)
+        src = m.source
+        if v is not None and v.type == "hostdir" and v.path is not None:
+            src = v.path if v.path.startswith(("/", "./", "../")) else "./" + v.path
+        mounts.append(f"{src}:{m.target}" + (":ro" if m.read_only else ""))
+    if mounts:
+        svc["volumes"] = mounts
+    tmpfs = [m.target for m in c.mounts if m.tmpfs]
+    if tmpfs:
+        svc["tmpfs"] = tmpfs
+    if c.user is not None:
+        svc["user"] = c.user
+    if c.shm_size is not None:
+        svc["shm_size"] = c.shm_size
+    if c.sysctls:
+        svc["sysctls"] = dict(c.sysctls)
+    if c.env:
+        svc["environment"] = dict(c.env)
+    svc["network_mode"] = _link(c.network)
+    if c.pid is not None:
+        svc["pid"] = _link(c.pid)
+    svc["read_only"] = c.read_only
+    if c.privileged:
+        svc["privileged"] = True
+    else:
+        svc["cap_drop"] = ["ALL"]
+    if c.cap_add:
+        svc["cap_add"] = list(c.cap_add)
+    if c.devices:
+        svc["devices"] = list(c.devices)
+    svc["security_opt"] = ["no-new-privileges:true"]
+    svc["labels"] = _labels(scenario, c.name)
+    return svc, notes
+
+
+def _volume(scenario: Scenario, v: VolumeSpec) -> tuple[dict[str, Any], list[str]]:
+    body: dict[str, Any] = {"labels": _labels(scenario, f"volume:{v.name}")}
+    notes: list[str] = []
+    if v.type == "tmpfs-volume":
+        opts = {"type": "tmpfs", "device": "tmpfs"}
+        if v.size is not None:
+            opts["o"] = f"size={v.size}"
+        body = {"driver_opts": opts, **body}
+    elif v.type == "tempdir":
+        notes.append("labctl uses a per-run host temp directory here; compose uses a named volume")
+    return body, notes
+
+
+def _dump(value: Any, indent: int) -> list[str]:
+    text = yaml.safe_dump(value, sort_keys=False, default_flow_style=False, width=1000, allow_unicode=True)
+    return [" " * indent + line for line in text.splitlines()]
+
+
+def render_compose(scenario: Scenario, *, image: str = DEFAULT_IMAGE) -> str:
+    """A Compose-spec YAML equivalent to ``scenario`` (deterministic; checks only as comments)."""
+    lines = [
+        f"# Generated by `labctl compose {scenario.file}` (scenario '{scenario.name}').",
+        "# Compose-spec (no version: key): docker-compose 1.29 and docker compose v2 both read it.",
+        f"# Workload services run {image}; build it first with `labctl build`.",
+        "services:",
+    ]
+    volumes = {v.name: v for v in scenario.volumes}
+    for c in scenario.containers:
+        svc, notes = _service(scenario, c, image, volumes)
+        lines += [f"  # {n}" for n in notes]
+        lines += _dump({c.name: svc}, 2)
+    named = [v for v in scenario.volumes if v.type != "hostdir"]
+    if named:
+        lines.append("volumes:")
+        for v in named:
+            body, notes = _volume(scenario, v)
+            lines += [f"  # {n}" for n in notes]
+            lines += _dump({v.name: body}, 2)
+    if scenario.checks:
+        lines.append("# Checks are not rendered; `labctl run` evaluates them:")
+        lines += [f"#   - {ch.name} ({ch.kind})" for ch in scenario.checks]
+    return "\n".join(lines) + "\n"
