@@ -15,6 +15,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import os
+import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
 
 MANAGED_FILTER = {"label": ["io.labctl.managed=true"]}
 OWNER_PID_LABEL = "io.labctl.pid"
+COMPOSE_PROJECT = re.compile(r"^labctltest-(\d+)-")
 SYSV_SHM = Path("/proc/sysvipc/shm")
 # Teardown of a container is synchronous, but the engine may still be finishing an
 # auto-remove or a compose "down" in the background: leftovers get this long to vanish.
@@ -151,8 +153,15 @@ def _leaked_segment(seg: Segment) -> bool:
 
 
 def _foreign(labels: dict[str, str]) -> bool:
-    """Objects of another live labctl process (a concurrent run on a shared dev machine)."""
+    """Objects of another live process (a concurrent run on a shared dev machine).
+
+    labctl labels its objects with its pid; the compose tests put theirs in the project
+    name (``labctltest-<pid>-...``). Anything else counts as ours.
+    """
     pid = labels.get(OWNER_PID_LABEL, "")
+    project = COMPOSE_PROJECT.match(labels.get("com.docker.compose.project", ""))
+    if not pid and project:
+        pid = project.group(1)
     if not pid.isdigit() or int(pid) == os.getpid():
         return False
     return _alive(int(pid))

@@ -7,6 +7,7 @@ segment for removal, and the writer then stops by itself.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -42,8 +43,11 @@ def detect_compose_command() -> str:
 
 
 def unique_project() -> str:
-    """Compose project names allow [a-z0-9_-]; unique so parallel runs never collide."""
-    return f"labctltest-{uuid.uuid4().hex[:10]}"
+    """Compose project names allow [a-z0-9_-]; unique so parallel runs never collide.
+
+    The pid lets the leak guard of a concurrent pytest tell our stack from its own.
+    """
+    return f"labctltest-{os.getpid()}-{uuid.uuid4().hex[:8]}"
 
 
 # ==== pytest-docker overrides ====
