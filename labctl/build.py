@@ -1,0 +1,302 @@
+"""``labctl build``: compile the shmlab workload and build its FROM-scratch image.
+
+The image tag is a content hash over everything that shapes the image (sources,
+Dockerfile, compiler flags, compiler identity, target architecture), so an
+unchanged tree is a no-op that costs one image lookup. The compiled binary is
+cached per hash under ``$XDG_CACHE_HOME/labctl/build/<hash>/`` so that an image
+removed by hand is rebuilt without recompiling.
+
+Toolchain: ``$CC`` when set (a host compiler, e.g. ``CC=gcc``; it builds for the
+host's architecture), else ``python -m ziglang cc -target <arch>-linux-musl``,
+which cross-compiles static binaries for x86_64 and aarch64 from PyPI alone.
+
+Engine access goes through ``labctl.runtime.Engine`` (``architecture``,
+``image_exists``, ``build_image``, ``tag_image``); this module never imports
+docker and never prints: progress goes to the ``progress`` callable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import tarfile
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from labctl.errors import BuildError
+
+REPO = "labctl/shmlab"
+IMAGE_LABEL = "io.labctl.image"
+HASH_LABEL = "io.labctl.source-hash"
+BINARY = "shmlab"
+# Files sent in the build context next to the binary (the Dockerfile COPYs them).
+CONTEXT_FILES = ("Dockerfile", "shmlab-key")
+SOURCE_SUFFIXES = (".c", ".h")
+# -s strips the symbols: the image stays far below 1 MB. -D_GNU_SOURCE exposes
+# the SysV/POSIX IPC declarations that -std=c11 alone would hide.
+CFLAGS = ("-Wall", "-Wextra", "-std=c11", "-O2", "-D_GNU_SOURCE", "-static", "-s")
+SUPPORTED_ARCHES = ("x86_64", "aarch64")
+COMPILE_TIMEOUT_S = 900.0  # zig's first run per target builds musl: allow slow machines
+STDERR_TAIL_LINES = 30
+
+Progress = Callable[[str], None]
+
+
+class ImageEngine(Protocol):
+    """The part of ``labctl.runtime.Engine`` this module needs (a fake suffices in tests)."""
+
+    def architecture(self) -> str: ...
+
+    def image_exists(self, ref: str) -> bool: ...
+
+    def build_image(self, context: bytes, tag: str, labels: dict[str, str]) -> str: ...
+
+    def tag_image(self, ref: str, repo: str, tag: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    """What ``ensure_image`` did. ``str()`` gives the image reference."""
+
+    image: str
+    built: bool
+    seconds: float
+    hash: str
+
+    def __str__(self) -> str:
+        return self.image
+
+
+@dataclass(frozen=True)
+class Toolchain:
+    """A C compiler command prefix and what identifies it for the content hash."""
+
+    argv: tuple[str, ...]
+    identity: str
+    arch: str
+    zig: bool
+
+
+# ==== locations ====
+
+
+def source_dir(env: Mapping[str, str] | None = None) -> Path:
+    """The ``images/shmlab`` directory: ``$LABCTL_IMAGES_DIR/shmlab`` if that variable is
+    set, else the one in the repository checkout next to the package.
+
+    Raises BuildError when it does not exist (e.g. a wheel install without the sources).
+    """
+    env = os.environ if env is None else env
+    override = env.get("LABCTL_IMAGES_DIR")
+    images = Path(override) if override else Path(__file__).resolve().parent.parent / "images"
+    src = images / "shmlab"
+    if not (src / "Dockerfile").is_file():
+        where = "LABCTL_IMAGES_DIR" if override else "the repository checkout"
+        raise BuildError(
+            f"workload sources not found: {src} has no Dockerfile (looked in {where}). "
+            "Run labctl from a checkout of the repository or set LABCTL_IMAGES_DIR to its images/ folder."
+        )
+    return src
+
+
+def cache_dir(env: Mapping[str, str] | None = None) -> Path:
+    """``$XDG_CACHE_HOME/labctl/build`` (default ``~/.cache/labctl/build``)."""
+    env = os.environ if env is None else env
+    base = env.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "labctl" / "build"
+
+
+def source_files(src: Path) -> list[Path]:
+    """The files whose bytes make the image: C sources and headers plus the context files."""
+    files = sorted(p for p in src.iterdir() if p.is_file() and p.suffix in SOURCE_SUFFIXES)
+    if not any(p.suffix == ".c" for p in files):
+        raise BuildError(f"no C sources in {src}")
+    for name in CONTEXT_FILES:
+        path = src / name
+        if not path.is_file():
+            raise BuildError(f"missing {path} (the Dockerfile needs it)")
+        files.append(path)
+    return files
+
+
+# ==== toolchain ====
+
+
+def _ziglang_version() -> str:
+    # Metadata, not `zig version`: no subprocess on the warm (no-op) path.
+    from importlib import metadata
+
+    try:
+        return metadata.version("ziglang")
+    except metadata.PackageNotFoundError:
+        return "missing"
+
+
+def _cc_identity(argv: tuple[str, ...]) -> str:
+    """The first line of ``$CC --version``, so switching compilers changes the hash."""
+    try:
+        out = subprocess.run([*argv, "--version"], capture_output=True, text=True, timeout=30, check=False)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise BuildError(f"the C compiler CC={shlex.join(argv)} cannot run: {e}") from e
+    first = (out.stdout or out.stderr).strip().splitlines()
+    return first[0] if first else shlex.join(argv)
+
+
+def toolchain(arch: str, env: Mapping[str, str] | None = None) -> Toolchain:
+    """Pick the compiler for an engine of architecture ``arch`` (``x86_64``/``aarch64``).
+
+    Raises BuildError for an unsupported architecture, or when ``$CC`` (a host
+    compiler) cannot produce code for the engine's architecture.
+    """
+    env = os.environ if env is None else env
+    if arch not in SUPPORTED_ARCHES:
+        raise BuildError(f"unsupported engine architecture {arch!r} (supported: {', '.join(SUPPORTED_ARCHES)})")
+    cc = env.get("CC", "").strip()
+    if cc:
+        argv = tuple(shlex.split(cc))
+        host = _host_arch()
+        if host != arch:
+            raise BuildError(
+                f"CC={cc} builds for this host ({host}) but the engine runs {arch}; "
+                "unset CC to cross-compile with ziglang"
+            )
+        return Toolchain(argv, f"cc:{_cc_identity(argv)}", arch, zig=False)
+    argv = (sys.executable, "-m", "ziglang", "cc", "-target", f"{arch}-linux-musl")
+    return Toolchain(argv, f"ziglang:{_ziglang_version()}", arch, zig=True)
+
+
+def _host_arch() -> str:
+    machine = platform.machine().lower()
+    return {"amd64": "x86_64", "arm64": "aarch64"}.get(machine, machine)
+
+
+def compile_command(tc: Toolchain, sources: list[Path], output: Path) -> list[str]:
+    """The full compiler command line for ``sources`` into ``output``."""
+    return [*tc.argv, *CFLAGS, "-o", str(output), *(str(s) for s in sources)]
+
+
+# ==== content hash ====
+
+
+def content_hash(src: Path, tc: Toolchain) -> str:
+    """sha256 over the source and context files (names and bytes), the flags, the
+    compiler identity and the target architecture; hex digest."""
+    h = hashlib.sha256()
+    for path in source_files(src):
+        data = path.read_bytes()
+        # name and length framing: moving bytes between files changes the hash
+        h.update(f"file {path.name} {len(data)}\n".encode())
+        h.update(data)
+    h.update(("flags " + " ".join(CFLAGS) + "\n").encode())
+    h.update(f"compiler {tc.identity}\narch {tc.arch}\n".encode())
+    return h.hexdigest()
+
+
+# ==== compile ====
+
+
+def _tail(text: str, lines: int = STDERR_TAIL_LINES) -> str:
+    return "\n".join(text.strip().splitlines()[-lines:])
+
+
+def compile_binary(src: Path, tc: Toolchain, digest: str, progress: Progress | None = None,
+                   env: Mapping[str, str] | None = None) -> Path:
+    """Return the path of the compiled binary for ``digest``, compiling it if it is not
+    cached yet. Raises BuildError with the command line and the compiler's stderr tail."""
+    out_dir = cache_dir(env) / digest
+    binary = out_dir / BINARY
+    if binary.is_file():
+        return binary
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise BuildError(f"cannot create the build cache {out_dir}: {e}") from e
+    # compile next to the final name and rename: a concurrent build never sees half a file
+    partial = out_dir / f".{BINARY}.{os.getpid()}.tmp"
+    sources = sorted(p for p in source_files(src) if p.suffix == ".c")
+    cmd = compile_command(tc, sources, partial)
+    if progress is not None:
+        first = " (first zig run for a target builds musl, ~30 s)" if tc.zig else ""
+        progress(f"compiling shmlab for {tc.arch}{first}...")
+    try:
+        proc = subprocess.run(cmd, cwd=src, capture_output=True, text=True, timeout=COMPILE_TIMEOUT_S, check=False)
+    except FileNotFoundError as e:
+        raise BuildError(f"C compiler not found: {shlex.join(cmd)}\n{e}") from e
+    except subprocess.TimeoutExpired as e:
+        raise BuildError(f"compiling shmlab took more than {COMPILE_TIMEOUT_S:.0f}s: {shlex.join(cmd)}") from e
+    except OSError as e:
+        raise BuildError(f"cannot run the C compiler: {shlex.join(cmd)}\n{e}") from e
+    if proc.returncode != 0 or not partial.is_file():
+        partial.unlink(missing_ok=True)
+        hint = ""
+        if tc.zig and "No module named ziglang" in proc.stderr:
+            hint = "\nhint: pip install ziglang, or set CC to a host C compiler with a static libc (CC=gcc)"
+        raise BuildError(
+            f"compiling shmlab failed (exit {proc.returncode}):\n$ {shlex.join(cmd)}\n{_tail(proc.stderr)}{hint}"
+        )
+    os.replace(partial, binary)
+    return binary
+
+
+# ==== image ====
+
+
+def build_context(src: Path, binary: bytes) -> bytes:
+    """A tar (in memory) with the Dockerfile, the binary and the ftok key file.
+
+    Entries have fixed owners and mtimes so equal inputs give equal bytes."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        entries = [("Dockerfile", (src / "Dockerfile").read_bytes(), 0o644),
+                   (BINARY, binary, 0o755),
+                   ("shmlab-key", (src / "shmlab-key").read_bytes(), 0o644)]
+        for name, data, mode in entries:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            info.mode = mode
+            info.mtime = 0
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def image_labels(digest: str) -> dict[str, str]:
+    """Labels of the workload image. Deliberately not ``io.labctl.managed``:
+    ``labctl clean`` removes run objects, never the (expensive) images."""
+    return {IMAGE_LABEL: "shmlab", HASH_LABEL: digest}
+
+
+def ensure_image(engine: ImageEngine, *, force: bool = False, progress: Progress | None = None) -> BuildResult:
+    """Make sure the engine has ``labctl/shmlab:<hash12>`` (and ``:latest``) for the
+    current sources; a no-op (one image lookup) when it already does.
+
+    Docker operations: ``info`` (architecture), ``image inspect``, and when
+    building ``build`` from an in-memory context plus ``tag``.
+    Raises BuildError (compile or docker build failed, sources missing) or
+    EngineError (engine unreachable).
+    """
+    t0 = time.monotonic()
+    arch = engine.architecture()
+    tc = toolchain(arch)
+    src = source_dir()
+    digest = content_hash(src, tc)
+    image = f"{REPO}:{digest[:12]}"
+    if not force and engine.image_exists(image):
+        return BuildResult(image, False, time.monotonic() - t0, digest)
+    binary = compile_binary(src, tc, digest, progress)
+    try:
+        data = binary.read_bytes()
+    except OSError as e:
+        raise BuildError(f"cannot read the compiled binary {binary}: {e}") from e
+    if progress is not None:
+        progress(f"building image {image} ({len(data) // 1024} KiB binary)...")
+    engine.build_image(build_context(src, data), image, image_labels(digest))
+    engine.tag_image(image, REPO, "latest")
+    return BuildResult(image, True, time.monotonic() - t0, digest)
