@@ -289,6 +289,9 @@ def ensure_image(engine: ImageEngine, *, force: bool = False, progress: Progress
     digest = content_hash(src, tc)
     image = f"{REPO}:{digest[:12]}"
     if not force and engine.image_exists(image):
+        # :latest may point at another build (other sources, CC=...): the compose
+        # demo runs :latest, so move it here; tagging is idempotent and cheap.
+        engine.tag_image(image, REPO, "latest")
         return BuildResult(image, False, time.monotonic() - t0, digest)
     binary = compile_binary(src, tc, digest, progress)
     try:

@@ -36,7 +36,8 @@ int write_loop(volatile struct conn_stat *cs, const struct opts *o, const struct
     int value, r;
 
     for (i = 0; o->count == 0 || i < o->count; i++) {
-        if (i > 0 && sleep_ms(o->interval_ms))
+        /* --interval 0 is a tight loop: the race window of count++ needs it */
+        if (i > 0 && o->interval_ms > 0 && sleep_ms(o->interval_ms))
             return 0;
         if (stopping())
             return 0;
@@ -58,7 +59,8 @@ int write_loop(volatile struct conn_stat *cs, const struct opts *o, const struct
         if (h != NULL && h->unlock != NULL && h->unlock(h->ctx, e) < 0)
             return -1;
         *last = value;
-        emit_wrote(value);
+        if (!o->quiet)
+            emit_wrote(value);
     }
     return 0;
 }

@@ -83,6 +83,7 @@ static const struct optdef optdefs[] = {
     { "rmid", K_FLAG, C_SW | C_SR | C_MV, O(rmid), -1 },
     { "hold", K_HOLD, C_SW | C_SR | C_MW | C_PW, O(hold), -1 },
     { "atomic", K_FLAG, C_WRITERS, O(atomic), -1 },
+    { "quiet", K_FLAG, C_WRITERS, O(quiet), -1 },
     { "sem", K_FLAG, C_SW, O(sem), -1 },
     { "no-stop-on-rmid", K_FLAG, C_SW, O(no_stop_on_rmid), -1 },
     { "create", K_FLAG, C_SR | C_MV, O(create), -1 },
@@ -133,6 +134,7 @@ static void usage(FILE *f)
         "Common options: --role NAME, --human (or SHMLAB_HUMAN=1), --help.\n"
         "SysV: --key K (decimal or 0x hex, default 1234) | --ftok PATH --proj N.\n"
         "Writers: --count N (0 = until signalled) --interval D --ip IP --atomic\n"
+        "         --quiet (no `wrote` events: a tight loop for the count++ race)\n"
         "         --size BYTES --mode 0666 --rmid --hold none|attached|detached\n"
         "         --sem --no-stop-on-rmid (sysv) --truncate-delay D --unlink (mmap)\n"
         "         --fill --fallocate (posix); mmap/posix hold: none|mapped|unmapped\n"

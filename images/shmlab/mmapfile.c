@@ -101,9 +101,10 @@ int mapped_writer(const struct opts *o, const struct file_ops *f)
             goto fail;
         }
         if (f->posix && o->fallocate) {
-            r = posix_fallocate(fd, 0, (off_t)size); /* returns the error, errno untouched */
+            /* POSIX returns the error number; some libcs return -1 and set errno */
+            r = posix_fallocate(fd, 0, (off_t)size);
             if (r != 0) {
-                err_sys(&e, "posix_fallocate", r, SX_FTRUNCATE);
+                err_sys(&e, "posix_fallocate", r == -1 ? errno : r, SX_FTRUNCATE);
                 goto fail;
             }
         }

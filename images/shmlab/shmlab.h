@@ -61,6 +61,7 @@ struct opts {
     int rmid;
     long long hold;
     int atomic;
+    int quiet; /* no per-increment `wrote` events (race demos) */
     int sem;
     int no_stop_on_rmid;
     int create;

@@ -224,6 +224,7 @@ def test_build_then_noop(fake_cc: Path, capsys: pytest.CaptureFixture[str]) -> N
     second = build.ensure_image(engine, progress=messages.append)
     assert not second.built and second.image == first.image and second.hash == first.hash
     assert len(calls(fake_cc)) == 1 and len(engine.builds) == 1
+    assert engine.tags[-1] == (first.image, "labctl/shmlab", "latest")  # :latest follows the sources
     out = capsys.readouterr()
     assert out.out == "" and out.err == ""  # progress goes through the callable only
 
