@@ -242,3 +242,23 @@ def test_hold_then_probe_in_a_scratch_image(lab: Lab) -> None:
     assert isinstance(p["ftok"]["key"], int)
     holder.stop(timeout=10)
     assert exit_code(holder) == 0
+
+
+def test_create_in_the_wrong_namespace_is_a_silent_fresh_segment(lab: Lab) -> None:
+    """The tutorial's IPC_CREAT reader: no error, a zeroed segment, so --until times out (30)."""
+    reader = lab.start("reader", ["sysv-reader", "--create", "--until", "1", "--timeout", "300ms",
+                                  "--interval", "50ms"], ipc_mode="private")
+    assert exit_code(reader) == 30
+    evs = events(reader)
+    assert named(evs, "attached")[0]["created"] is True
+    assert all(r["count"] == 0 and r["ip"] == "" for r in named(evs, "read"))
+    [err] = named(evs, "error")
+    assert err["errno"] == "ETIMEDOUT" and err["exit"] == 30
+
+
+def test_expect_ip_mismatch_exits_31(lab: Lab) -> None:
+    reader = lab.start("reader", ["sysv-reader", "--create", "--reads", "1", "--expect-ip", "10.0.0.1"],
+                       ipc_mode="private")
+    assert exit_code(reader) == 31
+    [err] = named(events(reader), "error")
+    assert err["call"] == "expect-ip" and err["exit"] == 31
