@@ -1,0 +1,145 @@
+"""``labctl run`` end to end on the real engine, through the console entry point."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+DATA = ROOT / "tests" / "data"
+SCENARIOS = ROOT / "scenarios"
+
+
+def labctl(*args: str, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run the CLI as a user would (``python -m labctl``), from the repository root."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run([sys.executable, "-m", "labctl", *args], cwd=ROOT, env=full_env,
+                          capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+@pytest.fixture(scope="module")
+def library_run(shmlab_image, tmp_path_factory):
+    """One run of the whole scenario library, in parallel, with every report format."""
+    out = tmp_path_factory.mktemp("reports")
+    proc = labctl("run", "scenarios", "--jobs", "2", "--format", "json",
+                  "--report", f"junit:{out}/junit.xml", "--report", f"text:{out}/summary.txt")
+    return proc, out
+
+
+def test_every_library_scenario_passes(library_run):
+    proc, _ = library_run
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    report = json.loads(proc.stdout)
+    names = {s["name"] for s in report["scenarios"]}
+    files = {p.stem for p in SCENARIOS.rglob("*.yaml")}
+    assert names == files  # one scenario per file, named as the file
+    assert all(s["status"] == "passed" for s in report["scenarios"])
+
+
+def test_json_report_matches_the_contract(library_run):
+    proc, _ = library_run
+    report = json.loads(proc.stdout)
+    summary = report["summary"]
+    assert set(summary) >= {"passed", "failed", "errors", "duration_s"}
+    assert summary["passed"] == len(report["scenarios"]) and summary["failed"] == 0 and summary["errors"] == 0
+    for s in report["scenarios"]:
+        assert set(s) >= {"name", "file", "status", "duration_s", "checks"}
+        assert s["file"].startswith("scenarios/")
+        assert s["checks"], s["name"]
+        for c in s["checks"]:
+            assert set(c) >= {"name", "status", "message"}
+
+
+def test_junit_report_is_well_formed(library_run):
+    _, out = library_run
+    root = ET.parse(out / "junit.xml").getroot()
+    assert root.tag == "testsuites"
+    cases = 0
+    for suite in root.iter("testsuite"):
+        for attr in ("name", "tests", "failures", "errors", "time"):
+            assert attr in suite.attrib, attr
+        assert int(suite.get("failures")) == 0 and int(suite.get("errors")) == 0
+        for case in suite.iter("testcase"):
+            assert case.get("name") and case.get("classname") and case.get("time") is not None
+            cases += 1
+    assert cases == len(list(SCENARIOS.rglob("*.yaml")))
+    assert "passed" in (out / "summary.txt").read_text()
+
+
+def test_failing_scenario_exits_1_with_expected_and_observed(shmlab_image):
+    proc = labctl("run", str(DATA / "failing" / "expects-sharing-across-private.yaml"))
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "FAIL" in proc.stdout
+    assert "expected" in proc.stdout and "observed" in proc.stdout
+    assert "ENOENT" in proc.stdout  # the reason: the reader's shmget found nothing
+    assert "reader (last" in proc.stdout  # the container's output tail
+
+
+def test_failing_scenario_in_json_and_junit(shmlab_image, tmp_path):
+    proc = labctl("run", str(DATA / "failing"), "--format", "json", "--report", f"junit:{tmp_path}/j.xml")
+    assert proc.returncode == 1
+    report = json.loads(proc.stdout)
+    by_name = {s["name"]: s for s in report["scenarios"]}
+    assert by_name["minimal-pass"]["status"] == "passed"
+    bad = by_name["expects-sharing-across-private"]
+    assert bad["status"] == "failed"
+    failed = [c for c in bad["checks"] if c["status"] == "failed"]
+    assert failed and "expected" in failed[0]["message"] and "observed" in failed[0]["message"]
+    root = ET.parse(tmp_path / "j.xml").getroot()
+    assert sum(int(s.get("failures")) for s in root.iter("testsuite")) == 1
+
+
+def test_filters_by_tag_and_substring(shmlab_image):
+    proc = labctl("list", "--tag", "mmap")
+    assert proc.returncode == 0
+    assert "mmap-volume" in proc.stdout and "sysv-shareable" not in proc.stdout
+    proc = labctl("run", "-k", "create-trap", "--format", "json")
+    assert proc.returncode == 0, proc.stderr
+    assert [s["name"] for s in json.loads(proc.stdout)["scenarios"]] == ["sysv-create-trap"]
+
+
+def test_env_variables_set_flags(shmlab_image):
+    proc = labctl("run", env={"LABCTL_K": "sysv-shareable", "LABCTL_FORMAT": "json"})
+    assert proc.returncode == 0, proc.stderr
+    assert [s["name"] for s in json.loads(proc.stdout)["scenarios"]] == ["sysv-shareable"]
+
+
+def test_malformed_file_exits_2_and_starts_nothing(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("version: 1\nname: x\ndescription: d\ncontainers:\n  w:\n    workload: sysv-writer\n    ipc: sharable\n"
+                   "checks:\n  - exit: {container: w, code: 0}\n")
+    proc = labctl("run", str(bad))
+    assert proc.returncode == 2
+    assert f"{bad}:7:" in proc.stderr and "containers.w.ipc" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_unreachable_engine_exits_3_naming_it(tmp_path):
+    proc = labctl("run", "scenarios", env={"DOCKER_HOST": "unix:///nonexistent.sock"})
+    assert proc.returncode == 3, proc.stderr
+    assert "unix:///nonexistent.sock" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_validate_never_contacts_the_engine():
+    proc = labctl("validate", "scenarios", env={"DOCKER_HOST": "unix:///nonexistent.sock"})
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_keep_leaves_containers_and_clean_removes_them(shmlab_image, docker_client):
+    proc = labctl("run", "-k", "sysv-shareable", "--keep")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    kept = docker_client.containers.list(all=True, filters={"label": ["io.labctl.scenario=sysv-shareable"]})
+    assert kept, "--keep should leave the scenario's containers"
+    for c in kept:
+        assert c.labels["io.labctl.managed"] == "true" and c.labels["io.labctl.run-id"]
+        assert c.labels["io.labctl.role"]
+    proc = labctl("clean")
+    assert proc.returncode == 0, proc.stderr
+    assert not docker_client.containers.list(all=True, filters={"label": ["io.labctl.managed=true"]})
