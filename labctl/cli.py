@@ -95,17 +95,34 @@ def _filter(scenarios, tags: list[str], substrings: list[str]):
     return out
 
 
-def _refuse_opt_ins(scenarios, args: argparse.Namespace) -> None:
-    from labctl.errors import ScenarioError, ScenarioErrors
+def _missing_opt_ins(scenario, args: argparse.Namespace) -> list[tuple[str, str, object]]:
+    return [(flag, path, pos) for flag, path, pos in scenario.requires
+            if not getattr(args, flag.replace("-", "_"), False)]
 
-    errors = []
+
+def _refuse_opt_ins(scenarios, args: argparse.Namespace, *, skip_discovered: bool = False):
+    """Scenarios that need an opt-in the user did not give: a file named on the command line
+    is refused (exit 2, nothing started); one found in a folder is skipped with the reason,
+    so a library run does not stop on them. Returns (runnable, skipped results)."""
+    from labctl.errors import ScenarioError, ScenarioErrors
+    from labctl.results import ScenarioResult
+
+    explicit = {os.path.normpath(p) for p in args.paths if os.path.isfile(p)}
+    errors, runnable, skipped = [], [], []
     for s in scenarios:
-        for flag, path, pos in s.requires:
-            if not getattr(args, flag.replace("-", "_"), False):
-                errors.append(ScenarioError(pos.file, pos.line, pos.col, path,
-                                            f"needs --{flag} ({OPT_INS.get(flag, flag)}); refused without it"))
+        missing = _missing_opt_ins(s, args)
+        if not missing:
+            runnable.append(s)
+        elif skip_discovered and os.path.normpath(s.file) not in explicit:
+            flags = sorted({f"--{flag}" for flag, _, _ in missing})
+            skipped.append(ScenarioResult(s.name, s.file, "skipped", message=f"needs {' '.join(flags)}", tags=s.tags))
+        else:
+            errors += [ScenarioError(pos.file, pos.line, pos.col, path,
+                                     f"needs --{flag} ({OPT_INS.get(flag, flag)}); refused without it")
+                       for flag, path, pos in missing]
     if errors:
         raise ScenarioErrors(errors)
+    return runnable, skipped
 
 
 def _connect():
@@ -136,9 +153,11 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     scenarios = _load(args.paths)
-    _refuse_opt_ins(scenarios, args)
+    _refuse_opt_ins(scenarios, args, skip_discovered=True)
     for s in scenarios:
-        print(f"ok  {s.file}  ({s.name}: {len(s.containers)} containers, {len(s.checks)} checks)")
+        missing = sorted({f"--{flag}" for flag, _, _ in _missing_opt_ins(s, args)})
+        note = f"; runs only with {' '.join(missing)}" if missing else ""
+        print(f"ok  {s.file}  ({s.name}: {len(s.containers)} containers, {len(s.checks)} checks{note})")
     return EXIT_OK
 
 
@@ -191,9 +210,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     specs = [report.parse_report_spec(s) for s in args.report]
     if args.jobs < 1:
         raise UsageError("--jobs must be at least 1")
-    scenarios = _filter(_load(args.paths), args.tag, args.k)
-    _refuse_opt_ins(scenarios, args)
-    if not scenarios:
+    scenarios, skipped = _refuse_opt_ins(_filter(_load(args.paths), args.tag, args.k), args, skip_discovered=True)
+    if not scenarios and not skipped:
         raise UsageError("no scenario matches the given paths and filters")
     progress = Progress(args.quiet)
     engine = _connect()
@@ -223,6 +241,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise Interrupted(int(signum)) from None
     finally:
         _restore_signals()
+    for sk in skipped:
+        progress.line(f"SKIP {sk.name}: {sk.message} ({sk.file})")
+    result.scenarios += skipped
     out = report.render(result, args.format, color=sys.stdout.isatty())
     sys.stdout.write(out if out.endswith("\n") else out + "\n")
     sys.stdout.flush()

@@ -13,6 +13,7 @@ import shutil
 import tempfile
 import threading
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
@@ -20,7 +21,7 @@ from labctl import checks as checkmod
 from labctl.errors import ContainerStartError, Interrupted, LabctlError
 from labctl.output import ExitStatus, Output
 from labctl.results import CheckResult, RunResult, ScenarioResult
-from labctl.runtime import RUN_ID, SCENARIO, Container, Engine, RunSpec, host_ipc_namespace, labels_for, process_ipc_namespace
+from labctl.runtime import ROLE, RUN_ID, SCENARIO, Container, Engine, RunSpec, host_ipc_namespace, labels_for, process_ipc_namespace
 from labctl.scenario.model import After, CleanupCheck, ContainerSpec, Scenario
 
 Progress = Callable[[str], None]
@@ -291,6 +292,27 @@ class ScenarioRun:
     def leftovers(self) -> list[str]:
         return list(self._leftovers)
 
+    @property
+    def uses_host_ipc(self) -> bool:
+        return any(c.ipc == "host" for c in self.scenario.containers)
+
+    def host_ipc_snapshot(self) -> set[str]:
+        """The host's SysV segments and /dev/shm entries, seen by a probe in the host's IPC
+        namespace (where labctl itself runs does not matter)."""
+        role = "host-probe"
+        spec = RunSpec(name=self._name(f"{role}-{uuid.uuid4().hex[:6]}"), image=self.image, labels=self._labels(role),
+                       command=["probe", "--segments", "--devshm"], ipc_mode="host", user="0:0")
+        holder = self.engine.start_container(spec, role)
+        try:
+            status = holder.wait_exit(max(5.0, self.deadline - self.clock()))
+            data = next((e for e in holder.output.events if e.get("event") == "probe"), None)
+            if status is None or data is None:
+                raise LabctlError(f"host IPC probe failed: {holder.output.tail(5)}")
+        finally:
+            self.engine.remove_labelled({RUN_ID: self.run_id, SCENARIO: self.scenario.name, ROLE: role})
+        seen = {f"host segment key {s.get('key')} shmid {s.get('shmid')}" for s in data.get("segments", [])}
+        return seen | {f"host /dev/shm/{d.get('name')}" for d in data.get("devshm", [])}
+
     # ---------------------------------------------------------------- teardown
 
     def teardown(self) -> list[str]:
@@ -301,10 +323,18 @@ class ScenarioRun:
                 shutil.rmtree(path, ignore_errors=True)
                 if os.path.exists(path):
                     errors.append(f"temp dir {path}")
+        if self.host_before is not None:
+            try:
+                new = sorted(self.host_ipc_snapshot() - self.host_before)
+            except LabctlError as e:
+                errors.append(str(e))
+                new = []
+        else:
+            new = []
         left = self.engine.find({RUN_ID: self.run_id, SCENARIO: self.scenario.name})
         self._leftovers = [f"{kind[:-1]} {n}" for kind, names in left.items() for n in names] + [
             f"temp dir {p}" for n, p in self.tempdirs.items()
-            if self.scenario_volume(n).type == "tempdir" and os.path.exists(p)]
+            if self.scenario_volume(n).type == "tempdir" and os.path.exists(p)] + new
         return errors
 
     def scenario_volume(self, name: str):
@@ -322,6 +352,8 @@ def run_scenario(engine: Engine, scenario: Scenario, run_id: str, image: str, *,
     result = ScenarioResult(scenario.name, scenario.file, "passed", tags=scenario.tags)
     interrupted: Interrupted | None = None
     try:
+        if run.uses_host_ipc and any(isinstance(c.body, CleanupCheck) and c.body.host_ipc for c in scenario.checks):
+            run.host_before = run.host_ipc_snapshot()
         run.setup_storage()
         run.start_all()
         for check in scenario.checks:

@@ -27,7 +27,7 @@ def labctl(*args: str, env: dict[str, str] | None = None, timeout: float = 300) 
 def library_run(shmlab_image, tmp_path_factory):
     """One run of the whole scenario library, in parallel, with every report format."""
     out = tmp_path_factory.mktemp("reports")
-    proc = labctl("run", "scenarios", "--jobs", "2", "--format", "json",
+    proc = labctl("run", "scenarios", "--jobs", "2", "--format", "json", "--allow-host-ipc",
                   "--report", f"junit:{out}/junit.xml", "--report", f"text:{out}/summary.txt")
     return proc, out
 
@@ -143,3 +143,16 @@ def test_keep_leaves_containers_and_clean_removes_them(shmlab_image, docker_clie
     proc = labctl("clean")
     assert proc.returncode == 0, proc.stderr
     assert not docker_client.containers.list(all=True, filters={"label": ["io.labctl.managed=true"]})
+
+
+def test_opt_in_scenario_named_explicitly_is_refused(shmlab_image):
+    proc = labctl("run", "scenarios/sysv-host.yaml")
+    assert proc.returncode == 2
+    assert "scenarios/sysv-host.yaml:" in proc.stderr and "--allow-host-ipc" in proc.stderr
+
+
+def test_opt_in_scenario_in_a_folder_is_skipped_with_the_reason(shmlab_image):
+    proc = labctl("run", "scenarios", "-k", "sysv-host", "--format", "json")
+    assert proc.returncode == 0, proc.stderr
+    [s] = json.loads(proc.stdout)["scenarios"]
+    assert s["status"] == "skipped" and "--allow-host-ipc" in s["message"]
