@@ -302,4 +302,7 @@ def ensure_image(engine: ImageEngine, *, force: bool = False, progress: Progress
         progress(f"building image {image} ({len(data) // 1024} KiB binary)...")
     engine.build_image(build_context(src, data), image, image_labels(digest))
     engine.tag_image(image, REPO, "latest")
+    prune = getattr(engine, "prune_images", None)
+    if prune is not None:  # earlier builds would otherwise pile up, one per source change
+        prune(f"{IMAGE_LABEL}=shmlab", image)
     return BuildResult(image, True, time.monotonic() - t0, digest)

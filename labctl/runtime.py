@@ -302,6 +302,24 @@ class Engine:
         image = self._call(f"inspecting image {ref}", self.client.images.get, ref)
         self._call(f"tagging {ref} as {repo}:{tag}", image.tag, repo, tag)
 
+    def prune_images(self, label: str, keep: str) -> list[str]:
+        """Remove older images carrying ``label`` (e.g. earlier workload builds), keeping
+        ``keep``. Best effort: an image still used by a container stays."""
+        removed = []
+        try:
+            kept_id = self.client.images.get(keep).id
+            for img in self.client.images.list(filters={"label": [label]}):
+                if img.id == kept_id:
+                    continue
+                try:
+                    self.client.images.remove(img.id, force=False, noprune=False)
+                    removed.extend(img.tags or [img.short_id])
+                except docker.errors.APIError:
+                    pass  # in use by a container of another run, or a parent: keep it
+        except (docker.errors.DockerException, *_TRANSIENT):
+            pass
+        return removed
+
     # ---- creation: everything labctl creates is labelled by labels_for()
 
     def create_volume(self, name: str, labels: dict[str, str], driver_opts: dict[str, str] | None = None) -> str:
