@@ -140,6 +140,8 @@ def judge_events(body: EventsCheck, obs: Observation, consistently: bool) -> Ver
     if body.rising:
         expected += f", {body.rising} strictly rising"
     observed = f"{len(matched)} matching of {len(named)} {body.event!r} event(s)"
+    if matched and body.where:
+        observed += " (" + ", ".join(f"{k}={matched[-1].get(k)!r}" for k, _ in body.where) + ")"
     ok = len(matched) >= body.min and (body.max is None or len(matched) <= body.max)
     if body.rising:
         values = [e.get(body.rising) for e in matched]

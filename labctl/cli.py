@@ -294,6 +294,11 @@ def _add_paths(p: argparse.ArgumentParser) -> None:
                    help=f"scenario files or folders (default: {DEFAULT_PATH}/)")
 
 
+def _add_quiet(p: argparse.ArgumentParser) -> None:
+    # SUPPRESS: given after the command it overrides the global -q, absent it leaves it alone
+    p.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS, help="no progress on stderr")
+
+
 def _add_opt_ins(p: argparse.ArgumentParser) -> None:
     for flag, what in OPT_INS.items():
         p.add_argument(f"--{flag}", action="store_true", default=_env_bool(flag), help=f"allow {what}")
@@ -321,6 +326,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
 
     p = sub.add_parser("run", help="run scenario files or folders")
+    _add_quiet(p)
     _add_paths(p)
     p.add_argument("--format", choices=("text", "json", "junit"), default=_env("format") or "text",
                    help="report on stdout (default: text)")
@@ -346,6 +352,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_list)
 
     p = sub.add_parser("build", help="compile the workloads and build the images (no-op when unchanged)")
+    _add_quiet(p)
     p.add_argument("--force", action="store_true", default=_env_bool("force"), help="rebuild even if up to date")
     p.set_defaults(func=cmd_build)
 

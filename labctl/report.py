@@ -22,6 +22,7 @@ FORMATS = ("text", "json", "junit")
 # How many trailing lines of each container's output a failure shows. The text report
 # is read in a terminal, so it is kept short; JUnit bodies are read in a CI page.
 TEXT_LOG_LINES = 15
+OBSERVED_CHARS = 110  # what a passed check observed, cut to one terminal line
 JUNIT_LOG_LINES = 60
 
 # ANSI escape sequences (colour, cursor) and the characters XML 1.0 cannot carry at
@@ -240,6 +241,12 @@ def _scenario_text(scenario: ScenarioResult, color: bool, width: int) -> list[st
     if scenario.status in ("passed", "skipped"):
         if scenario.status == "skipped" and scenario.message:
             lines.append(f"      {scenario.message}")
+        # A lab shows what it saw, not only that it passed: one line per check.
+        for check in scenario.checks:
+            if check.status == "passed" and check.observed:
+                seen = clean_text(check.observed)
+                seen = seen if len(seen) <= OBSERVED_CHARS else seen[:OBSERVED_CHARS - 3] + "..."
+                lines.append(f"      {_paint('ok', 'passed', color)} {check.name}: {seen}")
         return lines
     if scenario.message:
         lines.append(f"      {clean_text(scenario.message)}")
