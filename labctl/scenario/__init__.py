@@ -62,8 +62,10 @@ def discover(paths: list[str]) -> list[str]:
             out.append(p)
         else:
             raise UsageError(f"no such file or directory: {p}")
-    seen: set[str] = set()
-    return [p for p in out if not (os.path.abspath(p) in seen or seen.add(os.path.abspath(p)))]
+    unique: dict[str, str] = {}
+    for p in out:
+        unique.setdefault(os.path.abspath(p), p)  # a file named twice runs once
+    return list(unique.values())
 
 
 def load_all(paths: list[str]) -> list[Scenario]:

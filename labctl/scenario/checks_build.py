@@ -9,7 +9,7 @@ from labctl.scenario.model import (
     EventsCheck, ExitCheck, Expect, Field, FileCheck, NamespaceCheck, OutputCheck, Pos, RefusedCheck,
     SegmentCheck,
 )
-from labctl.scenario.spec import INVALID, PDict, did_you_mean, join
+from labctl.scenario.spec import INVALID, PDict, PList, did_you_mean, join
 from labctl.scenario.yamlload import Node
 
 if TYPE_CHECKING:
@@ -39,7 +39,7 @@ def _layout(b: Builder, d: PDict, path: str) -> tuple[Field, ...]:
     out = []
     seen: set[str] = set()
     for i, f in enumerate(raw):
-        if not isinstance(f, dict) or any(_get(f, k) is None for k in ("name", "offset", "type")):
+        if not isinstance(f, PDict) or any(_get(f, k) is None for k in ("name", "offset", "type")):
             continue
         if f["name"] in seen:
             b.ctx.at(f.node, f"{join(path, 'layout')}[{i}].name", f"duplicate field name '{f['name']}'")
@@ -61,7 +61,7 @@ def _fields(b: Builder, d: PDict, path: str, layout: tuple[Field, ...]) -> tuple
     return tuple(out)
 
 
-def _body(b: Builder, kind: str, d: PDict, path: str, ipc_of: dict[str, str]) -> tuple[CheckBody, str]:
+def _body(b: Builder, kind: str, d: PDict, path: str, ipc_of: dict[str, tuple[str, str]]) -> tuple[CheckBody, str]:
     """The check body and its default name."""
     if kind == "exit":
         c = _ref(b, d, "container", path)
@@ -73,17 +73,19 @@ def _body(b: Builder, kind: str, d: PDict, path: str, ipc_of: dict[str, str]) ->
         mn, mx = _get(d, "min", 1), _get(d, "max")
         if mx is not None and mx < mn:
             b.ctx.at(d.node.value["max"], join(path, "max"), f"max ({mx}) is below min ({mn})")
-        where = [(k, v) for k, v in _get(d, "where", {}).items() if v is not INVALID]
+        conds = [(k, v) for k, v in _get(d, "where", {}).items() if v is not INVALID]
         if "errno" in d and _get(d, "errno"):
-            where.append(("errno", Expect("eq", d["errno"])))
+            conds.append(("errno", Expect("eq", d["errno"])))
         event = _get(d, "event", "")
-        return EventsCheck(c, event, tuple(where), mn, mx, _get(d, "rising")), f"events {c} {event}"
+        return EventsCheck(c, event, tuple(conds), mn, mx, _get(d, "rising")), f"events {c} {event}"
     if kind == "namespace":
-        pair = _get(d, "containers", ["", ""])
-        lst = d.node.value.get("containers")
-        for i, name in enumerate(pair):
-            if lst is not None and name is not INVALID:
-                b.ref(name, lst.value[i], f"{join(path, 'containers')}[{i}]", allow_host=True)
+        pair = _get(d, "containers")
+        if not isinstance(pair, PList) or len(pair) != 2:
+            pair = ["", ""]  # absent or invalid: the error is already recorded
+        else:
+            for i, name in enumerate(pair):
+                if name is not INVALID:
+                    b.ref(name, pair.node.value[i], f"{join(path, 'containers')}[{i}]", allow_host=True)
         a, c = (x if isinstance(x, str) else "" for x in pair)
         same = _get(d, "same", True)
         return NamespaceCheck(a, c, same), f"namespace {a} {'same as' if same else 'differs from'} {c}"

@@ -10,9 +10,8 @@ import re
 from typing import Any
 
 from labctl.scenario.model import BUILTIN_LAYOUTS, CHECK_KINDS, WORKLOADS
-from labctl.scenario.spec import (
-    AnyOf, Bool, DictOf, Duration, ExpectT, F, Int, Leaf, ListOf, Obj, Regex, Size, Str, Text,
-)
+from labctl.scenario.compound import AnyOf, DictOf, ExpectT, F, ListOf, Obj
+from labctl.scenario.spec import Bool, Duration, Int, Leaf, Regex, Size, Str, Text
 from labctl.scenario.yamlload import Node
 
 NAME_RE = r"^[a-z0-9][a-z0-9-]{0,62}$"

@@ -160,8 +160,10 @@ def _after(b: Builder, name: str, d: PDict, path: str) -> list[After]:
                 continue
             if cond is INVALID:
                 continue
-            if cond in ("started", "exited"):
-                out.append(After(target, cond, None, pos_of(b.ctx, tnode)))
+            if cond == "started":
+                out.append(After(target, "started", None, pos_of(b.ctx, tnode)))
+            elif cond == "exited":
+                out.append(After(target, "exited", None, pos_of(b.ctx, tnode)))
             elif cond.startswith("/"):
                 out.append(After(target, "output", cond[1:-1], pos_of(b.ctx, tnode)))
             else:

@@ -108,7 +108,7 @@ class _Loader(yaml.SafeLoader):
             node = super().compose_node(parent, index)
             if isinstance(event, (ScalarEvent, SequenceStartEvent, MappingStartEvent)) and tag not in (None, "!"):
                 # Recorded here, refused while converting (where the key path is known).
-                node.labctl_explicit_tag = tag
+                node.labctl_explicit_tag = tag  # type: ignore[union-attr]
             return node
         finally:
             self._depth -= 1
@@ -153,6 +153,7 @@ class _Converter:
                 if conv is not None:
                     items.append(conv)
             return Node(items, line, col)
+        assert isinstance(node, yaml.ScalarNode)
         return self._scalar(node, path, line, col)
 
     def _scalar(self, node: yaml.ScalarNode, path: str, line: int, col: int) -> Node | None:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
+
+import yaml
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -56,3 +59,36 @@ def test_deleted_lines(text: str, data: st.DataObject) -> None:
     lines = text.splitlines(keepends=True)
     drop = data.draw(st.sets(st.integers(0, len(lines) - 1), max_size=4))
     _load("".join(line for i, line in enumerate(lines) if i not in drop))
+
+
+def _paths(value: object, prefix: tuple = ()) -> list[tuple]:
+    out = [prefix]
+    if isinstance(value, dict):
+        for k, v in value.items():
+            out += _paths(v, (*prefix, k))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            out += _paths(v, (*prefix, i))
+    return out
+
+
+VALID_DOCS = [yaml.safe_load(t) for t in VALID_TEXTS]
+ANY_VALUE = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats(allow_nan=False)
+    | st.text(max_size=12) | st.sampled_from(["writer", "reader", "container:writer", "host", "0x4d2", "1s"]),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(
+        st.sampled_from(["container", "code", "in", "key", "layout", "after", "ipc", "x"]), inner, max_size=3),
+    max_leaves=6)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from(VALID_DOCS), st.data())
+def test_values_swapped_for_other_types(doc: dict, data: st.DataObject) -> None:
+    doc = copy.deepcopy(doc)
+    for _ in range(data.draw(st.integers(1, 3))):
+        path = data.draw(st.sampled_from(_paths(doc)[1:]))
+        parent = doc
+        for step in path[:-1]:
+            parent = parent[step]
+        parent[path[-1]] = data.draw(ANY_VALUE)
+    _load(yaml.safe_dump(doc))
