@@ -86,10 +86,11 @@ static const struct optdef optdefs[] = {
     { "quiet", K_FLAG, C_WRITERS, O(quiet), -1 },
     { "sem", K_FLAG, C_SW, O(sem), -1 },
     { "no-stop-on-rmid", K_FLAG, C_SW, O(no_stop_on_rmid), -1 },
+    { "start-nattch", K_INT, C_SW, O(start_nattch), -1 },
     { "create", K_FLAG, C_SR | C_MV, O(create), -1 },
     { "reads", K_INT, C_READERS, O(reads), -1 },
     { "until", K_INT, C_READERS, O(until), (long)O(until_set) },
-    { "timeout", K_DUR, C_READERS | C_MV, O(timeout_ms), -1 },
+    { "timeout", K_DUR, C_SW | C_READERS | C_MV, O(timeout_ms), -1 },
     { "changes", K_FLAG, C_READERS, O(changes), -1 },
     { "expect-ip", K_STR, C_READERS, O(expect_ip), -1 },
     { "path", K_STR, C_MW | C_MR, O(path), -1 },
@@ -137,6 +138,8 @@ static void usage(FILE *f)
         "         --quiet (no `wrote` events: a tight loop for the count++ race)\n"
         "         --size BYTES --mode 0666 --rmid --hold none|attached|detached\n"
         "         --sem --no-stop-on-rmid (sysv) --truncate-delay D --unlink (mmap)\n"
+        "         --start-nattch N (sysv: count only once N processes are attached,\n"
+        "         within --timeout: racing writers start together)\n"
         "         --fill --fallocate (posix); mmap/posix hold: none|mapped|unmapped\n"
         "Readers: --reads M | --until K --timeout D, --interval D, --changes,\n"
         "         --expect-ip IP, --create --rmid --hold (sysv), --wait D (mmap/posix)\n"
@@ -341,7 +344,7 @@ static int check_opts(const struct command *c, const struct opts *o, struct err 
         return usage_error(e, "--size must be at least sizeof(struct conn_stat) = 68%s%s", "", "");
     if (o->ftok_path != NULL && !o->proj_set)
         return usage_error(e, "--ftok needs --proj N%s%s", "", "");
-    if (o->count < 0 || o->reads < 0)
+    if (o->count < 0 || o->reads < 0 || o->start_nattch < 0)
         return usage_error(e, "counts cannot be negative%s%s", "", "");
     if ((c->bit & C_PP) && (!o->chmod_set || o->nargs == 0))
         return usage_error(e, "prep needs --chmod MODE PATH...%s%s", "", "");

@@ -64,6 +64,7 @@ struct opts {
     int quiet; /* no per-increment `wrote` events (race demos) */
     int sem;
     int no_stop_on_rmid;
+    long long start_nattch; /* sysv-writer: wait for N attachments before counting */
     int create;
     long long reads;
     long long until;

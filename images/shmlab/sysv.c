@@ -118,6 +118,33 @@ static int sem_setup(int key, int *semid, struct err *e)
     return 0;
 }
 
+/* --start-nattch N: racing writers must count at the same time, not one
+ * container start-up (hundreds of ms) apart, or the count++ race never shows.
+ * Polls shm_nattch every millisecond until N processes are attached. */
+static int wait_nattch(int shmid, const struct opts *o, struct err *e)
+{
+    struct shmid_ds ds;
+    long long deadline = now_ms() + o->timeout_ms;
+    struct ev ev;
+
+    for (;;) {
+        if (shmctl(shmid, IPC_STAT, &ds) < 0)
+            return err_sys(e, "shmctl", errno, SX_SHMCTL);
+        if ((long long)ds.shm_nattch >= o->start_nattch)
+            break;
+        if (now_ms() >= deadline)
+            return err_msg(e, "start-nattch", ETIMEDOUT, SX_TIMEOUT,
+                           "%lu attachment(s), not %lld, within %lld ms",
+                           (unsigned long)ds.shm_nattch, o->start_nattch, o->timeout_ms);
+        if (sleep_ms(1))
+            return 0; /* stopping: the write loop sees it and ends at once */
+    }
+    ev_begin(&ev, "ready");
+    ev_uint(&ev, "nattch", (unsigned long long)ds.shm_nattch);
+    ev_emit(&ev);
+    return 0;
+}
+
 /* ==== sysv-writer ==== */
 
 int cmd_sysv_writer(const struct opts *o)
@@ -159,6 +186,8 @@ int cmd_sysv_writer(const struct opts *o)
     }
     if (!o->no_stop_on_rmid)
         hooks.check = check_dest;
+    if (o->start_nattch > 0 && wait_nattch(ctx.shmid, o, &e) < 0)
+        goto fail;
     r = write_loop(p, o, &hooks, &last, &e);
     if (r < 0)
         goto fail;
