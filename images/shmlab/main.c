@@ -16,6 +16,8 @@
 volatile sig_atomic_t g_stop;
 static struct timespec g_t0;
 
+int cmd_bench(int argc, char **argv); /* bench.c: IPC round trips, its own options */
+
 /* ==== commands and their options ==== */
 
 enum {
@@ -131,6 +133,8 @@ static void usage(FILE *f)
         "                --devshm --stat PATH --ftok PATH --proj N\n"
         "  hold          wait for SIGTERM/SIGINT (namespace holder, exec target)\n"
         "  prep          --chmod MODE PATH...: chmod paths\n"
+        "  bench         IPC ping-pong benchmark: bench --role server|client|memcpy\n"
+        "                --mech M --size N --iters N (see bench.c)\n"
         "\n"
         "Common options: --role NAME, --human (or SHMLAB_HUMAN=1), --help.\n"
         "SysV: --key K (decimal or 0x hex, default 1234) | --ftok PATH --proj N.\n"
@@ -467,6 +471,8 @@ int main(int argc, char **argv)
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? SX_USAGE : SX_OK;
     }
+    if (strcmp(argv[1], "bench") == 0)
+        return cmd_bench(argc - 2, argv + 2);
     for (i = 0; i < sizeof commands / sizeof commands[0]; i++)
         if (strcmp(commands[i].name, argv[1]) == 0)
             c = &commands[i];
