@@ -20,6 +20,8 @@ from labctl import __version__
 from labctl.errors import EXIT_FAILED, EXIT_OK, Interrupted, LabctlError, UsageError
 
 DEFAULT_PATH = "scenarios"
+RUN_FORMATS = ("text", "json", "junit")
+LIST_FORMATS = ("text", "json")
 OPT_INS = {
     "allow-host-ipc": "ipc: host (the segment is created in the host's namespace)",
     "allow-host-paths": "bind mounts of host paths outside the scenario's folder",
@@ -31,12 +33,46 @@ OPT_INS = {
 
 
 def _env(flag: str) -> str | None:
-    return os.environ.get("LABCTL_" + flag.upper().replace("-", "_"))
+    return os.environ.get(_env_name(flag))
+
+
+def _env_name(flag: str) -> str:
+    return "LABCTL_" + flag.upper().replace("-", "_")
+
+
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("", "0", "false", "no", "off")
 
 
 def _env_bool(flag: str) -> bool:
+    """A boolean flag from the environment. Anything but a clear yes/no is a usage error:
+    a typo in LABCTL_ALLOW_PRIVILEGED must not silently grant (or deny) anything."""
     v = _env(flag)
-    return v is not None and v.strip().lower() not in ("", "0", "false", "no", "off")
+    if v is None or v.strip().lower() in _FALSE:
+        return False
+    if v.strip().lower() in _TRUE:
+        return True
+    raise UsageError(f"{_env_name(flag)}={v!r}: expected one of 1, true, yes, on, 0, false, no, off")
+
+
+def _env_int(flag: str, default: int) -> int:
+    v = _env(flag)
+    if v is None or not v.strip():
+        return default
+    try:
+        return int(v.strip())
+    except ValueError:
+        raise UsageError(f"{_env_name(flag)}={v!r}: expected an integer") from None
+
+
+def _env_choice(flag: str, choices: tuple[str, ...], default: str) -> str:
+    # argparse does not check defaults against ``choices``, so the environment is checked here.
+    v = _env(flag)
+    if v is None or not v.strip():
+        return default
+    if v.strip() not in choices:
+        raise UsageError(f"{_env_name(flag)}={v!r}: expected one of {', '.join(choices)}")
+    return v.strip()
 
 
 def _env_list(flag: str) -> list[str]:
@@ -47,6 +83,13 @@ def _env_list(flag: str) -> list[str]:
 def _err(msg: str) -> None:
     sys.stderr.write(msg.rstrip("\n") + "\n")
     sys.stderr.flush()
+
+
+def _raw_err(msg: str) -> None:
+    try:
+        os.write(2, (msg + "\n").encode())
+    except OSError:
+        pass
 
 
 class Progress:
@@ -195,7 +238,12 @@ def cmd_clean(args: argparse.Namespace) -> int:
     from labctl import cleanup
 
     engine = _connect()
-    removed, errors = cleanup.clean(engine, stale_only=args.stale)
+    if args.run and args.stale:
+        raise UsageError("--run and --stale cannot be used together")
+    if args.run:
+        removed, errors = cleanup.remove_run(engine, args.run)
+    else:
+        removed, errors = cleanup.clean(engine, stale_only=args.stale)
     for r in removed:
         _err(f"removed {r}")
     for e in errors:
@@ -207,38 +255,52 @@ def cmd_clean(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from labctl import cleanup, report, runner
 
-    specs = [report.parse_report_spec(s) for s in args.report]
-    if args.jobs < 1:
-        raise UsageError("--jobs must be at least 1")
-    scenarios, skipped = _refuse_opt_ins(_filter(_load(args.paths), args.tag, args.k), args, skip_discovered=True)
-    if not scenarios and not skipped:
-        raise UsageError("no scenario matches the given paths and filters")
-    progress = Progress(args.quiet)
-    engine = _connect()
-    run_id = str(uuid.uuid4())
-    for r in cleanup.remove_stale(engine)[0]:
-        progress.line(f"removed stale {r} (left by a labctl that died)")
-    image = _ensure_image(engine, progress).image
+    # Installed before anything else, so a SIGTERM at any phase (loading, building,
+    # creating, checking, tearing down) takes the same path: remove this run's
+    # objects, then exit 128+signal.
     cancel = threading.Event()
-    _install_signals(cancel, engine, run_id)
-    total = len(scenarios)
-    done = [0]
-
-    def on_result(res) -> None:
-        done[0] += 1
-        mark = {"passed": "PASS", "failed": "FAIL", "error": "ERROR", "skipped": "SKIP"}[res.status]
-        progress.line(f"[{done[0]}/{total}] {mark} {res.name} ({res.duration_s:.2f}s)")
-
-    progress.line(f"running {total} scenario(s), {args.jobs} at a time (run {run_id[:8]})")
+    received = _install_signals(cancel)
+    engine = None
+    run_id = str(uuid.uuid4())
+    progress = Progress(args.quiet)
     try:
+        specs = [report.parse_report_spec(s) for s in args.report]
+        if args.jobs < 1:
+            raise UsageError("--jobs must be at least 1")
+        scenarios, skipped = _refuse_opt_ins(_filter(_load(args.paths), args.tag, args.k), args, skip_discovered=True)
+        if not scenarios and not skipped:
+            raise UsageError("no scenario matches the given paths and filters")
+        engine = _connect()
+        for r in cleanup.remove_stale(engine)[0]:
+            progress.line(f"removed stale {r} (left by a labctl that died)")
+        image = _ensure_image(engine, progress).image
+        total = len(scenarios)
+        done = [0]
+
+        def on_result(res) -> None:
+            done[0] += 1
+            mark = {"passed": "PASS", "failed": "FAIL", "error": "ERROR", "skipped": "SKIP"}[res.status]
+            progress.line(f"[{done[0]}/{total}] {mark} {res.name} ({res.duration_s:.2f}s)")
+
+        progress.line(f"running {total} scenario(s), {args.jobs} at a time (run {run_id[:8]})")
         result = runner.run_all(engine, scenarios, image, run_id=run_id, jobs=args.jobs, keep=args.keep,
                                 cancel=cancel, progress=progress.status, on_result=on_result)
-    except (KeyboardInterrupt, Interrupted) as e:
-        signum = getattr(e, "signum", signal.SIGINT)
+        if received:  # a signal that arrived where nothing raised (e.g. inside a check)
+            raise Interrupted(received[0])
+    except BaseException:
+        if not received:
+            raise
+        # Whatever the signal interrupted, the answer is the same: this run's objects go.
+        # A second signal during this cleanup forces the exit (see _install_signals).
         cancel.set()
-        progress.line("interrupted: removing this run's containers and volumes...")
-        cleanup.remove_run(engine, run_id)
-        raise Interrupted(int(signum)) from None
+        if engine is not None:
+            progress.line("interrupted: removing this run's containers and volumes...")
+            t0 = time.monotonic()
+            removed, errors = cleanup.remove_run(engine, run_id)
+            for e in errors:
+                _err(f"labctl: could not remove {e}")
+            progress.line(f"interrupted: removed {len(removed)} object(s) in {time.monotonic() - t0:.2f}s")
+        raise Interrupted(received[0]) from None
     finally:
         _restore_signals()
     for sk in skipped:
@@ -265,19 +327,28 @@ def cmd_bench(args: argparse.Namespace) -> int:
 _old_handlers: dict[int, object] = {}
 
 
-def _install_signals(cancel: threading.Event, engine, run_id: str) -> None:
-    hits = [0]
+def _install_signals(cancel: threading.Event) -> list[int]:
+    """SIGINT/SIGTERM: the first sets ``cancel`` (worker threads poll it) and raises
+    Interrupted in the main thread; a second one exits at once with 128+signal (what is
+    left is then a stale run for `labctl clean --stale`). Returns the list the handler
+    appends the received signal numbers to."""
+    received: list[int] = []
 
     def handler(signum, _frame):
-        hits[0] += 1
+        received.append(signum)
         cancel.set()
-        if hits[0] > 1:
-            _err("labctl: second interrupt, exiting now; `labctl clean` removes what is left")
+        # os.write, not sys.stderr: the handler may run while the main thread is inside a
+        # buffered write to stderr, and re-entering it raises instead of printing.
+        if len(received) > 1:
+            _raw_err("labctl: second interrupt, exiting now; `labctl clean --stale` removes what is left")
             os._exit(128 + signum)
+        _raw_err(f"labctl: {signal.Signals(signum).name}: stopping and removing this run's objects "
+                 "(interrupt again to exit at once)")
         raise Interrupted(signum)
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         _old_handlers[sig] = signal.signal(sig, handler)
+    return received
 
 
 def _restore_signals() -> None:
@@ -328,12 +399,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="run scenario files or folders")
     _add_quiet(p)
     _add_paths(p)
-    p.add_argument("--format", choices=("text", "json", "junit"), default=_env("format") or "text",
+    p.add_argument("--format", choices=RUN_FORMATS, default=_env_choice("format", RUN_FORMATS, "text"),
                    help="report on stdout (default: text)")
     p.add_argument("--report", action="append", default=_env_list("report"), metavar="FORMAT:PATH",
                    help="also write a report to PATH (repeatable), e.g. junit:out/junit.xml")
     _add_filters(p)
-    p.add_argument("--jobs", "-j", type=int, default=int(_env("jobs") or 1), metavar="N",
+    p.add_argument("--jobs", "-j", type=int, default=_env_int("jobs", 1), metavar="N",
                    help="scenarios run in parallel (default: 1)")
     p.add_argument("--keep", action="store_true", default=_env_bool("keep"),
                    help="leave containers for inspection (`labctl clean` removes them)")
@@ -348,7 +419,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("list", help="names, tags and one-line descriptions")
     _add_paths(p)
     _add_filters(p)
-    p.add_argument("--format", choices=("text", "json"), default=_env("format") or "text")
+    p.add_argument("--format", choices=LIST_FORMATS, default=_env_choice("format", LIST_FORMATS, "text"))
     p.set_defaults(func=cmd_list)
 
     p = sub.add_parser("build", help="compile the workloads and build the images (no-op when unchanged)")
@@ -359,6 +430,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("clean", help="remove every object labelled io.labctl.managed=true")
     p.add_argument("--stale", action="store_true", default=_env_bool("stale"),
                    help="only objects of labctl runs whose process is gone")
+    p.add_argument("--run", default=_env("run") or "", metavar="RUN_ID",
+                   help="only the objects of this run (label io.labctl.run-id)")
     p.set_defaults(func=cmd_clean)
 
     p = sub.add_parser("schema", help="print the JSON Schema of a scenario file")
@@ -369,9 +442,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_compose)
 
     p = sub.add_parser("bench", help="the IPC benchmark: shared memory against pipes, sockets and TCP")
-    p.add_argument("--format", choices=("text", "json"), default=_env("format") or "text")
+    p.add_argument("--format", choices=LIST_FORMATS, default=_env_choice("format", LIST_FORMATS, "text"))
     p.add_argument("--sizes", default=_env("sizes") or "64,4096,65536,1048576", help="message sizes in bytes")
-    p.add_argument("--iterations", type=int, default=int(_env("iterations") or 20000))
+    p.add_argument("--iterations", type=int, default=_env_int("iterations", 20000))
     p.add_argument("--mechanisms", default=_env("mechanisms") or "", help="comma-separated subset")
     p.add_argument("--chart", default=_env("chart") or "", metavar="PNG", help="also write a chart")
     p.set_defaults(func=cmd_bench)
@@ -380,14 +453,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``labctl`` console script; returns the exit code."""
-    parser = build_parser()
     try:
-        args = parser.parse_args(argv)
-    except ValueError as e:  # a malformed LABCTL_ variable (e.g. LABCTL_JOBS=x)
+        # Defaults come from LABCTL_<FLAG>: a malformed one is a usage error, found here.
+        args = build_parser().parse_args(argv)
+    except UsageError as e:
         _err(f"labctl: {e}")
-        return 2
+        return e.exit_code
     try:
         return int(args.func(args))
+    except Interrupted as e:
+        _err(f"labctl: {e}")
+        _exit_if_threads_linger(e.exit_code)
+        return e.exit_code
     except LabctlError as e:
         _err(f"labctl: {e}" if not isinstance(e, _located()) else str(e))
         return e.exit_code
@@ -396,6 +473,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return EXIT_OK
+
+
+LINGER_S = 3.0  # after an interrupt, how long worker threads get to notice before a hard exit
+
+
+def _exit_if_threads_linger(code: int) -> None:
+    """After an interrupt and the cleanup, worker threads stuck in an engine call would keep
+    the interpreter alive (thread pools are joined at exit): give them a bounded moment,
+    then exit without waiting. Their objects are already removed by label."""
+    deadline = time.monotonic() + LINGER_S
+    for t in threading.enumerate():
+        if t is not threading.main_thread() and not t.daemon:
+            t.join(max(0.0, deadline - time.monotonic()))
+    if any(t.is_alive() and not t.daemon for t in threading.enumerate() if t is not threading.main_thread()):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
 
 
 def _located() -> tuple[type, ...]:

@@ -230,6 +230,7 @@ class ScenarioRun:
     # ---------------------------------------------------------------- Observation
 
     def output(self, container: str) -> Output | None:
+        self._check_cancel()
         c = self.containers.get(container)
         return c.output if c else None
 
@@ -270,6 +271,7 @@ class ScenarioRun:
         raise LabctlError(f"probe of {what} failed (exit {code}): {text.strip()[-300:]}")
 
     def probe_ipc(self, container: str, args: list[str]) -> dict:
+        self._check_cancel()
         owner = self.scenario.ipc_owner(container)
         holder = self.probes.get(owner)
         if holder is None:
@@ -278,6 +280,7 @@ class ScenarioRun:
         return self._probe(holder, args, f"the IPC namespace of {container}")
 
     def probe_file(self, container: str, args: list[str]) -> dict:
+        self._check_cancel()
         role = f"files-{container}"
         holder = self.probes.get(role)
         if holder is None:
@@ -361,6 +364,7 @@ def run_scenario(engine: Engine, scenario: Scenario, run_id: str, image: str, *,
                 continue
             run._check_cancel()
             result.checks.append(checkmod.evaluate(check, run, hard_deadline=run.deadline))
+            run._check_cancel()  # evaluate() reports an Interrupted inside a check as its error
     except Interrupted as e:
         interrupted = e
         result.status, result.message = "error", "interrupted"
@@ -417,16 +421,44 @@ def run_all(engine: Engine, scenarios: list[Scenario], image: str, *, run_id: st
         for s in scenarios:
             results[s.name] = one(s)
     else:
-        with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="scenario") as pool:
-            futures = {s.name: pool.submit(one, s) for s in scenarios}
-            errors: list[BaseException] = []
-            for name, f in futures.items():
-                try:
-                    results[name] = f.result()
-                except BaseException as e:  # noqa: BLE001 - re-raised below after all finished
-                    errors.append(e)
-            if errors:
-                raise errors[0]
+        _run_pool(engine, scenarios, one, jobs, run_id, cancel, results)
     run.scenarios = [results[s.name] for s in scenarios if s.name in results]
     run.duration_s = time.monotonic() - t0
     return run
+
+
+JOIN_S = 5.0  # after an interrupt, how long worker threads get to wind down
+
+
+def _run_pool(engine: Engine, scenarios: list[Scenario], one: Callable[[Scenario], ScenarioResult], jobs: int,
+              run_id: str, cancel: threading.Event, results: dict[str, ScenarioResult]) -> None:
+    """Run ``one`` over the scenarios in ``jobs`` worker threads, filling ``results``.
+
+    Signals reach only the main thread. When one interrupts the wait here, the workers
+    are told (``cancel``), the run is torn down by label from this thread (which also
+    ends the workers' waits on containers that no longer exist), the workers get a
+    bounded join, and a second sweep takes whatever a worker created meanwhile.
+    ``with ThreadPoolExecutor`` is not used: its exit would wait for every worker."""
+    pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="scenario")
+    futures = {s.name: pool.submit(one, s) for s in scenarios}
+    errors: list[BaseException] = []
+    try:
+        for name, f in futures.items():
+            try:
+                results[name] = f.result()
+            except Interrupted:
+                raise
+            except Exception as e:  # noqa: BLE001 - re-raised below after all finished
+                errors.append(e)
+        pool.shutdown(wait=True)
+    except BaseException:
+        cancel.set()
+        pool.shutdown(wait=False, cancel_futures=True)
+        engine.remove_labelled({RUN_ID: run_id})
+        deadline = time.monotonic() + JOIN_S
+        for t in list(getattr(pool, "_threads", ())):
+            t.join(max(0.0, deadline - time.monotonic()))
+        engine.remove_labelled({RUN_ID: run_id})
+        raise
+    if errors:
+        raise errors[0]
