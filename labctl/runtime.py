@@ -165,8 +165,16 @@ class Container:
                 try:
                     self._obj.reload()
                     oom = bool(self._obj.attrs["State"].get("OOMKilled"))
+                    removing = self._obj.attrs["State"].get("Status") == "removing"
+                except docker.errors.NotFound:
+                    removing = True
                 except docker.errors.DockerException:
-                    pass
+                    removing = False
+                if removing:
+                    # `docker rm -f` kills first, so the wait saw an exit (137); say what
+                    # really happened instead of "killed by SIGKILL".
+                    raise ContainerGone(f"container {self.role!r} ({self.name}) was removed behind labctl's back "
+                                        f"(docker rm; it ended with exit {code})")
                 self._exit = ExitStatus(code=code, oom_killed=oom, error=error)
                 # The log stream closes right after exit; give the pump a bounded moment
                 # so checks see the final lines.
@@ -364,7 +372,8 @@ class Engine:
         """Names of containers (any state), volumes and networks carrying all ``labels``."""
         filters = {"label": [f"{k}={v}" for k, v in labels.items()]}
         return {
-            "containers": [c.name for c in self._call("listing containers", self.client.containers.list, all=True, filters=filters)],
+            "containers": [c.name for c in self._call("listing containers", self.client.containers.list, all=True, filters=filters,
+                                     ignore_removed=True)],
             "volumes": [v.name for v in self._call("listing volumes", self.client.volumes.list, filters=filters)],
             "networks": [n.name for n in self._call("listing networks", self.client.networks.list, filters=filters)],
         }
@@ -373,7 +382,8 @@ class Engine:
         """Run ids present on the engine, with the owner labels of one of their objects."""
         runs: dict[str, dict[str, str]] = {}
         filters = {"label": [f"{MANAGED}=true"]}
-        for c in self._call("listing containers", self.client.containers.list, all=True, filters=filters):
+        for c in self._call("listing containers", self.client.containers.list, all=True, filters=filters,
+                                     ignore_removed=True):
             runs.setdefault(c.labels.get(RUN_ID, ""), dict(c.labels))
         for v in self._call("listing volumes", self.client.volumes.list, filters=filters):
             runs.setdefault((v.attrs.get("Labels") or {}).get(RUN_ID, ""), dict(v.attrs.get("Labels") or {}))
@@ -410,7 +420,7 @@ class Engine:
             errors.append(f"{what}: still in use")
 
         try:
-            containers = self.client.containers.list(all=True, filters=filters)
+            containers = self.client.containers.list(all=True, filters=filters, ignore_removed=True)
         except (docker.errors.DockerException, *_TRANSIENT) as e:
             return removed, [f"listing containers: {_explain(e)}"]
         for c in containers:
