@@ -450,3 +450,41 @@ def process_ipc_namespace(pid: int) -> str | None:
         return os.readlink(f"/proc/{pid}/ns/ipc")
     except OSError:
         return None
+
+
+# ---- bench ----
+# Engine operations only ``labctl bench`` needs. Everything created here is labelled
+# by the caller with ``labels_for``, so ``labctl clean`` and the leak guard see it.
+
+
+def create_network(engine: Engine, name: str, labels: dict[str, str]) -> str:
+    """``docker network create --driver bridge NAME`` with labctl's ``labels``; returns the
+    name. Containers join it with ``RunSpec(network_mode=NAME)``. Raises EngineError."""
+    if not labels.get(MANAGED):
+        raise LabctlError(f"network {name}: labels must come from labels_for()")
+    engine._call(f"creating network {name}", engine.client.networks.create, name=name, driver="bridge",
+                 labels=labels, check_duplicate=True)
+    return name
+
+
+def network_gateway(engine: Engine, name: str) -> str | None:
+    """The host-side (gateway) IPv4 address of bridge network ``name`` (``docker network
+    inspect``), or None when the engine assigned none."""
+    net = engine._call(f"inspecting network {name}", engine.client.networks.get, name)
+    for cfg in (net.attrs.get("IPAM") or {}).get("Config") or []:
+        gw = cfg.get("Gateway")
+        if gw and ":" not in gw:
+            return str(gw)
+    return None
+
+
+def container_ip(container: Container, network: str) -> str | None:
+    """The IPv4 address of a running ``container`` on ``network`` (``docker inspect``
+    NetworkSettings.Networks), or None if it is not attached. Raises EngineError."""
+    try:
+        container._obj.reload()
+    except docker.errors.DockerException as e:
+        raise EngineError(f"inspecting container {container.role!r}: {_explain(e)}") from e
+    nets = (container._obj.attrs.get("NetworkSettings") or {}).get("Networks") or {}
+    addr = (nets.get(network) or {}).get("IPAddress")
+    return str(addr) if addr else None

@@ -1,0 +1,160 @@
+"""``labctl bench``: ping-pong round trips between two processes, natively on the host
+and in two containers, in the same run, for every IPC mechanism and message size.
+
+``model`` holds the data and the JSON contract, ``pairs`` runs one pair, ``chart``
+draws the PNG. This module orders the run (host and container interleaved, so slow
+drift of the machine hits both alike), owns the cleanup (a ``finally`` that removes
+every labelled object of the run and kills host processes, also on Ctrl-C/SIGTERM)
+and renders the output: data on stdout, progress on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+from labctl.bench.model import (MEMCPY_SIZE, Config, Record, Report, parse_config, record_from_event,
+                                render_table, this_machine, to_json)
+from labctl.bench.pairs import ContainerPairs, HostPairs, PairError, PairSpec
+from labctl.errors import EXIT_FAILED, EXIT_OK, EngineError, Interrupted, LabctlError
+
+__all__ = ["main", "run_bench", "host_binary"]
+
+Progress = Callable[[str], None]
+
+
+def _say(msg: str) -> None:
+    sys.stderr.write(msg + "\n")
+    sys.stderr.flush()
+
+
+def host_binary(engine) -> Path:  # noqa: ANN001 - labctl.runtime.Engine
+    """The compiled ``shmlab`` of the current sources from the build cache (compiled if
+    missing). It is static, so it runs on this host when the host's architecture is
+    the engine's; raises EngineError otherwise."""
+    from labctl import build
+
+    arch = engine.architecture()
+    if build._host_arch() != arch:  # noqa: SLF001 - the build module's own notion of the host
+        raise EngineError(f"host pairs need a {arch} host (the engine's architecture); this host is "
+                          f"{build._host_arch()}. Use --placements container.")  # noqa: SLF001
+    tc = build.toolchain(arch)
+    src = build.source_dir()
+    return build.compile_binary(src, tc, build.content_hash(src, tc))
+
+
+def _memcpy(binary: Path, config: Config) -> Record:
+    import subprocess
+
+    iters = max(200, config.iterations // 20)
+    argv = [str(binary), "bench", "--role", "memcpy", "--size", str(MEMCPY_SIZE), "--iters", str(iters),
+            "--warmup", str(max(10, iters // 10)), "--timeout", str(int(config.timeout_s * 1000))]
+    if config.pin:
+        argv += ["--pin", "1"]
+    try:
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=config.timeout_s + 10)
+    except subprocess.TimeoutExpired as e:
+        raise PairError("memcpy reference: no answer before its deadline") from e
+    for line in proc.stdout.splitlines():
+        if '"event":"result"' in line:
+            try:
+                return record_from_event(json.loads(line), "host")
+            except ValueError as e:
+                raise PairError(f"memcpy reference: {e}") from e
+    raise PairError(f"memcpy reference failed (exit {proc.returncode}): {(proc.stdout + proc.stderr)[-400:]}")
+
+
+def run_bench(engine, image: str, binary: Path | None, config: Config,  # noqa: ANN001
+              progress: Progress = _say, run_id: str | None = None) -> Report:
+    """Measure every mechanism x size x placement of ``config``; never leaves a labelled
+    object or a host process behind, whatever happens (the ``finally``). Pair failures
+    are collected in ``Report.errors``; engine failures and interrupts propagate."""
+    from labctl.build import cache_dir
+
+    run_id = run_id or str(uuid.uuid4())
+    pinned = config.pin and (this_machine().cores >= 2)
+    if config.pin and not pinned:
+        progress("one core only: running unpinned")
+    cfg = Config(config.mechanisms, config.sizes, config.placements, config.iterations, pinned,
+                 config.timeout_s, config.memcpy)
+    records: list[Record] = []
+    errors: list[str] = []
+    containers = ContainerPairs(engine, image, run_id)
+    hosts: HostPairs | None = None
+    plan = [(m, s) for m in cfg.mechanisms for s in cfg.sizes]
+    total = len(plan) * len(cfg.placements)
+    done = 0
+    try:
+        if "host" in cfg.placements:
+            if binary is None:
+                raise LabctlError("host pairs need the shmlab binary")
+            gateway = containers.gateway() if "tcp-bridge" in cfg.mechanisms else None
+            hosts = HostPairs(binary, run_id, gateway, cache_dir().parent / "bench")
+            if cfg.memcpy:
+                progress("memcpy reference (1 MiB, one core)")
+                try:
+                    records.append(_memcpy(binary, cfg))
+                except PairError as e:
+                    errors.append(str(e))
+        for i, (mech, size) in enumerate(plan):
+            spec = PairSpec(mech, size, cfg.iterations_for(size), cfg.warmup_for(size), cfg.timeout_s, pinned)
+            # alternate which placement goes first: drift and warm caches favour neither
+            order = list(cfg.placements) if i % 2 == 0 else list(reversed(cfg.placements))
+            for placement in order:
+                done += 1
+                progress(f"[{done}/{total}] {mech} {size} B {placement} ({spec.iterations} round trips)")
+                runner = hosts if placement == "host" else containers
+                assert runner is not None
+                try:
+                    records.append(runner.run(spec))
+                except PairError as e:
+                    errors.append(str(e))
+                    progress(f"  failed: {e}")
+    finally:
+        if hosts is not None:
+            hosts.close()
+        _removed, problems = containers.close()
+        for p in problems:
+            progress(f"could not remove {p} (`labctl clean` will)")
+    return Report(this_machine(), cfg, tuple(records), (0, 1) if pinned else (), tuple(errors))
+
+
+def main(args: argparse.Namespace) -> int:
+    """``labctl bench`` from parsed arguments; returns the exit code (1 if a pair failed)."""
+    from labctl import build
+    from labctl.bench.chart import require_matplotlib, write_chart
+    from labctl.runtime import Engine
+
+    config = parse_config(args.mechanisms or "", args.sizes or "", getattr(args, "placements", "") or "",
+                          int(args.iterations), not getattr(args, "no_pin", False),
+                          float(getattr(args, "timeout", 20.0) or 20.0))
+    if args.chart:
+        require_matplotlib()
+    quiet = getattr(args, "quiet", False)
+    progress: Progress = (lambda _m: None) if quiet else _say
+    engine = Engine.connect()
+    image = build.ensure_image(engine, progress=progress).image
+    binary = host_binary(engine) if "host" in config.placements else None
+
+    def on_signal(signum: int, _frame: object) -> None:
+        raise Interrupted(signum)
+
+    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        report = run_bench(engine, image, binary, config, progress)
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)  # type: ignore[arg-type]
+    if args.format == "json":
+        sys.stdout.write(json.dumps(to_json(report), indent=2) + "\n")
+    else:
+        sys.stdout.write(render_table(report))
+    sys.stdout.flush()
+    if args.chart:
+        progress(f"wrote {write_chart(report, args.chart)}")
+    return EXIT_FAILED if report.errors else EXIT_OK

@@ -1,0 +1,324 @@
+"""The benchmark's data: plan, records, statistics, the JSON contract, targets, the table.
+
+Pure Python (no engine, no subprocess), so all of it unit-tests with fake samples.
+The ``shmlab bench`` client computes its own statistics over its per-iteration
+timestamps; ``summarize`` here uses the same definitions (median of the middle
+pair, nearest-rank p99) for Python-side measurements such as the suite-speed script.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import platform
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+
+from labctl.errors import UsageError
+
+MECHANISMS = (
+    "sysv-shm-spin", "sysv-shm-futex", "mmap-tmpfs", "mmap-disk", "posix-shm",
+    "fifo", "unix-socket", "tcp-shared-netns", "tcp-bridge",
+)
+SHM_MECHANISMS = ("sysv-shm-spin", "sysv-shm-futex", "mmap-tmpfs", "mmap-disk", "posix-shm")
+PLACEMENTS = ("host", "container")
+DEFAULT_SIZES = (64, 4096, 65536, 1048576)
+MEMCPY_SIZE = 1048576
+MAX_SIZE = 64 * 1024 * 1024
+MIN_ITERATIONS = 200
+
+
+@dataclass(frozen=True)
+class Stats:
+    """Order statistics of a list of durations in nanoseconds."""
+
+    n: int
+    median: int
+    p99: int
+    minimum: int
+    maximum: int
+    mean: int
+
+
+def percentile(sorted_ns: Sequence[int], q: float) -> int:
+    """Nearest-rank percentile ``q`` (0 < q <= 100) of an ascending list: the smallest
+    sample with at least q % of the samples at or below it."""
+    if not sorted_ns:
+        raise ValueError("no samples")
+    rank = max(1, math.ceil(q / 100.0 * len(sorted_ns)))
+    return int(sorted_ns[min(rank, len(sorted_ns)) - 1])
+
+
+def summarize(samples_ns: Iterable[int]) -> Stats:
+    """Median (mean of the middle two for an even count), nearest-rank p99, min, max, mean."""
+    s = sorted(int(x) for x in samples_ns)
+    if not s:
+        raise ValueError("no samples")
+    n = len(s)
+    median = s[n // 2] if n % 2 else (s[n // 2 - 1] + s[n // 2]) // 2
+    return Stats(n, median, percentile(s, 99), s[0], s[-1], sum(s) // n)
+
+
+@dataclass(frozen=True)
+class Config:
+    """What one ``labctl bench`` run measures."""
+
+    mechanisms: tuple[str, ...] = MECHANISMS
+    sizes: tuple[int, ...] = DEFAULT_SIZES
+    placements: tuple[str, ...] = PLACEMENTS
+    iterations: int = 20000
+    pin: bool = True
+    timeout_s: float = 20.0
+    memcpy: bool = True
+
+    def iterations_for(self, size: int) -> int:
+        """Fewer round trips for big messages (a 1 MiB round trip costs ~1000x a 64 B
+        one), never below MIN_ITERATIONS nor above ``iterations``."""
+        scaled = self.iterations * 4096 // max(size, 4096)
+        return max(min(self.iterations, MIN_ITERATIONS), min(self.iterations, scaled), 1)
+
+    def warmup_for(self, size: int) -> int:
+        """A tenth of the measured round trips, at least 10: caches, page faults, TCP windows."""
+        return max(10, self.iterations_for(size) // 10)
+
+
+def parse_config(mechanisms: str, sizes: str, placements: str, iterations: int, pin: bool,
+                 timeout_s: float) -> Config:
+    """Build a Config from command-line strings; raises UsageError naming the bad value."""
+    mechs = tuple(m.strip() for m in mechanisms.split(",") if m.strip()) or MECHANISMS
+    unknown = [m for m in mechs if m not in MECHANISMS]
+    if unknown:
+        raise UsageError(f"unknown mechanism {unknown[0]!r} (expected some of: {', '.join(MECHANISMS)})")
+    places = tuple(p.strip() for p in placements.split(",") if p.strip()) or PLACEMENTS
+    bad = [p for p in places if p not in PLACEMENTS]
+    if bad:
+        raise UsageError(f"unknown placement {bad[0]!r} (expected host, container or both)")
+    size_list: list[int] = []
+    for text in (x.strip() for x in sizes.split(",")):
+        if not text:
+            continue
+        size_list.append(parse_size(text))
+    if not size_list:
+        raise UsageError("--sizes needs at least one size")
+    if iterations < 1:
+        raise UsageError("--iterations must be at least 1")
+    if timeout_s <= 0:
+        raise UsageError("--timeout must be positive")
+    return Config(tuple(dict.fromkeys(mechs)), tuple(dict.fromkeys(size_list)), tuple(dict.fromkeys(places)),
+                  iterations, pin, timeout_s)
+
+
+def parse_size(text: str) -> int:
+    """``64``, ``4k``, ``1m`` (KiB/MiB) to bytes; raises UsageError."""
+    t = text.strip().lower()
+    mult = {"k": 1024, "m": 1024 * 1024}.get(t[-1:], 1)
+    digits = t[:-1] if mult > 1 else t
+    if not digits.isdigit():
+        raise UsageError(f"bad size {text!r} (bytes, or with k / m suffix)")
+    value = int(digits) * mult
+    if not 1 <= value <= MAX_SIZE:
+        raise UsageError(f"size {text!r} out of range (1 B to 64 MiB)")
+    return value
+
+
+@dataclass(frozen=True)
+class Record:
+    """One measured pair: the JSON ``results`` entry."""
+
+    mechanism: str
+    placement: str
+    size: int
+    rtt_ns_median: int
+    rtt_ns_p99: int
+    msgs_per_s: int
+    bytes_per_s: int
+    iterations: int = 0
+    rtt_ns_min: int = 0
+    rtt_ns_mean: int = 0
+    pinned: bool = False
+    complete: bool = True
+
+
+def record_from_event(event: dict, placement: str) -> Record:
+    """A Record from the client's ``result`` event (``shmlab bench``); raises ValueError
+    when a field is missing or of the wrong type."""
+    try:
+        return Record(
+            mechanism=str(event["mechanism"]), placement=placement, size=int(event["size"]),
+            rtt_ns_median=int(event["rtt_ns_median"]), rtt_ns_p99=int(event["rtt_ns_p99"]),
+            msgs_per_s=int(event["msgs_per_s"]), bytes_per_s=int(event["bytes_per_s"]),
+            iterations=int(event.get("iterations", 0)), rtt_ns_min=int(event.get("rtt_ns_min", 0)),
+            rtt_ns_mean=int(event.get("rtt_ns_mean", 0)), pinned=bool(event.get("pinned", False)),
+            complete=bool(event.get("complete", True)),
+        )
+    except (KeyError, TypeError, ValueError) as e:
+        raise ValueError(f"malformed result event {event!r}: {e}") from e
+
+
+@dataclass(frozen=True)
+class Machine:
+    """Where the figures come from."""
+
+    cpu: str
+    kernel: str
+    cores: int
+    arch: str = ""
+
+
+def this_machine(cpuinfo: str | None = None) -> Machine:
+    """CPU model (``/proc/cpuinfo``), kernel release and core count of this host; the
+    containers share the kernel, so it is theirs too."""
+    if cpuinfo is None:
+        try:
+            with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+                cpuinfo = f.read()
+        except OSError:
+            cpuinfo = ""
+    cpu = ""
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("model name", "Model", "Hardware", "cpu model") and value.strip():
+            cpu = value.strip()
+            break
+    return Machine(cpu or platform.processor() or "unknown", platform.release(), os.cpu_count() or 1, platform.machine())
+
+
+@dataclass(frozen=True)
+class Target:
+    """One of the issue's targets, evaluated on a run's records."""
+
+    name: str
+    value: float | None
+    limit: float
+    comparison: str  # "<=" or ">="
+    detail: str = ""
+
+    @property
+    def met(self) -> bool | None:
+        if self.value is None:
+            return None
+        return self.value <= self.limit if self.comparison == "<=" else self.value >= self.limit
+
+
+@dataclass(frozen=True)
+class Report:
+    """A whole run: machine, settings, records and the targets they meet or miss."""
+
+    machine: Machine
+    config: Config
+    records: tuple[Record, ...]
+    pinned_cpus: tuple[int, ...] = ()
+    errors: tuple[str, ...] = field(default_factory=tuple)
+
+    def find(self, mechanism: str, placement: str, size: int) -> Record | None:
+        for r in self.records:
+            if (r.mechanism, r.placement, r.size) == (mechanism, placement, size):
+                return r
+        return None
+
+    def targets(self) -> list[Target]:
+        """The issue's targets, as ratios measured in this run (None where not measured)."""
+        out: list[Target] = []
+        for size in (64, 4096):
+            h, c = self.find("sysv-shm-spin", "host", size), self.find("sysv-shm-spin", "container", size)
+            ratio = c.rtt_ns_median / h.rtt_ns_median if h and c and h.rtt_ns_median else None
+            out.append(Target(f"sysv-shm-spin container/host median at {size} B", ratio, 1.05, "<="))
+        spin = self.find("sysv-shm-spin", "container", 64)
+        for other, limit in (("tcp-shared-netns", 20.0), ("tcp-bridge", 20.0), ("unix-socket", 10.0)):
+            o = self.find(other, "container", 64)
+            ratio = o.rtt_ns_median / spin.rtt_ns_median if o and spin and spin.rtt_ns_median else None
+            out.append(Target(f"{other} / sysv-shm-spin median at 64 B (containers)", ratio, limit, ">="))
+        mem = self.find("memcpy", "host", MEMCPY_SIZE)
+        for placement in ("host", "container"):
+            s = self.find("sysv-shm-spin", placement, MEMCPY_SIZE)
+            ratio = s.bytes_per_s / mem.bytes_per_s if s and mem and mem.bytes_per_s else None
+            out.append(Target(f"sysv-shm-spin 1 MiB throughput / memcpy ({placement})", ratio, 0.5, ">=",
+                              "bytes_per_s counts both directions"))
+        return out
+
+
+def to_json(report: Report) -> dict:
+    """The ``labctl bench --format json`` document (DESIGN.md contract plus extras)."""
+    pinned = bool(report.pinned_cpus)
+    return {
+        "machine": asdict(report.machine),
+        "pinned": pinned,
+        "pinned_cpus": {"server": report.pinned_cpus[0], "client": report.pinned_cpus[1]} if pinned else None,
+        "config": {
+            "mechanisms": list(report.config.mechanisms), "sizes": list(report.config.sizes),
+            "placements": list(report.config.placements), "iterations": report.config.iterations,
+            "timeout_s": report.config.timeout_s,
+        },
+        "units": {"rtt": "ns per round trip (size bytes each way)", "msgs_per_s": "round trips per second",
+                  "bytes_per_s": "payload bytes per second, both directions (2 x size x msgs_per_s); "
+                                 "memcpy: bytes copied per second"},
+        "results": [asdict(r) for r in report.records],
+        "targets": [{"name": t.name, "value": None if t.value is None else round(t.value, 3),
+                     "limit": t.limit, "comparison": t.comparison, "met": t.met} for t in report.targets()],
+        "errors": list(report.errors),
+    }
+
+
+# ==== text table ====
+
+
+def human_ns(ns: float) -> str:
+    """``850 ns``, ``12.3 us``, ``4.56 ms``."""
+    if ns < 1000:
+        return f"{ns:.0f} ns"
+    if ns < 1_000_000:
+        return f"{ns / 1000:.1f} us"
+    return f"{ns / 1e6:.2f} ms"
+
+
+def human_bytes(b: float) -> str:
+    """Bytes per second in powers of 1024 (``1.2 GiB/s``)."""
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if b < 1024 or unit == "GiB":
+            return f"{b:.1f} {unit}/s" if unit != "B" else f"{b:.0f} B/s"
+        b /= 1024
+    return f"{b:.1f} GiB/s"
+
+
+def human_size(size: int) -> str:
+    if size >= 1048576 and size % 1048576 == 0:
+        return f"{size // 1048576} MiB"
+    if size >= 1024 and size % 1024 == 0:
+        return f"{size // 1024} KiB"
+    return f"{size} B"
+
+
+def render_table(report: Report) -> str:
+    """One row per mechanism and size, host and container side by side, then the targets."""
+    head = ("mechanism", "size", "host med", "host p99", "ctr med", "ctr p99", "ctr/host", "ctr msgs/s", "ctr bytes/s")
+    rows: list[tuple[str, ...]] = [head]
+    for mech in report.config.mechanisms:
+        for size in report.config.sizes:
+            h, c = report.find(mech, "host", size), report.find(mech, "container", size)
+            if h is None and c is None:
+                continue
+            ratio = f"{c.rtt_ns_median / h.rtt_ns_median:.2f}" if h and c and h.rtt_ns_median else "-"
+            rows.append((mech, human_size(size),
+                         human_ns(h.rtt_ns_median) if h else "-", human_ns(h.rtt_ns_p99) if h else "-",
+                         human_ns(c.rtt_ns_median) if c else "-", human_ns(c.rtt_ns_p99) if c else "-",
+                         ratio, f"{c.msgs_per_s:,}" if c else "-", human_bytes(c.bytes_per_s) if c else "-"))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
+    lines = ["  ".join(cell.ljust(w) if i < 2 else cell.rjust(w) for i, (cell, w) in enumerate(zip(r, widths)))
+             for r in rows]
+    m = report.machine
+    pin = (f"server on CPU {report.pinned_cpus[0]}, client on CPU {report.pinned_cpus[1]}"
+           if report.pinned_cpus else "not pinned")
+    out = [f"machine: {m.cpu}, {m.cores} cores, kernel {m.kernel}; {pin}", "", *lines]
+    mem = report.find("memcpy", "host", MEMCPY_SIZE)
+    if mem:
+        out += ["", f"memcpy 1 MiB (one core): {human_ns(mem.rtt_ns_median)} per copy, {human_bytes(mem.bytes_per_s)}"]
+    targets = report.targets()
+    if targets:
+        out += ["", "targets:"]
+        for t in targets:
+            verdict = {True: "met", False: "MISSED", None: "not measured"}[t.met]
+            value = "-" if t.value is None else f"{t.value:.2f}"
+            out.append(f"  {verdict:<12} {t.name}: {value} (target {t.comparison} {t.limit:g})")
+    for err in report.errors:
+        out.append(f"error: {err}")
+    return "\n".join(out) + "\n"
