@@ -446,7 +446,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sizes", default=_env("sizes") or "64,4096,65536,1048576", help="message sizes in bytes")
     p.add_argument("--iterations", type=int, default=_env_int("iterations", 20000))
     p.add_argument("--mechanisms", default=_env("mechanisms") or "", help="comma-separated subset")
-    p.add_argument("--chart", default=_env("chart") or "", metavar="PNG", help="also write a chart")
+    p.add_argument("--chart", default=_env("chart") or "", metavar="PNG",
+                   help="also write a chart (needs matplotlib: pip install 'labctl[bench]')")
+    p.add_argument("--placements", default=_env("placements") or "host,container",
+                   help="host, container or both (default: both, in the same run)")
+    p.add_argument("--timeout", type=float, default=float(_env("timeout") or 20.0), metavar="SECONDS",
+                   help="deadline of each pair's measurement (default: 20)")
+    p.add_argument("--no-pin", action="store_true", default=_env_bool("no_pin"),
+                   help="do not pin the server to CPU 0 and the client to CPU 1")
     p.set_defaults(func=cmd_bench)
     return parser
 
