@@ -1,0 +1,188 @@
+#!/usr/bin/env python3
+"""Suite speed: how much labctl adds on top of the containers it runs.
+
+Measures, in one script:
+  (a) the wall time of ``labctl run --jobs N scenarios/ --allow-host-ipc``, and from the
+      engine's event stream (labels io.labctl.*) every container that run created, with its
+      create -> destroy interval, per scenario;
+  (b) the bare docker-SDK create + start + wait + remove time of the same number of
+      containers of the same image, one after another (a command that exits at once:
+      the pure lifecycle cost, nothing of labctl);
+  (c) orchestration overhead per scenario = its duration in labctl's JSON report minus
+      the time during which at least one of its containers existed (the union of their
+      create -> destroy intervals): what labctl spends outside any container's life
+      (loading, volumes, waits between containers, teardown of volumes, checks after);
+  (d) warm ``labctl build`` (median of 5) and, with --cold, a cold build (empty build
+      and zig caches: compiles musl and the workload, builds the image).
+
+Prints a JSON document on stdout (``--out`` also writes it). Objects created in (b)
+are labelled through ``labctl.runtime.labels_for`` and removed in a ``finally``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import docker  # noqa: E402  (the SDK, directly: this measures the bare engine)
+
+from labctl.runtime import RUN_ID, labels_for  # noqa: E402
+
+LABCTL = [sys.executable, "-m", "labctl"]
+
+
+def _say(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def union_length(intervals: list[tuple[float, float]]) -> float:
+    """Total length covered by the intervals (overlaps counted once)."""
+    total, end = 0.0, float("-inf")
+    for a, b in sorted(intervals):
+        if b <= end:
+            continue
+        total += b - max(a, end)
+        end = b
+    return total
+
+
+def run_suite(jobs: int, client: docker.DockerClient) -> dict:
+    """(a) + (c): time ``labctl run`` and collect its containers' lifecycles from events."""
+    since = time.time() - 1
+    t0 = time.monotonic()
+    proc = subprocess.run([*LABCTL, "run", "--jobs", str(jobs), "--allow-host-ipc", "--format", "json", "scenarios/"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=900,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    wall = time.monotonic() - t0
+    until = time.time() + 1
+    try:
+        report = json.loads(proc.stdout)
+    except ValueError:
+        raise SystemExit(f"labctl run printed no JSON (exit {proc.returncode}):\n{proc.stderr[-2000:]}")
+    created: dict[str, tuple[str, float]] = {}
+    lifetimes: dict[str, list[tuple[float, float]]] = {}
+    events = client.events(since=int(since), until=int(until) + 1, decode=True,
+                           filters={"type": "container", "label": "io.labctl.managed=true"})
+    for ev in events:
+        attrs = (ev.get("Actor") or {}).get("Attributes") or {}
+        if attrs.get("io.labctl.pid") != str(proc.pid):
+            continue  # another labctl (a teammate's tests) on the same engine
+        cid, t, action = ev.get("id", ""), ev.get("timeNano", 0) / 1e9, ev.get("Action") or ev.get("status")
+        if action == "create":
+            created[cid] = (attrs.get("io.labctl.scenario", "?"), t)
+        elif action == "destroy" and cid in created:
+            scen, t_create = created.pop(cid)
+            lifetimes.setdefault(scen, []).append((t_create, t))
+    per_scenario = []
+    for s in report.get("scenarios", []):
+        spans = lifetimes.get(s["name"], [])
+        covered = union_length(spans)
+        per_scenario.append({
+            "name": s["name"], "status": s["status"], "duration_s": round(s["duration_s"], 3),
+            "containers": len(spans), "containers_alive_s": round(covered, 3),
+            "overhead_s": round(max(0.0, s["duration_s"] - covered), 3) if spans else None,
+        })
+    return {"exit": proc.returncode, "wall_s": round(wall, 3), "summary": report.get("summary"),
+            "scenarios": per_scenario, "containers": sum(x["containers"] for x in per_scenario)}
+
+
+def bare_lifecycles(client: docker.DockerClient, image: str, count: int) -> dict:
+    """(b): ``count`` containers created, started, waited for and removed one after
+    another with the bare SDK, hardened like labctl's, running a command that exits."""
+    run_id = str(uuid.uuid4())
+    times: list[float] = []
+    try:
+        for i in range(count):
+            t0 = time.monotonic()
+            c = client.containers.create(
+                image, ["probe", "--ns"], name=f"labctl-{run_id[:8]}-bare-{i}",
+                labels=labels_for(run_id, "suite-speed", f"bare-{i}"), network_mode="none", read_only=True,
+                cap_drop=["ALL"], security_opt=["no-new-privileges:true"], pids_limit=64, mem_limit="256m",
+                user="65534:65534", detach=True)
+            c.start()
+            c.wait(timeout=30)
+            c.remove(force=True)
+            times.append(time.monotonic() - t0)
+    finally:
+        for c in client.containers.list(all=True, filters={"label": f"{RUN_ID}={run_id}"}):
+            c.remove(force=True)
+    return {"containers": count, "sum_s": round(sum(times), 3),
+            "median_per_container_s": round(statistics.median(times), 3) if times else None}
+
+
+def build_times(cold: bool) -> dict:
+    """(d): warm build (median of 5 no-op builds) and optionally a cold one."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    warm = []
+    for _ in range(5):
+        t0 = time.monotonic()
+        subprocess.run([*LABCTL, "-q", "build"], cwd=ROOT, env=env, check=True, capture_output=True, timeout=900)
+        warm.append(time.monotonic() - t0)
+    out: dict = {"warm_s_median": round(statistics.median(warm), 3), "warm_s": [round(w, 3) for w in warm]}
+    if cold:
+        cache = tempfile.mkdtemp(prefix="labctl-cold-")
+        try:
+            t0 = time.monotonic()
+            # empty XDG cache: no cached binary and no zig cache, so musl is built too
+            subprocess.run([*LABCTL, "-q", "build", "--force"], cwd=ROOT, env={**env, "XDG_CACHE_HOME": cache},
+                           check=True, capture_output=True, timeout=1800)
+            out["cold_s"] = round(time.monotonic() - t0, 3)
+        finally:
+            shutil.rmtree(cache, ignore_errors=True)
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--jobs", type=int, default=os.cpu_count() or 2)
+    ap.add_argument("--cold", action="store_true", help="also time a cold build (~1 min: builds musl)")
+    ap.add_argument("--out", type=Path, help="also write the JSON here")
+    args = ap.parse_args()
+    client = docker.from_env(timeout=120)
+    _say("timing warm (and cold) labctl build...")
+    builds = build_times(args.cold)
+    image = subprocess.run([*LABCTL, "-q", "build"], cwd=ROOT, capture_output=True, text=True, check=True,
+                           env={**os.environ, "PYTHONPATH": str(ROOT)}).stdout.strip()
+    _say(f"labctl run --jobs {args.jobs} scenarios/ --allow-host-ipc ...")
+    suite = run_suite(args.jobs, client)
+    _say(f"bare SDK lifecycle of {suite['containers']} containers, one after another...")
+    bare = bare_lifecycles(client, image, suite["containers"])
+    overheads = [s["overhead_s"] for s in suite["scenarios"] if s["overhead_s"] is not None]
+    doc = {
+        "machine": {"cores": os.cpu_count(), "kernel": os.uname().release},
+        "command": f"labctl run --jobs {args.jobs} scenarios/ --allow-host-ipc",
+        "build": builds,
+        "suite": suite,
+        "bare_sdk": bare,
+        "targets": {
+            "wall_le_bare_sum": {"wall_s": suite["wall_s"], "bare_sum_s": bare["sum_s"],
+                                 "met": suite["wall_s"] <= bare["sum_s"]},
+            "overhead_per_scenario_lt_200ms": {
+                "median_s": round(statistics.median(overheads), 3) if overheads else None,
+                "max_s": max(overheads) if overheads else None,
+                "met": bool(overheads) and max(overheads) < 0.2},
+            "warm_build_lt_2s": {"median_s": builds["warm_s_median"], "met": builds["warm_s_median"] < 2.0},
+        },
+    }
+    text = json.dumps(doc, indent=2)
+    print(text)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
