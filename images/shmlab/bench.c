@@ -231,28 +231,34 @@ static void emit_result(const struct bopts *o, long long *s, long long n, long l
                         double bytes_per_op, int complete)
 {
     struct ev e;
-    long long p99i, sum = 0, i;
-    double ops;
+    long long p99i, sum = 0, i, median;
+    double ops, typical;
 
     qsort(s, (size_t)n, sizeof *s, cmp_ll);
     for (i = 0; i < n; i++)
         sum += s[i];
     /* nearest-rank percentiles: the value below which that share of samples lie */
     p99i = (n * 99 + 99) / 100 - 1;
+    median = n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
+    /* rates of a typical (median) round trip; the *_sustained rates include every
+     * stall (preemption, interrupts) of the timed loop */
+    typical = median > 0 ? 1e9 / (double)median : 0.0;
     ops = elapsed_ns > 0 ? (double)n * 1e9 / (double)elapsed_ns : 0.0;
     ev_begin(&e, "result");
     ev_str(&e, "mechanism", mech_names[o->mech]);
     ev_int(&e, "size", o->size);
     ev_int(&e, "iterations", n);
     ev_int(&e, "warmup", o->warmup);
-    ev_int(&e, "rtt_ns_median", n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2);
+    ev_int(&e, "rtt_ns_median", median);
     ev_int(&e, "rtt_ns_p99", s[p99i < 0 ? 0 : p99i]);
     ev_int(&e, "rtt_ns_min", s[0]);
     ev_int(&e, "rtt_ns_max", s[n - 1]);
     ev_int(&e, "rtt_ns_mean", sum / n);
     ev_int(&e, "elapsed_ns", elapsed_ns);
-    ev_int(&e, "msgs_per_s", (long long)(ops + 0.5));
-    ev_int(&e, "bytes_per_s", (long long)(ops * bytes_per_op + 0.5));
+    ev_int(&e, "msgs_per_s", (long long)(typical + 0.5));
+    ev_int(&e, "bytes_per_s", (long long)(typical * bytes_per_op + 0.5));
+    ev_int(&e, "msgs_per_s_sustained", (long long)(ops + 0.5));
+    ev_int(&e, "bytes_per_s_sustained", (long long)(ops * bytes_per_op + 0.5));
     ev_bool(&e, "pinned", o->pin >= 0);
     ev_int(&e, "cpu", sched_getcpu());
     ev_bool(&e, "complete", complete);

@@ -137,6 +137,8 @@ class Record:
     rtt_ns_mean: int = 0
     pinned: bool = False
     complete: bool = True
+    msgs_per_s_sustained: int = 0
+    bytes_per_s_sustained: int = 0
 
 
 def record_from_event(event: dict, placement: str) -> Record:
@@ -150,6 +152,8 @@ def record_from_event(event: dict, placement: str) -> Record:
             iterations=int(event.get("iterations", 0)), rtt_ns_min=int(event.get("rtt_ns_min", 0)),
             rtt_ns_mean=int(event.get("rtt_ns_mean", 0)), pinned=bool(event.get("pinned", False)),
             complete=bool(event.get("complete", True)),
+            msgs_per_s_sustained=int(event.get("msgs_per_s_sustained", 0)),
+            bytes_per_s_sustained=int(event.get("bytes_per_s_sustained", 0)),
         )
     except (KeyError, TypeError, ValueError) as e:
         raise ValueError(f"malformed result event {event!r}: {e}") from e
@@ -249,9 +253,11 @@ def to_json(report: Report) -> dict:
             "placements": list(report.config.placements), "iterations": report.config.iterations,
             "timeout_s": report.config.timeout_s,
         },
-        "units": {"rtt": "ns per round trip (size bytes each way)", "msgs_per_s": "round trips per second",
-                  "bytes_per_s": "payload bytes per second, both directions (2 x size x msgs_per_s); "
-                                 "memcpy: bytes copied per second"},
+        "units": {"rtt": "ns per round trip (size bytes each way)",
+                  "msgs_per_s": "round trips per second at the median round trip (1e9 / rtt_ns_median)",
+                  "bytes_per_s": "payload bytes per second both ways at the median (2 x size x msgs_per_s); "
+                                 "memcpy: bytes copied per second",
+                  "*_sustained": "the same over the whole timed loop, stalls included"},
         "results": [asdict(r) for r in report.records],
         "targets": [{"name": t.name, "value": None if t.value is None else round(t.value, 3),
                      "limit": t.limit, "comparison": t.comparison, "met": t.met} for t in report.targets()],
