@@ -3,6 +3,7 @@
  * segment, a mapped file or a POSIX shm object.
  */
 #include <errno.h>
+#include <sched.h>
 #include <string.h>
 
 #include "shmlab.h"
@@ -49,11 +50,17 @@ int write_loop(volatile struct conn_stat *cs, const struct opts *o, const struct
         if (h != NULL && h->lock != NULL && h->lock(h->ctx, e) < 0)
             return stopping() ? 0 : -1;
         if (o->atomic) {
+            if (o->yield)
+                sched_yield(); /* same pacing as the plain twin, outside the add */
             value = __atomic_add_fetch(&cs->count, 1, __ATOMIC_SEQ_CST);
         } else {
             /* the tutorial's plain count++: load, add, store; two writers lose updates */
             value = cs->count;
             value++;
+            /* --yield: whichever writer runs now, on this core or the other, stores
+             * into the window; without it a loaded machine may never interleave */
+            if (o->yield)
+                sched_yield();
             cs->count = value;
         }
         if (h != NULL && h->unlock != NULL && h->unlock(h->ctx, e) < 0)

@@ -86,6 +86,7 @@ static const struct optdef optdefs[] = {
     { "hold", K_HOLD, C_SW | C_SR | C_MW | C_PW, O(hold), -1 },
     { "atomic", K_FLAG, C_WRITERS, O(atomic), -1 },
     { "quiet", K_FLAG, C_WRITERS, O(quiet), -1 },
+    { "yield", K_FLAG, C_WRITERS, O(yield), -1 },
     { "sem", K_FLAG, C_SW, O(sem), -1 },
     { "no-stop-on-rmid", K_FLAG, C_SW, O(no_stop_on_rmid), -1 },
     { "start-nattch", K_INT, C_SW, O(start_nattch), -1 },
@@ -140,6 +141,8 @@ static void usage(FILE *f)
         "SysV: --key K (decimal or 0x hex, default 1234) | --ftok PATH --proj N.\n"
         "Writers: --count N (0 = until signalled) --interval D --ip IP --atomic\n"
         "         --quiet (no `wrote` events: a tight loop for the count++ race)\n"
+        "         --yield (sched_yield between count++'s load and store: the race\n"
+        "         window made wide enough to show on any machine, however loaded)\n"
         "         --size BYTES --mode 0666 --rmid --hold none|attached|detached\n"
         "         --sem --no-stop-on-rmid (sysv) --truncate-delay D --unlink (mmap)\n"
         "         --start-nattch N (sysv: count only once N processes are attached,\n"

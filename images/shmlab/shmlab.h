@@ -62,6 +62,7 @@ struct opts {
     long long hold;
     int atomic;
     int quiet; /* no per-increment `wrote` events (race demos) */
+    int yield; /* sched_yield inside each increment: a wide race window */
     int sem;
     int no_stop_on_rmid;
     long long start_nattch; /* sysv-writer: wait for N attachments before counting */
