@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from labctl.runtime import MANAGED, OWNER_HOST, OWNER_PID, RUN_ID, Engine
+from labctl.runtime import KEPT, MANAGED, OWNER_HOST, OWNER_PID, RUN_ID, Engine
 
 
 def remove_run(engine: Engine, run_id: str) -> tuple[list[str], list[str]]:
@@ -34,11 +34,12 @@ def _owner_alive(labels: dict[str, str]) -> bool:
 
 
 def remove_stale(engine: Engine) -> tuple[list[str], list[str]]:
-    """Remove the objects of runs whose labctl process died (SIGKILL, crash), and only those."""
+    """Remove the objects of runs whose labctl process died (SIGKILL, crash), and only those.
+    A ``run --keep`` also outlives its process, on purpose: its objects stay until `labctl clean`."""
     removed: list[str] = []
     errors: list[str] = []
     for run_id, labels in engine.run_ids().items():
-        if run_id and not _owner_alive(labels):
+        if run_id and labels.get(KEPT) != "true" and not _owner_alive(labels):
             r, e = remove_run(engine, run_id)
             removed += r
             errors += e

@@ -38,8 +38,9 @@ class ScenarioRun:
 
     def __init__(self, engine: Engine, scenario: Scenario, run_id: str, image: str, *,
                  cancel: threading.Event | None = None, progress: Progress | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, keep: bool = False) -> None:
         self.engine = engine
+        self.keep = keep
         self.scenario = scenario
         self.run_id = run_id
         self.image = image
@@ -59,7 +60,7 @@ class ScenarioRun:
     # ---------------------------------------------------------------- naming and labels
 
     def _labels(self, role: str) -> dict[str, str]:
-        return labels_for(self.run_id, self.scenario.name, role)
+        return labels_for(self.run_id, self.scenario.name, role, keep=self.keep)
 
     def _name(self, role: str) -> str:
         return f"{self.prefix}-{role}"
@@ -351,7 +352,7 @@ def run_scenario(engine: Engine, scenario: Scenario, run_id: str, image: str, *,
                  cancel: threading.Event | None = None, progress: Progress | None = None) -> ScenarioResult:
     """Carry out one scenario and return its result; raises Interrupted after teardown on Ctrl-C."""
     t0 = time.monotonic()
-    run = ScenarioRun(engine, scenario, run_id, image, cancel=cancel, progress=progress)
+    run = ScenarioRun(engine, scenario, run_id, image, cancel=cancel, progress=progress, keep=keep)
     result = ScenarioResult(scenario.name, scenario.file, "passed", tags=scenario.tags)
     interrupted: Interrupted | None = None
     try:

@@ -27,6 +27,7 @@ SCENARIO = "io.labctl.scenario"
 ROLE = "io.labctl.role"
 OWNER_PID = "io.labctl.pid"  # the labctl process that owns the run (stale-run detection)
 OWNER_HOST = "io.labctl.host"
+KEPT = "io.labctl.keep"  # objects of a `run --keep`: only `labctl clean` removes them
 LABEL_PREFIX = "io.labctl."
 
 _TRANSIENT = (requests.exceptions.ConnectionError, requests.exceptions.Timeout)
@@ -36,8 +37,10 @@ class ContainerGone(LabctlError):
     """A container labctl started disappeared (removed behind labctl's back)."""
 
 
-def labels_for(run_id: str, scenario: str, role: str, user_labels: dict[str, str] | None = None) -> dict[str, str]:
-    """The labels of every object labctl creates. User labels in ``io.labctl.`` are refused."""
+def labels_for(run_id: str, scenario: str, role: str, user_labels: dict[str, str] | None = None, *,
+               keep: bool = False) -> dict[str, str]:
+    """The labels of every object labctl creates. User labels in ``io.labctl.`` are refused.
+    ``keep``: left on purpose (``run --keep``), so not a dead run's debris for ``remove_stale``."""
     labels = dict(user_labels or {})
     for key in labels:
         if key.startswith(LABEL_PREFIX):
@@ -50,6 +53,8 @@ def labels_for(run_id: str, scenario: str, role: str, user_labels: dict[str, str
         OWNER_PID: str(os.getpid()),
         OWNER_HOST: os.uname().nodename,
     })
+    if keep:
+        labels[KEPT] = "true"
     return labels
 
 
