@@ -22,6 +22,7 @@ from labctl.errors import EXIT_FAILED, EXIT_OK, Interrupted, LabctlError, UsageE
 DEFAULT_PATH = "scenarios"
 RUN_FORMATS = ("text", "json", "junit")
 LIST_FORMATS = ("text", "json")
+HANDOUT_FORMATS = (*LIST_FORMATS, "markdown")  # list only: markdown is the handout
 OPT_INS = {
     "allow-host-ipc": "ipc: host (the segment is created in the host's namespace)",
     "allow-host-paths": "bind mounts of host paths outside the scenario's folder",
@@ -210,6 +211,11 @@ def cmd_list(args: argparse.Namespace) -> int:
         print(json.dumps([{"name": s.name, "file": s.file, "tags": list(s.tags),
                            "description": s.description.strip().splitlines()[0] if s.description.strip() else ""}
                           for s in scenarios], indent=2))
+        return EXIT_OK
+    if args.format == "markdown":  # the handout, docs/scenarios.md
+        from labctl.handout import render_markdown
+
+        sys.stdout.write(render_markdown(scenarios))
         return EXIT_OK
     width = max((len(s.name) for s in scenarios), default=4)
     for s in scenarios:
@@ -419,7 +425,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("list", help="names, tags and one-line descriptions")
     _add_paths(p)
     _add_filters(p)
-    p.add_argument("--format", choices=LIST_FORMATS, default=_env_choice("format", LIST_FORMATS, "text"))
+    p.add_argument("--format", choices=HANDOUT_FORMATS, default=_env_choice("format", HANDOUT_FORMATS, "text"))
     p.set_defaults(func=cmd_list)
 
     p = sub.add_parser("build", help="compile the workloads and build the images (no-op when unchanged)")
