@@ -45,7 +45,16 @@ _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("", "0", "false", "no", "off")
 
 
-def _env_bool(flag: str) -> bool:
+class _BadEnv:
+    """A malformed LABCTL_ variable, kept as the default of its option. It is reported
+    (exit 2) only if the command being run has that option: a bad LABCTL_ITERATIONS
+    (bench) must not break ``labctl run``."""
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+
+
+def _env_bool(flag: str) -> "bool | _BadEnv":
     """A boolean flag from the environment. Anything but a clear yes/no is a usage error:
     a typo in LABCTL_ALLOW_PRIVILEGED must not silently grant (or deny) anything."""
     v = _env(flag)
@@ -53,27 +62,40 @@ def _env_bool(flag: str) -> bool:
         return False
     if v.strip().lower() in _TRUE:
         return True
-    raise UsageError(f"{_env_name(flag)}={v!r}: expected one of 1, true, yes, on, 0, false, no, off")
+    return _BadEnv(f"{_env_name(flag)}={v!r}: expected one of 1, true, yes, on, 0, false, no, off")
 
 
-def _env_int(flag: str, default: int) -> int:
+def _env_int(flag: str, default: int) -> "int | _BadEnv":
     v = _env(flag)
     if v is None or not v.strip():
         return default
     try:
         return int(v.strip())
     except ValueError:
-        raise UsageError(f"{_env_name(flag)}={v!r}: expected an integer") from None
+        return _BadEnv(f"{_env_name(flag)}={v!r}: expected an integer")
 
 
-def _env_choice(flag: str, choices: tuple[str, ...], default: str) -> str:
-    # argparse does not check defaults against ``choices``, so the environment is checked here.
+ALL_FORMATS = ("text", "json", "junit", "markdown")
+
+
+def _env_choice(flag: str, choices: tuple[str, ...], default: str) -> "str | _BadEnv":
+    # argparse does not check defaults against ``choices``, so the environment is checked
+    # here. LABCTL_FORMAT=junit is meant for `run`; `list` then keeps its own default.
     v = _env(flag)
     if v is None or not v.strip():
         return default
-    if v.strip() not in choices:
-        raise UsageError(f"{_env_name(flag)}={v!r}: expected one of {', '.join(choices)}")
-    return v.strip()
+    if v.strip() in choices:
+        return v.strip()
+    if flag == "format" and v.strip() in ALL_FORMATS:
+        return default
+    return _BadEnv(f"{_env_name(flag)}={v!r}: expected one of {', '.join(choices)}")
+
+
+def _check_env(args: argparse.Namespace) -> None:
+    """Raise UsageError for a malformed LABCTL_ variable the chosen command uses."""
+    for value in vars(args).values():
+        if isinstance(value, _BadEnv):
+            raise UsageError(value.message)
 
 
 def _env_list(flag: str) -> list[str]:
@@ -469,6 +491,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         # Defaults come from LABCTL_<FLAG>: a malformed one is a usage error, found here.
         args = build_parser().parse_args(argv)
+        _check_env(args)
     except UsageError as e:
         _err(f"labctl: {e}")
         return e.exit_code

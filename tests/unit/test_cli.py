@@ -1,0 +1,264 @@
+"""The command line without an engine: parsing, LABCTL_ variables, exit codes, and the
+interrupt path of ``run``, with a fake where the engine and the runner would be."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from labctl import cli, runner
+from labctl.errors import EngineError, Interrupted
+from labctl.results import RunResult, ScenarioResult
+
+ROOT = Path(__file__).resolve().parents[2]
+PASSES = str(ROOT / "tests" / "data" / "failing" / "passes.yaml")
+ENV_FLAGS = ("JOBS", "FORMAT", "TAG", "K", "KEEP", "REPORT", "QUIET", "ALLOW_HOST_IPC", "ALLOW_HOST_PATHS",
+             "ALLOW_PRIVILEGED", "ITERATIONS", "STALE", "RUN", "FORCE")
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ENV_FLAGS:
+        monkeypatch.delenv(f"LABCTL_{name}", raising=False)
+
+
+# ==== a fake engine and runner ====
+
+
+@dataclass
+class FakeEngine:
+    """The engine calls ``cli``/``cleanup`` make, recorded."""
+
+    removed_runs: list[dict] = field(default_factory=list)
+    stale: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    def run_ids(self) -> dict[str, dict[str, str]]:
+        return self.stale
+
+    def remove_labelled(self, labels: dict[str, str]) -> tuple[list[str], list[str]]:
+        self.removed_runs.append(dict(labels))
+        return [f"container for {labels}"], []
+
+
+@dataclass(frozen=True)
+class FakeImage:
+    image: str = "labctl/shmlab:test"
+
+
+@pytest.fixture
+def engine(monkeypatch: pytest.MonkeyPatch) -> FakeEngine:
+    fake = FakeEngine()
+    monkeypatch.setattr(cli, "_connect", lambda: fake)
+    monkeypatch.setattr(cli, "_ensure_image", lambda engine, progress, force=False: FakeImage())
+    return fake
+
+
+def fake_run_all(status: str = "passed", raise_: BaseException | None = None, calls: list | None = None):
+    def run_all(engine, scenarios, image, *, run_id, jobs=1, keep=False, cancel=None, progress=None, on_result=None):
+        if calls is not None:
+            calls.append({"run_id": run_id, "jobs": jobs, "keep": keep, "names": [s.name for s in scenarios]})
+        if raise_ is not None:
+            raise raise_
+        res = RunResult(run_id)
+        res.scenarios = [ScenarioResult(s.name, s.file, status, tags=s.tags) for s in scenarios]
+        return res
+    return run_all
+
+
+# ==== parsing ====
+
+
+def test_run_options_parse() -> None:
+    args = cli.build_parser().parse_args(["run", "a", "b", "--jobs", "3", "--tag", "x", "--tag", "y", "-k", "z",
+                                          "--keep", "--format", "json", "--report", "junit:o.xml",
+                                          "--allow-host-ipc"])
+    assert args.paths == ["a", "b"] and args.jobs == 3 and args.tag == ["x", "y"] and args.k == ["z"]
+    assert args.keep and args.format == "json" and args.report == ["junit:o.xml"]
+    assert args.allow_host_ipc and not args.allow_privileged and not args.allow_host_paths
+
+
+def test_every_flag_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in {"JOBS": "4", "FORMAT": "junit", "TAG": "a, b", "K": "x", "KEEP": "yes",
+                        "REPORT": "json:r.json", "ALLOW_PRIVILEGED": "1", "QUIET": "true"}.items():
+        monkeypatch.setenv(f"LABCTL_{name}", value)
+    args = cli.build_parser().parse_args(["run"])
+    assert (args.jobs, args.format, args.tag, args.k, args.keep) == (4, "junit", ["a", "b"], ["x"], True)
+    assert args.report == ["json:r.json"] and args.allow_privileged and args.quiet
+    # The command line wins over the environment.
+    assert cli.build_parser().parse_args(["run", "--jobs", "2", "--format", "text"]).jobs == 2
+
+
+def test_false_values_in_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for value in ("0", "false", "No", "off", ""):
+        monkeypatch.setenv("LABCTL_ALLOW_HOST_IPC", value)
+        assert cli.build_parser().parse_args(["run"]).allow_host_ipc is False
+
+
+@pytest.mark.parametrize("name, value, message", [
+    ("JOBS", "x", "LABCTL_JOBS='x': expected an integer"),
+    ("KEEP", "maybe", "LABCTL_KEEP='maybe': expected one of 1, true"),
+    ("ALLOW_PRIVILEGED", "ja", "LABCTL_ALLOW_PRIVILEGED='ja': expected one of"),
+    ("FORMAT", "xml", "LABCTL_FORMAT='xml': expected one of text, json, junit"),
+])
+def test_malformed_environment_is_exit_2(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture,
+                                         name: str, value: str, message: str) -> None:
+    monkeypatch.setenv(f"LABCTL_{name}", value)
+    assert cli.main(["run", PASSES]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_malformed_variable_of_another_command_does_not_matter(monkeypatch: pytest.MonkeyPatch,
+                                                              capsys: pytest.CaptureFixture) -> None:
+    monkeypatch.setenv("LABCTL_ITERATIONS", "many")  # a bench option
+    monkeypatch.setenv("LABCTL_FORMAT", "junit")  # valid for run, not for list: list keeps text
+    assert cli.main(["list", PASSES]) == 0
+    assert "minimal-pass" in capsys.readouterr().out
+    assert cli.main(["bench"]) == 2
+    assert "LABCTL_ITERATIONS='many'" in capsys.readouterr().err
+
+
+def test_malformed_environment_at_the_real_entry_point() -> None:
+    proc = subprocess.run([sys.executable, "-m", "labctl", "run", PASSES], capture_output=True, text=True,
+                          env={**os.environ, "LABCTL_JOBS": "x", "DOCKER_HOST": "unix:///nonexistent.sock"},
+                          timeout=60)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "LABCTL_JOBS='x'" in proc.stderr
+
+
+@pytest.mark.parametrize("argv", [["run", "--jobs", "x"], ["frobnicate"], ["run", "--format", "xml"], []])
+def test_bad_command_lines_are_exit_2(argv: list[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        cli.main(argv)
+    assert info.value.code == 2
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("junit", "expected FORMAT:PATH"),
+    ("junit:", "expected FORMAT:PATH"),
+    ("xml:out.xml", "unknown format 'xml'"),
+])
+def test_report_spec_errors_are_exit_2_before_the_engine(engine: FakeEngine, capsys: pytest.CaptureFixture,
+                                                         spec: str, message: str) -> None:
+    assert cli.main(["run", PASSES, "--report", spec]) == 2
+    assert message in capsys.readouterr().err
+    assert not engine.removed_runs
+
+
+def test_jobs_below_one_is_exit_2(engine: FakeEngine, capsys: pytest.CaptureFixture) -> None:
+    assert cli.main(["run", PASSES, "--jobs", "0"]) == 2
+    assert "--jobs must be at least 1" in capsys.readouterr().err
+
+
+def test_no_matching_scenario_is_exit_2(engine: FakeEngine, capsys: pytest.CaptureFixture) -> None:
+    assert cli.main(["run", PASSES, "-k", "nothing-matches"]) == 2
+    assert "no scenario matches" in capsys.readouterr().err
+
+
+def test_missing_path_is_exit_2(capsys: pytest.CaptureFixture) -> None:
+    assert cli.main(["validate", "/nonexistent/scenarios"]) == 2
+
+
+def test_clean_run_and_stale_are_exclusive(engine: FakeEngine, capsys: pytest.CaptureFixture) -> None:
+    assert cli.main(["clean", "--run", "abc", "--stale"]) == 2
+    assert cli.main(["clean", "--run", "abc"]) == 0
+    assert engine.removed_runs == [{"io.labctl.run-id": "abc"}]
+
+
+# ==== run with the fake engine ====
+
+
+def test_run_exit_codes_follow_the_results(engine: FakeEngine, monkeypatch: pytest.MonkeyPatch,
+                                           capsys: pytest.CaptureFixture) -> None:
+    calls: list = []
+    monkeypatch.setattr(runner, "run_all", fake_run_all("passed", calls=calls))
+    assert cli.main(["run", PASSES, "--jobs", "2", "--keep"]) == 0
+    assert calls[0]["jobs"] == 2 and calls[0]["keep"] and calls[0]["names"] == ["minimal-pass"]
+    monkeypatch.setattr(runner, "run_all", fake_run_all("failed"))
+    assert cli.main(["run", PASSES]) == 1
+
+
+def test_engine_unreachable_is_exit_3(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    def refuse():
+        raise EngineError("cannot reach the Docker engine at unix:///x.sock: refused")
+
+    monkeypatch.setattr(cli, "_connect", refuse)
+    assert cli.main(["run", PASSES]) == 3
+    assert "unix:///x.sock" in capsys.readouterr().err
+
+
+def test_stale_runs_are_removed_before_a_run(engine: FakeEngine, monkeypatch: pytest.MonkeyPatch) -> None:
+    engine.stale = {"dead-run": {"io.labctl.pid": "999999999", "io.labctl.host": os.uname().nodename},
+                    "kept-run": {"io.labctl.pid": "999999999", "io.labctl.host": os.uname().nodename,
+                                 "io.labctl.keep": "true"},
+                    "live-run": {"io.labctl.pid": str(os.getpid()), "io.labctl.host": os.uname().nodename}}
+    monkeypatch.setattr(runner, "run_all", fake_run_all("passed"))
+    assert cli.main(["run", PASSES]) == 0
+    assert engine.removed_runs == [{"io.labctl.run-id": "dead-run"}]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_during_the_run_cleans_up_and_exits_128_plus_signal(
+        engine: FakeEngine, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, sig: int) -> None:
+    calls: list = []
+
+    def run_all(engine_, scenarios, image, *, run_id, cancel, **_kw):
+        calls.append(run_id)
+        os.kill(os.getpid(), sig)  # delivered to this (main) thread: the handler raises here
+        raise AssertionError("the handler should have raised")
+
+    monkeypatch.setattr(runner, "run_all", run_all)
+    monkeypatch.setattr(cli, "_exit_if_threads_linger", lambda code: None)
+    before = signal.getsignal(sig)
+    assert cli.main(["run", PASSES]) == 128 + sig
+    assert engine.removed_runs == [{"io.labctl.run-id": calls[0]}]
+    err = capsys.readouterr().err
+    assert "interrupted: removing this run's containers" in err and "Traceback" not in err
+    assert signal.getsignal(sig) is before  # handlers restored
+
+
+def test_a_signal_swallowed_inside_the_run_still_means_interrupted(
+        engine: FakeEngine, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A check may catch the Interrupted the handler raised and let run_all return
+    # normally: the exit code must still say the run was interrupted.
+    def run_all(engine_, scenarios, image, *, run_id, cancel, **_kw):
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+        except Interrupted:
+            pass
+        assert cancel.is_set()
+        return RunResult(run_id)
+
+    monkeypatch.setattr(runner, "run_all", run_all)
+    monkeypatch.setattr(cli, "_exit_if_threads_linger", lambda code: None)
+    assert cli.main(["run", PASSES]) == 143
+    assert len(engine.removed_runs) == 1
+
+
+def test_interrupted_exit_codes() -> None:
+    assert Interrupted(signal.SIGINT).exit_code == 130
+    assert Interrupted(signal.SIGTERM).exit_code == 143
+
+
+def test_lingering_worker_threads_get_a_bounded_wait(monkeypatch: pytest.MonkeyPatch) -> None:
+    exits: list[int] = []
+    monkeypatch.setattr(cli, "LINGER_S", 0.05)
+    monkeypatch.setattr(cli.os, "_exit", exits.append)
+    stop = threading.Event()
+    t = threading.Thread(target=stop.wait, daemon=False)
+    t.start()
+    try:
+        cli._exit_if_threads_linger(143)
+    finally:
+        stop.set()
+        t.join()
+    assert exits == [143]
+    cli._exit_if_threads_linger(130)  # nothing lingers now: no hard exit
+    assert exits == [143]
