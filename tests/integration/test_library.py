@@ -1,0 +1,144 @@
+"""The scenario library as a whole: its make-up, the pitfall filter, and that no pitfall
+scenario can pass by accident.
+
+``test_run.py`` already runs every scenario (``library_run``); this file adds what that
+does not cover: ``--tag pitfall`` runs exactly the pitfalls, and each pitfall has a check
+that asserts the failure itself (it would fail if the pitfall stopped happening) plus a
+twin scenario that shows the fix.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from labctl import scenario as scen
+from labctl.handout import parse_description, twins
+from labctl.scenario.model import CheckSpec, EventsCheck, ExitCheck, RefusedCheck, Scenario, SegmentCheck
+
+ROOT = Path(__file__).resolve().parents[2]
+TAGS = {"sysv", "posix", "mmap", "isolation", "cleanup", "pitfall", "security", "sync", "sharing", "host"}
+
+# Each pitfall scenario: the check that witnesses the failure, and the scenario that shows
+# the fix. A new pitfall must be added here, which forces someone to name both.
+PITFALLS = {
+    "sysv-create-trap": ("reader attaches a segment it created itself", "sysv-shareable"),
+    "ftok-image-key": ("the reader's key finds nothing (ENOENT)", "ftok-shared-file"),
+    "mmap-sigbus-before-truncate": ("the reader is killed by SIGBUS", "mmap-after-truncate"),
+    "tmpfs-not-shared": ("the reader finds no such file (ENOENT)", "tmpfs-volume-shared"),
+    "posix-beyond-shm-size": ("the filler is killed by SIGBUS when /dev/shm runs out", "posix-shm-size-raised"),
+    "sysv-uid-mismatch": ("the stranger's shmat fails with EACCES", "sysv-uid-shared-group"),
+    "count-race-lost-updates": ("updates were lost (final count below 2 x 100,000)", "count-race-atomic"),
+    "shmmax-einval": ("shmget fails with EINVAL", "shmmax-raised"),
+}
+
+# Items of the library issue the scenarios must cover (a scenario name for each).
+REQUIRED = [
+    "sysv-shareable", "sysv-both-private", "join-private-donor", "ipc-none", "sysv-host",
+    "posix-shareable", "sysv-msg-sem-joined", "mmap-volume", "mmap-bind-dir", "ns-identity",
+    "sysv-create-trap", "ftok-image-key", "ftok-shared-file", "mmap-sigbus-before-truncate",
+    "mmap-after-truncate", "tmpfs-not-shared", "posix-beyond-shm-size", "posix-shm-size-raised",
+    "sysv-uid-mismatch", "sysv-uid-shared-group", "count-race-lost-updates", "count-race-atomic",
+    "count-race-semaphore", "shmmax-einval", "rmid-while-attached", "orphan-segment", "shm-rmid-forced",
+]
+
+
+def labctl(*args: str) -> subprocess.CompletedProcess:
+    """The CLI as a user runs it, from the repository root."""
+    return subprocess.run([sys.executable, "-m", "labctl", *args], cwd=ROOT, env=dict(os.environ),
+                          capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+
+
+@pytest.fixture(scope="module")
+def library() -> dict[str, Scenario]:
+    return {s.name: s for s in scen.load_all([str(ROOT / "scenarios")])}
+
+
+def asserts_a_failure(check: CheckSpec) -> bool:
+    """True when the check can only pass if something went wrong in the workload: an
+    errno, a fatal signal, a non-zero exit, an engine refusal, a segment the reader
+    created itself, or a counter below its expected total."""
+    b = check.body
+    if isinstance(b, ExitCheck):
+        return b.signal is not None or (bool(b.codes) and 0 not in b.codes)
+    if isinstance(b, RefusedCheck):
+        return True
+    if isinstance(b, EventsCheck):
+        where = dict(b.where)
+        if b.event == "error":
+            return b.min >= 1 and "errno" in where
+        created = where.get("created")
+        return b.event == "attached" and created is not None and created.op == "eq" and created.value is True
+    if isinstance(b, SegmentCheck):
+        return any(e.op in ("lt", "le") for _, e in b.fields)
+    return False
+
+
+def test_the_library_covers_the_issue(library):
+    missing = [n for n in REQUIRED if n not in library]
+    assert not missing
+    assert len(library) >= 20
+
+
+def test_tags_and_descriptions(library):
+    for s in library.values():
+        assert set(s.tags) <= TAGS, (s.name, s.tags)
+        assert s.tags, s.name
+        lesson = parse_description(s.description)
+        assert 20 <= len(lesson.summary) <= 160, (s.name, lesson.summary)
+        assert len(lesson.body) >= 100, f"{s.name}: say what is set up, what happens and why"
+        assert lesson.fix, f"{s.name}: say how to fix it (a Fix: or Lesson: line)"
+
+
+def test_every_pitfall_has_a_witness_check_and_a_twin(library):
+    pitfalls = {n for n, s in library.items() if "pitfall" in s.tags}
+    assert pitfalls == set(PITFALLS)
+    for name, (witness, twin) in PITFALLS.items():
+        s = library[name]
+        check = next((c for c in s.checks if c.name == witness), None)
+        assert check is not None, f"{name}: no check named {witness!r}"
+        assert asserts_a_failure(check), f"{name}: {witness!r} would also pass without the pitfall"
+        assert check.consistently is None  # an eventually-check on a failure that must be seen
+        assert twin in library and "pitfall" not in library[twin].tags, (name, twin)
+        assert not any(asserts_a_failure(c) for c in library[twin].checks
+                       if c.kind in ("exit", "refused")), f"{twin} is a twin: it expects success"
+
+
+def test_twins_named_in_descriptions_exist(library):
+    scenarios = list(library.values())
+    for name, (_witness, twin) in PITFALLS.items():
+        named = twins(library[name], scenarios)
+        if named:  # descriptions written with the library point the learner at the fix
+            assert twin in named, (name, named)
+
+
+def test_negative_absence_checks_hold_over_time(library):
+    # "no such segment" right after start proves nothing unless it is held for a while
+    # or follows an exit/error check that fixed the moment.
+    for s in library.values():
+        for i, c in enumerate(s.checks):
+            if isinstance(c.body, SegmentCheck) and not c.body.present and c.consistently is None:
+                earlier = s.checks[:i]
+                assert any(e.kind in ("exit", "events") for e in earlier), (s.name, c.name)
+
+
+def test_list_tag_pitfall_names_exactly_the_pitfalls(library):
+    proc = labctl("list", "--tag", "pitfall", "--format", "json")
+    assert proc.returncode == 0, proc.stderr
+    assert {e["name"] for e in json.loads(proc.stdout)} == set(PITFALLS)
+
+
+def test_run_tag_pitfall_runs_exactly_the_pitfalls_and_they_pass(shmlab_image, library):
+    proc = labctl("run", "--tag", "pitfall", "--jobs", "2", "--format", "json")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    report = json.loads(proc.stdout)
+    assert {s["name"] for s in report["scenarios"]} == set(PITFALLS)
+    for s in report["scenarios"]:
+        witness = PITFALLS[s["name"]][0]
+        statuses = {c["name"]: c["status"] for c in s["checks"]}
+        assert statuses.get(witness) == "passed", (s["name"], statuses)
