@@ -140,9 +140,12 @@ def test_keep_leaves_containers_and_clean_removes_them(shmlab_image, docker_clie
     for c in kept:
         assert c.labels["io.labctl.managed"] == "true" and c.labels["io.labctl.run-id"]
         assert c.labels["io.labctl.role"]
+    run_ids = {c.labels["io.labctl.run-id"] for c in kept}
     proc = labctl("clean")
     assert proc.returncode == 0, proc.stderr
-    assert not docker_client.containers.list(all=True, filters={"label": ["io.labctl.managed=true"]})
+    for run_id in run_ids:  # scoped to our run: other runs may share the engine
+        assert not docker_client.containers.list(all=True, filters={"label": [f"io.labctl.run-id={run_id}"]})
+        assert not docker_client.volumes.list(filters={"label": [f"io.labctl.run-id={run_id}"]})
 
 
 def test_opt_in_scenario_named_explicitly_is_refused(shmlab_image):
