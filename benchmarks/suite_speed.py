@@ -29,6 +29,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -37,6 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import docker  # noqa: E402  (the SDK, directly: this measures the bare engine)
+import docker.errors  # noqa: E402
 
 from labctl.runtime import RUN_ID, labels_for  # noqa: E402
 
@@ -60,22 +62,27 @@ def union_length(intervals: list[tuple[float, float]]) -> float:
 
 def run_suite(jobs: int, client: docker.DockerClient) -> dict:
     """(a) + (c): time ``labctl run`` and collect its containers' lifecycles from events."""
-    since = time.time() - 1
+    # follow the event stream live: a `since` query replays only the daemon's last 256 events
+    stream = client.events(decode=True, filters={"type": "container", "label": "io.labctl.managed=true"})
+    collected: list[dict] = []
+    follower = threading.Thread(target=lambda: collected.extend(stream), daemon=True)
+    follower.start()
     t0 = time.monotonic()
-    proc = subprocess.run([*LABCTL, "run", "--jobs", str(jobs), "--allow-host-ipc", "--format", "json", "scenarios/"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=900,
-                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    proc = subprocess.Popen([*LABCTL, "run", "--jobs", str(jobs), "--allow-host-ipc", "--format", "json", "scenarios/"],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    stdout, stderr = proc.communicate(timeout=900)
     wall = time.monotonic() - t0
-    until = time.time() + 1
+    time.sleep(1.0)  # measurement script, not synchronisation: let the last destroy events arrive
+    stream.close()
+    follower.join(timeout=5)
     try:
-        report = json.loads(proc.stdout)
+        report = json.loads(stdout)
     except ValueError:
-        raise SystemExit(f"labctl run printed no JSON (exit {proc.returncode}):\n{proc.stderr[-2000:]}")
+        raise SystemExit(f"labctl run printed no JSON (exit {proc.returncode}):\n{stderr[-2000:]}")
     created: dict[str, tuple[str, float]] = {}
     lifetimes: dict[str, list[tuple[float, float]]] = {}
-    events = client.events(since=int(since), until=int(until) + 1, decode=True,
-                           filters={"type": "container", "label": "io.labctl.managed=true"})
-    for ev in events:
+    for ev in list(collected):
         attrs = (ev.get("Actor") or {}).get("Attributes") or {}
         if attrs.get("io.labctl.pid") != str(proc.pid):
             continue  # another labctl (a teammate's tests) on the same engine
@@ -111,14 +118,23 @@ def bare_lifecycles(client: docker.DockerClient, image: str, count: int) -> dict
                 labels=labels_for(run_id, "suite-speed", f"bare-{i}"), network_mode="none", read_only=True,
                 cap_drop=["ALL"], security_opt=["no-new-privileges:true"], pids_limit=64, mem_limit="256m",
                 user="65534:65534", detach=True)
-            c.start()
-            c.wait(timeout=30)
-            c.remove(force=True)
+            try:
+                c.start()
+                c.wait(timeout=30)
+                c.remove(force=True, v=True)
+            except docker.errors.NotFound:
+                # a concurrent `labctl clean` (a teammate's tests on a shared engine) took it
+                continue
             times.append(time.monotonic() - t0)
     finally:
         for c in client.containers.list(all=True, filters={"label": f"{RUN_ID}={run_id}"}):
-            c.remove(force=True)
-    return {"containers": count, "sum_s": round(sum(times), 3),
+            try:
+                c.remove(force=True)
+            except docker.errors.APIError:
+                pass  # already being removed by the engine
+    # scaled to `count` when a concurrent clean removed some of ours mid-lifecycle
+    total = sum(times) * count / len(times) if times else 0.0
+    return {"containers": count, "measured": len(times), "sum_s": round(total, 3),
             "median_per_container_s": round(statistics.median(times), 3) if times else None}
 
 
