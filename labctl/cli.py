@@ -26,7 +26,7 @@ HANDOUT_FORMATS = (*LIST_FORMATS, "markdown")  # list only: markdown is the hand
 OPT_INS = {
     "allow-host-ipc": "ipc: host (the segment is created in the host's namespace)",
     "allow-host-paths": "bind mounts of host paths outside the scenario's folder",
-    "allow-privileged": "privileged mode, added capabilities, host pid, networks, devices or a writable root",
+    "allow-privileged": "privileged mode, added capabilities, host pid, networks or devices",
 }
 
 

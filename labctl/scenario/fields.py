@@ -153,7 +153,7 @@ CONTAINER = Obj({
     "env": F(DictOf(Text(), "environment variables", key_pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
                     key_hint="letters, digits and '_', not starting with a digit")),
     "timeout": F(Duration("the container is killed (and the scenario fails) past this")),
-    "read_only": F(Bool("read-only root filesystem (default true; false needs --allow-privileged)")),
+    "read_only": F(Bool("read-only root filesystem (default true; false gives the container a writable layer of its own)")),
     "network": F(Str("none (default) | bridge | container:NAME", pattern=NETWORK_RE, what="network",
                      hint="expected none, bridge or container:NAME")),
     "cap_add": F(ListOf(Str("a capability", pattern=r"^(CAP_)?[A-Z_]{2,32}$", what="capability",

@@ -201,7 +201,8 @@ def build_container(b: Builder, name: str, d: Any, node: Node) -> ContainerSpec:
         ("pid", _get(d, "pid") == "host"),
         ("network", _get(d, "network") == "bridge"),
         ("devices", bool(_get(d, "devices"))),
-        ("read_only", _get(d, "read_only") is False),
+        # read_only: false is no opt-in: a writable root inside a container with no
+        # capabilities, no network and a non-root uid reaches nothing of the host's.
     ]
     for key, needed in privileged:
         if needed:

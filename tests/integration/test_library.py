@@ -31,6 +31,7 @@ PITFALLS = {
     "ftok-image-key": ("the reader's key finds nothing (ENOENT)", "ftok-shared-file"),
     "mmap-sigbus-before-truncate": ("the reader is killed by SIGBUS", "mmap-after-truncate"),
     "tmpfs-not-shared": ("the reader finds no such file (ENOENT)", "tmpfs-volume-shared"),
+    "image-layer-not-shared": ("the reader never sees the writer's ip", "mmap-volume"),
     "posix-beyond-shm-size": ("the filler is killed by SIGBUS when /dev/shm runs out", "posix-shm-size-raised"),
     "sysv-uid-mismatch": ("the stranger's shmat fails with EACCES", "sysv-uid-shared-group"),
     "count-race-lost-updates": ("updates were lost (final count below 2 x 100,000)", "count-race-atomic"),
@@ -42,7 +43,7 @@ REQUIRED = [
     "sysv-shareable", "sysv-both-private", "join-private-donor", "ipc-none", "sysv-host",
     "posix-shareable", "sysv-msg-sem-joined", "mmap-volume", "mmap-bind-dir", "ns-identity",
     "sysv-create-trap", "ftok-image-key", "ftok-shared-file", "mmap-sigbus-before-truncate",
-    "mmap-after-truncate", "tmpfs-not-shared", "posix-beyond-shm-size", "posix-shm-size-raised",
+    "mmap-after-truncate", "tmpfs-not-shared", "image-layer-not-shared", "posix-beyond-shm-size", "posix-shm-size-raised",
     "sysv-uid-mismatch", "sysv-uid-shared-group", "count-race-lost-updates", "count-race-atomic",
     "count-race-semaphore", "shmmax-einval", "rmid-while-attached", "orphan-segment", "shm-rmid-forced",
 ]
@@ -62,7 +63,7 @@ def library() -> dict[str, Scenario]:
 def asserts_a_failure(check: CheckSpec) -> bool:
     """True when the check can only pass if something went wrong in the workload: an
     errno, a fatal signal, a non-zero exit, an engine refusal, a segment the reader
-    created itself, or a counter below its expected total."""
+    created itself, a counter below its expected total, or shared data that never arrives."""
     b = check.body
     if isinstance(b, ExitCheck):
         return b.signal is not None or (bool(b.codes) and 0 not in b.codes)
@@ -72,6 +73,8 @@ def asserts_a_failure(check: CheckSpec) -> bool:
         where = dict(b.where)
         if b.event == "error":
             return b.min >= 1 and "errno" in where
+        if b.max == 0 and where:  # the data that sharing would deliver never arrives
+            return True
         created = where.get("created")
         return b.event == "attached" and created is not None and created.op == "eq" and created.value is True
     if isinstance(b, SegmentCheck):

@@ -66,7 +66,6 @@ OPT_INS = {
     "pid-host": (CONTAINER + "    pid: host\n", "containers.c.pid", "--allow-privileged"),
     "network-bridge": (CONTAINER + "    network: bridge\n", "containers.c.network", "--allow-privileged"),
     "devices": (CONTAINER + "    devices: [/dev/fuse]\n", "containers.c.devices", "--allow-privileged"),
-    "writable-root": (CONTAINER + "    read_only: false\n", "containers.c.read_only", "--allow-privileged"),
 }
 
 
