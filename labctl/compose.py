@@ -100,7 +100,7 @@ def _service(scenario: Scenario, c: ContainerSpec, image: str,
     if c.devices:
         svc["devices"] = list(c.devices)
     svc["security_opt"] = ["no-new-privileges:true"]
-    svc["labels"] = _labels(scenario, c.name)
+    svc["labels"] = {**dict(c.labels), **_labels(scenario, c.name)}
     return svc, notes
 
 

@@ -59,8 +59,8 @@ class ScenarioRun:
 
     # ---------------------------------------------------------------- naming and labels
 
-    def _labels(self, role: str) -> dict[str, str]:
-        return labels_for(self.run_id, self.scenario.name, role, keep=self.keep)
+    def _labels(self, role: str, user: dict[str, str] | None = None) -> dict[str, str]:
+        return labels_for(self.run_id, self.scenario.name, role, user, keep=self.keep)
 
     def _name(self, role: str) -> str:
         return f"{self.prefix}-{role}"
@@ -133,7 +133,7 @@ class ScenarioRun:
         if pid and pid.startswith("container:"):
             pid = f"container:{self._name(pid.split(':', 1)[1])}"
         return RunSpec(
-            name=self._name(c.name), image=image, labels=self._labels(c.name), command=command,
+            name=self._name(c.name), image=image, labels=self._labels(c.name, dict(c.labels)), command=command,
             entrypoint=entrypoint, ipc_mode=ipc, network_mode=network, user=user, read_only=c.read_only,
             cap_add=list(c.cap_add), privileged=c.privileged, pid_mode=pid, devices=list(c.devices),
             shm_size=c.shm_size, sysctls=dict(c.sysctls), environment=dict(c.env), mounts=mounts,

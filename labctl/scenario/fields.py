@@ -27,6 +27,7 @@ FIELD_TYPE_RE = r"^(u?int(8|16|32|64)|cstring\[[1-9][0-9]{0,3}\]|bytes\[[1-9][0-
 EVENT_RE = r"^[a-z][a-z0-9_-]{0,62}$"
 # Namespaced sysctls Docker lets a container set (docs.docker.com, "docker run --sysctl").
 SYSCTL_RE = r"^(kernel\.(shm[a-z_]*|msg[a-z_]*|sem)|fs\.mqueue\.[a-z_]+|net\.[a-z0-9_.]+)$"
+LABEL_RE = r"^(?!io\.labctl\.)[A-Za-z0-9][A-Za-z0-9._/-]{0,127}$"
 
 
 def _ipc(node: Node) -> str:
@@ -152,6 +153,9 @@ CONTAINER = Obj({
                                  "fs.mqueue.*, net.*) may be set in a container")),
     "env": F(DictOf(Text(), "environment variables", key_pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
                     key_hint="letters, digits and '_', not starting with a digit")),
+    "labels": F(DictOf(Text(), "labels of your own on the container", key_pattern=LABEL_RE,
+                       key_hint="the io.labctl. prefix is reserved for labctl's own labels; "
+                                "otherwise letters, digits, '.', '-', '_' and '/'")),
     "timeout": F(Duration("the container is killed (and the scenario fails) past this")),
     "read_only": F(Bool("read-only root filesystem (default true; false gives the container a writable layer of its own)")),
     "network": F(Str("none (default) | bridge | container:NAME", pattern=NETWORK_RE, what="network",

@@ -184,6 +184,7 @@ class ContainerSpec:
     shm_size: int | None = None
     sysctls: tuple[tuple[str, str], ...] = ()
     env: tuple[tuple[str, str], ...] = ()
+    labels: tuple[tuple[str, str], ...] = ()  # the user's own; never in io.labctl.
     after: tuple[After, ...] = ()
     timeout: float = 30.0  # the longest it may run; killed (and reported) past it
     # Hardening overrides (defaults are the hardened settings; see runner).

@@ -225,6 +225,7 @@ def build_container(b: Builder, name: str, d: Any, node: Node) -> ContainerSpec:
         shm_size=_get(d, "shm_size"),
         sysctls=tuple((k, v) for k, v in _get(d, "sysctls", {}).items() if v is not INVALID),
         env=tuple((k, v) for k, v in _get(d, "env", {}).items() if v is not INVALID),
+        labels=tuple((k, v) for k, v in _get(d, "labels", {}).items() if v is not INVALID),
         after=tuple(_after(b, name, d, path)),
         timeout=_get(d, "timeout", 30.0),
         read_only=_get(d, "read_only", True),

@@ -274,3 +274,14 @@ def test_consistently_fails_on_first_violation(consistently):
     obs = FakeObs(segments={"w": [SEG]})
     res = run(SegmentCheck("w", key=1234, present=False), obs, consistently=consistently, timeout=0.3)
     assert res.status == "failed"
+
+
+def test_labels_for_refuses_reserved_user_labels_and_adds_its_own():
+    from labctl.runtime import labels_for
+
+    labels = labels_for("run-1", "s", "writer", {"com.example.team": "ipc"})
+    assert labels["com.example.team"] == "ipc"
+    assert labels["io.labctl.managed"] == "true" and labels["io.labctl.run-id"] == "run-1"
+    assert labels["io.labctl.scenario"] == "s" and labels["io.labctl.role"] == "writer"
+    with pytest.raises(LabctlError, match="reserved"):
+        labels_for("run-1", "s", "writer", {"io.labctl.managed": "false"})
