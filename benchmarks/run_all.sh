@@ -1,17 +1,60 @@
 #!/bin/sh
 # Reproduce every benchmark figure of docs/benchmarks.md (and the README) in one command:
-#   benchmarks/run_all.sh            (from the repository root, with labctl installed)
-# Writes benchmarks/results/{bench-pinned,bench-unpinned,suite-speed}.json, the tables
-# as .txt, and benchmarks/results/bench.png (needs matplotlib: pip install -e '.[bench]').
-# Takes about 5 minutes on 2 cores; run it on an otherwise idle machine.
+#   benchmarks/run_all.sh            (from anywhere, with labctl's dependencies installed)
+#   PYTHON=/path/to/venv/bin/python benchmarks/run_all.sh
+# Writes to benchmarks/results/:
+#   bench-pinned.{json,txt}, bench.png   labctl bench, server on CPU 0, client on CPU 1
+#   bench-unpinned.{json,txt}            the same with --no-pin
+#   suite-speed.json                     labctl run --jobs N vs bare SDK lifecycles; warm and cold build
+#   seccomp.json                         container pairs with and without Docker's seccomp filter
+#   run-info.txt                         when, where, load before and after, seconds per step
+# About 10 minutes on 2 cores. Run it on an otherwise idle machine: it prints the load
+# average first; QUIET_WAIT=SECONDS waits (bounded) for the 1-minute load to drop below
+# QUIET_LOAD (default 1.5) before starting.
+# The cold build uses temporary caches and a throwaway image tag: the developer's
+# ~/.cache and labctl/shmlab images are left as they were.
 set -eu
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 OUT=benchmarks/results
-mkdir -p "$OUT"
+QUIET_WAIT=${QUIET_WAIT:-0}
+QUIET_LOAD=${QUIET_LOAD:-1.5}
+
+if ! $PY -c 'import docker, yaml, labctl' 2>/dev/null; then
+  echo "run_all.sh: $PY cannot import labctl and its dependencies; set PYTHON to the venv's python" >&2
+  exit 2
+fi
 LABCTL="$PY -m labctl"
+mkdir -p "$OUT"
+
+load1() { cut -d' ' -f1 /proc/loadavg; }
+# a bounded wait for a quiet machine (poll the load average, give up at the deadline)
+deadline=$(( $(date +%s) + QUIET_WAIT ))
+while awk -v l="$(load1)" -v q="$QUIET_LOAD" 'BEGIN { exit !(l >= q) }' && [ "$(date +%s)" -lt "$deadline" ]; do
+  echo "load $(load1) >= $QUIET_LOAD: waiting for a quiet machine..." >&2
+  sleep 10
+done
+echo "load average before: $(cat /proc/loadavg)" >&2
+
+INFO="$OUT/run-info.txt"
+{
+  echo "command: benchmarks/run_all.sh"
+  echo "started: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+  echo "commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+  echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
+  echo "cores: $(nproc)"
+  echo "kernel: $(uname -r)"
+  echo "docker: $(docker version --format '{{.Server.Version}}' 2>/dev/null || echo unknown)"
+  echo "loadavg before: $(cat /proc/loadavg)"
+} > "$INFO"
+
+T0=$(date +%s)
+step() {  # step NAME: record the seconds since the previous step
+  now=$(date +%s); echo "step $1: $((now - T0)) s" >> "$INFO"; T0=$now
+}
 
 $LABCTL build >&2
+step build
 
 # 1. the IPC benchmark, pinned (server CPU 0, client CPU 1): the reference figures
 if $PY -c 'import matplotlib' 2>/dev/null; then CHART="--chart $OUT/bench.png"; else
@@ -19,14 +62,24 @@ if $PY -c 'import matplotlib' 2>/dev/null; then CHART="--chart $OUT/bench.png"; 
 $LABCTL bench --format json $CHART > "$OUT/bench-pinned.json"
 # the same run rendered as the terminal table (from the JSON, no second measurement)
 $PY benchmarks/table.py "$OUT/bench-pinned.json" > "$OUT/bench-pinned.txt"
+step bench-pinned
 
 # 2. the same, unpinned (the scheduler places both processes): what blocking
 #    mechanisms cost when a wake-up stays on one CPU
 $LABCTL bench --format json --no-pin > "$OUT/bench-unpinned.json"
 $PY benchmarks/table.py "$OUT/bench-unpinned.json" > "$OUT/bench-unpinned.txt"
+step bench-unpinned
 
-# 3. suite speed: labctl run --jobs N against bare SDK lifecycles, warm and cold build
+# 3. seccomp: the same container pairs with and without Docker's default filter (64 B)
+$PY benchmarks/seccomp_effect.py --repeat 3 --iterations 10000 > "$OUT/seccomp.json"
+step seccomp
+
+# 4. suite speed: labctl run --jobs N against bare SDK lifecycles, warm and cold build
 $PY benchmarks/suite_speed.py --cold --out "$OUT/suite-speed.json" > /dev/null
+step suite-speed
 
+echo "loadavg after: $(cat /proc/loadavg)" >> "$INFO"
+echo "finished: $(date -u +%Y-%m-%dT%H:%M:%SZ)" >> "$INFO"
 cat "$OUT/bench-pinned.txt"
+cat "$INFO" >&2
 echo "results in $OUT/" >&2

@@ -12,8 +12,9 @@ Measures, in one script:
       the time during which at least one of its containers existed (the union of their
       create -> destroy intervals): what labctl spends outside any container's life
       (loading, volumes, waits between containers, teardown of volumes, checks after);
-  (d) warm ``labctl build`` (median of 5) and, with --cold, a cold build (empty build
-      and zig caches: compiles musl and the workload, builds the image).
+  (d) warm ``labctl build`` (median of 5) and, with --cold, a cold build (temporary,
+      empty build and zig caches: compiles musl and the workload; docker build without
+      its layer cache, under a throwaway tag removed afterwards).
 
 Prints a JSON document on stdout (``--out`` also writes it). Objects created in (b)
 are labelled through ``labctl.runtime.labels_for`` and removed in a ``finally``.
@@ -138,7 +139,67 @@ def bare_lifecycles(client: docker.DockerClient, image: str, count: int) -> dict
             "median_per_container_s": round(statistics.median(times), 3) if times else None}
 
 
-def build_times(cold: bool) -> dict:
+# The cold build runs in a child interpreter (as the CLI would: interpreter start
+# included) with every cache empty and under a throwaway image repository: it never
+# replaces nor prunes the developer's labctl/shmlab images and leaves their caches alone.
+COLD_REPO = "labctl/shmlab-coldbench"
+_COLD_CHILD = '''
+import io, sys
+from labctl import build
+from labctl.runtime import Engine
+
+class ColdEngine:
+    # docker build without its layer cache, and no prune_images: the developer's images stay
+    def __init__(self, engine):
+        self.engine = engine
+    def architecture(self):
+        return self.engine.architecture()
+    def image_exists(self, ref):
+        return self.engine.image_exists(ref)
+    def build_image(self, context, tag, labels):
+        image, _log = self.engine.client.images.build(fileobj=io.BytesIO(context), custom_context=True, tag=tag,
+                                                      labels=labels, rm=True, forcerm=True, nocache=True)
+        return str(image.id)
+    def tag_image(self, ref, repo, tag):
+        self.engine.tag_image(ref, repo, tag)
+
+build.REPO = sys.argv[1]
+print(build.ensure_image(ColdEngine(Engine.connect()), force=True).image)
+'''
+
+
+def _dir_mb(path: Path) -> float:
+    return round(sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 2**20, 1)
+
+
+def cold_build(client: docker.DockerClient) -> dict:
+    """A build with empty labctl and zig caches (zig builds musl's libc first) and no
+    docker layer cache, into ``COLD_REPO``. The caches are a temporary directory and the
+    image is removed afterwards; ``labctl/shmlab:latest`` is never touched."""
+    cache = Path(tempfile.mkdtemp(prefix="labctl-cold-"))
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "XDG_CACHE_HOME": str(cache),
+           "ZIG_GLOBAL_CACHE_DIR": str(cache / "zig"), "ZIG_LOCAL_CACHE_DIR": str(cache / "zig-local")}
+    image = None
+    try:
+        t0 = time.monotonic()
+        proc = subprocess.run([sys.executable, "-c", _COLD_CHILD, COLD_REPO], cwd=ROOT, env=env,
+                              capture_output=True, text=True, timeout=1800)
+        seconds = time.monotonic() - t0
+        if proc.returncode != 0:
+            raise SystemExit(f"cold build failed (exit {proc.returncode}):\n{proc.stderr[-2000:]}")
+        image = proc.stdout.strip().splitlines()[-1]
+        return {"cold_s": round(seconds, 3), "cold_zig_cache_mb": _dir_mb(cache / "zig"),
+                "cold_what": "empty XDG_CACHE_HOME and zig caches (musl built too), docker build without layer cache"}
+    finally:
+        shutil.rmtree(cache, ignore_errors=True)
+        for ref in ([image] if image else []) + [f"{COLD_REPO}:latest"]:
+            try:
+                client.images.remove(ref, noprune=False)
+            except docker.errors.ImageNotFound:
+                pass
+
+
+def build_times(client: docker.DockerClient, cold: bool) -> dict:
     """(d): warm build (median of 5 no-op builds) and optionally a cold one."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     warm = []
@@ -148,15 +209,7 @@ def build_times(cold: bool) -> dict:
         warm.append(time.monotonic() - t0)
     out: dict = {"warm_s_median": round(statistics.median(warm), 3), "warm_s": [round(w, 3) for w in warm]}
     if cold:
-        cache = tempfile.mkdtemp(prefix="labctl-cold-")
-        try:
-            t0 = time.monotonic()
-            # empty XDG cache: no cached binary and no zig cache, so musl is built too
-            subprocess.run([*LABCTL, "-q", "build", "--force"], cwd=ROOT, env={**env, "XDG_CACHE_HOME": cache},
-                           check=True, capture_output=True, timeout=1800)
-            out["cold_s"] = round(time.monotonic() - t0, 3)
-        finally:
-            shutil.rmtree(cache, ignore_errors=True)
+        out.update(cold_build(client))
     return out
 
 
@@ -168,7 +221,7 @@ def main() -> int:
     args = ap.parse_args()
     client = docker.from_env(timeout=120)
     _say("timing warm (and cold) labctl build...")
-    builds = build_times(args.cold)
+    builds = build_times(client, args.cold)
     image = subprocess.run([*LABCTL, "-q", "build"], cwd=ROOT, capture_output=True, text=True, check=True,
                            env={**os.environ, "PYTHONPATH": str(ROOT)}).stdout.strip()
     _say(f"labctl run --jobs {args.jobs} scenarios/ --allow-host-ipc ...")
