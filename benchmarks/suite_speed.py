@@ -83,6 +83,8 @@ def run_suite(jobs: int, client: docker.DockerClient) -> dict:
         raise SystemExit(f"labctl run printed no JSON (exit {proc.returncode}):\n{stderr[-2000:]}")
     created: dict[str, tuple[str, float]] = {}
     lifetimes: dict[str, list[tuple[float, float]]] = {}
+    started: dict[str, float] = {}
+    running: dict[str, list[tuple[float, float]]] = {}  # start -> die: the workload itself
     for ev in list(collected):
         attrs = (ev.get("Actor") or {}).get("Attributes") or {}
         if attrs.get("io.labctl.pid") != str(proc.pid):
@@ -90,6 +92,10 @@ def run_suite(jobs: int, client: docker.DockerClient) -> dict:
         cid, t, action = ev.get("id", ""), ev.get("timeNano", 0) / 1e9, ev.get("Action") or ev.get("status")
         if action == "create":
             created[cid] = (attrs.get("io.labctl.scenario", "?"), t)
+        elif action == "start":
+            started[cid] = t
+        elif action == "die" and cid in started and cid in created:
+            running.setdefault(created[cid][0], []).append((started.pop(cid), t))
         elif action == "destroy" and cid in created:
             scen, t_create = created.pop(cid)
             lifetimes.setdefault(scen, []).append((t_create, t))
@@ -97,13 +103,20 @@ def run_suite(jobs: int, client: docker.DockerClient) -> dict:
     for s in report.get("scenarios", []):
         spans = lifetimes.get(s["name"], [])
         covered = union_length(spans)
+        ran = union_length(running.get(s["name"], []))
         per_scenario.append({
             "name": s["name"], "status": s["status"], "duration_s": round(s["duration_s"], 3),
             "containers": len(spans), "containers_alive_s": round(covered, 3),
+            # while at least one container's process ran (start -> die): the scenario's own work
+            "containers_running_s": round(ran, 3),
             "overhead_s": round(max(0.0, s["duration_s"] - covered), 3) if spans else None,
         })
     return {"exit": proc.returncode, "wall_s": round(wall, 3), "summary": report.get("summary"),
-            "scenarios": per_scenario, "containers": sum(x["containers"] for x in per_scenario)}
+            "scenarios": per_scenario, "containers": sum(x["containers"] for x in per_scenario),
+            "sum_duration_s": round(sum(x["duration_s"] for x in per_scenario), 3),
+            "sum_alive_s": round(sum(x["containers_alive_s"] for x in per_scenario), 3),
+            "sum_running_s": round(sum(x["containers_running_s"] for x in per_scenario), 3),
+            "sum_overhead_s": round(sum(x["overhead_s"] or 0.0 for x in per_scenario), 3)}
 
 
 def bare_lifecycles(client: docker.DockerClient, image: str, count: int) -> dict:
@@ -199,6 +212,20 @@ def cold_build(client: docker.DockerClient) -> dict:
                 pass
 
 
+def bare_parallel(client: docker.DockerClient, image: str, count: int, jobs: int) -> dict:
+    """The same bare lifecycles as ``bare_lifecycles`` but ``jobs`` at a time (threads):
+    how much the engine itself gains from concurrency on this machine."""
+    share = [count // jobs + (1 if i < count % jobs else 0) for i in range(jobs)]
+    results: list[dict] = []
+    t0 = time.monotonic()
+    threads = [threading.Thread(target=lambda n=n: results.append(bare_lifecycles(client, image, n))) for n in share]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return {"containers": count, "jobs": jobs, "wall_s": round(time.monotonic() - t0, 3)}
+
+
 def build_times(client: docker.DockerClient, cold: bool) -> dict:
     """(d): warm build (median of 5 no-op builds) and optionally a cold one."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -228,6 +255,8 @@ def main() -> int:
     suite = run_suite(args.jobs, client)
     _say(f"bare SDK lifecycle of {suite['containers']} containers, one after another...")
     bare = bare_lifecycles(client, image, suite["containers"])
+    _say(f"the same, {args.jobs} at a time...")
+    bare["parallel"] = bare_parallel(client, image, suite["containers"], args.jobs)
     overheads = [s["overhead_s"] for s in suite["scenarios"] if s["overhead_s"] is not None]
     doc = {
         "machine": {"cores": os.cpu_count(), "kernel": os.uname().release},
