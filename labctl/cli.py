@@ -14,10 +14,14 @@ import sys
 import threading
 import time
 import uuid
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from labctl import __version__
 from labctl.errors import EXIT_FAILED, EXIT_OK, Interrupted, LabctlError, UsageError
+
+if TYPE_CHECKING:  # the model and results are imported lazily at run time (fast --help)
+    from labctl.results import ScenarioResult
+    from labctl.scenario.model import Pos, Scenario
 
 DEFAULT_PATH = "scenarios"
 RUN_FORMATS = ("text", "json", "junit")
@@ -161,12 +165,13 @@ def _filter(scenarios, tags: list[str], substrings: list[str]):
     return out
 
 
-def _missing_opt_ins(scenario, args: argparse.Namespace) -> list[tuple[str, str, object]]:
+def _missing_opt_ins(scenario: Scenario, args: argparse.Namespace) -> list[tuple[str, str, Pos]]:
     return [(flag, path, pos) for flag, path, pos in scenario.requires
             if not getattr(args, flag.replace("-", "_"), False)]
 
 
-def _refuse_opt_ins(scenarios, args: argparse.Namespace, *, skip_discovered: bool = False):
+def _refuse_opt_ins(scenarios: list[Scenario], args: argparse.Namespace, *,
+                    skip_discovered: bool = False) -> tuple[list[Scenario], list[ScenarioResult]]:
     """Scenarios that need an opt-in the user did not give: a file named on the command line
     is refused (exit 2, nothing started); one found in a folder is skipped with the reason,
     so a library run does not stop on them. Returns (runnable, skipped results)."""

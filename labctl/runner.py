@@ -53,7 +53,7 @@ class ScenarioRun:
         self.probes: dict[str, Container] = {}
         self.tempdirs: dict[str, str] = {}
         self.volume_names: dict[str, str] = {}
-        self.host_before: dict | None = None
+        self.host_before: set[str] | None = None
         self._leftovers: list[str] = []
         self.deadline = clock() + scenario.timeout
 
@@ -108,6 +108,9 @@ class ScenarioRun:
 
     def run_spec(self, c: ContainerSpec) -> RunSpec:
         """The engine-level description of scenario container ``c`` (hardened by default)."""
+        command: list[str] | None
+        entrypoint: list[str] | None
+        user: str | None
         if c.workload:
             image, command, entrypoint = self.image, [c.workload, *c.args], None
             user = c.user or WORKLOAD_USER

@@ -318,7 +318,7 @@ class Engine:
     def prune_images(self, label: str, keep: str) -> list[str]:
         """Remove older images carrying ``label`` (e.g. earlier workload builds), keeping
         ``keep``. Best effort: an image still used by a container stays."""
-        removed = []
+        removed: list[str] = []
         try:
             kept_id = self.client.images.get(keep).id
             for img in self.client.images.list(filters={"label": [label]}):
@@ -429,10 +429,10 @@ class Engine:
         except (docker.errors.DockerException, *_TRANSIENT) as e:
             return removed, [f"listing containers: {_explain(e)}"]
         for c in containers:
-            attempt(f"container {c.name}", lambda c=c: c.remove(force=True, v=True))
+            attempt(f"container {c.name}", lambda c=c: c.remove(force=True, v=True))  # type: ignore[misc]
         try:
             for v in self.client.volumes.list(filters=filters):
-                attempt(f"volume {v.name}", lambda v=v: v.remove(force=True))
+                attempt(f"volume {v.name}", lambda v=v: v.remove(force=True))  # type: ignore[misc]
             for n in self.client.networks.list(filters=filters):
                 attempt(f"network {n.name}", n.remove)
         except (docker.errors.DockerException, *_TRANSIENT) as e:

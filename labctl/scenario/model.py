@@ -100,6 +100,8 @@ class Expect:
             return observed != self.value
         if observed is None or isinstance(observed, bool) or not isinstance(observed, (int, float)):
             return False
+        if isinstance(self.value, bool) or not isinstance(self.value, (int, float)):
+            return False  # validation only builds ordering ops on numbers
         v = self.value
         return {
             "lt": observed < v, "le": observed <= v, "gt": observed > v, "ge": observed >= v,
