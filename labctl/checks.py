@@ -91,11 +91,12 @@ def _fields_verdict(fields: tuple[tuple[str, Expect], ...], observed: dict) -> l
     return bad
 
 
-def _not_started(obs: Observation, container: str) -> Verdict | None:
+def _not_started(obs: Observation, container: str, expected: str = "") -> Verdict | None:
     if obs.output(container) is None:
         reason = obs.refusal(container)
         why = f"the engine refused it: {reason}" if reason else "it never started"
-        return Verdict(False, "", f"container {container!r} did not run: {why}", final=True)
+        return Verdict(False, expected or f"output from {container}",
+                       f"container {container!r} did not run: {why}", final=True)
     return None
 
 
@@ -111,8 +112,10 @@ def judge_exit(body: ExitCheck, obs: Observation, deadline: float, clock: Callab
         return Verdict(False, expected, f"{body.container} still running", final=False)
     if body.signal:
         ok = status.signal == _signal_number(body.signal)
+    elif body.codes:
+        ok = status.code in body.codes  # a listed code counts even in the 129-159 range
     else:
-        ok = status.signal is None and (not body.codes or status.code in body.codes)
+        ok = status.signal is None
     return Verdict(ok, expected, f"{body.container}: {describe_exit(status)}", final=True)
 
 
@@ -125,7 +128,7 @@ def _expect_exit(body: ExitCheck) -> str:
 
 
 def judge_events(body: EventsCheck, obs: Observation, consistently: bool) -> Verdict:
-    if (v := _not_started(obs, body.container)) is not None:
+    if (v := _not_started(obs, body.container, f"{body.event!r} event(s) from {body.container}")) is not None:
         return v
     out = obs.output(body.container)
     assert out is not None
@@ -163,7 +166,8 @@ def judge_events(body: EventsCheck, obs: Observation, consistently: bool) -> Ver
 
 
 def judge_output(body: OutputCheck, obs: Observation, consistently: bool) -> Verdict:
-    if (v := _not_started(obs, body.container)) is not None:
+    pattern = body.matches if body.matches is not None else body.not_matches
+    if (v := _not_started(obs, body.container, f"{body.container}'s {body.stream} (/{pattern}/)")) is not None:
         return v
     out = obs.output(body.container)
     assert out is not None
@@ -359,8 +363,13 @@ def evaluate(check: CheckSpec, obs: Observation, *, clock: Callable[[], float] =
     start = clock()
     span = check.consistently if check.consistently is not None else check.timeout
     deadline = start + span
-    if hard_deadline is not None:
-        deadline = min(deadline, hard_deadline)
+    if hard_deadline is not None and hard_deadline < deadline:
+        left = max(0.0, hard_deadline - start)
+        if check.consistently is not None:
+            # Holding for less than the window proves less than the file asks: say so.
+            return CheckResult(check.name, "error", f"the scenario's timeout leaves {left:.1f}s of the "
+                               f"{check.consistently:g}s this check must hold; raise the scenario's timeout")
+        deadline, span = hard_deadline, left
     out = _watched_output(check, obs)
     pause = POLL_MIN
     last: Verdict | None = None
@@ -378,7 +387,7 @@ def evaluate(check: CheckSpec, obs: Observation, *, clock: Callable[[], float] =
                 if last.ok or last.final:
                     return _result(check, last, start, clock)
                 if now >= deadline:
-                    return _result(check, last, start, clock, f"not met within {span:g}s")
+                    return _result(check, last, start, clock, f"not met within {span:.3g}s")
             if out is not None:
                 out.wait_for(lambda: (len(out.stdout), len(out.stderr), out.closed) != seen, deadline, clock)
             else:

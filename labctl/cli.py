@@ -79,6 +79,16 @@ def _env_int(flag: str, default: int) -> "int | _BadEnv":
         return _BadEnv(f"{_env_name(flag)}={v!r}: expected an integer")
 
 
+def _env_float(flag: str, default: float) -> "float | _BadEnv":
+    v = _env(flag)
+    if v is None or not v.strip():
+        return default
+    try:
+        return float(v.strip())
+    except ValueError:
+        return _BadEnv(f"{_env_name(flag)}={v!r}: expected a number of seconds")
+
+
 ALL_FORMATS = ("text", "json", "junit", "markdown")
 
 
@@ -270,9 +280,9 @@ def cmd_compose(args: argparse.Namespace) -> int:
 def cmd_clean(args: argparse.Namespace) -> int:
     from labctl import cleanup
 
-    engine = _connect()
-    if args.run and args.stale:
+    if args.run and args.stale:  # a usage error is exit 2 whether or not the engine answers
         raise UsageError("--run and --stale cannot be used together")
+    engine = _connect()
     if args.run:
         removed, errors = cleanup.remove_run(engine, args.run)
     else:
@@ -298,6 +308,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     progress = Progress(args.quiet)
     try:
         specs = [report.parse_report_spec(s) for s in args.report]
+        report.check_writable(specs)  # before the run, not after it: exit 2, nothing started
         if args.jobs < 1:
             raise UsageError("--jobs must be at least 1")
         scenarios, skipped = _refuse_opt_ins(_filter(_load(args.paths), args.tag, args.k), args, skip_discovered=True)
@@ -483,7 +494,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also write a chart (needs matplotlib: pip install 'labctl[bench]')")
     p.add_argument("--placements", default=_env("placements") or "host,container",
                    help="host, container or both (default: both, in the same run)")
-    p.add_argument("--timeout", type=float, default=float(_env("timeout") or 20.0), metavar="SECONDS",
+    p.add_argument("--timeout", type=float, default=_env_float("timeout", 20.0), metavar="SECONDS",
                    help="deadline of each pair's measurement (default: 20)")
     p.add_argument("--no-pin", action="store_true", default=_env_bool("no_pin"),
                    help="do not pin the server to CPU 0 and the client to CPU 1")

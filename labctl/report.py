@@ -302,6 +302,22 @@ def parse_report_spec(spec: str) -> tuple[str, str]:
     return fmt, path
 
 
+def check_writable(specs: Sequence[tuple[str, str]]) -> None:
+    """Make sure every ``--report`` file can be written (creating its folder), so a bad
+    path is a usage error before the run rather than a failure after it. Raises UsageError."""
+    for fmt, path in specs:
+        folder = Path(path).parent
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            fd, probe = tempfile.mkstemp(prefix=".labctl-probe.", dir=folder)
+            os.close(fd)
+            os.unlink(probe)
+        except OSError as e:
+            raise UsageError(f"--report {fmt}:{path}: cannot write there: {e.strerror or e}") from e
+        if Path(path).is_dir():
+            raise UsageError(f"--report {fmt}:{path}: is a directory; give a file path")
+
+
 def write_reports(run: RunResult, specs: Sequence[tuple[str, str]]) -> list[Path]:
     """Write one report per (format, path), creating parent folders; returns the paths.
 

@@ -21,7 +21,7 @@ from labctl import checks as checkmod
 from labctl.errors import ContainerStartError, Interrupted, LabctlError
 from labctl.output import ExitStatus, Output
 from labctl.results import CheckResult, RunResult, ScenarioResult
-from labctl.runtime import ROLE, RUN_ID, SCENARIO, Container, Engine, RunSpec, host_ipc_namespace, labels_for, process_ipc_namespace
+from labctl.runtime import ROLE, RUN_ID, SCENARIO, Container, Engine, RunSpec, labels_for, process_ipc_namespace
 from labctl.scenario.model import After, CleanupCheck, ContainerSpec, Scenario
 
 Progress = Callable[[str], None]
@@ -29,8 +29,14 @@ WORKLOAD_USER = "65534:65534"  # nobody: the workloads need no privilege
 PROBE_CAPS = ["IPC_OWNER", "DAC_READ_SEARCH"]  # read any segment / file, change nothing
 
 
+def _describe_segment(s: dict) -> str:
+    return f"host segment key {s.get('key')} shmid {s.get('shmid')}"
+
+
 def _slug(text: str) -> str:
-    return re.sub(r"[^a-zA-Z0-9_.-]+", "-", text)[:40]
+    # Not truncated: two long names sharing a prefix must not share objects (scenario
+    # names are at most 63 characters, well within what the engine accepts).
+    return re.sub(r"[^a-zA-Z0-9_.-]+", "-", text)
 
 
 class ScenarioRun:
@@ -51,6 +57,10 @@ class ScenarioRun:
         self.containers: dict[str, Container] = {}
         self.refused: dict[str, str] = {}
         self.probes: dict[str, Container] = {}
+        self.timers: list[threading.Timer] = []
+        self.timed_out: dict[str, float] = {}
+        self._host_segments: dict[int, dict] = {}
+        self._host_ns: str | None = None
         self.tempdirs: dict[str, str] = {}
         self.volume_names: dict[str, str] = {}
         self.host_before: set[str] | None = None
@@ -143,14 +153,24 @@ class ScenarioRun:
             tmpfs={m.target: "mode=1777" for m in c.mounts if m.tmpfs},
         )
 
+    @staticmethod
+    def _donors(c: ContainerSpec) -> dict[str, str]:
+        """The containers whose namespaces ``c`` joins: {kind: name} for ipc, network, pid."""
+        donors = {}
+        for kind, mode in (("IPC", c.ipc), ("network", c.network), ("pid", c.pid or "")):
+            if mode.startswith("container:"):
+                donors[kind] = mode.split(":", 1)[1]
+        return donors
+
     def _order(self) -> list[ContainerSpec]:
-        """Containers in a start order that honours ``after`` (validation rejected cycles)."""
+        """Containers in a start order that honours ``after`` and namespace donors
+        (validation rejected cycles)."""
         done: list[ContainerSpec] = []
         names: set[str] = set()
         pending = list(self.scenario.containers)
         while pending:
             for c in pending:
-                deps = {a.container for a in c.after} | ({c.ipc_donor} if c.ipc_donor else set())
+                deps = {a.container for a in c.after} | set(self._donors(c).values())
                 if deps <= names:
                     done.append(c)
                     names.add(c.name)
@@ -171,8 +191,9 @@ class ScenarioRun:
                 continue
             for a in c.after:
                 self._wait_condition(c.name, a)
-            if c.ipc_donor and c.ipc_donor in self.refused:
-                self.refused[c.name] = f"not started: its IPC donor {c.ipc_donor} was refused"
+            refused_donor = next(((k, d) for k, d in self._donors(c).items() if d in self.refused), None)
+            if refused_donor:
+                self.refused[c.name] = f"not started: its {refused_donor[0]} donor {refused_donor[1]} was refused"
                 continue
             self.progress(f"{self.scenario.name}: starting {c.name}")
             try:
@@ -180,8 +201,28 @@ class ScenarioRun:
             except ContainerStartError as e:
                 self.refused[c.name] = e.reason
                 continue
+            self._arm_timeout(c)
             if c.name in probed:
                 self._start_probe(c.name)
+
+    def _arm_timeout(self, c: ContainerSpec) -> None:
+        """Kill the container once it has run for its ``timeout``; the scenario then errs.
+        A timer, not polling: it fires at the deadline whatever the runner is waiting on."""
+        def expire() -> None:
+            target = self.containers.get(c.name)
+            if target is not None and target.poll_exit() is None:
+                self.timed_out[c.name] = c.timeout
+                target.kill()
+
+        timer = threading.Timer(c.timeout, expire)
+        timer.daemon = True
+        self.timers.append(timer)
+        timer.start()
+
+    def disarm(self) -> None:
+        """Cancel the container timeouts (the scenario is over: teardown or --keep)."""
+        for timer in self.timers:
+            timer.cancel()
 
     def _probed_namespaces(self) -> set[str]:
         owners = set()
@@ -252,7 +293,9 @@ class ScenarioRun:
 
     def ipc_namespace(self, container: str) -> str | None:
         if container == "host":
-            return host_ipc_namespace()
+            if self._host_ns is None:
+                self._host_ns = str(self._host_probe(["probe", "--ns"]).get("ipcns") or "") or None
+            return self._host_ns
         c = self.containers.get(container)
         if c is None:
             return None
@@ -303,12 +346,12 @@ class ScenarioRun:
     def uses_host_ipc(self) -> bool:
         return any(c.ipc == "host" for c in self.scenario.containers)
 
-    def host_ipc_snapshot(self) -> set[str]:
-        """The host's SysV segments and /dev/shm entries, seen by a probe in the host's IPC
-        namespace (where labctl itself runs does not matter)."""
+    def _host_probe(self, args: list[str], user: str = "0:0") -> dict:
+        """Run ``shmlab ARGS`` once in the engine host's IPC namespace and return its probe
+        event: what the host shows, wherever labctl itself runs (a container, a remote engine)."""
         role = "host-probe"
         spec = RunSpec(name=self._name(f"{role}-{uuid.uuid4().hex[:6]}"), image=self.image, labels=self._labels(role),
-                       command=["probe", "--segments", "--devshm"], ipc_mode="host", user="0:0")
+                       command=args, ipc_mode="host", user=user)
         holder = self.engine.start_container(spec, role)
         try:
             status = holder.wait_exit(max(5.0, self.deadline - self.clock()))
@@ -317,8 +360,42 @@ class ScenarioRun:
                 raise LabctlError(f"host IPC probe failed: {holder.output.tail(5)}")
         finally:
             self.engine.remove_labelled({RUN_ID: self.run_id, SCENARIO: self.scenario.name, ROLE: role})
-        seen = {f"host segment key {s.get('key')} shmid {s.get('shmid')}" for s in data.get("segments", [])}
+        return data
+
+    def host_ipc_snapshot(self) -> set[str]:
+        """The host's SysV segments and /dev/shm entries, one string each."""
+        data = self._host_probe(["probe", "--segments", "--devshm"])
+        self._host_segments = {int(s["shmid"]): s for s in data.get("segments", []) if "shmid" in s}
+        seen = {_describe_segment(s) for s in data.get("segments", [])}
         return seen | {f"host /dev/shm/{d.get('name')}" for d in data.get("devshm", [])}
+
+    def _our_shmids(self) -> set[int]:
+        """Segments this scenario's workloads reported attaching (their ``attached`` events)."""
+        ids = set()
+        for c in self.containers.values():
+            with c.output.changed:
+                ids |= {int(e["shmid"]) for e in c.output.events
+                        if e.get("event") == "attached" and isinstance(e.get("shmid"), int)}
+        return ids
+
+    def _remove_host_leftovers(self, errors: list[str]) -> list[str]:
+        """After a host-IPC scenario: remove the new host segments that its own workloads
+        attached (a failure or Ctrl-C may have come before their IPC_RMID); anything else
+        new is only reported, since it may belong to the host. Returns what is still new."""
+        assert self.host_before is not None
+        try:
+            new = self.host_ipc_snapshot() - self.host_before
+            ours = [s for shmid, s in self._host_segments.items()
+                    if shmid in self._our_shmids() and _describe_segment(s) in new]
+            for seg in ours:  # as the segment's owner: IPC_RMID needs no capability then
+                self._host_probe(["probe", "--shmid", str(seg["shmid"]), "--rmid"],
+                                 user=f"{seg.get('uid', 0)}:{seg.get('gid', 0)}")
+            if ours:
+                new = self.host_ipc_snapshot() - self.host_before
+        except LabctlError as e:
+            errors.append(str(e))
+            return []
+        return sorted(new)
 
     # ---------------------------------------------------------------- teardown
 
@@ -330,14 +407,7 @@ class ScenarioRun:
                 shutil.rmtree(path, ignore_errors=True)
                 if os.path.exists(path):
                     errors.append(f"temp dir {path}")
-        if self.host_before is not None:
-            try:
-                new = sorted(self.host_ipc_snapshot() - self.host_before)
-            except LabctlError as e:
-                errors.append(str(e))
-                new = []
-        else:
-            new = []
+        new = self._remove_host_leftovers(errors) if self.host_before is not None else []
         left = self.engine.find({RUN_ID: self.run_id, SCENARIO: self.scenario.name})
         self._leftovers = [f"{kind[:-1]} {n}" for kind, names in left.items() for n in names] + [
             f"temp dir {p}" for n, p in self.tempdirs.items()
@@ -375,6 +445,7 @@ def run_scenario(engine: Engine, scenario: Scenario, run_id: str, image: str, *,
     except LabctlError as e:
         result.status, result.message = "error", str(e)
     finally:
+        run.disarm()
         result.logs = run.logs()
         if not keep:
             problems = run.teardown()
@@ -388,8 +459,16 @@ def run_scenario(engine: Engine, scenario: Scenario, run_id: str, image: str, *,
                 result.checks.append(CheckResult(check.name, "skipped", "--keep: nothing was torn down"))
             else:
                 result.checks.append(checkmod.evaluate(check, run))
-    if result.status == "passed" and any(c.status in ("failed", "error") for c in result.checks):
-        result.status = "failed"
+    if run.timed_out and result.status != "error":
+        result.status = "error"
+        result.message = "; ".join(f"container {name!r} ran past its timeout ({secs:g}s) and was killed"
+                                   for name, secs in run.timed_out.items())
+    if result.status == "passed":
+        if any(c.status == "failed" for c in result.checks):
+            result.status = "failed"
+        elif any(c.status == "error" for c in result.checks):
+            result.status = "error"  # a check that could not be evaluated is not a verdict
+            result.message = next(c.message for c in result.checks if c.status == "error")
     result.duration_s = time.monotonic() - t0
     if result.status == "passed":
         result.logs = {}

@@ -440,14 +440,6 @@ class Engine:
         return removed, errors
 
 
-def host_ipc_namespace() -> str | None:
-    """labctl's own IPC namespace id (``readlink /proc/self/ns/ipc``)."""
-    try:
-        return os.readlink("/proc/self/ns/ipc")
-    except OSError:
-        return None
-
-
 def process_ipc_namespace(pid: int) -> str | None:
     """The IPC namespace of host pid ``pid``, readable when labctl shares the engine's pid
     namespace with enough privilege; None otherwise."""

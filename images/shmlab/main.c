@@ -82,7 +82,7 @@ static const struct optdef optdefs[] = {
     { "ip", K_STR, C_WRITERS, O(ip), -1 },
     { "count", K_INT, C_WRITERS | C_MS | C_MV | C_SC, O(count), (long)O(count_set) },
     { "interval", K_DUR, C_WRITERS | C_READERS | C_MS | C_SC, O(interval_ms), (long)O(interval_set) },
-    { "rmid", K_FLAG, C_SW | C_SR | C_MV, O(rmid), -1 },
+    { "rmid", K_FLAG, C_SW | C_SR | C_MV | C_PB, O(rmid), -1 },
     { "hold", K_HOLD, C_SW | C_SR | C_MW | C_PW, O(hold), -1 },
     { "atomic", K_FLAG, C_WRITERS, O(atomic), -1 },
     { "quiet", K_FLAG, C_WRITERS, O(quiet), -1 },
@@ -131,7 +131,7 @@ static void usage(FILE *f)
         "  msg-recv      receive --count messages from a SysV message queue\n"
         "  sem-counter   increment a SysV semaphore --count times\n"
         "  probe         one JSON object: --ns --segments --key --shmid --layout\n"
-        "                --devshm --stat PATH --ftok PATH --proj N\n"
+        "                --devshm --stat PATH --ftok PATH --proj N; --shmid ID --rmid removes\n"
         "  hold          wait for SIGTERM/SIGINT (namespace holder, exec target)\n"
         "  prep          --chmod MODE PATH...: chmod paths\n"
         "  bench         IPC ping-pong benchmark: bench --role server|client|memcpy\n"

@@ -411,6 +411,15 @@ int cmd_probe(const struct opts *o)
         probe_stat(&ev, o->stat_path, o->layout ? &l : NULL);
     if (o->ftok_path != NULL)
         probe_ftok(&ev, o->ftok_path, o->proj);
+    /* --shmid ID --rmid: labctl's teardown removing a segment a host-IPC scenario left */
+    if (o->rmid && o->shmid_set) {
+        if (shmctl((int)o->shmid, IPC_RMID, NULL) == 0) {
+            ev_bool(&ev, "removed", 1);
+        } else {
+            ev_bool(&ev, "removed", 0);
+            ev_str(&ev, "errno", errno_name(errno));
+        }
+    }
     ev_emit(&ev);
     return SX_OK;
 }

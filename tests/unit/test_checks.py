@@ -285,3 +285,31 @@ def test_labels_for_refuses_reserved_user_labels_and_adds_its_own():
     assert labels["io.labctl.scenario"] == "s" and labels["io.labctl.role"] == "writer"
     with pytest.raises(LabctlError, match="reserved"):
         labels_for("run-1", "s", "writer", {"io.labctl.managed": "false"})
+
+
+def test_exit_code_in_the_signal_range_counts_when_listed():
+    obs = FakeObs(outputs={"r": closed_output()}, exits={"r": ExitStatus(143)})
+    assert run(ExitCheck("r", codes=(143,)), obs).status == "passed"
+    assert run(ExitCheck("r", codes=(0,)), obs).status == "failed"
+
+
+def test_consistently_window_cut_by_the_scenario_timeout_is_an_error():
+    clock = FakeClock()
+    check = CheckSpec(name="c", kind="segment", body=SegmentCheck("w", key=1234, present=False),
+                      timeout=10.0, consistently=20.0)
+    res = evaluate(check, FakeObs(), clock=clock, sleep=clock.sleep, hard_deadline=3.0)
+    assert res.status == "error" and "leaves 3.0s of the 20s" in res.message
+
+
+def test_eventually_cut_by_the_scenario_timeout_says_how_long_it_had():
+    clock = FakeClock()
+    check = CheckSpec(name="c", kind="segment", body=SegmentCheck("w", key=1234), timeout=10.0)
+    res = evaluate(check, FakeObs(), clock=clock, sleep=clock.sleep, hard_deadline=2.0)
+    assert res.status == "failed" and "within 2s" in res.message
+
+
+def test_not_started_failure_still_says_what_was_expected():
+    res = run(EventsCheck("j", "read"), FakeObs(refused={"j": "No such container"}))
+    assert res.status == "failed" and "'read' event(s) from j" in res.expected and "No such container" in res.observed
+    res = run(OutputCheck("j", matches="x"), FakeObs())
+    assert res.status == "failed" and res.expected
