@@ -125,6 +125,14 @@ def test_malformed_variable_of_another_command_does_not_matter(monkeypatch: pyte
     assert "LABCTL_ITERATIONS='many'" in capsys.readouterr().err
 
 
+def test_malformed_float_variable_is_exit_2_only_for_its_command(monkeypatch: pytest.MonkeyPatch,
+                                                                 capsys: pytest.CaptureFixture) -> None:
+    monkeypatch.setenv("LABCTL_TIMEOUT", "30s")  # bench --timeout takes seconds as a number
+    assert cli.main(["validate", PASSES]) == 0
+    assert cli.main(["bench"]) == 2
+    assert "LABCTL_TIMEOUT='30s': expected a number of seconds" in capsys.readouterr().err
+
+
 def test_malformed_environment_at_the_real_entry_point() -> None:
     proc = subprocess.run([sys.executable, "-m", "labctl", "run", PASSES], capture_output=True, text=True,
                           env={**os.environ, "LABCTL_JOBS": "x", "DOCKER_HOST": "unix:///nonexistent.sock"},
@@ -144,6 +152,7 @@ def test_bad_command_lines_are_exit_2(argv: list[str]) -> None:
     ("junit", "expected FORMAT:PATH"),
     ("junit:", "expected FORMAT:PATH"),
     ("xml:out.xml", "unknown format 'xml'"),
+    ("junit:/proc/nope/r.xml", "cannot write there"),  # found before the run, not after it
 ])
 def test_report_spec_errors_are_exit_2_before_the_engine(engine: FakeEngine, capsys: pytest.CaptureFixture,
                                                          spec: str, message: str) -> None:
@@ -170,6 +179,16 @@ def test_clean_run_and_stale_are_exclusive(engine: FakeEngine, capsys: pytest.Ca
     assert cli.main(["clean", "--run", "abc", "--stale"]) == 2
     assert cli.main(["clean", "--run", "abc"]) == 0
     assert engine.removed_runs == [{"io.labctl.run-id": "abc"}]
+
+
+def test_clean_usage_error_is_exit_2_even_without_an_engine(monkeypatch: pytest.MonkeyPatch,
+                                                            capsys: pytest.CaptureFixture) -> None:
+    def no_engine() -> None:
+        raise EngineError("cannot reach the Docker engine at unix:///nowhere")
+
+    monkeypatch.setattr(cli, "_connect", no_engine)
+    assert cli.main(["clean", "--run", "abc", "--stale"]) == 2
+    assert "cannot be used together" in capsys.readouterr().err
 
 
 # ==== run with the fake engine ====
