@@ -17,7 +17,7 @@ import uuid
 from typing import TYPE_CHECKING, Sequence
 
 from labctl import __version__
-from labctl.errors import EXIT_FAILED, EXIT_OK, Interrupted, LabctlError, UsageError
+from labctl.errors import EXIT_FAILED, EXIT_OK, Interrupted, LabctlError, ScenarioError, ScenarioErrors, UsageError
 
 if TYPE_CHECKING:  # the model and results are imported lazily at run time (fast --help)
     from labctl.results import ScenarioResult
@@ -185,7 +185,6 @@ def _refuse_opt_ins(scenarios: list[Scenario], args: argparse.Namespace, *,
     """Scenarios that need an opt-in the user did not give: a file named on the command line
     is refused (exit 2, nothing started); one found in a folder is skipped with the reason,
     so a library run does not stop on them. Returns (runnable, skipped results)."""
-    from labctl.errors import ScenarioError, ScenarioErrors
     from labctl.results import ScenarioResult
 
     explicit = {os.path.normpath(p) for p in args.paths if os.path.isfile(p)}
@@ -518,7 +517,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         _exit_if_threads_linger(e.exit_code)
         return e.exit_code
     except LabctlError as e:
-        _err(f"labctl: {e}" if not isinstance(e, _located()) else str(e))
+        # Located errors already start with FILE:LINE:COL; a prefix would hide that.
+        _err(str(e) if isinstance(e, (ScenarioError, ScenarioErrors)) else f"labctl: {e}")
         return e.exit_code
     except KeyboardInterrupt:
         _err("labctl: interrupted")
@@ -542,11 +542,5 @@ def _exit_if_threads_linger(code: int) -> None:
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)
-
-
-def _located() -> tuple[type, ...]:
-    from labctl.errors import ScenarioError, ScenarioErrors
-
-    return (ScenarioError, ScenarioErrors)
 
 

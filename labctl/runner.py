@@ -7,6 +7,7 @@ runs whatever happened before it (failure, exception, Ctrl-C).
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -61,7 +62,8 @@ class ScenarioRun:
         self.timed_out: dict[str, float] = {}
         self._host_segments: dict[int, dict] = {}
         self._host_ns: str | None = None
-        self.tempdirs: dict[str, str] = {}
+        self.binds: dict[str, str] = {}  # volume name -> host directory (tempdir or hostdir)
+        self.owned_dirs: list[str] = []  # the tempdirs: labctl made them, labctl deletes them
         self.volume_names: dict[str, str] = {}
         self.host_before: set[str] | None = None
         self._leftovers: list[str] = []
@@ -99,9 +101,10 @@ class ScenarioRun:
             elif v.type == "tempdir":
                 path = tempfile.mkdtemp(prefix=f"{self.prefix}-{v.name}-")
                 os.chmod(path, 0o1777)
-                self.tempdirs[v.name] = path
+                self.binds[v.name] = path
+                self.owned_dirs.append(path)
             else:
-                self.tempdirs[v.name] = os.path.normpath(os.path.join(base, v.path or "."))
+                self.binds[v.name] = os.path.normpath(os.path.join(base, v.path or "."))
         if to_open:
             # A fresh named volume is root-owned 0755; open it (sticky, world-writable)
             # so the non-root workloads can create their files, as /tmp is.
@@ -128,23 +131,15 @@ class ScenarioRun:
             image, command = c.image or "", list(c.command) if c.command is not None else None
             entrypoint = list(c.entrypoint) if c.entrypoint is not None else None
             user = c.user
-        donor = c.ipc_donor
-        ipc = f"container:{self.containers[donor].name}" if donor and donor in self.containers else (
-            f"container:{self._name(donor)}" if donor else c.ipc)
         mounts = []
         for m in c.mounts:
             if m.tmpfs:
                 continue
             if m.source in self.volume_names:
                 mounts.append(("volume", self.volume_names[m.source], m.target, m.read_only))
-            elif m.source in self.tempdirs:
-                mounts.append(("bind", self.tempdirs[m.source], m.target, m.read_only))
-        network = c.network
-        if network.startswith("container:"):
-            network = f"container:{self._name(network.split(':', 1)[1])}"
-        pid = c.pid
-        if pid and pid.startswith("container:"):
-            pid = f"container:{self._name(pid.split(':', 1)[1])}"
+            elif m.source in self.binds:
+                mounts.append(("bind", self.binds[m.source], m.target, m.read_only))
+        ipc, network, pid = (self._engine_mode(mode) for mode in (c.ipc, c.network, c.pid))
         return RunSpec(
             name=self._name(c.name), image=image, labels=self._labels(c.name, dict(c.labels)), command=command,
             entrypoint=entrypoint, ipc_mode=ipc, network_mode=network, user=user, read_only=c.read_only,
@@ -161,6 +156,12 @@ class ScenarioRun:
             if mode.startswith("container:"):
                 donors[kind] = mode.split(":", 1)[1]
         return donors
+
+    def _engine_mode(self, mode: str | None) -> str | None:
+        """A namespace mode as the engine takes it: ``container:NAME`` names the container."""
+        if mode and mode.startswith("container:"):
+            return f"container:{self._name(mode.split(':', 1)[1])}"
+        return mode
 
     def _order(self) -> list[ContainerSpec]:
         """Containers in a start order that honours ``after`` and namespace donors
@@ -307,8 +308,6 @@ class ScenarioRun:
         return process_ipc_namespace(pid) if pid else None
 
     def _probe(self, holder: Container, args: list[str], what: str) -> dict:
-        import json
-
         code, text = holder.exec(["/shmlab", *args])
         for line in text.splitlines():
             if line.startswith("{"):
@@ -402,20 +401,15 @@ class ScenarioRun:
     def teardown(self) -> list[str]:
         """Remove everything of this scenario by label, delete temp dirs; returns problems."""
         _removed, errors = self.engine.remove_labelled({RUN_ID: self.run_id, SCENARIO: self.scenario.name})
-        for name, path in self.tempdirs.items():
-            if self.scenario_volume(name).type == "tempdir":
-                shutil.rmtree(path, ignore_errors=True)
-                if os.path.exists(path):
-                    errors.append(f"temp dir {path}")
+        for path in self.owned_dirs:
+            shutil.rmtree(path, ignore_errors=True)
+            if os.path.exists(path):
+                errors.append(f"temp dir {path}")
         new = self._remove_host_leftovers(errors) if self.host_before is not None else []
         left = self.engine.find({RUN_ID: self.run_id, SCENARIO: self.scenario.name})
         self._leftovers = [f"{kind[:-1]} {n}" for kind, names in left.items() for n in names] + [
-            f"temp dir {p}" for n, p in self.tempdirs.items()
-            if self.scenario_volume(n).type == "tempdir" and os.path.exists(p)] + new
+            f"temp dir {p}" for p in self.owned_dirs if os.path.exists(p)] + new
         return errors
-
-    def scenario_volume(self, name: str):
-        return next(v for v in self.scenario.volumes if v.name == name)
 
     def logs(self) -> dict[str, str]:
         return {name: c.output.tail(15) for name, c in self.containers.items()}

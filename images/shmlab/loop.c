@@ -103,27 +103,17 @@ static int emit_read(const volatile struct conn_stat *cs, const struct opts *o, 
 int read_loop(const volatile struct conn_stat *cs, const struct opts *o, long long *last,
               struct err *e)
 {
-    long long i, deadline;
+    long long i, deadline = now_ms() + o->timeout_ms;
 
-    if (!o->until_set) {
-        for (i = 0; i < o->reads; i++) {
-            if (i > 0 && sleep_ms(o->interval_ms))
-                return 0;
-            if (stopping())
-                return 0;
-            if (emit_read(cs, o, last, i == 0, e) < 0)
-                return -1;
-        }
-        return 0;
-    }
-    deadline = now_ms() + o->timeout_ms;
-    for (i = 0;; i++) {
+    for (i = 0; o->until_set || i < o->reads; i++) {
         if (i > 0 && sleep_ms(o->interval_ms))
             return 0;
         if (stopping())
             return 0;
         if (emit_read(cs, o, last, i == 0, e) < 0)
             return -1;
+        if (!o->until_set)
+            continue;
         if (*last >= o->until)
             return 0;
         if (now_ms() >= deadline)
@@ -131,4 +121,5 @@ int read_loop(const volatile struct conn_stat *cs, const struct opts *o, long lo
                            "count %lld did not reach %lld within %lld ms", *last, o->until,
                            o->timeout_ms);
     }
+    return 0;
 }

@@ -147,15 +147,52 @@ static int wait_nattch(int shmid, const struct opts *o, struct err *e)
 
 /* ==== sysv-writer ==== */
 
+/* shmat and the "attached" event. Returns 0, or -1 with e filled. */
+static int attach_seg(int key, int shmid, int flags, int created, void **p, struct err *e)
+{
+    unsigned long size = 0;
+    int dest = 0;
+
+    *p = shmat(shmid, NULL, flags);
+    if (*p == (void *)-1)
+        return err_sys(e, "shmat", errno, SX_SHMAT);
+    if (seg_size(shmid, &size, &dest, e) < 0)
+        return -1;
+    emit_attached(key, shmid, size, created);
+    return 0;
+}
+
+/* The end every SysV role shares: --hold attached, shmdt ("detached"), --rmid ("removed"),
+ * --hold detached. may_be_gone: the segment was seen marked for removal, so after our
+ * detach it may already be destroyed (EINVAL/EIDRM from IPC_RMID is then no error).
+ * Returns 0, or -1 with e filled (*p is (void *)-1 once detached). */
+static int finish_seg(void **p, int shmid, const struct opts *o, int may_be_gone, struct err *e)
+{
+    if (o->hold == HOLD_IN)
+        hold_here();
+    if (shmdt(*p) < 0)
+        return err_sys(e, "shmdt", errno, SX_SHMDT);
+    *p = (void *)-1;
+    emit_simple("detached");
+    if (o->rmid) {
+        if (shmctl(shmid, IPC_RMID, NULL) == 0)
+            emit_removed(shmid);
+        else if (!(may_be_gone && (errno == EINVAL || errno == EIDRM)))
+            return err_sys(e, "shmctl", errno, SX_SHMCTL);
+    }
+    if (o->hold == HOLD_OUT)
+        hold_here();
+    return 0;
+}
+
 int cmd_sysv_writer(const struct opts *o)
 {
     struct sysv_ctx ctx = { -1, -1 };
     struct write_hooks hooks = { NULL, NULL, NULL, &ctx };
     struct err e;
     void *p = (void *)-1;
-    unsigned long size;
     long long last = 0;
-    int key, created = 0, dest, r, rc = SX_OK;
+    int key, created = 0, r, rc = SX_OK;
 
     if (resolve_key(o, &key, &e) < 0)
         goto fail;
@@ -168,14 +205,8 @@ int cmd_sysv_writer(const struct opts *o)
         err_sys(&e, "shmget", errno, SX_SHMGET);
         goto fail;
     }
-    p = shmat(ctx.shmid, NULL, 0);
-    if (p == (void *)-1) {
-        err_sys(&e, "shmat", errno, SX_SHMAT);
+    if (attach_seg(key, ctx.shmid, 0, created, &p, &e) < 0)
         goto fail;
-    }
-    if (seg_size(ctx.shmid, &size, &dest, &e) < 0)
-        goto fail;
-    emit_attached(key, ctx.shmid, size, created);
     if (created)
         conn_init(p, o->ip);
     if (o->sem) {
@@ -189,27 +220,9 @@ int cmd_sysv_writer(const struct opts *o)
     if (o->start_nattch > 0 && wait_nattch(ctx.shmid, o, &e) < 0)
         goto fail;
     r = write_loop(p, o, &hooks, &last, &e);
-    if (r < 0)
+    /* r == 1: the loop stopped on seeing the segment marked for removal */
+    if (r < 0 || finish_seg(&p, ctx.shmid, o, r == 1, &e) < 0)
         goto fail;
-    if (o->hold == HOLD_IN)
-        hold_here();
-    if (shmdt(p) < 0) {
-        err_sys(&e, "shmdt", errno, SX_SHMDT);
-        goto fail;
-    }
-    p = (void *)-1;
-    emit_simple("detached");
-    if (o->rmid) {
-        /* a segment already marked (r == 1) may be gone after our detach */
-        if (shmctl(ctx.shmid, IPC_RMID, NULL) == 0)
-            emit_removed(ctx.shmid);
-        else if (!(r == 1 && (errno == EINVAL || errno == EIDRM))) {
-            err_sys(&e, "shmctl", errno, SX_SHMCTL);
-            goto fail;
-        }
-    }
-    if (o->hold == HOLD_OUT)
-        hold_here();
     return emit_done(1, last);
 fail:
     rc = emit_error(&e);
@@ -224,9 +237,8 @@ int cmd_sysv_reader(const struct opts *o)
 {
     struct err e;
     void *p = (void *)-1;
-    unsigned long size;
     long long last = 0;
-    int key, shmid = -1, created = 0, dest, rc = SX_OK;
+    int key, shmid = -1, created = 0, rc = SX_OK;
 
     if (resolve_key(o, &key, &e) < 0)
         goto fail;
@@ -245,33 +257,10 @@ int cmd_sysv_reader(const struct opts *o)
         err_sys(&e, "shmget", errno, SX_SHMGET);
         goto fail;
     }
-    p = shmat(shmid, NULL, SHM_RDONLY);
-    if (p == (void *)-1) {
-        err_sys(&e, "shmat", errno, SX_SHMAT);
+    if (attach_seg(key, shmid, SHM_RDONLY, created, &p, &e) < 0)
         goto fail;
-    }
-    if (seg_size(shmid, &size, &dest, &e) < 0)
+    if (read_loop(p, o, &last, &e) < 0 || finish_seg(&p, shmid, o, 0, &e) < 0)
         goto fail;
-    emit_attached(key, shmid, size, created);
-    if (read_loop(p, o, &last, &e) < 0)
-        goto fail;
-    if (o->hold == HOLD_IN)
-        hold_here();
-    if (shmdt(p) < 0) {
-        err_sys(&e, "shmdt", errno, SX_SHMDT);
-        goto fail;
-    }
-    p = (void *)-1;
-    emit_simple("detached");
-    if (o->rmid) {
-        if (shmctl(shmid, IPC_RMID, NULL) < 0) {
-            err_sys(&e, "shmctl", errno, SX_SHMCTL);
-            goto fail;
-        }
-        emit_removed(shmid);
-    }
-    if (o->hold == HOLD_OUT)
-        hold_here();
     return emit_done(1, last);
 fail:
     rc = emit_error(&e);

@@ -16,7 +16,6 @@ import ctypes
 import ctypes.util
 import os
 import re
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +24,8 @@ from typing import TYPE_CHECKING
 import docker
 import docker.errors
 import pytest
+
+from tests.helpers import wait_until
 
 if TYPE_CHECKING:
     from labctl.runtime import Engine
@@ -204,18 +205,6 @@ def _leaks(client: docker.DockerClient, before_objects: set[str], before_segment
         if shmid not in before_segments and _leaked_segment(seg):
             leaks[f"shm:{shmid}"] = Leftover(f"host SysV {seg.describe()}", lambda s=shmid: _remove_segment(s))
     return leaks
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float, clock: Callable[[], float] = time.monotonic,
-               pause: float = 0.1) -> bool:
-    """Poll ``predicate`` until true or ``timeout`` seconds passed; returns its last value."""
-    deadline = clock() + timeout
-    while True:
-        if predicate():
-            return True
-        if clock() >= deadline:
-            return False
-        time.sleep(pause)
 
 
 @pytest.fixture(autouse=True)

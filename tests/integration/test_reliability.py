@@ -17,26 +17,21 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import docker
 import pytest
 
+from tests.helpers import wait_until
+
 ROOT = Path(__file__).resolve().parents[2]
 REL = ROOT / "tests" / "data" / "reliability"
 CLEANUP_BOUND_S = 10.0  # the issue's bound: every object of the run gone within 10 s
 
 
-def wait_until(predicate: Callable[[], bool], timeout: float, pause: float = 0.1) -> bool:
-    """Poll ``predicate`` until true or ``timeout`` s passed (a bounded wait, not a sleep)."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(pause)
-    return True
+
 
 
 def _figure(record: dict) -> None:

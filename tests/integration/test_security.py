@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import expected_errors
+
 ROOT = Path(__file__).resolve().parents[2]
 INVALID = ROOT / "tests" / "data" / "invalid"
 NOWHERE = {"DOCKER_HOST": "unix:///nonexistent/docker.sock"}
@@ -155,16 +157,10 @@ def test_no_unsafe_yaml_loader_in_the_package() -> None:
 # ==== the bad-input corpus, through the CLI ====
 
 
-def _expected() -> dict[str, str]:
-    out = {}
-    for line in (INVALID / "expected.txt").read_text().splitlines():
-        if line and not line.startswith("#"):
-            name, first = line.split("\t", 1)
-            out[name] = first
-    return out
 
 
-EXPECTED = _expected()
+
+EXPECTED = expected_errors()
 
 
 @pytest.fixture(scope="module")

@@ -19,6 +19,7 @@ import pytest
 from docker.models.containers import Container
 
 from labctl import build
+from tests.helpers import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -88,14 +89,7 @@ def lab(docker_client: docker.DockerClient, shmlab_image: str) -> Iterator[Lab]:
 # ==== helpers ====
 
 
-def wait_until(predicate: Callable[[], bool], timeout: float, pause: float = 0.1) -> bool:
-    """Poll ``predicate`` until true or ``timeout`` seconds passed; returns its last value."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(pause)
-    return True
+
 
 
 def events(container: Container) -> list[Event]:

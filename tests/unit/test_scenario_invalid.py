@@ -9,21 +9,16 @@ import pytest
 from labctl.errors import ScenarioError, ScenarioErrors, UsageError
 from labctl.scenario import discover, load_all, load_file, load_text
 from labctl.scenario.yamlload import MAX_BYTES
+from tests.helpers import expected_errors
 
 INVALID = Path(__file__).resolve().parents[1] / "data" / "invalid"
 VALID = Path(__file__).resolve().parents[1] / "data" / "valid"
 
 
-def _expected() -> dict[str, str]:
-    out = {}
-    for line in (INVALID / "expected.txt").read_text().splitlines():
-        if line and not line.startswith("#"):
-            name, first = line.split("\t", 1)
-            out[name] = first
-    return out
 
 
-EXPECTED = _expected()
+
+EXPECTED = expected_errors()
 
 
 def test_every_invalid_file_has_an_expectation() -> None:
