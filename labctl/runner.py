@@ -400,11 +400,16 @@ class ScenarioRun:
 
     def teardown(self) -> list[str]:
         """Remove everything of this scenario by label, delete temp dirs; returns problems."""
-        _removed, errors = self.engine.remove_labelled({RUN_ID: self.run_id, SCENARIO: self.scenario.name})
-        for path in self.owned_dirs:
-            shutil.rmtree(path, ignore_errors=True)
-            if os.path.exists(path):
-                errors.append(f"temp dir {path}")
+        errors: list[str] = []
+        try:
+            errors += self.engine.remove_labelled({RUN_ID: self.run_id, SCENARIO: self.scenario.name})[1]
+        finally:
+            # Also when an interrupt lands in the removal above: the CLI then removes the
+            # run's engine objects by label, but only this object knows its host dirs.
+            for path in self.owned_dirs:
+                shutil.rmtree(path, ignore_errors=True)
+                if os.path.exists(path):
+                    errors.append(f"temp dir {path}")
         new = self._remove_host_leftovers(errors) if self.host_before is not None else []
         left = self.engine.find({RUN_ID: self.run_id, SCENARIO: self.scenario.name})
         self._leftovers = [f"{kind[:-1]} {n}" for kind, names in left.items() for n in names] + [

@@ -212,11 +212,13 @@ def test_sigterm_while_a_check_waits(start) -> None:
 
 
 def test_sigint_during_teardown(start) -> None:
-    # rel-many's check passes at once; teardown then removes twelve running containers.
-    # The signal goes when the first of them disappears.
-    run = start("run", str(REL / "many.yaml"))
-    run.wait_roles(*(f"h{i}" for i in range(1, 13)))
-    assert wait_until(lambda: len(run.containers()) < 12 or run.proc.poll() is not None, 30, pause=0.01)
+    # rel-many-gated holds twelve containers and a waiter until the test opens the gate; its
+    # checks then pass at once and teardown removes thirteen containers. The signal goes
+    # when the first of them disappears.
+    run = start("run", str(REL / "many-gated.yaml"))
+    run.wait_roles("waiter", *(f"h{i}" for i in range(1, 13)))
+    run.open_gates()
+    assert wait_until(lambda: len(run.containers()) < 13 or run.proc.poll() is not None, 30, pause=0.01)
     if run.proc.poll() is not None:
         pytest.fail("teardown finished before the signal could be sent; the sync point was missed")
     run.send(signal.SIGINT)
