@@ -31,6 +31,20 @@ KEPT = "io.labctl.keep"  # objects of a `run --keep`: only `labctl clean` remove
 LABEL_PREFIX = "io.labctl."
 
 _TRANSIENT = (requests.exceptions.ConnectionError, requests.exceptions.Timeout)
+# Workload builds younger than this are never pruned: 84 kB each, and a second checkout
+# building other sources on the same engine must not lose its image mid-run.
+PRUNE_AFTER_S = 7 * 24 * 3600.0
+
+
+def _created_epoch(created: str) -> float:
+    """The engine's RFC 3339 ``Created`` (nanosecond precision) as epoch seconds; 0 if unreadable."""
+    from datetime import datetime
+
+    try:
+        head = created.split(".")[0].rstrip("Z")
+        return datetime.fromisoformat(head + "+00:00").timestamp()
+    except ValueError:
+        return 0.0
 
 
 class ContainerGone(LabctlError):
@@ -315,14 +329,17 @@ class Engine:
         image = self._call(f"inspecting image {ref}", self.client.images.get, ref)
         self._call(f"tagging {ref} as {repo}:{tag}", image.tag, repo, tag)
 
-    def prune_images(self, label: str, keep: str) -> list[str]:
-        """Remove older images carrying ``label`` (e.g. earlier workload builds), keeping
-        ``keep``. Best effort: an image still used by a container stays."""
+    def prune_images(self, label: str, keep: str, older_than_s: float = PRUNE_AFTER_S) -> list[str]:
+        """Remove images carrying ``label`` (earlier workload builds) created more than
+        ``older_than_s`` seconds ago, keeping ``keep``. Recent builds stay: another checkout
+        (other sources, another branch) may be about to run its own. Best effort: an image
+        still used by a container stays."""
         removed: list[str] = []
         try:
             kept_id = self.client.images.get(keep).id
+            horizon = time.time() - older_than_s
             for img in self.client.images.list(filters={"label": [label]}):
-                if img.id == kept_id:
+                if img.id == kept_id or _created_epoch(img.attrs.get("Created", "")) > horizon:
                     continue
                 try:
                     self.client.images.remove(img.id, force=False, noprune=False)
