@@ -90,19 +90,21 @@ class Toolchain:
 
 def source_dir(env: Mapping[str, str] | None = None) -> Path:
     """The ``images/shmlab`` directory: ``$LABCTL_IMAGES_DIR/shmlab`` if that variable is
-    set, else the one in the repository checkout next to the package.
+    set, else the package's own copy (a wheel) or the checkout's (see ``labctl.library``).
 
-    Raises BuildError when it does not exist (e.g. a wheel install without the sources).
+    Raises BuildError when it does not exist.
     """
+    from labctl.library import images_dir
+
     env = os.environ if env is None else env
     override = env.get("LABCTL_IMAGES_DIR")
-    images = Path(override) if override else Path(__file__).resolve().parent.parent / "images"
+    images = Path(override) if override else images_dir()
     src = images / "shmlab"
     if not (src / "Dockerfile").is_file():
-        where = "LABCTL_IMAGES_DIR" if override else "the repository checkout"
+        where = "LABCTL_IMAGES_DIR" if override else "the installed package and the checkout"
         raise BuildError(
             f"workload sources not found: {src} has no Dockerfile (looked in {where}). "
-            "Run labctl from a checkout of the repository or set LABCTL_IMAGES_DIR to its images/ folder."
+            "Reinstall labctl (the wheel carries them) or set LABCTL_IMAGES_DIR to a folder holding shmlab/."
         )
     return src
 

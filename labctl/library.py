@@ -1,0 +1,103 @@
+"""Where labctl's own data lives: the scenario library and the workload sources.
+
+In a wheel (``pip install labctl``) both travel as package data under ``labctl/_data/``
+(pyproject.toml maps the top-level ``scenarios/`` and ``images/`` there); in a checkout
+or an editable install they are the top-level folders next to the package. Nothing here
+touches the engine; :func:`init` copies the library out as a starting point.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from labctl.errors import UsageError
+
+PACKAGE = Path(__file__).resolve().parent
+PACKAGE_DATA = PACKAGE / "_data"
+CHECKOUT = PACKAGE.parent
+LOCAL_LIBRARY = "scenarios"  # what `labctl run` looks for in the working directory
+SCHEMA_FILE = "scenario.schema.json"
+_SCHEMA_COMMENT = re.compile(r"^# yaml-language-server: \$schema=\S*$", re.M)
+
+
+def data_root() -> Path:
+    """``labctl/_data`` in an installed wheel, else the checkout root."""
+    return PACKAGE_DATA if (PACKAGE_DATA / "scenarios").is_dir() else CHECKOUT
+
+
+def library_dir() -> Path:
+    """The built-in scenario library (a folder of ``*.yaml``)."""
+    return data_root() / "scenarios"
+
+
+def images_dir() -> Path:
+    """The folder holding ``shmlab/`` (workload sources and Dockerfile)."""
+    return data_root() / "images"
+
+
+@dataclass(frozen=True)
+class DefaultPaths:
+    """What ``run``/``list`` use when no PATH is given, and a line saying so."""
+
+    paths: list[str]
+    note: str
+
+
+def default_paths(cwd: str | os.PathLike[str] | None = None) -> DefaultPaths:
+    """``./scenarios`` when the working directory has one (a checkout, or a folder made by
+    ``labctl init``), else the built-in library. Raises UsageError when neither exists."""
+    here = Path(cwd) if cwd is not None else Path.cwd()
+    if (here / LOCAL_LIBRARY).is_dir():
+        return DefaultPaths([LOCAL_LIBRARY], f"scenarios: ./{LOCAL_LIBRARY} (no PATH given)")
+    lib = library_dir()
+    if not lib.is_dir():
+        raise UsageError(f"no PATH given, no ./{LOCAL_LIBRARY} here and no built-in library at {lib}; "
+                         "name scenario files or folders")
+    return DefaultPaths([str(lib)], f"scenarios: the built-in library at {lib} (no PATH given and no ./{LOCAL_LIBRARY} here)")
+
+
+def library_files() -> dict[str, Path]:
+    """The library's scenario files by scenario file stem (``sysv-shareable`` -> path)."""
+    return {p.stem: p for p in sorted(library_dir().glob("*.yaml"))}
+
+
+def init(dest: str | os.PathLike[str], names: list[str] | None = None, *, force: bool = False,
+         schema_json: str | None = None) -> list[Path]:
+    """Copy the library (or the scenarios ``names``, by file stem) into folder ``dest``,
+    creating it; returns the files written. The editor comment of each file is pointed at
+    ``dest/scenario.schema.json``, which is written too when ``schema_json`` is given.
+
+    Raises UsageError for an unknown name, or when a file would be overwritten and
+    ``force`` is false (nothing is written then).
+    """
+    available = library_files()
+    chosen = list(available) if not names else []
+    unknown = []
+    for n in names or []:
+        stem = Path(n).stem if n.endswith((".yaml", ".yml")) else n
+        (chosen.append(stem) if stem in available else unknown.append(n))
+    if unknown:
+        raise UsageError(f"no scenario named {', '.join(unknown)} in the library (see `labctl list`)")
+    out = Path(dest)
+    targets = [out / f"{stem}.yaml" for stem in chosen]
+    if schema_json is not None:
+        targets.append(out / SCHEMA_FILE)
+    clashes = [str(t) for t in targets if t.exists()]
+    if clashes and not force:
+        raise UsageError(f"{', '.join(clashes)} already exist(s); use --force to overwrite")
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for stem, target in zip(chosen, targets):
+        text = available[stem].read_text()
+        if schema_json is not None:
+            text = _SCHEMA_COMMENT.sub(f"# yaml-language-server: $schema={SCHEMA_FILE}", text, count=1)
+        target.write_text(text)
+        written.append(target)
+    if schema_json is not None:
+        (out / SCHEMA_FILE).write_text(schema_json)
+        written.append(out / SCHEMA_FILE)
+    return written
+
