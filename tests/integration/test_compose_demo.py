@@ -1,4 +1,4 @@
-"""The root docker-compose.yml demo, run by docker compose v2 or docker-compose 1.29.
+"""The root docker-compose.yml demo, run by docker compose v2 and by docker-compose 1.29.
 
 The writer creates a SysV segment in a shareable IPC namespace; the reader joins it
 with ``ipc: "service:writer"``, must see ip 127.0.0.1 and a rising count, marks the
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import time
 import uuid
@@ -20,6 +19,8 @@ import docker
 import pytest
 from pytest_docker.plugin import DockerComposeExecutor, Services
 
+from tests.integration.compose_flavours import FLAVOURS, compose_command
+
 pytestmark = [pytest.mark.integration, pytest.mark.compose]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -27,19 +28,6 @@ COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
 READ_LINE = re.compile(r"reader: read count=(\d+) ip=(\S*)")
 READS = 8  # the reader's --reads in docker-compose.yml
 DEMO_DEADLINE_S = 90.0
-
-
-def detect_compose_command() -> str:
-    """``docker compose`` when the v2 plugin answers, else ``docker-compose`` (1.29)."""
-    if shutil.which("docker"):
-        probe = subprocess.run(["docker", "compose", "version"], capture_output=True, check=False,
-                               stdin=subprocess.DEVNULL, timeout=30)
-        if probe.returncode == 0:
-            return "docker compose"
-    if shutil.which("docker-compose"):
-        return "docker-compose"
-    pytest.fail("neither `docker compose` (v2) nor `docker-compose` (1.29) is installed; "
-                "the compose demo tests need one of them", pytrace=False)
 
 
 def unique_project() -> str:
@@ -53,9 +41,10 @@ def unique_project() -> str:
 # ==== pytest-docker overrides ====
 
 
-@pytest.fixture(scope="session")
-def docker_compose_command() -> str:
-    return detect_compose_command()
+@pytest.fixture(scope="session", params=FLAVOURS)
+def docker_compose_command(request: pytest.FixtureRequest) -> str:
+    """pytest-docker's command fixture, once per compose flavour (v2 and 1.29)."""
+    return compose_command(request.param)
 
 
 @pytest.fixture

