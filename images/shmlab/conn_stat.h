@@ -14,7 +14,7 @@ struct conn_stat {
 };
 
 #define CONN_STAT_SIZE ((unsigned long)sizeof(struct conn_stat))
-#define CONN_STAT_LAYOUT "count:0:int32,ip:4:cstring64"
+#define CONN_STAT_LAYOUT "count:0:i:4,ip:4:s:64"
 
 _Static_assert(sizeof(struct conn_stat) == 68, "struct conn_stat must be 68 bytes");
 

@@ -19,79 +19,207 @@
 #define SHM_DEST 01000
 #endif
 
-#define MAX_FIELDS 32
 #define MAX_COLS 32
+#define MAX_OFFSET (1ULL << 40)
+#define MAX_FIELD_SIZE (1UL << 24)
 
-/* ==== layouts ==== */
-
-enum ftype { T_I8, T_I16, T_I32, T_I64, T_U8, T_U16, T_U32, T_U64, T_CSTR64, T_BYTES16 };
-
-static const struct { const char *name; enum ftype type; size_t size; } ftypes[] = {
-    { "int8", T_I8, 1 },     { "int16", T_I16, 2 },   { "int32", T_I32, 4 },
-    { "int64", T_I64, 8 },   { "uint8", T_U8, 1 },    { "uint16", T_U16, 2 },
-    { "uint32", T_U32, 4 },  { "uint64", T_U64, 8 },  { "cstring64", T_CSTR64, 64 },
-    { "bytes16", T_BYTES16, 16 },
-};
+/* ==== layouts ====
+ *
+ * --layout PATH:OFFSET:KIND:SIZE,...  (or the alias conn_stat). labctl computes
+ * offsets from the C declarations; the probe only reads. KIND:
+ *   i signed integer (SIZE 1, 2, 4, 8)    u unsigned integer or address (1, 2, 4, 8)
+ *   f IEEE float (4 or 8)                 b _Bool (1)
+ *   s NUL-terminated string in SIZE bytes x SIZE bytes as hex ("0x0a1b...")
+ * Every field becomes "PATH": value in the "fields" object; a field past the end of
+ * the segment or file is null. Floats that JSON cannot carry are "nan", "inf", "-inf". */
 
 struct field {
-    char name[32];
-    size_t off;
+    char *name;
+    unsigned long long off;
     size_t size;
-    enum ftype type;
+    char kind;
 };
 
 struct layout {
-    struct field f[MAX_FIELDS];
+    struct field *f;
     int n;
-    size_t span; /* bytes needed to read every field */
+    unsigned long long span; /* bytes needed to read every field */
+    size_t max_size;         /* the largest field */
+    char *buf;               /* the spec, cut in place: names point into it */
 };
+
+static void free_layout(struct layout *l)
+{
+    free(l->f);
+    free(l->buf);
+    l->f = NULL;
+    l->buf = NULL;
+}
+
+static int kind_ok(char kind, size_t size)
+{
+    switch (kind) {
+    case 'i': case 'u': return size == 1 || size == 2 || size == 4 || size == 8;
+    case 'f': return size == 4 || size == 8;
+    case 'b': return size == 1;
+    case 's': case 'x': return size >= 1 && size <= MAX_FIELD_SIZE;
+    default: return 0;
+    }
+}
+
+static int parse_num(const char *s, unsigned long long max, unsigned long long *out)
+{
+    char *end;
+
+    if (*s < '0' || *s > '9')
+        return -1;
+    errno = 0;
+    *out = strtoull(s, &end, 0);
+    return (errno != 0 || *end != '\0' || *out > max) ? -1 : 0;
+}
 
 static int parse_layout(const char *spec, struct layout *l, struct err *e)
 {
-    char buf[1024], *save = NULL, *item;
-    size_t k;
+    char *save = NULL, *item;
+    int cap = 0;
 
+    memset(l, 0, sizeof *l);
     if (strcmp(spec, "conn_stat") == 0)
         spec = CONN_STAT_LAYOUT;
-    if (strlen(spec) >= sizeof buf)
-        return err_msg(e, "usage", EINVAL, SX_USAGE, "--layout is too long");
-    strcpy(buf, spec);
-    l->n = 0;
-    l->span = 0;
-    for (item = strtok_r(buf, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
-        char *c1 = strchr(item, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL, *end;
-        struct field *f = &l->f[l->n];
-        long long off;
-        int found = 0;
+    l->buf = strdup(spec);
+    if (l->buf == NULL)
+        return err_sys(e, "strdup", ENOMEM, SX_USAGE);
+    for (item = strtok_r(l->buf, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
+        char *c1 = strchr(item, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+        char *c3 = c2 ? strchr(c2 + 1, ':') : NULL;
+        unsigned long long off, size;
+        struct field *f;
 
-        if (l->n == MAX_FIELDS || c2 == NULL || c1 == item || (size_t)(c1 - item) >= sizeof f->name)
-            return err_msg(e, "usage", EINVAL, SX_USAGE,
-                           "bad --layout item '%s' (expected name:offset:type)", item);
-        *c1 = '\0';
-        *c2 = '\0';
-        errno = 0;
-        off = strtoll(c1 + 1, &end, 0);
-        if (errno != 0 || end == c1 + 1 || *end != '\0' || off < 0 || off > (1LL << 40))
-            return err_msg(e, "usage", EINVAL, SX_USAGE, "bad offset '%s' in --layout", c1 + 1);
-        for (k = 0; k < sizeof ftypes / sizeof ftypes[0]; k++)
-            if (strcmp(ftypes[k].name, c2 + 1) == 0) {
-                f->type = ftypes[k].type;
-                f->size = ftypes[k].size;
-                found = 1;
+        if (c3 == NULL || c1 == item || c3 != c2 + 2) {
+            err_msg(e, "usage", EINVAL, SX_USAGE,
+                    "bad --layout item '%.80s' (expected PATH:OFFSET:KIND:SIZE)", item);
+            goto fail;
+        }
+        *c1 = *c2 = *c3 = '\0';
+        if (parse_num(c1 + 1, MAX_OFFSET, &off) < 0 || parse_num(c3 + 1, MAX_FIELD_SIZE, &size) < 0 ||
+            !kind_ok(c2[1], (size_t)size)) {
+            err_msg(e, "usage", EINVAL, SX_USAGE,
+                    "bad --layout item '%.60s' (offset %.20s, kind %c, size %.20s: kinds are i u f b s x)",
+                    item, c1 + 1, c2[1], c3 + 1);
+            goto fail;
+        }
+        if (l->n == cap) {
+            struct field *tmp = realloc(l->f, (size_t)(cap = cap ? 2 * cap : 16) * sizeof *tmp);
+
+            if (tmp == NULL) {
+                err_sys(e, "realloc", ENOMEM, SX_USAGE);
+                goto fail;
             }
-        if (!found)
-            return err_msg(e, "usage", EINVAL, SX_USAGE,
-                           "unknown type '%s' in --layout (int8..int64, uint8..uint64, "
-                           "cstring64, bytes16)", c2 + 1);
-        snprintf(f->name, sizeof f->name, "%s", item);
-        f->off = (size_t)off;
-        if (f->off + f->size > l->span)
-            l->span = f->off + f->size;
-        l->n++;
+            l->f = tmp;
+        }
+        f = &l->f[l->n++];
+        f->name = item;
+        f->off = off;
+        f->size = (size_t)size;
+        f->kind = c2[1];
+        if (off + size > l->span)
+            l->span = off + size;
+        if (f->size > l->max_size)
+            l->max_size = f->size;
     }
-    if (l->n == 0)
-        return err_msg(e, "usage", EINVAL, SX_USAGE, "--layout has no fields");
+    if (l->n == 0) {
+        err_msg(e, "usage", EINVAL, SX_USAGE, "--layout has no fields");
+        goto fail;
+    }
     return 0;
+fail:
+    free_layout(l);
+    return -1;
+}
+
+static void float_json(struct jb *b, double v, int digits)
+{
+    char tmp[64];
+
+    if (v != v) {
+        jb_str(b, "nan");
+    } else if (v > 1.7976931348623157e308 || v < -1.7976931348623157e308) {
+        jb_str(b, v > 0 ? "inf" : "-inf");
+    } else {
+        snprintf(tmp, sizeof tmp, "%.*g", digits, v);
+        jb_rawval(b, tmp);
+    }
+}
+
+/* One field's value from its bytes q (f->size of them). */
+static void field_json(struct jb *b, const struct field *f, const unsigned char *q)
+{
+    static const char hexd[] = "0123456789abcdef";
+    size_t k;
+
+    switch (f->kind) {
+    case 'i': {
+        int64_t v = 0;
+
+        switch (f->size) {
+        case 1: { int8_t x; memcpy(&x, q, 1); v = x; break; }
+        case 2: { int16_t x; memcpy(&x, q, 2); v = x; break; }
+        case 4: { int32_t x; memcpy(&x, q, 4); v = x; break; }
+        default: memcpy(&v, q, 8); break;
+        }
+        jb_int(b, (long long)v);
+        break;
+    }
+    case 'u': {
+        uint64_t v = 0;
+
+        switch (f->size) {
+        case 1: { uint8_t x; memcpy(&x, q, 1); v = x; break; }
+        case 2: { uint16_t x; memcpy(&x, q, 2); v = x; break; }
+        case 4: { uint32_t x; memcpy(&x, q, 4); v = x; break; }
+        default: memcpy(&v, q, 8); break;
+        }
+        jb_uint(b, (unsigned long long)v);
+        break;
+    }
+    case 'f':
+        if (f->size == 4) {
+            float x;
+
+            memcpy(&x, q, 4);
+            float_json(b, x, 9); /* 9 significant digits round-trip a float */
+        } else {
+            double x;
+
+            memcpy(&x, q, 8);
+            float_json(b, x, 17);
+        }
+        break;
+    case 'b':
+        jb_bool(b, q[0] != 0);
+        break;
+    case 's':
+        jb_strn(b, (const char *)q, strnlen((const char *)q, f->size));
+        break;
+    default: { /* x */
+        char *hex = malloc(2 * f->size + 3);
+
+        if (hex == NULL) {
+            jb_null(b);
+            break;
+        }
+        hex[0] = '0';
+        hex[1] = 'x';
+        for (k = 0; k < f->size; k++) {
+            hex[2 + 2 * k] = hexd[q[k] >> 4];
+            hex[3 + 2 * k] = hexd[q[k] & 15];
+        }
+        hex[2 + 2 * f->size] = '\0';
+        jb_str(b, hex);
+        free(hex);
+        break;
+    }
+    }
 }
 
 /* Fields past the available bytes are null: a short segment or file is a
@@ -103,33 +231,31 @@ static void layout_json(struct jb *b, const struct layout *l, const unsigned cha
     jb_open(b, '{');
     for (i = 0; i < l->n; i++) {
         const struct field *f = &l->f[i];
-        const unsigned char *q = p + f->off;
-        char hex[40];
-        size_t k;
 
         jb_key(b, f->name);
-        if (f->off + f->size > avail) {
+        if (f->off + f->size > avail)
             jb_null(b);
-            continue;
-        }
-        switch (f->type) {
-        case T_I8: { int8_t v; memcpy(&v, q, 1); jb_int(b, v); break; }
-        case T_I16: { int16_t v; memcpy(&v, q, 2); jb_int(b, v); break; }
-        case T_I32: { int32_t v; memcpy(&v, q, 4); jb_int(b, v); break; }
-        case T_I64: { int64_t v; memcpy(&v, q, 8); jb_int(b, v); break; }
-        case T_U8: { uint8_t v; memcpy(&v, q, 1); jb_uint(b, v); break; }
-        case T_U16: { uint16_t v; memcpy(&v, q, 2); jb_uint(b, v); break; }
-        case T_U32: { uint32_t v; memcpy(&v, q, 4); jb_uint(b, v); break; }
-        case T_U64: { uint64_t v; memcpy(&v, q, 8); jb_uint(b, v); break; }
-        case T_CSTR64:
-            jb_strn(b, (const char *)q, strnlen((const char *)q, 64));
-            break;
-        case T_BYTES16:
-            for (k = 0; k < 16; k++)
-                snprintf(hex + 2 * k, 3, "%02x", q[k]);
-            jb_str(b, hex);
-            break;
-        }
+        else
+            field_json(b, f, p + f->off);
+    }
+    jb_close(b, '}');
+}
+
+/* The same from a file, one pread per field (no buffer the size of the span). */
+static void layout_json_fd(struct jb *b, const struct layout *l, int fd, unsigned long long fsize,
+                           unsigned char *buf)
+{
+    int i;
+
+    jb_open(b, '{');
+    for (i = 0; i < l->n; i++) {
+        const struct field *f = &l->f[i];
+
+        jb_key(b, f->name);
+        if (f->off + f->size > fsize || pread(fd, buf, f->size, (off_t)f->off) != (ssize_t)f->size)
+            jb_null(b);
+        else
+            field_json(b, f, buf);
     }
     jb_close(b, '}');
 }
@@ -315,7 +441,6 @@ static void probe_stat(struct ev *ev, const char *path, const struct layout *l)
     struct stat st;
     struct jb b;
     unsigned char *buf = NULL;
-    ssize_t got;
     int fd;
 
     jb_init(&b);
@@ -339,7 +464,7 @@ static void probe_stat(struct ev *ev, const char *path, const struct layout *l)
         goto out;
     /* pread, not mmap: a short file must give null fields, not SIGBUS */
     fd = open(path, O_RDONLY | O_CLOEXEC);
-    buf = calloc(1, l->span);
+    buf = malloc(l->max_size);
     jb_key(&b, "fields");
     if (fd < 0 || buf == NULL) {
         jb_null(&b);
@@ -349,9 +474,8 @@ static void probe_stat(struct ev *ev, const char *path, const struct layout *l)
             close(fd);
         goto out;
     }
-    got = pread(fd, buf, l->span, 0);
+    layout_json_fd(&b, l, fd, (unsigned long long)st.st_size, buf);
     close(fd);
-    layout_json(&b, l, buf, got > 0 ? (size_t)got : 0);
 out:
     jb_close(&b, '}');
     ev_json(ev, "stat", &b);
@@ -421,6 +545,8 @@ int cmd_probe(const struct opts *o)
         }
     }
     ev_emit(&ev);
+    if (o->layout != NULL)
+        free_layout(&l);
     return SX_OK;
 }
 

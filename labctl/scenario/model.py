@@ -71,8 +71,11 @@ BUILTIN_LAYOUTS = {"conn_stat": CONN_STAT}
 
 
 def layout_arg(layout: tuple[Field, ...]) -> str:
-    """The probe's --layout argument: ``name:offset:type,...`` (``cstring[64]`` is written ``cstring64``)."""
-    return ",".join(f"{f.name}:{f.offset}:{f.type.replace('[', '').replace(']', '')}" for f in layout)
+    """The probe's --layout argument: ``name:offset:kind:size,...`` (see labctl.layout)."""
+    from labctl.layout import explicit, probe_arg
+
+    lay = explicit([(f.name, f.offset, f.type) for f in layout])
+    return probe_arg([lay.leaf(f.name, "*") for f in layout])
 
 
 # --------------------------------------------------------------------------- expectations

@@ -202,7 +202,7 @@ def test_segment_present_with_fields():
     body = SegmentCheck("w", key=1234, size=Expect("eq", 68), nattch=Expect("eq", 1), perms=Expect("eq", 0o666),
                         layout=CONN_STAT, fields=(("count", Expect("gt", 0)), ("ip", Expect("eq", "127.0.0.1"))))
     assert run(body, obs).status == "passed"
-    assert "--layout" in obs.probe_calls[0][1] and "count:0:int32,ip:4:cstring64" in obs.probe_calls[0][1]
+    assert "--layout" in obs.probe_calls[0][1] and "count:0:i:4,ip:4:s:64" in obs.probe_calls[0][1]
 
 
 def test_segment_field_mismatch_fails():
