@@ -11,9 +11,9 @@ from typing import Any
 
 import yaml
 
-from labctl.scenario.model import ContainerSpec, Scenario, VolumeSpec
+from labctl.scenario.model import WORKLOAD_IMAGE_REPO, ContainerSpec, Scenario, VolumeSpec, linked_container
 
-DEFAULT_IMAGE = "labctl/shmlab:latest"
+DEFAULT_IMAGE = f"{WORKLOAD_IMAGE_REPO}:latest"
 
 
 def _labels(scenario: Scenario, role: str) -> dict[str, str]:
@@ -27,7 +27,8 @@ def _labels(scenario: Scenario, role: str) -> dict[str, str]:
 
 def _link(mode: str) -> str:
     """``container:X`` (docker) -> ``service:X`` (compose)."""
-    return "service:" + mode.split(":", 1)[1] if mode.startswith("container:") else mode
+    donor = linked_container(mode)
+    return "service:" + donor if donor is not None else mode
 
 
 def _service(scenario: Scenario, c: ContainerSpec, image: str,
@@ -59,9 +60,8 @@ def _service(scenario: Scenario, c: ContainerSpec, image: str,
             elif a.condition == "output":
                 notes.append(f"labctl starts {c.name} once a line of {a.container} matched /{a.value}/; "
                              "compose only waits for it to start")
-    for mode in (c.ipc, c.network, c.pid or ""):
-        donor = mode.split(":", 1)[1] if mode.startswith("container:") else None
-        if donor is not None and donor not in depends:
+    for donor in c.links.values():
+        if donor not in depends:
             depends[donor] = {"condition": "service_started"}
     if depends:
         svc["depends_on"] = depends

@@ -23,7 +23,8 @@ from labctl.errors import ContainerStartError, Interrupted, LabctlError
 from labctl.output import ExitStatus, Output
 from labctl.results import CheckResult, RunResult, ScenarioResult
 from labctl.runtime import ROLE, RUN_ID, SCENARIO, Container, Engine, RunSpec, labels_for, process_ipc_namespace
-from labctl.scenario.model import After, CleanupCheck, ContainerSpec, Scenario
+from labctl.scenario.kinds.cleanup import CleanupCheck
+from labctl.scenario.model import After, ContainerSpec, Scenario, linked_container
 
 Progress = Callable[[str], None]
 WORKLOAD_USER = "65534:65534"  # nobody: the workloads need no privilege
@@ -151,17 +152,12 @@ class ScenarioRun:
     @staticmethod
     def _donors(c: ContainerSpec) -> dict[str, str]:
         """The containers whose namespaces ``c`` joins: {kind: name} for ipc, network, pid."""
-        donors = {}
-        for kind, mode in (("IPC", c.ipc), ("network", c.network), ("pid", c.pid or "")):
-            if mode.startswith("container:"):
-                donors[kind] = mode.split(":", 1)[1]
-        return donors
+        return {("IPC" if key == "ipc" else key): name for key, name in c.links.items()}
 
     def _engine_mode(self, mode: str | None) -> str | None:
         """A namespace mode as the engine takes it: ``container:NAME`` names the container."""
-        if mode and mode.startswith("container:"):
-            return f"container:{self._name(mode.split(':', 1)[1])}"
-        return mode
+        donor = linked_container(mode)
+        return f"container:{self._name(donor)}" if donor is not None else mode
 
     def _order(self) -> list[ContainerSpec]:
         """Containers in a start order that honours ``after`` and namespace donors

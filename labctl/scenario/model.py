@@ -7,7 +7,7 @@ YAML node it came from (``pos``) so later stages can still point at the file.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 # --------------------------------------------------------------------------- basics
 
@@ -46,6 +46,13 @@ WORKLOADS = (
 )
 
 IPC_MODES = ("private", "shareable", "none", "host")  # plus "container:<name>"
+
+LINK_PREFIX = "container:"
+
+
+def linked_container(mode: str | None) -> str | None:
+    """NAME when a namespace mode (ipc, network, pid) is ``container:NAME``, else None."""
+    return mode[len(LINK_PREFIX):] if mode and mode.startswith(LINK_PREFIX) else None
 
 # --------------------------------------------------------------------------- layouts
 
@@ -202,115 +209,22 @@ class ContainerSpec:
     pos: Pos = NOWHERE
 
     @property
+    def links(self) -> dict[str, str]:
+        """The containers whose namespaces this one joins: {"ipc"|"network"|"pid": NAME}
+        for each of those modes written ``container:NAME`` (in that order)."""
+        modes = (("ipc", self.ipc), ("network", self.network), ("pid", self.pid))
+        return {key: name for key, mode in modes if (name := linked_container(mode)) is not None}
+
+    @property
     def ipc_donor(self) -> str | None:
-        """The container whose namespace this one joins, if ``ipc: container:<name>``."""
-        return self.ipc.split(":", 1)[1] if self.ipc.startswith("container:") else None
+        """The container whose IPC namespace this one joins, if ``ipc: container:<name>``."""
+        return linked_container(self.ipc)
 
 
 # --------------------------------------------------------------------------- checks
 
-
-@dataclass(frozen=True)
-class ExitCheck:
-    """The container exits with ``code`` (any of them), or is killed by ``signal`` (e.g. SIGBUS)."""
-
-    container: str
-    codes: tuple[int, ...] = ()
-    signal: str | None = None
-
-
-@dataclass(frozen=True)
-class EventsCheck:
-    """Events (JSON lines) of ``container`` whose "event" is ``event`` and whose fields
-    satisfy ``where``: at least ``min``, at most ``max`` of them; with ``rising``, that
-    field strictly increases across them; ``errno`` is shorthand for where errno == X."""
-
-    container: str
-    event: str
-    where: tuple[tuple[str, Expect], ...] = ()
-    min: int = 1
-    max: int | None = None
-    rising: str | None = None
-
-
-@dataclass(frozen=True)
-class NamespaceCheck:
-    """Containers ``a`` and ``b`` are (``same``) or are not in one IPC namespace.
-    ``b`` may be the pseudo-container ``host`` (labctl's own namespace)."""
-
-    a: str
-    b: str
-    same: bool
-
-
-@dataclass(frozen=True)
-class SegmentCheck:
-    """A SysV segment seen from the IPC namespace of container ``in_`` (a probe joins it).
-
-    Selected by ``key`` or by ``shmid_from`` (the shmid in that container's ``attached``
-    event). ``present: false`` means no such segment. Other fields are expectations."""
-
-    in_: str
-    key: int | None = None
-    shmid_from: str | None = None
-    present: bool = True
-    size: Expect | None = None
-    nattch: Expect | None = None
-    perms: Expect | None = None  # octal in the file (0666), int here
-    dest: bool | None = None  # marked for removal (IPC_RMID while attached)
-    layout: tuple[Field, ...] = ()
-    fields: tuple[tuple[str, Expect], ...] = ()
-
-
-@dataclass(frozen=True)
-class FileCheck:
-    """A file on the storage ``container`` mounts, at ``path`` (a probe mounts the same
-    volumes). ``same_as``: the file at ``path`` seen through ``same_as`` has the same
-    device and inode. ``fields`` read by ``layout``."""
-
-    container: str
-    path: str
-    exists: bool = True
-    size: Expect | None = None
-    same_as: str | None = None
-    layout: tuple[Field, ...] = ()
-    fields: tuple[tuple[str, Expect], ...] = ()
-
-
-@dataclass(frozen=True)
-class OutputCheck:
-    """A line of the container's output matches (``matches``) or no line matches
-    (``not_matches``) the regular expression. ``stream``: stdout, stderr or both."""
-
-    container: str
-    matches: str | None = None
-    not_matches: str | None = None
-    stream: Literal["stdout", "stderr", "both"] = "both"
-
-
-@dataclass(frozen=True)
-class RefusedCheck:
-    """The engine refused to create or start ``container`` with a reason matching ``matches``
-    (e.g. joining a private donor: "non-shareable IPC"). Such a container is expected not to run."""
-
-    container: str
-    matches: str
-
-
-@dataclass(frozen=True)
-class CleanupCheck:
-    """After teardown nothing labelled with this run's id remains on the engine, and where
-    the scenario used ``ipc: host``, the host's SysV segments and /dev/shm are as before."""
-
-    host_ipc: bool = True
-
-
-CheckBody = (
-    ExitCheck | EventsCheck | NamespaceCheck | SegmentCheck | FileCheck | OutputCheck
-    | RefusedCheck | CleanupCheck
-)
-
-CHECK_KINDS = ("exit", "events", "namespace", "segment", "file", "output", "refused", "cleanup")
+# The check bodies (ExitCheck, SegmentCheck...) live one module per kind in
+# labctl.scenario.kinds, registered in labctl.scenario.kinds.registry.KINDS.
 
 DEFAULT_CHECK_TIMEOUT = 10.0
 
@@ -325,7 +239,7 @@ class CheckSpec:
 
     name: str
     kind: str
-    body: CheckBody
+    body: Any  # the kind's body dataclass (KINDS[kind].model)
     timeout: float = DEFAULT_CHECK_TIMEOUT
     consistently: float | None = None
     pos: Pos = NOWHERE

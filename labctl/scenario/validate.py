@@ -12,61 +12,14 @@ import os
 from typing import Any
 
 from labctl.errors import ScenarioError, ScenarioErrors
-from labctl.scenario import checks_build
+from labctl.scenario.builder import Builder, get as _get, node_of as _node, pos_of
+from labctl.scenario.checks_build import build_checks
 from labctl.scenario.fields import SCENARIO
 from labctl.scenario.model import (
-    After, ContainerSpec, MountSpec, Pos, Scenario, VolumeSpec,
+    After, ContainerSpec, MountSpec, Pos, Scenario, VolumeSpec, linked_container,
 )
 from labctl.scenario.spec import INVALID, Ctx, PDict, PList, did_you_mean, join
 from labctl.scenario.yamlload import Node
-
-
-def pos_of(ctx: Ctx, node: Node) -> Pos:
-    """The model Pos of a node."""
-    return Pos(ctx.file, node.line, node.col)
-
-
-class Builder:
-    """Shared state while one file is turned into a Scenario."""
-
-    def __init__(self, ctx: Ctx, tree: Node, base_dir: str) -> None:
-        self.ctx = ctx
-        self.tree = tree
-        self.base_dir = base_dir
-        cont = tree.value.get("containers")
-        vols = tree.value.get("volumes")
-        # Names come from the raw tree, so a container whose body is invalid is still
-        # a valid reference (one error, not a cascade).
-        self.container_names: list[str] = list(cont.value) if cont is not None and cont.kind == "map" else []
-        self.volume_names: list[str] = list(vols.value) if vols is not None and vols.kind == "map" else []
-        self.requires: list[tuple[str, str, Pos]] = []
-
-    def ref(self, name: Any, node: Node, path: str, *, allow_host: bool = False, what: str = "container") -> bool:
-        """Check that ``name`` is a container of this file; record an error if not."""
-        if name is INVALID or not isinstance(name, str):
-            return False
-        if name in self.container_names or (allow_host and name == "host"):
-            return True
-        choices = self.container_names + (["host"] if allow_host else [])
-        hint = did_you_mean(name, choices) if choices else ""
-        self.ctx.at(node, path, f"unknown {what} '{name}'{hint}")
-        return False
-
-    def require(self, flag: str, path: str, node: Node) -> None:
-        """Record an opt-in the CLI must allow."""
-        self.requires.append((flag, path, pos_of(self.ctx, node)))
-
-
-def _node(d: PDict, key: str) -> Node:
-    return d.node.value[key]
-
-
-def _get(d: Any, key: str, default: Any = None) -> Any:
-    """A checked value or ``default`` when absent or invalid."""
-    if not isinstance(d, dict):
-        return default
-    v = d.get(key, default)
-    return default if v is INVALID else v
 
 
 # --------------------------------------------------------------------------- volumes
@@ -173,10 +126,9 @@ def _after(b: Builder, name: str, d: PDict, path: str) -> list[After]:
 
 def _link(b: Builder, name: str, d: PDict, key: str, path: str) -> None:
     """``ipc``/``network``/``pid``: ``container:X`` must name another container here."""
-    value = _get(d, key)
-    if not isinstance(value, str) or not value.startswith("container:"):
+    target = linked_container(_get(d, key))
+    if target is None:
         return
-    target = value.split(":", 1)[1]
     node = _node(d, key)
     if b.ref(target, node, join(path, key)) and target == name:
         b.ctx.at(node, join(path, key), f"container '{name}' cannot join its own {key} namespace")
@@ -244,9 +196,9 @@ def check_cycles(b: Builder, containers: list[ContainerSpec]) -> None:
     for c in containers:
         for a in c.after:
             deps[c.name].append((a.container, a.pos, f"containers.{c.name}.after"))
-        for key, mode in (("ipc", c.ipc), ("network", c.network), ("pid", c.pid or "")):
-            if mode.startswith("container:") and mode[10:] in deps and mode[10:] != c.name:
-                deps[c.name].append((mode[10:], c.pos, f"containers.{c.name}.{key}"))
+        for key, donor in c.links.items():
+            if donor in deps and donor != c.name:
+                deps[c.name].append((donor, c.pos, f"containers.{c.name}.{key}"))
     state: dict[str, int] = {}  # 1 = on the stack, 2 = done
     reported: set[frozenset[str]] = set()
 
@@ -285,7 +237,8 @@ def validate_tree(tree: Node, file: str, base_dir: str | None = None) -> Scenari
     conts = _get(top, "containers", {})
     containers = [build_container(b, n, v, conts.node.value[n]) for n, v in conts.items()]
     check_cycles(b, containers)
-    checks = checks_build.build_checks(b, _get(top, "checks", []), containers)
+    b.containers = containers
+    checks = build_checks(b, _get(top, "checks", []))
     if ctx.errors:
         raise ScenarioErrors(sort_errors(ctx.errors))
     return Scenario(

@@ -19,7 +19,11 @@ import pytest
 
 from labctl import scenario as scen
 from labctl.handout import parse_description, twins
-from labctl.scenario.model import CheckSpec, EventsCheck, ExitCheck, RefusedCheck, Scenario, SegmentCheck
+from labctl.scenario.kinds.events import EventsCheck
+from labctl.scenario.kinds.exit import ExitCheck
+from labctl.scenario.kinds.refused import RefusedCheck
+from labctl.scenario.kinds.segment import SegmentCheck
+from labctl.scenario.model import CheckSpec, Scenario
 
 ROOT = Path(__file__).resolve().parents[2]
 TAGS = {"sysv", "posix", "mmap", "isolation", "cleanup", "pitfall", "security", "sync", "sharing", "host"}

@@ -9,10 +9,15 @@ import pytest
 from labctl.checks import evaluate
 from labctl.errors import LabctlError
 from labctl.output import ExitStatus, Output
-from labctl.scenario.model import (
-    CONN_STAT, CheckSpec, CleanupCheck, EventsCheck, Expect, ExitCheck, FileCheck, NamespaceCheck,
-    OutputCheck, RefusedCheck, SegmentCheck,
-)
+from labctl.scenario.kinds.cleanup import CleanupCheck
+from labctl.scenario.kinds.events import EventsCheck
+from labctl.scenario.kinds.exit import ExitCheck
+from labctl.scenario.kinds.file import FileCheck
+from labctl.scenario.kinds.namespace import NamespaceCheck
+from labctl.scenario.kinds.output import OutputCheck
+from labctl.scenario.kinds.refused import RefusedCheck
+from labctl.scenario.kinds.segment import SegmentCheck
+from labctl.scenario.model import CONN_STAT, CheckSpec, Expect
 
 
 class FakeClock:

@@ -8,10 +8,14 @@ from pathlib import Path
 import pytest
 
 from labctl.scenario import load_file, load_text
-from labctl.scenario.model import (
-    CONN_STAT, After, EventsCheck, ExitCheck, Expect, Field, FileCheck, MountSpec, NamespaceCheck,
-    OutputCheck, RefusedCheck, SegmentCheck,
-)
+from labctl.scenario.kinds.events import EventsCheck
+from labctl.scenario.kinds.exit import ExitCheck
+from labctl.scenario.kinds.file import FileCheck
+from labctl.scenario.kinds.namespace import NamespaceCheck
+from labctl.scenario.kinds.output import OutputCheck
+from labctl.scenario.kinds.refused import RefusedCheck
+from labctl.scenario.kinds.segment import SegmentCheck
+from labctl.scenario.model import CONN_STAT, After, Expect, Field, MountSpec
 from labctl.scenario.schema import json_schema
 from labctl.scenario.yamlload import load_yaml
 

@@ -1,0 +1,81 @@
+"""Leaf specs and patterns shared by the scenario table (``fields``) and the check kinds.
+
+Kept apart from ``fields`` so that a check kind's module can use them without importing
+the table that lists every kind.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from labctl.scenario.compound import AnyOf, DictOf, ExpectT, F, ListOf, Obj
+from labctl.scenario.model import BUILTIN_LAYOUTS
+from labctl.scenario.spec import Int, Leaf, Str
+from labctl.scenario.yamlload import Node
+
+CONTAINER_RE = r"^[a-z][a-z0-9-]{0,30}$"
+CONTAINER_HINT = "lowercase letters, digits and '-', starting with a letter, at most 31 characters"
+FIELD_TYPE_RE = r"^(u?int(8|16|32|64)|cstring\[[1-9][0-9]{0,3}\]|bytes\[[1-9][0-9]{0,3}\])$"
+EVENT_RE = r"^[a-z][a-z0-9_-]{0,62}$"
+
+
+def _octal(node: Node) -> int:
+    v = node.value
+    if isinstance(v, str):
+        if not re.match(r"^0?[0-7]{3,4}$", v):
+            raise ValueError(f"invalid permissions {v!r} (expected octal such as 0666)")
+        return int(v, 8)
+    raw = node.raw or ""
+    if v != 0 and re.match(r"^[1-9][0-9]*$", raw):
+        # YAML 1.1 reads 0666 as octal but 666 as decimal: almost always a typo.
+        raise ValueError(f"permissions {raw} are decimal; write them in octal with a leading 0 (0{raw})")
+    if not 0 <= v <= 0o7777:
+        raise ValueError(f"permissions out of range: {raw}")
+    return int(v)
+
+
+def _key(node: Node) -> int:
+    v = node.value
+    if isinstance(v, str):
+        if re.match(r"^0[xX][0-9a-fA-F]{1,8}$", v):
+            return int(v, 16)
+        if re.match(r"^[0-9]{1,10}$", v):
+            v = int(v)
+        else:
+            raise ValueError(f"invalid IPC key {v!r} (expected an integer or hex such as 0x4d2)")
+    if not -(2**31) <= v < 2**32:
+        raise ValueError(f"IPC key {v} out of range (a 32-bit key_t)")
+    return int(v)
+
+
+def _scalar(node: Node) -> Any:
+    return node.value
+
+
+def Ref(description: str = "a container of this file") -> Leaf:
+    """A container name (existence is checked after the whole file is read)."""
+    return Str(description, pattern=CONTAINER_RE, hint=CONTAINER_HINT, what="container name")
+
+
+SCALAR = Leaf("a string, number or boolean", (str, int, float, bool),
+              {"type": ["string", "number", "boolean"]}, _scalar)
+COUNT = Int(maximum=10**9)
+PERMS = Leaf("octal permissions such as 0666", (int, str),
+             {"anyOf": [{"type": "integer", "minimum": 0, "maximum": 0o7777},
+                        {"type": "string", "pattern": r"^0?[0-7]{3,4}$"}]}, _octal)
+KEY = Leaf("an IPC key (integer or hex string such as 0x4d2)", (int, str),
+           {"anyOf": [{"type": "integer", "minimum": -(2**31), "maximum": 2**32 - 1},
+                      {"type": "string", "pattern": r"^(0[xX][0-9a-fA-F]{1,8}|[0-9]{1,10})$"}]}, _key)
+
+LAYOUT = AnyOf((
+    Str("a built-in layout", enum=tuple(BUILTIN_LAYOUTS), what="layout"),
+    ListOf(Obj({
+        "name": F(Str("field name", pattern=r"^[a-z_][a-z0-9_]{0,62}$", what="field name"), True),
+        "offset": F(Int("byte offset", maximum=2**30), True),
+        "type": F(Str("int8..int64, uint8..uint64, cstring[N] or bytes[N]", pattern=FIELD_TYPE_RE,
+                      hint="int8..int64, uint8..uint64, cstring[N] or bytes[N]", what="field type"), True),
+    }, "one field of the layout"), min_items=1, max_items=64),
+), expected="a layout name (conn_stat) or a list of {name, offset, type}",
+    description="how to decode the bytes: a built-in layout or a list of fields")
+FIELDS = DictOf(ExpectT(SCALAR), "expected values of layout fields (FIELD: VALUE or FIELD: {OP: VALUE})")

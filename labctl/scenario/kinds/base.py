@@ -1,0 +1,203 @@
+"""What every check kind is made of, and the helpers kinds share.
+
+A kind is declared once, in its own module, as a :class:`CheckKind`: the body dataclass
+(the model), its keys (an ``Obj`` that gives validation and the JSON Schema), its builder
+(checked values -> body), its judge (one look at the run -> :class:`Verdict`) and its
+one-line description. ``registry.KINDS`` lists them; everything else iterates that table.
+
+Judges see a run only through :class:`Observation` (no engine import in this layer);
+the runner implements it over the engine and the unit tests fake it.
+"""
+
+from __future__ import annotations
+
+import signal as _signal
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable, Protocol
+
+from labctl.errors import LabctlError
+from labctl.output import ExitStatus, Output
+from labctl.scenario.builder import get
+from labctl.scenario.model import Expect, Field, BUILTIN_LAYOUTS
+from labctl.scenario.spec import INVALID, PDict, did_you_mean, join
+
+if TYPE_CHECKING:
+    from labctl.scenario.builder import Builder
+    from labctl.scenario.compound import Obj
+
+
+class Observation(Protocol):
+    """What a check may look at. The runner implements it over the engine; tests fake it."""
+
+    def output(self, container: str) -> Output | None:
+        """The container's output, or None if it never started."""
+
+    def refusal(self, container: str) -> str | None:
+        """The engine's reason if it refused to create/start the container."""
+
+    def wait_exit(self, container: str, timeout: float) -> ExitStatus | None:
+        """Block up to ``timeout`` s for the container to exit; None if still running."""
+
+    def ipc_namespace(self, container: str) -> str | None:
+        """The IPC namespace id (``ipc:[N]``) of a container, or of labctl for ``host``."""
+
+    def probe_ipc(self, container: str, args: list[str]) -> dict:
+        """Run ``shmlab probe ARGS`` inside the IPC namespace of ``container``."""
+
+    def probe_file(self, container: str, args: list[str]) -> dict:
+        """Run ``shmlab probe ARGS`` with the same volumes as ``container``."""
+
+    def leftovers(self) -> list[str]:
+        """Objects of this scenario still on the engine (after teardown), and host IPC changes."""
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One look: ``ok``; ``final`` when later looks cannot change the answer."""
+
+    ok: bool
+    expected: str
+    observed: str
+    final: bool = False
+
+
+@dataclass(frozen=True)
+class Look:
+    """The circumstances of one look: the check's ``deadline`` on ``clock`` (seconds), and
+    whether the check must hold ``consistently`` (then "not yet" answers are final answers)."""
+
+    deadline: float
+    clock: Callable[[], float]
+    consistently: bool = False
+
+    def left(self) -> float:
+        """Seconds until the deadline (never negative)."""
+        return max(0.0, self.deadline - self.clock())
+
+
+Build = Callable[["Builder", PDict, str], "tuple[Any, str]"]
+Judge = Callable[[Any, Observation, Look], Verdict]
+
+
+def _no_watch(body: Any) -> str | None:
+    return None
+
+
+@dataclass(frozen=True)
+class CheckKind:
+    """One kind of check; its module declares it and ``registry.KINDS`` lists it.
+
+    name            the kind key in a ``checks:`` entry (``exit``, ``segment``...)
+    model           the body dataclass the builder returns and the judge takes
+    fields          its keys as an ``Obj`` (validation and JSON Schema); the Obj's
+                    description is the kind's one-line description (handout, schema)
+    build           (Builder, checked mapping, key path) -> (body, default check name);
+                    records cross-reference errors on the Builder
+    judge           (body, Observation, Look) -> Verdict: one look at the run
+    watch           body -> the container whose new output may change the verdict
+                    (the driver then waits on that output instead of polling)
+    after_teardown  judged after the scenario's objects were removed (cleanup)
+    """
+
+    name: str
+    model: type
+    fields: Obj
+    build: Build
+    judge: Judge
+    watch: Callable[[Any], str | None] = _no_watch
+    after_teardown: bool = False
+
+    @property
+    def description(self) -> str:
+        return self.fields.description
+
+
+# --------------------------------------------------------------------------- build helpers
+
+
+def ref(b: Builder, d: PDict, key: str, path: str, **kw: Any) -> str:
+    """The container named by ``key`` ("" if absent), checked against the file's containers."""
+    value = get(d, key, "")
+    if key in d.node.value:
+        b.ref(value, d.node.value[key], join(path, key), **kw)
+    return value
+
+
+def layout(b: Builder, d: PDict, path: str) -> tuple[Field, ...]:
+    """The ``layout:`` key: a built-in layout's fields or the listed ones (names unique)."""
+    raw = get(d, "layout")
+    if raw is None:
+        return ()
+    if isinstance(raw, str):
+        return BUILTIN_LAYOUTS[raw]
+    out = []
+    seen: set[str] = set()
+    for i, f in enumerate(raw):
+        if not isinstance(f, PDict) or any(get(f, k) is None for k in ("name", "offset", "type")):
+            continue
+        if f["name"] in seen:
+            b.ctx.at(f.node, f"{join(path, 'layout')}[{i}].name", f"duplicate field name '{f['name']}'")
+        seen.add(f["name"])
+        out.append(Field(f["name"], f["offset"], f["type"]))
+    return tuple(out)
+
+
+def fields(b: Builder, d: PDict, path: str, lay: tuple[Field, ...]) -> tuple[tuple[str, Expect], ...]:
+    """The ``fields:`` key: expectations on fields that must exist in ``lay``."""
+    raw = get(d, "fields", {})
+    names = [f.name for f in lay]
+    out = []
+    for k, v in raw.items():
+        if lay and k not in names:
+            line, col = raw.node.keys[k]
+            b.ctx.err(line, col, join(join(path, "fields"), k), f"no field '{k}' in the layout" + did_you_mean(k, names))
+        if v is not INVALID:
+            out.append((k, v))
+    return tuple(out)
+
+
+# --------------------------------------------------------------------------- judge helpers
+
+
+def signal_number(name: str) -> int:
+    """``SIGBUS`` (or ``BUS``) -> 7. Raises LabctlError for an unknown name."""
+    try:
+        return int(_signal.Signals[name if name.startswith("SIG") else "SIG" + name])
+    except KeyError as e:
+        raise LabctlError(f"unknown signal {name!r}") from e
+
+
+def describe_exit(status: ExitStatus) -> str:
+    """``exit 0`` or ``killed by SIGBUS (exit 135)``."""
+    if status.signal:
+        try:
+            name = _signal.Signals(status.signal).name
+        except ValueError:
+            name = f"signal {status.signal}"
+        return f"killed by {name} (exit {status.code})" + (", OOM-killed" if status.oom_killed else "")
+    return f"exit {status.code}" + (", OOM-killed" if status.oom_killed else "")
+
+
+def fields_verdict(expects: tuple[tuple[str, Expect], ...], observed: dict) -> list[str]:
+    """The mismatches of decoded layout fields, as ``name == 5 (observed 3)`` texts."""
+    bad = []
+    for name, exp in expects:
+        got = observed.get(name)
+        if not exp.holds(got):
+            bad.append(f"{name} {exp.describe()} (observed {got!r})")
+    return bad
+
+
+def not_started(obs: Observation, container: str, expected: str = "") -> Verdict | None:
+    """A final failing Verdict when ``container`` never ran (refused or not started), else None."""
+    if obs.output(container) is None:
+        reason = obs.refusal(container)
+        why = f"the engine refused it: {reason}" if reason else "it never started"
+        return Verdict(False, expected or f"output from {container}",
+                       f"container {container!r} did not run: {why}", final=True)
+    return None
+
+
+def octal(exp: Expect) -> str:
+    """An expectation on permissions, written in octal (``== 0o666``)."""
+    return exp.describe() if not isinstance(exp.value, int) else exp.describe().replace(repr(exp.value), oct(exp.value))

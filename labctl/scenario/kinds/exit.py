@@ -1,0 +1,62 @@
+"""``exit``: the container exits with a code (any of a list) or is killed by a signal."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from labctl.scenario.builder import Builder, get
+from labctl.scenario.common import Ref
+from labctl.scenario.compound import AnyOf, F, ListOf, Obj
+from labctl.scenario.kinds.base import CheckKind, Look, Observation, Verdict, describe_exit, not_started, ref, signal_number
+from labctl.scenario.spec import INVALID, Int, PDict, Str
+
+
+@dataclass(frozen=True)
+class ExitCheck:
+    """The container exits with ``code`` (any of them), or is killed by ``signal`` (e.g. SIGBUS)."""
+
+    container: str
+    codes: tuple[int, ...] = ()
+    signal: str | None = None
+
+
+FIELDS = Obj({
+    "container": F(Ref(), True),
+    "code": F(AnyOf((Int(maximum=255), ListOf(Int(maximum=255), min_items=1)),
+                    expected="an exit code or a list of exit codes", description="exit code(s), default 0")),
+    "signal": F(Str("killed by this signal", pattern=r"^SIG[A-Z0-9]+$", what="signal",
+                    hint="expected a name such as SIGBUS")),
+}, "the container exits with a code or is killed by a signal", exclusive=(("code", "signal"),))
+
+
+def build(b: Builder, d: PDict, path: str) -> tuple[ExitCheck, str]:
+    c = ref(b, d, "container", path)
+    code = get(d, "code")
+    codes = () if "signal" in d else tuple(code) if isinstance(code, list) else (code if code is not None else 0,)
+    return ExitCheck(c, tuple(x for x in codes if x is not INVALID), get(d, "signal")), f"exit {c}"
+
+
+def expected(body: ExitCheck) -> str:
+    if body.signal:
+        return f"{body.container} killed by {body.signal}"
+    if not body.codes:
+        return f"{body.container} exits normally"
+    return f"{body.container} exits with " + " or ".join(str(c) for c in body.codes)
+
+
+def judge(body: ExitCheck, obs: Observation, look: Look) -> Verdict:
+    if (v := not_started(obs, body.container)) is not None:
+        return Verdict(False, expected(body), v.observed, True)
+    status = obs.wait_exit(body.container, look.left())
+    if status is None:
+        return Verdict(False, expected(body), f"{body.container} still running", final=False)
+    if body.signal:
+        ok = status.signal == signal_number(body.signal)
+    elif body.codes:
+        ok = status.code in body.codes  # a listed code counts even in the 129-159 range
+    else:
+        ok = status.signal is None
+    return Verdict(ok, expected(body), f"{body.container}: {describe_exit(status)}", final=True)
+
+
+KIND = CheckKind("exit", ExitCheck, FIELDS, build, judge)

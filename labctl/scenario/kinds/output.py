@@ -1,0 +1,67 @@
+"""``output``: a line of a container's output matches (or no line matches) a regex."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+from labctl.scenario.builder import Builder, get
+from labctl.scenario.common import Ref
+from labctl.scenario.compound import F, Obj
+from labctl.scenario.kinds.base import CheckKind, Look, Observation, Verdict, not_started, ref
+from labctl.scenario.spec import PDict, Regex, Str
+
+
+@dataclass(frozen=True)
+class OutputCheck:
+    """A line of the container's output matches (``matches``) or no line matches
+    (``not_matches``) the regular expression. ``stream``: stdout, stderr or both."""
+
+    container: str
+    matches: str | None = None
+    not_matches: str | None = None
+    stream: Literal["stdout", "stderr", "both"] = "both"
+
+
+FIELDS = Obj({
+    "container": F(Ref(), True),
+    "matches": F(Regex("a line matches")),
+    "not_matches": F(Regex("no line matches")),
+    "stream": F(Str("stdout | stderr | both (default)", enum=("stdout", "stderr", "both"), what="stream")),
+}, "the container's output", one_of=("matches", "not_matches"))
+
+
+def build(b: Builder, d: PDict, path: str) -> tuple[OutputCheck, str]:
+    c = ref(b, d, "container", path)
+    return OutputCheck(c, get(d, "matches"), get(d, "not_matches"), get(d, "stream", "both")), \
+        f"output {c} {'matches' if 'matches' in d else 'not matches'}"
+
+
+def judge(body: OutputCheck, obs: Observation, look: Look) -> Verdict:
+    pattern = body.matches if body.matches is not None else body.not_matches
+    if (v := not_started(obs, body.container, f"{body.container}'s {body.stream} (/{pattern}/)")) is not None:
+        return v
+    out = obs.output(body.container)
+    assert out is not None
+    with out.changed:
+        lines = (out.stdout if body.stream in ("stdout", "both") else []) + (
+            out.stderr if body.stream in ("stderr", "both") else [])
+        lines = list(lines)
+        closed = out.closed
+    if body.matches is not None:
+        rx = re.compile(body.matches)
+        hit = next((line for line in lines if rx.search(line)), None)
+        return Verdict(hit is not None, f"a line of {body.container}'s {body.stream} matching /{body.matches}/",
+                       f"matched: {hit!r}" if hit else f"no match in {len(lines)} line(s)", final=closed or hit is not None)
+    rx = re.compile(body.not_matches or "")
+    hit = next((line for line in lines if rx.search(line)), None)
+    expected = f"no line of {body.container}'s {body.stream} matching /{body.not_matches}/"
+    if hit is not None:
+        return Verdict(False, expected, f"matched: {hit!r}", final=True)
+    if not closed and not look.consistently:
+        return Verdict(False, expected, f"no match in {len(lines)} line(s) so far (still running)", final=False)
+    return Verdict(True, expected, f"no match in {len(lines)} line(s)", final=closed)
+
+
+KIND = CheckKind("output", OutputCheck, FIELDS, build, judge, watch=lambda body: body.container)

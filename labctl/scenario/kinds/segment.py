@@ -1,0 +1,138 @@
+"""``segment``: a SysV shared-memory segment seen from a container's IPC namespace."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from labctl.scenario.builder import Builder, get
+from labctl.scenario.common import COUNT, FIELDS as FIELD_EXPECTS, KEY, LAYOUT, PERMS, Ref
+from labctl.scenario.compound import ExpectT, F, Obj
+from labctl.scenario.kinds.base import (
+    CheckKind, Look, Observation, Verdict, fields, fields_verdict, layout, octal, ref,
+)
+from labctl.scenario.model import Expect, Field, layout_arg
+from labctl.scenario.spec import Bool, PDict, join
+
+
+@dataclass(frozen=True)
+class SegmentCheck:
+    """A SysV segment seen from the IPC namespace of container ``in_`` (a probe joins it).
+
+    Selected by ``key`` or by ``shmid_from`` (the shmid in that container's ``attached``
+    event). ``present: false`` means no such segment. Other fields are expectations."""
+
+    in_: str
+    key: int | None = None
+    shmid_from: str | None = None
+    present: bool = True
+    size: Expect | None = None
+    nattch: Expect | None = None
+    perms: Expect | None = None  # octal in the file (0666), int here
+    dest: bool | None = None  # marked for removal (IPC_RMID while attached)
+    layout: tuple[Field, ...] = ()
+    fields: tuple[tuple[str, Expect], ...] = ()
+
+
+FIELDS = Obj({
+    "in": F(Ref("a container living in a shareable or host IPC namespace"), True),
+    "key": F(KEY),
+    "shmid_from": F(Ref("the container whose 'attached' event gives the shmid")),
+    "present": F(Bool("false: no such segment (default true)")),
+    "size": F(ExpectT(COUNT, "segment size in bytes")),
+    "nattch": F(ExpectT(COUNT, "number of attaches")),
+    "perms": F(ExpectT(PERMS, "mode & 0777")),
+    "dest": F(Bool("marked for removal")),
+    "layout": F(LAYOUT),
+    "fields": F(FIELD_EXPECTS),
+}, "a SysV segment seen from a container's IPC namespace", one_of=("key", "shmid_from"),
+    depends={"fields": "layout"})
+
+
+def build(b: Builder, d: PDict, path: str) -> tuple[SegmentCheck, str]:
+    where = ref(b, d, "in", path)
+    owner = b.ipc_owner(where)
+    if owner is not None and where in b.container_names:
+        mode = owner[1]
+        if mode not in ("shareable", "host"):
+            via = f"lives in the IPC namespace of '{owner[0]}', whose" if owner[0] != where else "has"
+            b.ctx.at(d.node.value["in"], join(path, "in"),
+                     f"container '{where}' {via} ipc is '{mode}': a probe can only join a "
+                     "shareable or host namespace")
+    sf = ref(b, d, "shmid_from", path) if "shmid_from" in d else None
+    lay = layout(b, d, path)
+    key = get(d, "key")
+    body = SegmentCheck(where, key, sf, get(d, "present", True), get(d, "size"), get(d, "nattch"),
+                        get(d, "perms"), get(d, "dest"), lay, fields(b, d, path, lay))
+    sel = f"key 0x{key:x}" if isinstance(key, int) and key >= 0 else f"key {key}" if key is not None \
+        else f"shmid of {sf}"
+    return body, f"segment in {where} {sel}"
+
+
+def _probe_args(body: SegmentCheck, shmid: int | None) -> list[str]:
+    args = ["probe", "--segments"]
+    if body.key is not None:
+        args += ["--key", str(body.key)]
+    if shmid is not None:
+        args += ["--shmid", str(shmid)]
+    if body.layout:
+        args += ["--layout", layout_arg(body.layout)]
+    return args
+
+
+def _attached_shmid(obs: Observation, container: str) -> int | None:
+    out = obs.output(container)
+    if out is None:
+        return None
+    with out.changed:
+        for e in out.events:
+            if e.get("event") == "attached" and isinstance(e.get("shmid"), int):
+                return int(e["shmid"])
+    return None
+
+
+def judge(body: SegmentCheck, obs: Observation, look: Look) -> Verdict:
+    what = f"key {body.key}" if body.key is not None else f"the segment {body.shmid_from} attached"
+    shmid = None
+    if body.shmid_from is not None:
+        shmid = _attached_shmid(obs, body.shmid_from)
+        if shmid is None:
+            return Verdict(False, f"segment ({what})", f"{body.shmid_from} reported no 'attached' event with a shmid")
+    found = obs.probe_ipc(body.in_, _probe_args(body, shmid))
+    segs = [s for s in found.get("segments", []) if (body.key is None or s.get("key") == body.key)
+            and (shmid is None or s.get("shmid") == shmid)]
+    where = f"in the IPC namespace of {body.in_}"
+    if not body.present:
+        expected = f"no segment with {what} {where}"
+        if segs:
+            s = segs[0]
+            return Verdict(False, expected, f"present: shmid {s.get('shmid')}, size {s.get('size')}, nattch {s.get('nattch')}"
+                           + (", marked for removal" if s.get("dest") else ""))
+        return Verdict(True, expected, "absent")
+    wants = []
+    for label, exp in (("size", body.size), ("nattch", body.nattch), ("perms", body.perms)):
+        if exp is not None:
+            wants.append(f"{label} {exp.describe() if label != 'perms' else octal(exp)}")
+    if body.dest is not None:
+        wants.append("marked for removal" if body.dest else "not marked for removal")
+    wants += [f"{n} {e.describe()}" for n, e in body.fields]
+    expected = f"a segment with {what} {where}" + (f": {', '.join(wants)}" if wants else "")
+    if not segs:
+        return Verdict(False, expected, f"no such segment ({len(found.get('segments', []))} segment(s) visible)")
+    s = segs[0]
+    bad = []
+    for label, exp in (("size", body.size), ("nattch", body.nattch), ("perms", body.perms)):
+        if exp is not None and not exp.holds(s.get(label)):
+            got = s.get(label)
+            bad.append(f"{label} {oct(got) if label == 'perms' and isinstance(got, int) else got}")
+    if body.dest is not None and bool(s.get("dest")) != body.dest:
+        bad.append("marked for removal" if s.get("dest") else "not marked for removal")
+    bad += fields_verdict(body.fields, s.get("fields") or {})
+    observed = f"shmid {s.get('shmid')}, size {s.get('size')}, nattch {s.get('nattch')}, perms {oct(s.get('perms') or 0)}"
+    if s.get("fields"):
+        observed += f", fields {s['fields']}"
+    if bad:
+        observed += "; mismatched: " + "; ".join(bad)
+    return Verdict(not bad, expected, observed)
+
+
+KIND = CheckKind("segment", SegmentCheck, FIELDS, build, judge)
