@@ -32,8 +32,9 @@ from pathlib import Path
 from typing import Protocol
 
 from labctl.errors import BuildError
+from labctl.scenario.model import WORKLOAD_IMAGE_REPO
 
-REPO = "labctl/shmlab"
+REPO = WORKLOAD_IMAGE_REPO  # one home: the scenario model, whose `workload:` containers run it
 IMAGE_LABEL = "io.labctl.image"
 HASH_LABEL = "io.labctl.source-hash"
 BINARY = "shmlab"

@@ -5,7 +5,7 @@ unit test compares the committed file with ``render_markdown`` over ``scenarios/
 Everything comes from the scenario models: the one-line lesson is the description's
 first line; ``Expected:``, ``Fix:`` (or ``Lesson:``) lines of the description give the
 expected outcome and the fix; the mode is read from the containers and volumes.
-No engine import: this is pure text over ``labctl.scenario.model``.
+No engine import: this is pure text over ``labctl.scenario.model`` and the check kinds table.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import os
 import re
 from dataclasses import dataclass
 
+from labctl.scenario.kinds.registry import KINDS
 from labctl.scenario.model import Scenario
 
 # Description markers: a line starting with one of these opens that part.
@@ -174,4 +175,15 @@ def render_markdown(scenarios: list[Scenario]) -> str:
             out += [_md(lesson.body), ""]
         if lesson.fix:
             out += [f"*In a real deployment:* {_md(lesson.fix)}", ""]
+    out += check_kinds_markdown()
     return "\n".join(out).rstrip("\n") + "\n"
+
+
+def check_kinds_markdown() -> list[str]:
+    """The handout's closing section: every check kind with its one-line description,
+    from the kinds table (``labctl.scenario.kinds.registry.KINDS``)."""
+    out = ["## Check kinds", "",
+           "What a scenario's `checks:` may state, one kind key per check (docs/scenario.schema.json has every key).", "",
+           "| kind | what it checks |", "|---|---|"]
+    out += [f"| `{name}` | {_cell(kind.description)} |" for name, kind in KINDS.items()]
+    return out + [""]

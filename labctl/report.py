@@ -15,9 +15,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from labctl.errors import LabctlError, UsageError
-from labctl.results import CheckResult, RunResult, ScenarioResult
-
-FORMATS = ("text", "json", "junit")
+from labctl.results import REPORT_FORMATS as FORMATS, STATUS_LABELS, CheckResult, RunResult, ScenarioResult
 
 # How many trailing lines of each container's output a failure shows. The text report
 # is read in a terminal, so it is kept short; JUnit bodies are read in a CI page.
@@ -226,7 +224,6 @@ def to_junit(run: RunResult) -> str:
 # ==== text ====
 
 _COLORS = {"passed": "32", "failed": "31", "error": "33", "skipped": "36"}
-_LABELS = {"passed": "PASS", "failed": "FAIL", "error": "ERROR", "skipped": "SKIP"}
 
 
 def _paint(text: str, status: str, color: bool) -> str:
@@ -236,7 +233,7 @@ def _paint(text: str, status: str, color: bool) -> str:
 
 
 def _scenario_text(scenario: ScenarioResult, color: bool, width: int) -> list[str]:
-    label = _paint(f"{_LABELS.get(scenario.status, scenario.status.upper()):<5}", scenario.status, color)
+    label = _paint(f"{STATUS_LABELS.get(scenario.status, scenario.status.upper()):<5}", scenario.status, color)
     lines = [f"{label} {scenario.name:<{width}}  {scenario.duration_s:6.1f}s  {scenario.file}".rstrip()]
     if scenario.status in ("passed", "skipped"):
         if scenario.status == "skipped" and scenario.message:

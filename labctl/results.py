@@ -7,6 +7,11 @@ from typing import Literal
 
 Status = Literal["passed", "failed", "error", "skipped"]
 
+# The one home of these facts: the CLI's --format/--report choices and the reports use them.
+REPORT_FORMATS = ("text", "json", "junit")
+# How the text report and the CLI's progress lines name each status.
+STATUS_LABELS: dict[str, str] = {"passed": "PASS", "failed": "FAIL", "error": "ERROR", "skipped": "SKIP"}
+
 
 @dataclass
 class CheckResult:
