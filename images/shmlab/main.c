@@ -33,7 +33,10 @@ enum {
     C_PB = 1 << 9,  /* probe */
     C_HD = 1 << 10, /* hold */
     C_PP = 1 << 11, /* prep */
-    C_ALL = (1 << 12) - 1,
+    C_SP = 1 << 12, /* sysv-private */
+    C_DF = 1 << 13, /* devshm-fill */
+    C_DM = 1 << 14, /* devshm-map */
+    C_ALL = (1 << 15) - 1,
     C_WRITERS = C_SW | C_MW | C_PW,
     C_READERS = C_SR | C_MR | C_PR
 };
@@ -58,6 +61,9 @@ static const struct command commands[] = {
     { "probe", cmd_probe, C_PB, 0 },
     { "hold", cmd_hold, C_HD, 1 },
     { "prep", cmd_prep, C_PP, 1 },
+    { "sysv-private", cmd_sysv_private, C_SP, 1 },
+    { "devshm-fill", cmd_devshm_fill, C_DF, 1 },
+    { "devshm-map", cmd_devshm_map, C_DM, 1 },
 };
 
 enum kind { K_FLAG, K_STR, K_INT, K_DUR, K_KEY, K_MODE, K_SIZE, K_HOLD };
@@ -77,13 +83,13 @@ static const struct optdef optdefs[] = {
     { "key", K_KEY, C_SW | C_SR | C_MS | C_MV | C_SC | C_PB, O(key), (long)O(key_set) },
     { "ftok", K_STR, C_SW | C_SR | C_MS | C_MV | C_SC | C_PB, O(ftok_path), -1 },
     { "proj", K_INT, C_SW | C_SR | C_MS | C_MV | C_SC | C_PB, O(proj), (long)O(proj_set) },
-    { "size", K_SIZE, C_SW | C_PW, O(size), (long)O(size_set) },
+    { "size", K_SIZE, C_SW | C_PW | C_SP | C_DF, O(size), (long)O(size_set) },
     { "mode", K_MODE, C_SW, O(mode), -1 },
     { "ip", K_STR, C_WRITERS, O(ip), -1 },
-    { "count", K_INT, C_WRITERS | C_MS | C_MV | C_SC, O(count), (long)O(count_set) },
+    { "count", K_INT, C_WRITERS | C_MS | C_MV | C_SC | C_SP, O(count), (long)O(count_set) },
     { "interval", K_DUR, C_WRITERS | C_READERS | C_MS | C_SC, O(interval_ms), (long)O(interval_set) },
-    { "rmid", K_FLAG, C_SW | C_SR | C_MV | C_PB, O(rmid), -1 },
-    { "hold", K_HOLD, C_SW | C_SR | C_MW | C_PW, O(hold), -1 },
+    { "rmid", K_FLAG, C_SW | C_SR | C_MV | C_PB | C_SP, O(rmid), -1 },
+    { "hold", K_HOLD, C_SW | C_SR | C_MW | C_PW | C_DF, O(hold), -1 },
     { "atomic", K_FLAG, C_WRITERS, O(atomic), -1 },
     { "quiet", K_FLAG, C_WRITERS, O(quiet), -1 },
     { "yield", K_FLAG, C_WRITERS, O(yield), -1 },
@@ -98,10 +104,10 @@ static const struct optdef optdefs[] = {
     { "expect-ip", K_STR, C_READERS, O(expect_ip), -1 },
     { "path", K_STR, C_MW | C_MR, O(path), -1 },
     { "truncate-delay", K_DUR, C_MW | C_PW, O(truncate_delay_ms), -1 },
-    { "unlink", K_FLAG, C_MW | C_PW, O(unlink), -1 },
-    { "wait", K_DUR, C_MR | C_PR, O(wait_ms), -1 },
-    { "name", K_STR, C_PW | C_PR, O(name), -1 },
-    { "fill", K_FLAG, C_PW, O(fill), -1 },
+    { "unlink", K_FLAG, C_MW | C_PW | C_DF, O(unlink), -1 },
+    { "wait", K_DUR, C_MR | C_PR | C_DM, O(wait_ms), -1 },
+    { "name", K_STR, C_PW | C_PR | C_DF | C_DM, O(name), -1 },
+    { "fill", K_FLAG, C_PW | C_SP, O(fill), -1 },
     { "fallocate", K_FLAG, C_PW, O(fallocate), -1 },
     { "ns", K_FLAG, C_PB, O(ns), -1 },
     { "segments", K_FLAG, C_PB, O(segments), -1 },
@@ -110,6 +116,9 @@ static const struct optdef optdefs[] = {
     { "layout", K_STR, C_PB, O(layout), -1 },
     { "stat", K_STR, C_PB, O(stat_path), -1 },
     { "chmod", K_MODE, C_PP, O(chmod_mode), (long)O(chmod_set) },
+    { "exit", K_INT, C_SP | C_DF, O(exit_code), (long)O(exit_set) },
+    { "clean", K_FLAG, C_DF, O(clean), -1 },
+    { "objects", K_FLAG, C_PB, O(objects), -1 },
 };
 #undef O
 
@@ -130,10 +139,20 @@ static void usage(FILE *f)
         "  msg-send      send --count messages on a SysV message queue\n"
         "  msg-recv      receive --count messages from a SysV message queue\n"
         "  sem-counter   increment a SysV semaphore --count times\n"
-        "  probe         one JSON object: --ns --segments --key --shmid --layout\n"
+        "  probe         one JSON object: --ns --segments --key --shmid --layout --objects\n"
         "                --devshm --stat PATH --ftok PATH --proj N; --shmid ID --rmid removes\n"
         "  hold          wait for SIGTERM/SIGINT (namespace holder, exec target)\n"
         "  prep          --chmod MODE PATH...: chmod paths\n"
+        "  sysv-private  --count N IPC_PRIVATE segments of --size (default 4k), attached;\n"
+        "                --fill touches them, --rmid marks them at once; holds until\n"
+        "                SIGTERM, then detaches and removes them (SIGKILL skips that)\n"
+        "  devshm-fill   --name /PREFIX --size N (default 1m): write N bytes into a new\n"
+        "                /dev/shm/PREFIX.<n> (first free n); --clean unlinks PREFIX.*\n"
+        "                first; --hold attached|detached waits for SIGTERM; --unlink\n"
+        "  devshm-map    --name /NAME [--wait D]: map the whole object, read every page,\n"
+        "                hold until SIGTERM (pages someone else wrote are not charged)\n"
+        "                sysv-private and devshm-fill: --exit CODE exits with CODE right\n"
+        "                after creating, with no cleanup (a crash, for restart policies)\n"
         "  bench         IPC ping-pong benchmark: bench --role server|client|memcpy\n"
         "                --mech M --size N --iters N (see bench.c)\n"
         "\n"
@@ -162,6 +181,7 @@ static void usage(FILE *f)
         "  20 open/unlink/chmod   21 ftruncate/posix_fallocate   22 mmap/msync\n"
         "  23 munmap   24 fstat   25 shm_open   26 shm_unlink\n"
         "  27 msgget/msgsnd/msgrcv/msgctl   28 semget/semop/semctl\n"
+        "  29 write (ENOSPC: /dev/shm is full)   --exit CODE: CODE, as asked\n"
         "  30 timeout (--until not reached)   31 data check failed (--expect-ip)\n"
         "  A fault such as SIGBUS is not caught: the container exits 128+signal (135).\n",
         f);
@@ -339,18 +359,28 @@ static void defaults(struct opts *o, const struct command *c)
     o->interval_ms = (c->bit & C_READERS) ? 150 : 100;
     o->reads = 5;
     o->timeout_ms = 10000;
+    if (c->bit & C_SP)
+        o->size = 4096;
+    if (c->bit & C_DF)
+        o->size = 1024 * 1024;
 }
 
 static int check_opts(const struct command *c, const struct opts *o, struct err *e)
 {
     if ((c->bit & (C_MW | C_MR)) && o->path == NULL)
         return usage_error(e, "%s needs --path PATH%s", c->name, "");
-    if ((c->bit & (C_PW | C_PR)) && (o->name == NULL || o->name[0] != '/'))
+    if ((c->bit & (C_PW | C_PR | C_DF | C_DM)) && (o->name == NULL || o->name[0] != '/'))
+        return usage_error(e, "%s needs --name /NAME%s", c->name, "");
+    if ((c->bit & (C_DF | C_DM)) && (strchr(o->name + 1, '/') != NULL || strlen(o->name) > 200))
         return usage_error(e, "%s needs --name /NAME%s", c->name, "");
     if ((c->bit & (C_SW | C_PW)) && o->size < (long long)CONN_STAT_SIZE)
         return usage_error(e, "--size must be at least sizeof(struct conn_stat) = 68%s%s", "", "");
     if (o->ftok_path != NULL && !o->proj_set)
         return usage_error(e, "--ftok needs --proj N%s%s", "", "");
+    if ((c->bit & C_SP) && (o->size < 1 || o->count < 1))
+        return usage_error(e, "sysv-private needs --size and --count of at least 1%s%s", "", "");
+    if (o->exit_set && (o->exit_code < 0 || o->exit_code > 255))
+        return usage_error(e, "--exit takes a code from 0 to 255%s%s", "", "");
     if (o->count < 0 || o->reads < 0 || o->start_nattch < 0)
         return usage_error(e, "counts cannot be negative%s%s", "", "");
     if ((c->bit & C_PP) && (!o->chmod_set || o->nargs == 0))

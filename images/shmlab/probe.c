@@ -436,6 +436,73 @@ static void probe_devshm(struct ev *ev)
     jb_free(&b);
 }
 
+/* Lines in a /proc/sysvipc table, minus its header: the objects of that kind in this
+ * IPC namespace. -1 when the table cannot be read. */
+static long long count_table(const char *path)
+{
+    FILE *f = fopen(path, "re");
+    char line[1024];
+    long long n = -1;
+
+    if (f == NULL)
+        return -1;
+    while (fgets(line, sizeof line, f) != NULL)
+        n++; /* the lines are short: one fgets each */
+    fclose(f);
+    return n < 0 ? 0 : n;
+}
+
+/* --objects: what the namespace holds, in counts: SysV shm/sem/msg objects, and the
+ * /dev/shm entries with their size (st_size) and allocated bytes (st_blocks * 512, what
+ * fills the tmpfs and is charged to a memory cgroup). */
+static void probe_objects(struct ev *ev)
+{
+    static const char *tables[3][2] = { { "shm", "/proc/sysvipc/shm" },
+                                        { "sem", "/proc/sysvipc/sem" },
+                                        { "msg", "/proc/sysvipc/msg" } };
+    long long files = 0, size = 0, bytes = 0;
+    DIR *d = opendir("/dev/shm");
+    struct dirent *de;
+    struct stat st;
+    char path[512];
+    struct jb b;
+    int i;
+
+    jb_init(&b);
+    jb_open(&b, '{');
+    for (i = 0; i < 3; i++) {
+        long long n = count_table(tables[i][1]);
+
+        jb_key(&b, tables[i][0]);
+        if (n < 0)
+            jb_null(&b);
+        else
+            jb_int(&b, n);
+    }
+    if (d != NULL) {
+        while ((de = readdir(d)) != NULL) {
+            if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+                continue;
+            snprintf(path, sizeof path, "/dev/shm/%s", de->d_name);
+            files++;
+            if (lstat(path, &st) == 0) {
+                size += (long long)st.st_size;
+                bytes += (long long)st.st_blocks * 512;
+            }
+        }
+        closedir(d);
+    }
+    jb_key(&b, "devshm_files");
+    if (d == NULL) jb_null(&b); else jb_int(&b, files);
+    jb_key(&b, "devshm_size");
+    if (d == NULL) jb_null(&b); else jb_int(&b, size);
+    jb_key(&b, "devshm_bytes");
+    if (d == NULL) jb_null(&b); else jb_int(&b, bytes);
+    jb_close(&b, '}');
+    ev_json(ev, "objects", &b);
+    jb_free(&b);
+}
+
 static void probe_stat(struct ev *ev, const char *path, const struct layout *l)
 {
     struct stat st;
@@ -515,7 +582,7 @@ int cmd_probe(const struct opts *o)
     struct err e;
     struct ev ev;
     char ns[64];
-    int any = o->ns || o->segments || o->devshm || o->stat_path || o->ftok_path ||
+    int any = o->ns || o->segments || o->devshm || o->objects || o->stat_path || o->ftok_path ||
               o->key_set || o->shmid_set || o->layout;
     int segments = o->segments || o->key_set || o->shmid_set ||
                    (o->layout != NULL && o->stat_path == NULL);
@@ -531,6 +598,8 @@ int cmd_probe(const struct opts *o)
         probe_segments(&ev, o, o->layout ? &l : NULL);
     if (o->devshm)
         probe_devshm(&ev);
+    if (o->objects)
+        probe_objects(&ev);
     if (o->stat_path != NULL)
         probe_stat(&ev, o->stat_path, o->layout ? &l : NULL);
     if (o->ftok_path != NULL)

@@ -7,6 +7,7 @@
  * mmapfile.c, posix.c   mmap-* and posix-* commands
  * msgsem.c msg-send, msg-recv, sem-counter
  * probe.c  probe, hold, prep
+ * lifecycle.c sysv-private, devshm-fill, devshm-map (crashes, kills, restarts)
  */
 #ifndef SHMLAB_H
 #define SHMLAB_H
@@ -35,6 +36,7 @@ enum {
     SX_SHM_UNLINK = 26,
     SX_MSG = 27,
     SX_SEM = 28,
+    SX_WRITE = 29,
     SX_TIMEOUT = 30,
     SX_CHECK = 31
 };
@@ -89,6 +91,10 @@ struct opts {
     const char *stat_path;
     long long chmod_mode;
     int chmod_set;
+    long long exit_code; /* --exit CODE: crash with CODE after creating (lifecycle.c) */
+    int exit_set;
+    int clean;   /* devshm-fill: unlink the previous runs' /PREFIX.N first */
+    int objects; /* probe: counts of every IPC object kind and /dev/shm usage */
     char **args; /* positional arguments (prep's paths) */
     int nargs;
 };
@@ -186,6 +192,9 @@ int cmd_sem_counter(const struct opts *o);
 int cmd_probe(const struct opts *o);
 int cmd_hold(const struct opts *o);
 int cmd_prep(const struct opts *o);
+int cmd_sysv_private(const struct opts *o);
+int cmd_devshm_fill(const struct opts *o);
+int cmd_devshm_map(const struct opts *o);
 
 /* mmapfile.c: the mapped-file writer/reader bodies, shared with posix.c */
 struct file_ops {
