@@ -77,6 +77,18 @@ def test_all_errors_are_collected_not_only_the_first() -> None:
     assert str(info.value).count("\n") == 3
 
 
+def test_a_malformed_container_name_in_a_check_is_one_error() -> None:
+    # Not also "unknown container ''": the name's own error says it all.
+    text = ("version: 1\nname: x\ndescription: d\ncontainers:\n  a: {workload: hold}\n"
+            "checks:\n  - exit: {container: Reader}\n")
+    with pytest.raises(ScenarioErrors) as info:
+        load_text(text, "f.yaml")
+    assert [e.message for e in info.value.errors] == [
+        "f.yaml:7:23: checks[0].exit.container: invalid container name 'Reader': lowercase letters, "
+        "digits and '-', starting with a letter, at most 31 characters",
+    ]
+
+
 def test_scenario_errors_carry_fields() -> None:
     with pytest.raises(ScenarioErrors) as info:
         load_text("version: 1\nname: x\nname: y\n", "f.yaml")

@@ -117,10 +117,11 @@ class CheckKind:
 
 def ref(b: Builder, d: PDict, key: str, path: str, **kw: Any) -> str:
     """The container named by ``key`` ("" if absent), checked against the file's containers."""
-    value = get(d, key, "")
-    if key in d.node.value:
-        b.ref(value, d.node.value[key], join(path, key), **kw)
-    return value
+    if key not in d.node.value:
+        return get(d, key, "")
+    value = d.get(key)
+    b.ref(value, d.node.value[key], join(path, key), **kw)  # an INVALID name has its error already
+    return value if isinstance(value, str) else ""
 
 
 def layout(b: Builder, d: PDict, path: str) -> tuple[Field, ...]:
