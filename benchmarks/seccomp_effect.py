@@ -26,7 +26,8 @@ from labctl import build  # noqa: E402
 from labctl.bench import host_binary  # noqa: E402
 from labctl.bench.model import MECHANISMS, this_machine  # noqa: E402
 from labctl.bench.pairs import SCENARIO, ContainerPairs, HostPairs, PairError, PairSpec  # noqa: E402
-from labctl.runtime import Engine, RunSpec, labels_for  # noqa: E402
+from labctl.labels import labels_for  # noqa: E402
+from labctl.runtime import Engine, RunSpec  # noqa: E402
 
 PLACEMENTS = ("host", "container", "container-unconfined")
 

@@ -17,7 +17,7 @@ Measures, in one script:
       its layer cache, under a throwaway tag removed afterwards).
 
 Prints a JSON document on stdout (``--out`` also writes it). Objects created in (b)
-are labelled through ``labctl.runtime.labels_for`` and removed in a ``finally``.
+are labelled through ``labctl.labels.labels_for`` and removed in a ``finally``.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ sys.path.insert(0, str(ROOT))
 import docker  # noqa: E402  (the SDK, directly: this measures the bare engine)
 import docker.errors  # noqa: E402
 
-from labctl.runtime import RUN_ID, labels_for  # noqa: E402
+from labctl.labels import RUN_ID, labels_for  # noqa: E402
 
 LABCTL = [sys.executable, "-m", "labctl"]
 
@@ -157,7 +157,7 @@ def bare_lifecycles(client: docker.DockerClient, image: str, count: int) -> dict
 # replaces nor prunes the developer's labctl/shmlab images and leaves their caches alone.
 COLD_REPO = "labctl/shmlab-coldbench"
 _COLD_CHILD = '''
-import io, sys
+import sys
 from labctl import build
 from labctl.runtime import Engine
 
@@ -170,9 +170,7 @@ class ColdEngine:
     def image_exists(self, ref):
         return self.engine.image_exists(ref)
     def build_image(self, context, tag, labels):
-        image, _log = self.engine.client.images.build(fileobj=io.BytesIO(context), custom_context=True, tag=tag,
-                                                      labels=labels, rm=True, forcerm=True, nocache=True)
-        return str(image.id)
+        return self.engine.build_image(context, tag, labels, nocache=True)
     def tag_image(self, ref, repo, tag):
         self.engine.tag_image(ref, repo, tag)
 

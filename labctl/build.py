@@ -31,12 +31,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from labctl import labels
 from labctl.errors import BuildError
 from labctl.scenario.model import WORKLOAD_IMAGE_REPO
 
 REPO = WORKLOAD_IMAGE_REPO  # one home: the scenario model, whose `workload:` containers run it
-IMAGE_LABEL = "io.labctl.image"
-HASH_LABEL = "io.labctl.source-hash"
+IMAGE_LABEL = labels.IMAGE
+HASH_LABEL = labels.SOURCE_HASH
 BINARY = "shmlab"
 # Files sent in the build context next to the binary (the Dockerfile COPYs them).
 CONTEXT_FILES = ("Dockerfile", "shmlab-key")
@@ -165,7 +166,7 @@ def toolchain(arch: str, env: Mapping[str, str] | None = None) -> Toolchain:
     cc = env.get("CC", "").strip()
     if cc:
         argv = tuple(shlex.split(cc))
-        host = _host_arch()
+        host = host_arch()
         if host != arch:
             raise BuildError(
                 f"CC={cc} builds for this host ({host}) but the engine runs {arch}; "
@@ -176,7 +177,9 @@ def toolchain(arch: str, env: Mapping[str, str] | None = None) -> Toolchain:
     return Toolchain(argv, f"ziglang:{_ziglang_version()}", arch, zig=True)
 
 
-def _host_arch() -> str:
+def host_arch() -> str:
+    """This host's CPU architecture as uname says it (``x86_64``, ``aarch64``...), which
+    the static binaries built for an engine of the same architecture run on."""
     machine = platform.machine().lower()
     return {"amd64": "x86_64", "arm64": "aarch64"}.get(machine, machine)
 

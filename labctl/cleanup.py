@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 
-from labctl.runtime import KEPT, MANAGED, OWNER_HOST, OWNER_PID, RUN_ID, Engine
+from labctl.labels import KEPT, MANAGED, OWNER_HOST, OWNER_PID, RUN_ID
+from labctl.runtime import Engine
 
 
 def remove_run(engine: Engine, run_id: str) -> tuple[list[str], list[str]]:

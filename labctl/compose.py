@@ -11,18 +11,15 @@ from typing import Any
 
 import yaml
 
+from labctl.labels import labels_for
 from labctl.scenario.model import WORKLOAD_IMAGE_REPO, ContainerSpec, Scenario, VolumeSpec, linked_container
 
 DEFAULT_IMAGE = f"{WORKLOAD_IMAGE_REPO}:latest"
 
 
-def _labels(scenario: Scenario, role: str) -> dict[str, str]:
-    return {
-        "io.labctl.managed": "true",
-        "io.labctl.run-id": "compose",
-        "io.labctl.scenario": scenario.name,
-        "io.labctl.role": role,
-    }
+def _labels(scenario: Scenario, role: str, user: dict[str, str] | None = None) -> dict[str, str]:
+    # No owner pid/host: the file outlives this process, its objects are not stale debris.
+    return labels_for("compose", scenario.name, role, user, owner=False)
 
 
 def _link(mode: str) -> str:
@@ -100,7 +97,7 @@ def _service(scenario: Scenario, c: ContainerSpec, image: str,
     if c.devices:
         svc["devices"] = list(c.devices)
     svc["security_opt"] = ["no-new-privileges:true"]
-    svc["labels"] = {**dict(c.labels), **_labels(scenario, c.name)}
+    svc["labels"] = _labels(scenario, c.name, dict(c.labels))
     return svc, notes
 
 

@@ -22,6 +22,7 @@ from labctl.bench.model import (MEMCPY_SIZE, Config, Record, Report, parse_confi
                                 render_table, this_machine, to_json)
 from labctl.bench.pairs import ContainerPairs, HostPairs, PairError, PairSpec
 from labctl.errors import EXIT_FAILED, EXIT_OK, EngineError, Interrupted, LabctlError
+from labctl.runtime.engine import Engine
 
 __all__ = ["main", "run_bench", "host_binary"]
 
@@ -33,16 +34,16 @@ def _say(msg: str) -> None:
     sys.stderr.flush()
 
 
-def host_binary(engine) -> Path:  # noqa: ANN001 - labctl.runtime.Engine
+def host_binary(engine: Engine) -> Path:
     """The compiled ``shmlab`` of the current sources from the build cache (compiled if
     missing). It is static, so it runs on this host when the host's architecture is
     the engine's; raises EngineError otherwise."""
     from labctl import build
 
     arch = engine.architecture()
-    if build._host_arch() != arch:  # noqa: SLF001 - the build module's own notion of the host
+    if build.host_arch() != arch:
         raise EngineError(f"host pairs need a {arch} host (the engine's architecture); this host is "
-                          f"{build._host_arch()}. Use --placements container.")  # noqa: SLF001
+                          f"{build.host_arch()}. Use --placements container.")
     tc = build.toolchain(arch)
     src = build.source_dir()
     return build.compile_binary(src, tc, build.content_hash(src, tc))
@@ -128,8 +129,6 @@ def main(args: argparse.Namespace) -> int:
     """``labctl bench`` from parsed arguments; returns the exit code (1 if a pair failed)."""
     from labctl import build
     from labctl.bench.chart import require_matplotlib, write_chart
-    from labctl.runtime import Engine
-
     config = parse_config(args.mechanisms or "", args.sizes or "", getattr(args, "placements", "") or "",
                           int(args.iterations), not getattr(args, "no_pin", False),
                           float(getattr(args, "timeout", 20.0) or 20.0))

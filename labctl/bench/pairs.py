@@ -5,7 +5,7 @@ Both placements run the same static binary with the same arguments; only what th
 pair shares differs: on the host, a directory and the host's namespaces; in
 containers, what the mechanism needs (an IPC namespace joined with
 ``ipc: container:``, a tmpfs or disk volume, a network namespace or a bridge).
-Every container, volume and network is labelled through ``runtime.labels_for``.
+Every container, volume and network is labelled through ``labels.labels_for``.
 """
 
 from __future__ import annotations
@@ -24,8 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from labctl.bench.model import Record, record_from_event
-from labctl.errors import LabctlError
-from labctl.runtime import ROLE, RUN_ID, Container, Engine, RunSpec, container_ip, create_network, labels_for, network_gateway
+from labctl.errors import ContainerStartError, LabctlError
+from labctl.labels import ROLE, RUN_ID, labels_for
+from labctl.runtime.engine import Container, Engine, RunSpec
 
 SCENARIO = "bench"
 MOUNT = "/bench"
@@ -239,13 +240,13 @@ class ContainerPairs:
         """The bench's bridge network (created on first use)."""
         if "net" not in self._objects:
             name = f"{self.prefix}-net"
-            create_network(self.engine, name, labels_for(self.run_id, SCENARIO, "net"))
+            self.engine.create_network(name, labels_for(self.run_id, SCENARIO, "net"))
             self._objects["net"] = name
         return self._objects["net"]
 
     def gateway(self) -> str | None:
         """The bridge's host-side address (for the host tcp-bridge pair)."""
-        return network_gateway(self.engine, self.network())
+        return self.engine.network_gateway(self.network())
 
     def close(self) -> tuple[list[str], list[str]]:
         """Remove every object of this bench run (containers, volumes, network)."""
@@ -293,7 +294,7 @@ class ContainerPairs:
             if not any(e.get("event") == "ready" for e in server.output.events):
                 raise PairError(f"{what}: the server failed:\n{server.output.tail(5)}")
             if m == "tcp-bridge":
-                ip = container_ip(server, self.network())
+                ip = server.ip_address(self.network())
                 if not ip:
                     raise PairError(f"{what}: the server has no address on {self.network()}")
                 c_where["host"] = ip
@@ -311,8 +312,6 @@ class ContainerPairs:
                 self.engine.remove_labelled({RUN_ID: self.run_id, ROLE: role})
 
     def _start(self, run_spec: RunSpec, what: str) -> Container:
-        from labctl.errors import ContainerStartError
-
         try:
             return self.engine.start_container(run_spec, run_spec.labels[ROLE])
         except ContainerStartError as e:

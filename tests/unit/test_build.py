@@ -81,7 +81,7 @@ def fake_cc(tmp_path: Path, sources: Path, monkeypatch: pytest.MonkeyPatch) -> P
     monkeypatch.delenv("FAKECC_FAIL", raising=False)
     monkeypatch.setenv("LABCTL_IMAGES_DIR", str(sources.parent))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    monkeypatch.setattr(build, "_host_arch", lambda: "x86_64")
+    monkeypatch.setattr(build, "host_arch", lambda: "x86_64")
     return log
 
 
@@ -168,7 +168,7 @@ def test_zig_is_the_default_for_both_arches(arch: str) -> None:
 
 
 def test_cc_override_command_line(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setattr(build, "_host_arch", lambda: "x86_64")
+    monkeypatch.setattr(build, "host_arch", lambda: "x86_64")
     monkeypatch.setattr(build, "_cc_identity", lambda argv: "gcc (Debian 12.2.0) 12.2.0")
     tc = build.toolchain("x86_64", env={"CC": "gcc"})
     assert tc.argv == ("gcc",) and not tc.zig
@@ -182,13 +182,13 @@ def test_cc_override_command_line(monkeypatch: pytest.MonkeyPatch, tmp_path: Pat
 
 
 def test_cc_with_arguments_is_split(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(build, "_host_arch", lambda: "x86_64")
+    monkeypatch.setattr(build, "host_arch", lambda: "x86_64")
     monkeypatch.setattr(build, "_cc_identity", lambda argv: "ccache gcc")
     assert build.toolchain("x86_64", env={"CC": "ccache gcc"}).argv == ("ccache", "gcc")
 
 
 def test_cc_cannot_cross_compile(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(build, "_host_arch", lambda: "x86_64")
+    monkeypatch.setattr(build, "host_arch", lambda: "x86_64")
     with pytest.raises(BuildError, match="unset CC"):
         build.toolchain("aarch64", env={"CC": "gcc"})
 
@@ -199,7 +199,7 @@ def test_unsupported_arch() -> None:
 
 
 def test_missing_cc_is_a_build_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(build, "_host_arch", lambda: "x86_64")
+    monkeypatch.setattr(build, "host_arch", lambda: "x86_64")
     with pytest.raises(BuildError, match="cannot run"):
         build.toolchain("x86_64", env={"CC": "/nonexistent/cc-for-labctl"})
 

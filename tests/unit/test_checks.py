@@ -282,7 +282,7 @@ def test_consistently_fails_on_first_violation(consistently):
 
 
 def test_labels_for_refuses_reserved_user_labels_and_adds_its_own():
-    from labctl.runtime import labels_for
+    from labctl.labels import labels_for
 
     labels = labels_for("run-1", "s", "writer", {"com.example.team": "ipc"})
     assert labels["com.example.team"] == "ipc"

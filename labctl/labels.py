@@ -1,0 +1,60 @@
+"""The labels of every object labctl creates: the one home of the ``io.labctl.*`` keys.
+
+Docker-free, so the runtime, the compose renderer, cleanup and the bench all import
+the same keys. Everything labctl creates on an engine (container, volume, network)
+gets its labels from ``labels_for`` and nowhere else; teardown, ``labctl clean`` and
+the tests' leak guard find objects by them.
+"""
+
+from __future__ import annotations
+
+import os
+
+from labctl.errors import LabctlError
+
+LABEL_PREFIX = "io.labctl."
+MANAGED = "io.labctl.managed"  # "true" on everything labctl made
+RUN_ID = "io.labctl.run-id"  # one ``labctl run`` (uuid4 hex)
+SCENARIO = "io.labctl.scenario"  # the scenario name (or "bench", "compose", ...)
+ROLE = "io.labctl.role"  # the scenario container's name, or probe-X, prep, volume-X, ...
+OWNER_PID = "io.labctl.pid"  # the labctl process that owns the run (stale-run detection)
+OWNER_HOST = "io.labctl.host"  # that process's host (uname nodename)
+KEPT = "io.labctl.keep"  # objects of a `run --keep`: only `labctl clean` removes them
+# On the workload image (not managed: `labctl clean` leaves it; build prunes old ones)
+IMAGE = "io.labctl.image"  # "shmlab"
+SOURCE_HASH = "io.labctl.source-hash"  # the content hash the image was built from
+
+
+def check_user_labels(user_labels: dict[str, str] | None) -> dict[str, str]:
+    """A copy of a scenario's own labels; raises LabctlError for a key in ``io.labctl.``."""
+    labels = dict(user_labels or {})
+    for key in labels:
+        if key.startswith(LABEL_PREFIX):
+            raise LabctlError(f"label {key!r}: the io.labctl. prefix is reserved for labctl")
+    return labels
+
+
+def labels_for(run_id: str, scenario: str, role: str, user_labels: dict[str, str] | None = None, *,
+               keep: bool = False, owner: bool = True) -> dict[str, str]:
+    """The labels of one object labctl creates: ``user_labels`` (none in ``io.labctl.``,
+    else LabctlError) plus managed/run-id/scenario/role and, with ``owner``, the owning
+    process (pid, host) so ``clean --stale`` can tell a dead run's debris.
+    ``keep``: left on purpose (``run --keep``), so never a dead run's debris."""
+    labels = check_user_labels(user_labels)
+    labels.update({MANAGED: "true", RUN_ID: run_id, SCENARIO: scenario, ROLE: role})
+    if owner:
+        labels.update({OWNER_PID: str(os.getpid()), OWNER_HOST: os.uname().nodename})
+    if keep:
+        labels[KEPT] = "true"
+    return labels
+
+
+def selector(run_id: str, scenario: str | None = None, role: str | None = None) -> dict[str, str]:
+    """The labels that pick one run's objects (optionally one scenario's, one role's),
+    as ``Engine.find``/``remove_labelled`` take them."""
+    sel = {RUN_ID: run_id}
+    if scenario is not None:
+        sel[SCENARIO] = scenario
+    if role is not None:
+        sel[ROLE] = role
+    return sel

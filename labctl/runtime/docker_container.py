@@ -1,0 +1,159 @@
+"""``Container`` on the Docker SDK, and the translation of Docker's errors.
+
+Every foreign error (``docker.errors.*``, ``requests.exceptions.*``) raised by a
+container operation is turned into ``labctl.errors`` here, once.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING
+
+import docker
+import docker.errors
+import requests.exceptions
+
+from labctl.errors import ContainerStartError, EngineError
+from labctl.output import ExitStatus, Output
+from labctl.runtime.engine import Container, ContainerGone
+
+if TYPE_CHECKING:
+    import docker.models.containers
+
+# The engine stopped answering (socket gone, read timeout): not the engine's refusal.
+TRANSIENT = (requests.exceptions.ConnectionError, requests.exceptions.Timeout)
+
+
+def explain(err: Exception) -> str:
+    """The engine's own words for a docker SDK error (its ``explanation``), else the text."""
+    if isinstance(err, docker.errors.APIError):
+        text = err.explanation or str(err)
+        if isinstance(text, bytes):
+            text = text.decode(errors="replace")
+        return str(text).strip()
+    return str(err).strip() or type(err).__name__
+
+
+class DockerContainer(Container):
+    """A running (or exited) Docker container labctl created, with its output being collected."""
+
+    def __init__(self, api: "docker.APIClient", obj: "docker.models.containers.Container", role: str) -> None:
+        """Wrap a *created* container and attach to its output; ``start()`` it afterwards.
+        Attaching before the start (as ``docker run`` does) is what guarantees the first
+        lines are not lost. EngineError if the attach fails."""
+        self._obj = obj
+        self.role = role
+        self.name = str(obj.name)
+        self.id = str(obj.id)
+        self.output = Output()
+        self._exit: ExitStatus | None = None
+        self._exit_lock = threading.Lock()
+        try:
+            # The POST /attach happens here, synchronously; iterating reads the stream.
+            self._stream = api.attach(self.id, stdout=True, stderr=True, stream=True, logs=True, demux=True)
+        except docker.errors.DockerException as e:
+            raise EngineError(f"attaching to container {role!r}: {explain(e)}") from e
+        self._reader = threading.Thread(target=self._pump, name=f"logs-{self.name}", daemon=True)
+        self._reader.start()
+
+    def start(self) -> None:
+        try:
+            self._obj.start()
+        except docker.errors.APIError as e:
+            raise ContainerStartError(self.role, explain(e)) from e
+        except TRANSIENT as e:
+            raise EngineError(f"starting container {self.role!r}: the engine stopped answering") from e
+
+    def _pump(self) -> None:
+        try:
+            for out, err in self._stream:
+                if out:
+                    self.output.feed("stdout", out)
+                if err:
+                    self.output.feed("stderr", err)
+        except Exception:  # noqa: BLE001 - the stream dies with the container; state tells why
+            pass
+        finally:
+            self.output.close()
+
+    def _gone(self, what: str = "was removed behind labctl's back") -> ContainerGone:
+        return ContainerGone(f"container {self.role!r} ({self.name}) {what}")
+
+    def wait_exit(self, timeout: float) -> ExitStatus | None:
+        if self._exit is not None:
+            return self._exit
+        if timeout <= 0:
+            return self.poll_exit()
+        try:
+            res = self._obj.wait(timeout=timeout)
+        except TRANSIENT:
+            return self.poll_exit()
+        except docker.errors.NotFound as e:
+            raise self._gone() from e
+        except docker.errors.DockerException as e:
+            raise EngineError(f"waiting for container {self.role!r}: {explain(e)}") from e
+        error = res.get("Error")
+        return self._record_exit(res.get("StatusCode", -1), error.get("Message", "") if isinstance(error, dict) else "")
+
+    def _record_exit(self, code: int, error: str = "") -> ExitStatus:
+        with self._exit_lock:
+            if self._exit is None:
+                oom = False
+                try:
+                    self._obj.reload()
+                    oom = bool(self._obj.attrs["State"].get("OOMKilled"))
+                    removing = self._obj.attrs["State"].get("Status") == "removing"
+                except docker.errors.NotFound:
+                    removing = True
+                except docker.errors.DockerException:
+                    removing = False
+                if removing:
+                    # `docker rm -f` kills first, so the wait saw an exit (137); say what
+                    # really happened instead of "killed by SIGKILL".
+                    raise self._gone(f"was removed behind labctl's back (docker rm; it ended with exit {code})")
+                self._exit = ExitStatus(code=code, oom_killed=oom, error=error)
+                # The log stream closes right after exit; give the pump a bounded moment
+                # so checks see the final lines.
+                self._reader.join(timeout=2.0)
+            return self._exit
+
+    def poll_exit(self) -> ExitStatus | None:
+        if self._exit is not None:
+            return self._exit
+        state = self.state()
+        if state.get("Status") in ("exited", "dead"):
+            return self._record_exit(int(state.get("ExitCode", -1)), state.get("Error", ""))
+        return None
+
+    def _inspect(self) -> dict:
+        try:
+            self._obj.reload()
+        except docker.errors.NotFound as e:
+            raise self._gone() from e
+        except docker.errors.DockerException as e:
+            raise EngineError(f"inspecting container {self.role!r}: {explain(e)}") from e
+        return dict(self._obj.attrs)
+
+    def state(self) -> dict:
+        return dict(self._inspect().get("State", {}))
+
+    def exec(self, cmd: list[str]) -> tuple[int, str]:
+        try:
+            res = self._obj.exec_run(cmd, stdout=True, stderr=True)
+        except docker.errors.NotFound as e:
+            raise self._gone("is gone") from e
+        except docker.errors.DockerException as e:
+            raise EngineError(f"exec in container {self.role!r}: {explain(e)}") from e
+        code = int(res.exit_code if res.exit_code is not None else -1)
+        return code, (res.output or b"").decode("utf-8", errors="replace")
+
+    def kill(self, signal: str = "SIGKILL") -> None:
+        try:
+            self._obj.kill(signal=signal)
+        except docker.errors.DockerException:
+            pass
+
+    def ip_address(self, network: str) -> str | None:
+        nets = (self._inspect().get("NetworkSettings") or {}).get("Networks") or {}
+        addr = (nets.get(network) or {}).get("IPAddress")
+        return str(addr) if addr else None

@@ -1,0 +1,259 @@
+"""``Engine`` on the Docker SDK (``docker`` package, engine API over ``$DOCKER_HOST``).
+
+With ``docker_container`` the only code of labctl that imports ``docker``. Every
+foreign error is translated here into ``labctl.errors`` (see ``engine`` for the
+contract); every object it creates carries the labels it is given.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import time
+from datetime import datetime
+from typing import Any, Callable
+
+import docker
+import docker.errors
+import docker.types
+
+from labctl.errors import BuildError, ContainerStartError, EngineError, LabctlError
+from labctl.labels import MANAGED, RUN_ID
+from labctl.runtime.docker_container import TRANSIENT, DockerContainer, explain
+from labctl.runtime.engine import Engine, RunSpec
+
+# Workload builds younger than this are never pruned: 84 kB each, and a second checkout
+# building other sources on the same engine must not lose its image mid-run.
+PRUNE_AFTER_S = 7 * 24 * 3600.0
+
+
+def engine_address() -> str:
+    """Where the SDK connects: ``$DOCKER_HOST`` or the default socket."""
+    return os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+
+
+def _created_epoch(created: str) -> float:
+    """The engine's RFC 3339 ``Created`` (nanosecond precision) as epoch seconds; 0 if unreadable."""
+    try:
+        head = created.split(".")[0].rstrip("Z")
+        return datetime.fromisoformat(head + "+00:00").timestamp()
+    except ValueError:
+        return 0.0
+
+
+def _label_filter(labels: dict[str, str]) -> dict[str, list[str]]:
+    return {"label": [f"{k}={v}" for k, v in labels.items()]}
+
+
+class DockerEngine(Engine):
+    """A connection to the Docker engine. Create with ``Engine.connect()``."""
+
+    def __init__(self, client: "docker.DockerClient") -> None:
+        self.client = client
+        self.api = client.api
+        self.address = engine_address()
+        self._arch: str | None = None
+
+    @classmethod
+    def connect(cls, timeout: float = 10.0) -> "DockerEngine":
+        """``docker.from_env`` + ``/_ping``; raises EngineError naming the address."""
+        address = engine_address()
+        try:
+            client = docker.from_env(timeout=max(int(timeout), 1))
+            client.ping()
+        except (docker.errors.DockerException, *TRANSIENT) as e:
+            raise EngineError(
+                f"cannot reach the Docker engine at {address}: {explain(e)}\n"
+                "Is the daemon running (systemctl start docker / dockerd) and may this user use it? "
+                "Set DOCKER_HOST to use another engine."
+            ) from e
+        return cls(client)
+
+    def close(self) -> None:
+        try:
+            self.client.close()
+        except Exception:  # noqa: BLE001
+            pass
+
+    def _call(self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """``fn(*args, **kwargs)`` (an SDK call) with its errors as EngineError("WHAT: ...")."""
+        try:
+            return fn(*args, **kwargs)
+        except TRANSIENT as e:
+            raise EngineError(f"{what}: the engine at {self.address} stopped answering: {e}") from e
+        except docker.errors.DockerException as e:
+            raise EngineError(f"{what}: {explain(e)}") from e
+
+    # ---- engine facts
+
+    def architecture(self) -> str:
+        if self._arch is None:
+            info = self._call("reading engine info", self.client.info)
+            arch = info.get("Architecture", "x86_64")
+            self._arch = {"amd64": "x86_64", "arm64": "aarch64"}.get(arch, arch)
+        return self._arch
+
+    def version(self) -> str:
+        return str(self._call("reading engine version", self.client.version).get("Version", "?"))
+
+    # ---- images
+
+    def image_exists(self, ref: str) -> bool:
+        try:
+            self.client.images.get(ref)
+            return True
+        except docker.errors.ImageNotFound:
+            return False
+        except docker.errors.DockerException as e:
+            raise EngineError(f"inspecting image {ref}: {explain(e)}") from e
+
+    def image_size(self, ref: str) -> int:
+        return int(self._call(f"inspecting image {ref}", self.client.images.get, ref).attrs.get("Size", 0))
+
+    def build_image(self, context: bytes, tag: str, labels: dict[str, str], *, nocache: bool = False) -> str:
+        try:
+            image, _log = self.client.images.build(
+                fileobj=io.BytesIO(context), custom_context=True, tag=tag, labels=labels, rm=True, forcerm=True,
+                nocache=nocache,
+            )
+        except docker.errors.BuildError as e:
+            tail = "".join(str(chunk.get("stream", chunk.get("error", ""))) for chunk in list(e.build_log)[-10:])
+            raise BuildError(f"docker build of {tag} failed: {e.msg}\n{tail}") from e
+        except (docker.errors.DockerException, *TRANSIENT) as e:
+            raise BuildError(f"docker build of {tag} failed: {explain(e)}") from e
+        return str(image.id)
+
+    def tag_image(self, ref: str, repo: str, tag: str) -> None:
+        image = self._call(f"inspecting image {ref}", self.client.images.get, ref)
+        self._call(f"tagging {ref} as {repo}:{tag}", image.tag, repo, tag)
+
+    def prune_images(self, label: str, keep: str, older_than_s: float = PRUNE_AFTER_S) -> list[str]:
+        """Recent builds stay: another checkout (other sources, another branch) may be
+        about to run its own. An image still used by a container stays."""
+        removed: list[str] = []
+        try:
+            kept_id = self.client.images.get(keep).id
+            horizon = time.time() - older_than_s
+            for img in self.client.images.list(filters={"label": [label]}):
+                if img.id == kept_id or _created_epoch(img.attrs.get("Created", "")) > horizon:
+                    continue
+                try:
+                    self.client.images.remove(img.id, force=False, noprune=False)
+                    removed.extend(img.tags or [img.short_id])
+                except docker.errors.APIError:
+                    pass  # in use by a container of another run, or a parent: keep it
+        except (docker.errors.DockerException, *TRANSIENT):
+            pass
+        return removed
+
+    # ---- creation: everything labctl creates is labelled by labels_for()
+
+    def create_volume(self, name: str, labels: dict[str, str], driver_opts: dict[str, str] | None = None) -> str:
+        self._call(f"creating volume {name}", self.client.volumes.create, name=name, labels=labels,
+                  driver="local", driver_opts=driver_opts or {})
+        return name
+
+    def create_network(self, name: str, labels: dict[str, str]) -> str:
+        if not labels.get(MANAGED):
+            raise LabctlError(f"network {name}: labels must come from labels_for()")
+        self._call(f"creating network {name}", self.client.networks.create, name=name, driver="bridge",
+                  labels=labels, check_duplicate=True)
+        return name
+
+    def network_gateway(self, name: str) -> str | None:
+        net = self._call(f"inspecting network {name}", self.client.networks.get, name)
+        for cfg in (net.attrs.get("IPAM") or {}).get("Config") or []:
+            gw = cfg.get("Gateway")
+            if gw and ":" not in gw:
+                return str(gw)
+        return None
+
+    def start_container(self, spec: RunSpec, role: str) -> DockerContainer:
+        mounts = [
+            docker.types.Mount(target=t, source=s, type=kind, read_only=ro)
+            for kind, s, t, ro in spec.mounts
+        ]
+        kwargs = dict(
+            image=spec.image, name=spec.name, labels=spec.labels, command=spec.command,
+            entrypoint=spec.entrypoint, ipc_mode=spec.ipc_mode, network_mode=spec.network_mode,
+            user=spec.user or None, read_only=spec.read_only, cap_drop=spec.cap_drop or None,
+            cap_add=spec.cap_add or None, security_opt=spec.security_opt or None,
+            pids_limit=spec.pids_limit, mem_limit=spec.mem_limit, shm_size=spec.shm_size,
+            sysctls=spec.sysctls or None, environment=spec.environment or None, mounts=mounts or None,
+            tmpfs=spec.tmpfs or None, privileged=spec.privileged, pid_mode=spec.pid_mode,
+            devices=spec.devices or None, volumes_from=spec.volumes_from or None, detach=True,
+        )
+        try:
+            obj = self.client.containers.create(**{k: v for k, v in kwargs.items() if v is not None})
+        except docker.errors.ImageNotFound as e:
+            raise ContainerStartError(role, f"image {spec.image} not found: {explain(e)}") from e
+        except docker.errors.APIError as e:
+            raise ContainerStartError(role, explain(e)) from e
+        except TRANSIENT as e:
+            raise EngineError(f"creating container {role!r}: the engine at {self.address} stopped answering") from e
+        container = DockerContainer(self.api, obj, role)
+        container.start()
+        return container
+
+    # ---- inventory and teardown, by label
+
+    def find(self, labels: dict[str, str]) -> dict[str, list[str]]:
+        filters = _label_filter(labels)
+        return {
+            "containers": [c.name for c in self._call("listing containers", self.client.containers.list, all=True,
+                                                     filters=filters, ignore_removed=True)],
+            "volumes": [v.name for v in self._call("listing volumes", self.client.volumes.list, filters=filters)],
+            "networks": [n.name for n in self._call("listing networks", self.client.networks.list, filters=filters)],
+        }
+
+    def run_ids(self) -> dict[str, dict[str, str]]:
+        runs: dict[str, dict[str, str]] = {}
+        filters = _label_filter({MANAGED: "true"})
+        for c in self._call("listing containers", self.client.containers.list, all=True, filters=filters,
+                           ignore_removed=True):
+            runs.setdefault(c.labels.get(RUN_ID, ""), dict(c.labels))
+        for v in self._call("listing volumes", self.client.volumes.list, filters=filters):
+            runs.setdefault((v.attrs.get("Labels") or {}).get(RUN_ID, ""), dict(v.attrs.get("Labels") or {}))
+        for n in self._call("listing networks", self.client.networks.list, filters=filters):
+            runs.setdefault((n.attrs.get("Labels") or {}).get(RUN_ID, ""), dict(n.attrs.get("Labels") or {}))
+        return runs
+
+    def remove_labelled(self, labels: dict[str, str]) -> tuple[list[str], list[str]]:
+        removed: list[str] = []
+        errors: list[str] = []
+        filters = _label_filter(labels)
+
+        def attempt(what: str, fn: Callable[[], object]) -> None:
+            for _ in range(3):
+                try:
+                    fn()
+                    removed.append(what)
+                    return
+                except docker.errors.NotFound:
+                    return
+                except docker.errors.APIError as e:
+                    msg = explain(e)
+                    if "in progress" in msg or "is in use" in msg:
+                        time.sleep(0.1)  # removal racing the engine's own cleanup: retry briefly
+                        continue
+                    errors.append(f"{what}: {msg}")
+                    return
+                except TRANSIENT as e:
+                    errors.append(f"{what}: {e}")
+                    return
+            errors.append(f"{what}: still in use")
+
+        try:
+            containers = self.client.containers.list(all=True, filters=filters, ignore_removed=True)
+        except (docker.errors.DockerException, *TRANSIENT) as e:
+            return removed, [f"listing containers: {explain(e)}"]
+        for c in containers:
+            attempt(f"container {c.name}", lambda c=c: c.remove(force=True, v=True))  # type: ignore[misc]
+        try:
+            for v in self.client.volumes.list(filters=filters):
+                attempt(f"volume {v.name}", lambda v=v: v.remove(force=True))  # type: ignore[misc]
+            for n in self.client.networks.list(filters=filters):
+                attempt(f"network {n.name}", n.remove)
+        except (docker.errors.DockerException, *TRANSIENT) as e:
+            errors.append(f"listing volumes/networks: {explain(e)}")
+        return removed, errors

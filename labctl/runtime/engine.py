@@ -1,0 +1,214 @@
+"""The engine interface: what labctl needs from a container engine, and nothing else.
+
+``Engine`` and ``Container`` are abstract; ``docker_engine`` implements them on the
+Docker SDK. A second engine (Podman) is one more module implementing the same two
+classes, chosen in ``Engine.connect``. Nothing here imports an engine SDK.
+
+Contract of every implementation:
+
+* Errors: only ``labctl.errors`` types leave it. An unreachable engine or an operation
+  labctl cannot do without raises ``EngineError``; the engine refusing one scenario
+  container raises ``ContainerStartError`` with the engine's own words; a container
+  removed behind labctl's back raises ``ContainerGone``.
+* Labels: every object it creates carries the labels it is given, which come from
+  ``labctl.labels.labels_for``; ``find``/``remove_labelled`` select by them.
+* Output: a ``Container``'s stdout/stderr are collected into ``container.output`` from
+  before its start (no first line lost) until it exits.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+
+from labctl.errors import LabctlError
+from labctl.output import ExitStatus, Output
+
+
+class ContainerGone(LabctlError):
+    """A container labctl started disappeared (removed behind labctl's back)."""
+
+
+@dataclass
+class RunSpec:
+    """Everything needed to create one container (the runner fills it from a ContainerSpec).
+
+    Namespace modes are the engine's words: ``ipc_mode`` ``private``/``shareable``/
+    ``host``/``container:NAME``, ``network_mode`` ``none``/``host``/``container:NAME``/a
+    network name. ``mounts``: (type ``volume``|``bind``, source, target, read-only).
+    ``mem_limit`` in Docker's notation (``256m``), ``shm_size`` in bytes."""
+
+    name: str
+    image: str
+    labels: dict[str, str]
+    command: list[str] | None = None
+    entrypoint: list[str] | None = None
+    ipc_mode: str | None = None
+    network_mode: str | None = "none"
+    user: str | None = None
+    read_only: bool = True
+    cap_drop: list[str] = field(default_factory=lambda: ["ALL"])
+    cap_add: list[str] = field(default_factory=list)
+    security_opt: list[str] = field(default_factory=lambda: ["no-new-privileges:true"])
+    pids_limit: int | None = 64
+    mem_limit: str | None = "256m"
+    shm_size: int | None = None
+    sysctls: dict[str, str] = field(default_factory=dict)
+    environment: dict[str, str] = field(default_factory=dict)
+    mounts: list[tuple[str, str, str, bool]] = field(default_factory=list)  # (type, source, target, ro)
+    tmpfs: dict[str, str] = field(default_factory=dict)
+    privileged: bool = False
+    pid_mode: str | None = None
+    devices: list[str] = field(default_factory=list)
+    volumes_from: list[str] = field(default_factory=list)
+
+
+class Container(ABC):
+    """A container labctl created and started, its output being collected.
+
+    ``role``: the scenario's name for it (``writer``, ``probe-writer``...); ``name``/``id``:
+    the engine's. ``output`` fills while it runs and is closed when its stream ends."""
+
+    role: str
+    name: str
+    id: str
+    output: Output
+
+    @abstractmethod
+    def start(self) -> None:
+        """Start the created container (``docker start``). The engine's refusal raises
+        ContainerStartError; a silent engine EngineError."""
+
+    @abstractmethod
+    def wait_exit(self, timeout: float) -> ExitStatus | None:
+        """Block until the container exits (``docker wait``) or ``timeout`` seconds pass;
+        the exit status (code, OOMKilled, engine error) or None if it still runs.
+        ContainerGone if it was removed; EngineError for other engine failures."""
+
+    @abstractmethod
+    def poll_exit(self) -> ExitStatus | None:
+        """The exit status if the container has exited, else None (one ``inspect``)."""
+
+    @abstractmethod
+    def state(self) -> dict:
+        """The engine's ``State`` of the container (``docker inspect``: Status, Pid,
+        ExitCode, OOMKilled, Error...). ContainerGone if removed, else EngineError."""
+
+    def pid(self) -> int | None:
+        """The host pid of the container's first process while it runs, else None."""
+        pid = self.state().get("Pid") or 0
+        return int(pid) or None
+
+    @abstractmethod
+    def exec(self, cmd: list[str]) -> tuple[int, str]:
+        """Run ``cmd`` inside the container (``docker exec``, no shell); (exit code,
+        stdout+stderr text). ContainerGone if removed, else EngineError."""
+
+    @abstractmethod
+    def kill(self, signal: str = "SIGKILL") -> None:
+        """Send ``signal`` to the container's first process (``docker kill``). Best
+        effort: a container that already exited or is gone is not an error."""
+
+    @abstractmethod
+    def ip_address(self, network: str) -> str | None:
+        """The IPv4 address of the running container on ``network`` (``docker inspect``
+        NetworkSettings.Networks), or None if it is not attached. EngineError."""
+
+
+class Engine(ABC):
+    """A connection to one container engine. Create with ``Engine.connect()``.
+
+    ``address``: where the engine listens (for messages)."""
+
+    address: str
+
+    @classmethod
+    def connect(cls, timeout: float = 10.0) -> "Engine":
+        """Connect to the engine and ping it (``/_ping``); raises EngineError naming the
+        address and what to do. Today always the Docker engine at ``$DOCKER_HOST``."""
+        from labctl.runtime.docker_engine import DockerEngine
+
+        return DockerEngine.connect(timeout)
+
+    @abstractmethod
+    def close(self) -> None:
+        """Close the connection (never raises)."""
+
+    # ---- engine facts
+
+    @abstractmethod
+    def architecture(self) -> str:
+        """The engine's CPU architecture as uname says it: ``x86_64`` or ``aarch64``
+        (``docker info``). EngineError."""
+
+    @abstractmethod
+    def version(self) -> str:
+        """The engine's version string (``docker version``). EngineError."""
+
+    # ---- images
+
+    @abstractmethod
+    def image_exists(self, ref: str) -> bool:
+        """True if the engine has image ``ref`` (``docker image inspect``). EngineError."""
+
+    @abstractmethod
+    def image_size(self, ref: str) -> int:
+        """Size in bytes of image ``ref`` (``docker image inspect``). EngineError."""
+
+    @abstractmethod
+    def build_image(self, context: bytes, tag: str, labels: dict[str, str], *, nocache: bool = False) -> str:
+        """``docker build`` from an in-memory tar ``context`` (Dockerfile at its root),
+        tagged ``tag`` and labelled ``labels``; returns the image id. ``nocache``: build
+        every step anew. Raises BuildError with the builder's log tail."""
+
+    @abstractmethod
+    def tag_image(self, ref: str, repo: str, tag: str) -> None:
+        """``docker tag REF REPO:TAG``. EngineError."""
+
+    @abstractmethod
+    def prune_images(self, label: str, keep: str, older_than_s: float) -> list[str]:
+        """Remove images carrying ``label`` created more than ``older_than_s`` seconds ago,
+        except ``keep``; returns what went. Best effort, never raises."""
+
+    # ---- creation: everything labctl creates is labelled by labels_for()
+
+    @abstractmethod
+    def create_volume(self, name: str, labels: dict[str, str], driver_opts: dict[str, str] | None = None) -> str:
+        """``docker volume create`` (local driver, ``driver_opts`` e.g. a tmpfs); returns
+        the name. EngineError."""
+
+    @abstractmethod
+    def create_network(self, name: str, labels: dict[str, str]) -> str:
+        """``docker network create --driver bridge``; returns the name. Containers join it
+        with ``RunSpec(network_mode=NAME)``. EngineError; LabctlError if ``labels`` do not
+        come from ``labels_for``."""
+
+    @abstractmethod
+    def network_gateway(self, name: str) -> str | None:
+        """The host-side (gateway) IPv4 address of bridge network ``name`` (``docker
+        network inspect``), or None. EngineError."""
+
+    @abstractmethod
+    def start_container(self, spec: RunSpec, role: str) -> Container:
+        """``docker create`` + attach + ``docker start``. The engine's refusal (bad ipc
+        donor, unknown sysctl, missing image...) raises ContainerStartError with its
+        words; the container, if created, is left for label-based teardown."""
+
+    # ---- inventory and teardown, by label
+
+    @abstractmethod
+    def find(self, labels: dict[str, str]) -> dict[str, list[str]]:
+        """Names of containers (any state), volumes and networks carrying all ``labels``
+        (``docker ps -a`` / ``volume ls`` / ``network ls`` with label filters):
+        ``{"containers": [...], "volumes": [...], "networks": [...]}``. EngineError."""
+
+    @abstractmethod
+    def run_ids(self) -> dict[str, dict[str, str]]:
+        """Run ids of every managed object on the engine, each with the labels of one of
+        its objects (owner pid/host: stale-run detection). EngineError."""
+
+    @abstractmethod
+    def remove_labelled(self, labels: dict[str, str]) -> tuple[list[str], list[str]]:
+        """Force-remove every container (with its anonymous volumes), then volume and
+        network carrying ``labels``; (removed names, errors). Best effort per object:
+        never raises for one object, so one failure does not hide the rest."""
