@@ -10,8 +10,6 @@ Every container, volume and network is labelled through ``labels.labels_for``.
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import queue
 import random
 import shutil
@@ -24,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from labctl.bench.model import Record, record_from_event
+import sysv_ipc
+
 from labctl.errors import ContainerStartError, LabctlError
 from labctl.labels import ROLE, RUN_ID, labels_for
 from labctl.runtime.engine import Container, Engine, RunSpec
@@ -95,14 +95,18 @@ def free_port() -> int:
 
 
 def remove_host_segment(key: int) -> None:
-    """``shmctl(IPC_RMID)`` the host segment of ``key`` if a killed server left it."""
+    """``shmctl(IPC_RMID)`` the host segment of ``key`` if a killed server left it
+    (none, or not ours to remove: nothing happens)."""
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        shmid = libc.shmget(ctypes.c_int(key), ctypes.c_size_t(0), ctypes.c_int(0))
-        if shmid >= 0:
-            libc.shmctl(ctypes.c_int(shmid), ctypes.c_int(0), ctypes.c_void_p(None))  # 0 = IPC_RMID
-    except OSError:
+        segment = sysv_ipc.SharedMemory(key)  # opens (and attaches) the existing segment
+    except (sysv_ipc.ExistentialError, sysv_ipc.PermissionsError):
+        return
+    try:
+        segment.remove()  # IPC_RMID: gone once the last attachment (ours, below) is dropped
+    except sysv_ipc.PermissionsError:
         pass
+    finally:
+        segment.detach()
 
 
 class HostPairs:
