@@ -86,12 +86,18 @@ class ContainerStartError(LabctlError):
         super().__init__(f"container {container!r} could not start: {reason}")
 
 
-class Interrupted(LabctlError):
-    """SIGINT/SIGTERM arrived; raised after cleanup ran."""
+class Interrupted(BaseException):
+    """SIGINT/SIGTERM arrived: raised by the signal handler, re-raised after cleanup ran.
 
-    exit_code = EXIT_INTERRUPTED
+    Deliberately *not* a LabctlError (nor an Exception), like KeyboardInterrupt: a broad
+    ``except LabctlError``/``except Exception`` around an engine call or a check must not
+    swallow it. ``exit_code``: 130 for SIGINT, 128+N for signal N (143 for SIGTERM)."""
 
     def __init__(self, signum: int = 2) -> None:
         self.signum = signum
-        super().__init__("interrupted" if signum == 2 else f"terminated by signal {signum}")
+        self.message = "interrupted" if signum == 2 else f"terminated by signal {signum}"
+        super().__init__(self.message)
         self.exit_code = EXIT_INTERRUPTED if signum == 2 else 128 + signum
+
+    def __str__(self) -> str:
+        return self.message
