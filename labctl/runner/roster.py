@@ -1,0 +1,132 @@
+"""The roster: the scenario's containers by role (its name in the scenario), the engine's
+refusals, the container timeouts, and waiting on ``after`` conditions.
+
+A role keeps its entry for the whole scenario; lifecycle steps (restart, kill, stop,
+pause...) act on ``roster[role]`` and record what they did here, so checks and the
+report keep reading one container per role.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+
+from labctl import checks as checkmod
+from labctl.errors import ContainerStartError, LabctlError
+from labctl.output import ExitStatus, Output
+from labctl.runner.context import RunContext
+from labctl.runtime.engine import Container, RunSpec
+from labctl.scenario.model import After, ContainerSpec
+
+OUTPUT_SLICE_S = 0.5  # how often a wait on output looks at the cancel flag and the deadline
+
+
+class Roster:
+    """Containers by role, their refusals and their timeout timers."""
+
+    def __init__(self, ctx: RunContext) -> None:
+        self.ctx = ctx
+        self.containers: dict[str, Container] = {}
+        self.refused: dict[str, str] = {}  # role -> why it did not start
+        self.timers: list[threading.Timer] = []
+        self.timed_out: dict[str, float] = {}  # role -> its timeout, for those the timer killed
+
+    def __contains__(self, role: str) -> bool:
+        return role in self.containers
+
+    def get(self, role: str) -> Container | None:
+        return self.containers.get(role)
+
+    def start(self, c: ContainerSpec, spec: RunSpec) -> Container | None:
+        """Create and start ``c`` from ``spec`` and arm its timeout; the engine's refusal is
+        recorded (a ``refused`` check may expect it) and gives None."""
+        try:
+            container = self.ctx.engine.start_container(spec, c.name)
+        except ContainerStartError as e:
+            self.refused[c.name] = e.reason
+            return None
+        self.containers[c.name] = container
+        self.arm_timeout(c)
+        return container
+
+    def arm_timeout(self, c: ContainerSpec) -> None:
+        """Kill the container once it has run for its ``timeout``; the scenario then errs.
+        A timer, not polling: it fires at the deadline whatever the runner is waiting on."""
+        def expire() -> None:
+            target = self.containers.get(c.name)
+            if target is not None and target.poll_exit() is None:
+                self.timed_out[c.name] = c.timeout
+                target.kill()
+
+        timer = threading.Timer(c.timeout, expire)
+        timer.daemon = True
+        self.timers.append(timer)
+        timer.start()
+
+    def disarm(self) -> None:
+        """Cancel the container timeouts (the scenario is over: teardown or --keep)."""
+        for timer in self.timers:
+            timer.cancel()
+
+    def refused_after(self, c: ContainerSpec) -> str | None:
+        """Why ``c`` cannot start: a container it waits for (``after``) was refused."""
+        blocked = next((a.container for a in c.after if a.container in self.refused), None)
+        return f"not started: {blocked} was refused" if blocked else None
+
+    def refused_donor(self, donors: dict[str, str]) -> str | None:
+        """Why a container cannot start: one whose namespace it joins (``donors``,
+        {kind: name}) was refused."""
+        found = next(((k, d) for k, d in donors.items() if d in self.refused), None)
+        return f"not started: its {found[0]} donor {found[1]} was refused" if found else None
+
+    def wait_condition(self, who: str, a: After) -> None:
+        """Block until ``a`` (started/exited/event/output of another container) holds;
+        LabctlError if it cannot any more or the scenario deadline passes."""
+        ctx = self.ctx
+        target = self.containers.get(a.container)
+        if target is None:
+            raise LabctlError(f"{who} waits for {a.container}, which did not start")
+        if a.condition == "started":
+            return
+        if a.condition == "exited":
+            if target.wait_exit(ctx.remaining()) is None:
+                raise LabctlError(f"{who} waits for {a.container} to exit; it still runs after the scenario timeout")
+            return
+        out = target.output
+        if a.condition == "event":
+            pred = lambda: any(e.get("event") == a.value for e in out.events)  # noqa: E731
+            what = f"the event {a.value!r}"
+        else:
+            rx = re.compile(a.value or "")
+            pred = lambda: any(rx.search(line) for line in out.stdout + out.stderr)  # noqa: E731
+            what = f"output matching /{a.value}/"
+        while not out.wait_for(pred, min(ctx.deadline, ctx.clock() + OUTPUT_SLICE_S), ctx.clock):
+            ctx.check_cancel()
+            if out.closed:
+                status = target.wait_exit(2.0)
+                raise LabctlError(
+                    f"{who} waits for {what} from {a.container}, but {a.container} ended "
+                    f"({checkmod.describe_exit(status) if status else 'output closed'}) without it")
+            if ctx.clock() >= ctx.deadline:
+                raise LabctlError(f"{who} waits for {what} from {a.container}: not seen within the scenario timeout")
+
+    # ---- what checks read
+
+    def output(self, role: str) -> Output | None:
+        c = self.containers.get(role)
+        return c.output if c else None
+
+    def wait_exit(self, role: str, timeout: float) -> ExitStatus | None:
+        """Block up to ``timeout`` s for ``role`` to exit, in slices so Ctrl-C is noticed."""
+        ctx = self.ctx
+        c = self.containers[role]
+        end = ctx.clock() + timeout
+        while True:
+            status = c.wait_exit(max(0.0, min(1.0, end - ctx.clock())))
+            if status is not None or ctx.clock() >= end:
+                return status
+            ctx.check_cancel()
+
+    def logs(self, lines: int = 15) -> dict[str, str]:
+        """The last ``lines`` of each container's output, by role (for the report)."""
+        return {name: c.output.tail(lines) for name, c in self.containers.items()}

@@ -1,0 +1,175 @@
+"""One scenario on the engine: set up, start in order, check, tear down.
+
+``ScenarioRun`` composes the parts (``StartPlan``, ``Storage``, ``Roster``, ``ProbeSet``,
+``HostIPCGuard``, ``teardown``) and is what checks observe (``checks.Observation``);
+``run_scenario`` drives it and turns what happened into a ``ScenarioResult``.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Callable
+
+from labctl import checks as checkmod
+from labctl.errors import Interrupted, LabctlError
+from labctl.output import ExitStatus, Output
+from labctl.results import CheckResult, ScenarioResult
+from labctl.runner.context import Progress, RunContext
+from labctl.runner.hostipc import HostIPCGuard
+from labctl.runner.plan import StartPlan, donors
+from labctl.runner.probes import ProbeSet
+from labctl.runner.roster import Roster
+from labctl.runner.storage import Storage
+from labctl.runner.teardown import TeardownResult, teardown
+from labctl.runtime.engine import Engine
+from labctl.scenario.kinds.cleanup import CleanupCheck
+from labctl.scenario.model import Scenario
+
+
+class ScenarioRun:
+    """The state of one scenario on the engine; implements ``checks.Observation``."""
+
+    def __init__(self, engine: Engine, scenario: Scenario, run_id: str, image: str, *,
+                 cancel: threading.Event | None = None, progress: Progress | None = None,
+                 clock: Callable[[], float] = time.monotonic, keep: bool = False) -> None:
+        self.ctx = RunContext(engine, scenario, run_id, image, keep=keep, cancel=cancel or threading.Event(),
+                              progress=progress or (lambda _msg: None), clock=clock)
+        self.scenario = scenario
+        self.storage = Storage(self.ctx)
+        self.plan = StartPlan(self.ctx, self.storage)
+        self.roster = Roster(self.ctx)
+        self.probes = ProbeSet(self.ctx, self.roster)
+        self.host_ipc = HostIPCGuard(self.ctx, self.roster)
+        self.torn_down: TeardownResult | None = None
+
+    @property
+    def deadline(self) -> float:
+        return self.ctx.deadline
+
+    def check_cancel(self) -> None:
+        self.ctx.check_cancel()
+
+    # ---------------------------------------------------------------- phases
+
+    def setup(self) -> None:
+        """Host-IPC before-snapshot (if a cleanup check wants it), then volumes and dirs."""
+        if self.host_ipc.wanted:
+            self.host_ipc.arm()
+        self.storage.setup()
+
+    def start_all(self) -> None:
+        """Start every container once its ``after`` conditions hold; record refusals.
+        A probed IPC owner gets its probe holder right after it starts."""
+        probed = self.probes.owners()
+        for c in self.plan.order():
+            self.check_cancel()
+            why = self.roster.refused_after(c)
+            if why is None:
+                for a in c.after:
+                    self.roster.wait_condition(c.name, a)
+                why = self.roster.refused_donor(donors(c))
+            if why is not None:
+                self.roster.refused[c.name] = why
+                continue
+            self.ctx.progress(f"{self.scenario.name}: starting {c.name}")
+            if self.roster.start(c, self.plan.run_spec(c)) is not None and c.name in probed:
+                self.probes.start_for(c.name)
+
+    def disarm(self) -> None:
+        """Cancel the container timeouts (the scenario is over: teardown or --keep)."""
+        self.roster.disarm()
+
+    def teardown(self) -> list[str]:
+        """Remove everything of this scenario; returns the problems (see ``teardown``)."""
+        self.torn_down = teardown(self.ctx, self.storage, self.host_ipc)
+        return self.torn_down.problems
+
+    def logs(self) -> dict[str, str]:
+        return self.roster.logs()
+
+    # ---------------------------------------------------------------- Observation
+
+    def output(self, container: str) -> Output | None:
+        self.check_cancel()
+        return self.roster.output(container)
+
+    def refusal(self, container: str) -> str | None:
+        return self.roster.refused.get(container)
+
+    def wait_exit(self, container: str, timeout: float) -> ExitStatus | None:
+        return self.roster.wait_exit(container, timeout)
+
+    def ipc_namespace(self, container: str) -> str | None:
+        if container == "host":
+            return self.host_ipc.namespace()
+        return self.probes.ipc_namespace(container)
+
+    def probe_ipc(self, container: str, args: list[str]) -> dict:
+        self.check_cancel()
+        return self.probes.probe_ipc(container, args)
+
+    def probe_file(self, container: str, args: list[str]) -> dict:
+        self.check_cancel()
+        return self.probes.probe_file(container, args)
+
+    def leftovers(self) -> list[str]:
+        return list(self.torn_down.leftovers) if self.torn_down else []
+
+
+def run_scenario(engine: Engine, scenario: Scenario, run_id: str, image: str, *, keep: bool = False,
+                 cancel: threading.Event | None = None, progress: Progress | None = None) -> ScenarioResult:
+    """Carry out one scenario and return its result; raises Interrupted after teardown on Ctrl-C."""
+    t0 = time.monotonic()
+    run = ScenarioRun(engine, scenario, run_id, image, cancel=cancel, progress=progress, keep=keep)
+    result = ScenarioResult(scenario.name, scenario.file, "passed", tags=scenario.tags)
+    interrupted: Interrupted | None = None
+    try:
+        run.setup()
+        run.start_all()
+        for check in scenario.checks:
+            if isinstance(check.body, CleanupCheck):
+                continue
+            run.check_cancel()
+            result.checks.append(checkmod.evaluate(check, run, hard_deadline=run.deadline))
+            run.check_cancel()
+    except Interrupted as e:
+        interrupted = e
+        result.status, result.message = "error", "interrupted"
+    except LabctlError as e:
+        result.status, result.message = "error", str(e)
+    finally:
+        run.disarm()
+        result.logs = run.logs()
+        if not keep:
+            problems = run.teardown()
+            if problems and result.status == "passed":
+                result.status, result.message = "error", "teardown: " + "; ".join(problems)
+    if interrupted:
+        raise interrupted
+    for check in scenario.checks:
+        if isinstance(check.body, CleanupCheck):
+            if keep:
+                result.checks.append(CheckResult(check.name, "skipped", "--keep: nothing was torn down"))
+            else:
+                result.checks.append(checkmod.evaluate(check, run))
+    _verdict(result, run.roster.timed_out)
+    result.duration_s = time.monotonic() - t0
+    if result.status == "passed":
+        result.logs = {}
+    return result
+
+
+def _verdict(result: ScenarioResult, timed_out: dict[str, float]) -> None:
+    """The scenario's status from its checks: a container killed at its timeout or a check
+    that could not be evaluated makes it an error (not a verdict); a failed check fails it."""
+    if timed_out and result.status != "error":
+        result.status = "error"
+        result.message = "; ".join(f"container {name!r} ran past its timeout ({secs:g}s) and was killed"
+                                   for name, secs in timed_out.items())
+    if result.status == "passed":
+        if any(c.status == "failed" for c in result.checks):
+            result.status = "failed"
+        elif any(c.status == "error" for c in result.checks):
+            result.status = "error"
+            result.message = next(c.message for c in result.checks if c.status == "error")
