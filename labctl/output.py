@@ -70,6 +70,13 @@ class Output:
             self.closed = True
             self.changed.notify_all()
 
+    def reopen(self) -> None:
+        """The container runs again (a restart/start after an exit): later lines append
+        to the same lists, so a role's output spans all its runs."""
+        with self.changed:
+            self.closed = False
+            self.changed.notify_all()
+
     def wait_for(self, predicate: Callable[[], bool], deadline: float, clock: Callable[[], float] = time.monotonic) -> bool:
         """Block until ``predicate()`` is true (checked under the lock on every change)
         or ``deadline`` (a ``clock`` time) passes; returns the last value of the predicate."""

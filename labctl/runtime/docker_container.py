@@ -7,7 +7,7 @@ container operation is turned into ``labctl.errors`` here, once.
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Callable
 
 import docker
 import docker.errors
@@ -48,25 +48,42 @@ class DockerContainer(Container):
         self.output = Output()
         self._exit: ExitStatus | None = None
         self._exit_lock = threading.Lock()
+        self._api = api
+        self._started = False
+        self._reader = self._attach(logs=True)
+
+    def _attach(self, logs: bool) -> threading.Thread:
         try:
             # The POST /attach happens here, synchronously; iterating reads the stream.
-            self._stream = api.attach(self.id, stdout=True, stderr=True, stream=True, logs=True, demux=True)
+            stream = self._api.attach(self.id, stdout=True, stderr=True, stream=True, logs=logs, demux=True)
         except docker.errors.DockerException as e:
-            raise EngineError(f"attaching to container {role!r}: {explain(e)}") from e
-        self._reader = threading.Thread(target=self._pump, name=f"logs-{self.name}", daemon=True)
-        self._reader.start()
+            raise EngineError(f"attaching to container {self.role!r}: {explain(e)}") from e
+        reader = threading.Thread(target=self._pump, args=(stream,), name=f"logs-{self.name}", daemon=True)
+        reader.start()
+        return reader
 
     def start(self) -> None:
+        if self._started:
+            if self.poll_exit() is None:
+                return  # still running (or paused): `docker start` would do nothing either
+            # Again, after an exit or a stop: the old stream has ended. Let its last lines
+            # in, then attach anew (without the old logs: they are in output already).
+            self._reader.join(timeout=2.0)
+            with self._exit_lock:
+                self._exit = None
+            self.output.reopen()
+            self._reader = self._attach(logs=False)
         try:
             self._obj.start()
         except docker.errors.APIError as e:
             raise ContainerStartError(self.role, explain(e)) from e
         except TRANSIENT as e:
             raise EngineError(f"starting container {self.role!r}: the engine stopped answering") from e
+        self._started = True
 
-    def _pump(self) -> None:
+    def _pump(self, stream) -> None:  # noqa: ANN001 - the SDK's demuxed frame iterator
         try:
-            for out, err in self._stream:
+            for out, err in stream:
                 if out:
                     self.output.feed("stdout", out)
                 if err:
@@ -152,6 +169,34 @@ class DockerContainer(Container):
             self._obj.kill(signal=signal)
         except docker.errors.DockerException:
             pass
+
+    def _do(self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except docker.errors.NotFound as e:
+            raise self._gone() from e
+        except (docker.errors.DockerException, *TRANSIENT) as e:
+            raise EngineError(f"{what} container {self.role!r}: {explain(e)}") from e
+
+    def stop(self, timeout: float = 10.0) -> ExitStatus | None:
+        self._do("stopping", self._obj.stop, timeout=max(0, int(round(timeout))))
+        return self.wait_exit(max(1.0, timeout))
+
+    def pause(self) -> None:
+        self._do("pausing", self._obj.pause)
+
+    def unpause(self) -> None:
+        self._do("unpausing", self._obj.unpause)
+
+    def remove(self) -> None:
+        try:
+            self._obj.remove(force=True, v=True)
+        except (docker.errors.DockerException, *TRANSIENT):
+            pass
+
+    def logs(self) -> tuple[str, str]:
+        out, err = (self._do("reading the logs of", self._obj.logs, stdout=o, stderr=not o) for o in (True, False))
+        return out.decode("utf-8", errors="replace"), err.decode("utf-8", errors="replace")
 
     def ip_address(self, network: str) -> str | None:
         nets = (self._inspect().get("NetworkSettings") or {}).get("Networks") or {}

@@ -76,8 +76,34 @@ class Container(ABC):
 
     @abstractmethod
     def start(self) -> None:
-        """Start the created container (``docker start``). The engine's refusal raises
-        ContainerStartError; a silent engine EngineError."""
+        """Start the created container (``docker start``), or start it again after it
+        exited or was stopped: the exit status is forgotten and ``output`` reopens and
+        keeps collecting into the same lists (a role's output spans its runs). The
+        engine's refusal raises ContainerStartError; a silent engine EngineError."""
+
+    @abstractmethod
+    def stop(self, timeout: float = 10.0) -> ExitStatus | None:
+        """``docker stop -t TIMEOUT``: SIGTERM (the image's stop signal), SIGKILL after
+        ``timeout`` seconds; returns the exit status. ContainerGone, else EngineError."""
+
+    @abstractmethod
+    def pause(self) -> None:
+        """``docker pause``: freeze every process (cgroup freezer); IPC objects stay
+        attached. ContainerGone, else EngineError (e.g. the container is not running)."""
+
+    @abstractmethod
+    def unpause(self) -> None:
+        """``docker unpause``. ContainerGone, else EngineError."""
+
+    @abstractmethod
+    def remove(self) -> None:
+        """``docker rm -f -v``: kill and remove the container and its anonymous volumes.
+        Best effort: a container already gone is not an error."""
+
+    @abstractmethod
+    def logs(self) -> tuple[str, str]:
+        """(stdout, stderr) as the engine stored them over all runs (``docker logs``);
+        ``output`` is the live view, this the engine's record. ContainerGone, else EngineError."""
 
     @abstractmethod
     def wait_exit(self, timeout: float) -> ExitStatus | None:
