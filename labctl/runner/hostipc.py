@@ -15,7 +15,7 @@ from labctl.runner.roster import Roster
 from labctl.runtime.engine import RunSpec
 from labctl.scenario.kinds.cleanup import CleanupCheck
 
-ROLE = "host-probe"
+HOST_PROBE = "host-probe"  # the role of the one-shot host probes
 
 
 def describe_segment(s: dict) -> str:
@@ -50,16 +50,16 @@ class HostIPCGuard:
         """Run ``shmlab ARGS`` once in the engine host's IPC namespace, as ``user``, and
         return its probe event; LabctlError if it gives none."""
         ctx = self.ctx
-        spec = RunSpec(name=ctx.name(f"{ROLE}-{uuid.uuid4().hex[:6]}"), image=ctx.image, labels=ctx.labels(ROLE),
-                       command=args, ipc_mode="host", user=user)
-        holder = ctx.engine.start_container(spec, ROLE)
+        spec = RunSpec(name=ctx.name(f"{HOST_PROBE}-{uuid.uuid4().hex[:6]}"), image=ctx.image,
+                       labels=ctx.labels(HOST_PROBE), command=args, ipc_mode="host", user=user)
+        holder = ctx.engine.start_container(spec, HOST_PROBE)
         try:
             status = holder.wait_exit(max(5.0, ctx.remaining()))
             data = next((e for e in holder.output.events if e.get("event") == "probe"), None)
             if status is None or data is None:
                 raise LabctlError(f"host IPC probe failed: {holder.output.tail(5)}")
         finally:
-            ctx.engine.remove_labelled(ctx.selector(ROLE))
+            ctx.engine.remove_labelled(ctx.selector(HOST_PROBE))
         return data
 
     def namespace(self) -> str | None:
