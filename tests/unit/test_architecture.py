@@ -22,7 +22,11 @@ PACKAGE = Path(__file__).resolve().parents[2] / "labctl"
 VALID = Path(__file__).resolve().parents[1] / "data" / "valid"
 ENGINE_SDK_MODULES = {"runtime/docker_engine.py", "runtime/docker_container.py"}
 MAX_LINES = 420  # "about 400"
-TOO_LONG_FOR_NOW = {"cli.py"}  # moving to click (issue 9 part 3)
+# Known to be over as of this test's landing; each should leave this set when split.
+TOO_LONG_FOR_NOW = {
+    "cli.py",  # moving to click (issue 9 part 3)
+    "layout/ctree.py",  # 447 lines as landed with the C layouts (issue 12)
+}
 
 
 def _modules() -> list[tuple[str, ast.Module, int]]:
