@@ -495,6 +495,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="host, container or both (default: both, in the same run)")
     p.add_argument("--timeout", type=float, default=_env_float("timeout", 20.0), metavar="SECONDS",
                    help="deadline of each pair's measurement (default: 20)")
+    p.add_argument("--rounds", type=int, default=_env_int("rounds", 5), metavar="N",
+                   help="paired rounds per mechanism and size: host and container back to back, the ratio "
+                        "taken per round; rows whose rounds disagree are flagged NOISY (default: 5)")
     p.add_argument("--no-pin", action="store_true", default=_env_bool("no_pin"),
                    help="do not pin the server to CPU 0 and the client to CPU 1")
     p.set_defaults(func=cmd_bench)

@@ -4,14 +4,17 @@
  * shmlab bench --role server|client|memcpy --mech MECH --size BYTES
  *              [--iters N] [--warmup N] [--timeout D] [--pin CPU]
  *              [--dir PATH] [--key K] [--name /NAME] [--host IPV4] [--port P]
+ *              [--batch N]
  *
  * Every round trip copies `size` bytes each way: the client copies its message
  * into the shared buffer (or writes it), the server copies it out, copies its
  * answer in, the client copies the answer out. Shared-memory mechanisms signal
  * with a sequence number in a cache line of its own (spinning, or futex
  * wait/wake for sysv-shm-futex); the others move the bytes through the kernel.
- * The client times each round trip with CLOCK_MONOTONIC and prints one `result`
- * event (median, p99, msgs/s, bytes/s). Runs are bounded by --iters and by the
+ * The client times batches of --batch round trips with CLOCK_MONOTONIC (0, the
+ * default: as many as make one clock tick <= 1 % of a sample, measured on the
+ * warm-up) and prints one `result` event (median, p99 of the per-batch means,
+ * msgs/s, bytes/s, the batch and the clock's tick). Runs are bounded by --iters and by the
  * --timeout deadline (SIGALRM cuts blocking calls and spin loops short).
  *
  * Exit codes: 0 ok, 2 usage, 10/11/13 shmget/shmat/shmctl, 20 open/mkfifo/
@@ -33,6 +36,8 @@
 
 #define MAX_ITERS 10000000LL
 #define MAX_SIZE (64LL * 1024 * 1024)
+#define MAX_BATCH 4096LL
+#define TICK_SHARE 100LL /* a sample spans at least this many clock ticks: one tick is <= 1 % */
 
 /* ==== options ==== */
 
@@ -87,8 +92,9 @@ static int parse_num(const char *s, long long *out)
 
 static int parse_bench(int argc, char **argv, struct bopts *o)
 {
-    static const char *const num_names[] = { "size", "iters", "warmup", "timeout", "pin", "key", "port" };
-    long long *num_slots[] = { &o->size, &o->iters, &o->warmup, &o->timeout_ms, &o->pin, &o->key, &o->port };
+    static const char *const num_names[] = { "size", "iters", "warmup", "timeout", "pin", "key", "port", "batch" };
+    long long *num_slots[] = { &o->size, &o->iters, &o->warmup, &o->timeout_ms, &o->pin, &o->key, &o->port,
+                               &o->batch };
     const char *role = NULL, *mech = NULL;
     int i;
     size_t k;
@@ -142,8 +148,8 @@ static int parse_bench(int argc, char **argv, struct bopts *o)
     if (!o->memcpy_only && (mech == NULL || o->mech == M_MEMCPY))
         return (int)bench_usage("unknown --mech '%s'", mech ? mech : "");
     if (o->size < 1 || o->size > MAX_SIZE || o->iters < 1 || o->iters > MAX_ITERS || o->warmup < 0 ||
-        o->timeout_ms < 1 || o->port < 1 || o->port > 65535)
-        return (int)bench_usage("--size, --iters, --warmup, --timeout or --port out of range%s", "");
+        o->timeout_ms < 1 || o->port < 1 || o->port > 65535 || o->batch < 0 || o->batch > MAX_BATCH)
+        return (int)bench_usage("--size, --iters, --warmup, --timeout, --port or --batch out of range%s", "");
     return 0;
 }
 
@@ -155,6 +161,77 @@ long long mono_ns(void)
 
     clock_gettime(CLOCK_MONOTONIC, &t);
     return (long long)t.tv_sec * 1000000000LL + t.tv_nsec;
+}
+
+long long g_clock_tick_ns = 1;
+
+/* The clock's real step: the smallest non-zero difference between back-to-back
+ * reads (clock_getres says 1 ns on most kernels whatever the clocksource does). */
+static long long clock_tick(void)
+{
+    long long best = 0, a, b;
+    int k;
+
+    for (k = 0; k < 2000; k++) {
+        a = mono_ns();
+        do
+            b = mono_ns();
+        while (b == a);
+        if (best == 0 || b - a < best)
+            best = b - a;
+    }
+    return best > 0 ? best : 1;
+}
+
+void timing_init(struct timing *t, const struct bopts *o, long long *s)
+{
+    memset(t, 0, sizeof *t);
+    t->s = s;
+    t->warmup = o->warmup;
+    t->want = o->batch;
+    t->iters = o->iters;
+}
+
+/* round trip i (warm-up included) is about to start */
+void rt_begin(struct timing *t, long long i)
+{
+    if (i == t->warmup) {
+        long long b = t->want;
+
+        if (b == 0) {
+            long long rtt = t->warm_min > 0 ? t->warm_min : 1;
+
+            b = (TICK_SHARE * g_clock_tick_ns + rtt - 1) / rtt;
+            if (b > t->iters / 100)
+                b = t->iters / 100; /* keep at least 100 samples */
+        }
+        t->batch = b < 1 ? 1 : b > MAX_BATCH ? MAX_BATCH : b;
+        t->t_start = mono_ns();
+    }
+    if (i < t->warmup || (i - t->warmup) % t->batch == 0)
+        t->t0 = mono_ns();
+}
+
+/* round trip i has come back */
+void rt_end(struct timing *t, long long i)
+{
+    long long d;
+
+    if (i < t->warmup) {
+        d = mono_ns() - t->t0;
+        if (d > 0 && (t->warm_min == 0 || d < t->warm_min))
+            t->warm_min = d;
+        return;
+    }
+    if ((i - t->warmup + 1) % t->batch == 0)
+        t->s[t->n++] = (mono_ns() - t->t0 + t->batch / 2) / t->batch;
+}
+
+void timing_done(struct timing *t)
+{
+    if (t->batch == 0)
+        t->batch = 1; /* ended during the warm-up */
+    t->elapsed = t->t_start ? mono_ns() - t->t_start : 0;
 }
 
 static int pin_to(long long cpu, struct err *e)
@@ -178,7 +255,7 @@ static int cmp_ll(const void *a, const void *b)
 }
 
 void emit_result(const struct bopts *o, long long *s, long long n, long long elapsed_ns,
-                 double bytes_per_op, int complete)
+                 double bytes_per_op, int complete, long long batch)
 {
     struct ev e;
     long long p99i, sum = 0, i, median;
@@ -193,11 +270,14 @@ void emit_result(const struct bopts *o, long long *s, long long n, long long ela
     /* rates of a typical (median) round trip; the *_sustained rates include every
      * stall (preemption, interrupts) of the timed loop */
     typical = median > 0 ? 1e9 / (double)median : 0.0;
-    ops = elapsed_ns > 0 ? (double)n * 1e9 / (double)elapsed_ns : 0.0;
+    ops = elapsed_ns > 0 ? (double)(n * batch) * 1e9 / (double)elapsed_ns : 0.0;
     ev_begin(&e, "result");
     ev_str(&e, "mechanism", mech_names[o->mech]);
     ev_int(&e, "size", o->size);
-    ev_int(&e, "iterations", n);
+    ev_int(&e, "iterations", n * batch);
+    ev_int(&e, "samples", n);
+    ev_int(&e, "batch", batch);
+    ev_int(&e, "clock_tick_ns", g_clock_tick_ns);
     ev_int(&e, "warmup", o->warmup);
     ev_int(&e, "rtt_ns_median", median);
     ev_int(&e, "rtt_ns_p99", s[p99i < 0 ? 0 : p99i]);
@@ -234,7 +314,8 @@ int cmd_bench(int argc, char **argv)
     struct err e;
     struct sigaction sa;
     struct itimerval it;
-    long long *s = NULL, n = 0, elapsed = 0;
+    long long *s = NULL;
+    struct timing t;
     int rc;
 
     out_init("bench", 0);
@@ -254,6 +335,7 @@ int cmd_bench(int argc, char **argv)
     setitimer(ITIMER_REAL, &it, NULL);
     if (pin_to(o.pin, &e) < 0)
         return emit_error(&e);
+    g_clock_tick_ns = clock_tick();
     if (o.memcpy_only) {
         rc = run_memcpy(&o, &e);
         return rc < 0 ? emit_error(&e) : emit_done(0, 0);
@@ -267,13 +349,15 @@ int cmd_bench(int argc, char **argv)
         err_msg(&e, "malloc", ENOMEM, SX_USAGE, "cannot hold %lld samples", o.iters);
         return emit_error(&e);
     }
-    rc = is_shm(o.mech) ? shm_client(&o, s, &n, &elapsed, &e) : stream_client(&o, s, &n, &elapsed, &e);
-    if (rc == 0 && n == 0)
+    timing_init(&t, &o, s);
+    rc = is_shm(o.mech) ? shm_client(&o, &t, &e) : stream_client(&o, &t, &e);
+    if (rc == 0 && t.n == 0)
         rc = err_msg(&e, "deadline", ETIMEDOUT, SX_TIMEOUT, "no measured round trip before the deadline%s", "");
     if (rc == 0) {
         /* both directions carry `size` bytes */
-        emit_result(&o, s, n, elapsed, 2.0 * (double)o.size, n == o.iters);
-        rc = emit_done(1, n);
+        emit_result(&o, s, t.n, t.elapsed, 2.0 * (double)o.size, t.n * t.batch == o.iters - o.iters % t.batch,
+                    t.batch);
+        rc = emit_done(1, t.n * t.batch);
     } else {
         rc = emit_error(&e);
     }

@@ -76,7 +76,7 @@ int run_memcpy(const struct bopts *o, struct err *e)
         err_msg(e, "deadline", ETIMEDOUT, SX_TIMEOUT, "no iteration before the deadline%s", "");
         goto out;
     }
-    emit_result(o, s, n, mono_ns() - t_start, (double)o->size, n == o->iters);
+    emit_result(o, s, n, mono_ns() - t_start, (double)o->size, n == o->iters, 1);
     rc = 0;
 out:
     free(src);
@@ -283,12 +283,12 @@ out:
     return rc;
 }
 
-int shm_client(const struct bopts *o, long long *s, long long *n, long long *elapsed, struct err *e)
+int shm_client(const struct bopts *o, struct timing *t, struct err *e)
 {
     struct region r;
     int fx = o->mech == M_FUTEX;
     char *local = malloc((size_t)o->size);
-    long long i, total = o->warmup + o->iters, t0, t_start = 0;
+    long long i, total = o->warmup + o->iters;
     int rc = -1;
 
     if (local == NULL)
@@ -306,9 +306,7 @@ int shm_client(const struct bopts *o, long long *s, long long *n, long long *ela
     for (i = 0; i < total; i++) {
         uint32_t seq = (uint32_t)(i + 1);
 
-        if (i == o->warmup)
-            t_start = mono_ns();
-        t0 = mono_ns();
+        rt_begin(t, i);
         if (o->size >= 4)
             memcpy(local, &seq, 4); /* the server echoes it: proof the bytes went round */
         memcpy(r.req, local, (size_t)o->size);
@@ -316,14 +314,13 @@ int shm_client(const struct bopts *o, long long *s, long long *n, long long *ela
         if (wait_word(&r.h->pong, seq, fx, NULL) < 0)
             break;
         memcpy(local, r.resp, (size_t)o->size);
-        if (i >= o->warmup)
-            s[(*n)++] = mono_ns() - t0;
+        rt_end(t, i);
         if (o->size >= 4 && memcmp(local, &seq, 4) != 0) {
             err_msg(e, "echo", EPROTO, SX_CHECK, "round trip %lld came back with other bytes", i + 1);
             goto out;
         }
     }
-    *elapsed = mono_ns() - t_start;
+    timing_done(t);
     rc = 0;
 out:
     post_word(&r.h->done, 1, 0);

@@ -229,12 +229,12 @@ out:
     return rc;
 }
 
-int stream_client(const struct bopts *o, long long *s, long long *n, long long *elapsed, struct err *e)
+int stream_client(const struct bopts *o, struct timing *t, struct err *e)
 {
     int fds[2], rc = -1;
     char path[PATH_MAX];
     char *buf = malloc((size_t)o->size);
-    long long i, total = o->warmup + o->iters, t0, t_start = 0;
+    long long i, total = o->warmup + o->iters;
 
     if (buf == NULL)
         return err_msg(e, "malloc", ENOMEM, SX_USAGE, "out of memory%s", "");
@@ -244,21 +244,18 @@ int stream_client(const struct bopts *o, long long *s, long long *n, long long *
     for (i = 0; i < total && !g_expired && !g_stop; i++) {
         uint32_t seq = (uint32_t)(i + 1);
 
-        if (i == o->warmup)
-            t_start = mono_ns();
-        t0 = mono_ns();
+        rt_begin(t, i);
         if (o->size >= 4)
             memcpy(buf, &seq, 4);
         if (write_all(fds[1], buf, (size_t)o->size) < 0 || read_all(fds[0], buf, (size_t)o->size) != 1)
             break;
-        if (i >= o->warmup)
-            s[(*n)++] = mono_ns() - t0;
+        rt_end(t, i);
         if (o->size >= 4 && memcmp(buf, &seq, 4) != 0) {
             err_msg(e, "echo", EPROTO, SX_CHECK, "round trip %lld came back with other bytes", i + 1);
             goto out;
         }
     }
-    *elapsed = mono_ns() - t_start;
+    timing_done(t);
     rc = 0;
 out:
     stream_close(fds, path);

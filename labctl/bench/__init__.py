@@ -18,8 +18,10 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
+from labctl.bench import conditions
 from labctl.bench.model import (MEMCPY_SIZE, Config, Record, Report, parse_config, record_from_event,
                                 render_table, this_machine, to_json)
+from labctl.bench.paired import Paired, combine, pair_rounds
 from labctl.bench.pairs import ContainerPairs, HostPairs, PairError, PairSpec
 from labctl.errors import EXIT_FAILED, EXIT_OK, EngineError, Interrupted, LabctlError
 from labctl.runtime.engine import Engine
@@ -82,13 +84,15 @@ def run_bench(engine, image: str, binary: Path | None, config: Config,  # noqa: 
     if config.pin and not pinned:
         progress("one core only: running unpinned")
     cfg = Config(config.mechanisms, config.sizes, config.placements, config.iterations, pinned,
-                 config.timeout_s, config.memcpy)
-    records: list[Record] = []
+                 config.timeout_s, config.memcpy, config.rounds)
+    start = conditions.snapshot()
+    memcpy: list[Record] = []
+    rounds: list[Record] = []
     errors: list[str] = []
     containers = ContainerPairs(engine, image, run_id)
     hosts: HostPairs | None = None
     plan = [(m, s) for m in cfg.mechanisms for s in cfg.sizes]
-    total = len(plan) * len(cfg.placements)
+    total = len(plan) * len(cfg.placements) * cfg.rounds
     done = 0
     try:
         if "host" in cfg.placements:
@@ -99,30 +103,54 @@ def run_bench(engine, image: str, binary: Path | None, config: Config,  # noqa: 
             if cfg.memcpy:
                 progress("memcpy reference (1 MiB, one core)")
                 try:
-                    records.append(_memcpy(binary, cfg))
+                    memcpy.append(_memcpy(binary, cfg))
                 except PairError as e:
                     errors.append(str(e))
         for i, (mech, size) in enumerate(plan):
             spec = PairSpec(mech, size, cfg.iterations_for(size), cfg.warmup_for(size), cfg.timeout_s, pinned)
-            # alternate which placement goes first: drift and warm caches favour neither
-            order = list(cfg.placements) if i % 2 == 0 else list(reversed(cfg.placements))
-            for placement in order:
-                done += 1
-                progress(f"[{done}/{total}] {mech} {size} B {placement} ({spec.iterations} round trips)")
-                runner = hosts if placement == "host" else containers
-                assert runner is not None
-                try:
-                    records.append(runner.run(spec))
-                except PairError as e:
-                    errors.append(str(e))
-                    progress(f"  failed: {e}")
+            for r in range(cfg.rounds):
+                # paired rounds, the first placement alternating (A B, B A, ...): drift
+                # and warm caches favour neither, and each round's ratio compares two
+                # measurements taken seconds apart
+                order = list(cfg.placements) if (i + r) % 2 == 0 else list(reversed(cfg.placements))
+                for placement in order:
+                    done += 1
+                    progress(f"[{done}/{total}] {mech} {size} B {placement} round {r + 1}/{cfg.rounds} "
+                             f"({spec.iterations} round trips)")
+                    runner = hosts if placement == "host" else containers
+                    assert runner is not None
+                    try:
+                        rounds.append(runner.run(spec))
+                    except PairError as e:
+                        errors.append(f"{e} (round {r + 1})")
+                        progress(f"  failed: {e}")
     finally:
         if hosts is not None:
             hosts.close()
         _removed, problems = containers.close()
         for p in problems:
             progress(f"could not remove {p} (`labctl clean` will)")
-    return Report(this_machine(), cfg, tuple(records), (0, 1) if pinned else (), tuple(errors))
+    records, paired = summarize_rounds(cfg, rounds)
+    return Report(this_machine(), cfg, (*memcpy, *records), (0, 1) if pinned else (), tuple(errors),
+                  rounds=tuple(rounds), paired=tuple(paired),
+                  conditions=conditions.summary(start, conditions.snapshot()))
+
+
+def summarize_rounds(cfg: Config, rounds: list[Record]) -> tuple[list[Record], list[Paired]]:
+    """One Record per mechanism, size and placement (medians over its rounds) and one
+    Paired row per mechanism and size where both placements have rounds. A round whose
+    partner failed is left out of the pairing (never compared with another round's)."""
+    records: list[Record] = []
+    paired: list[Paired] = []
+    for mech in cfg.mechanisms:
+        for size in cfg.sizes:
+            by_place = {pl: [r for r in rounds if (r.mechanism, r.size, r.placement) == (mech, size, pl)]
+                        for pl in cfg.placements}
+            records.extend(combine(rs) for rs in by_place.values() if rs)
+            host, ctr = by_place.get("host", []), by_place.get("container", [])
+            if host and ctr and len(host) == len(ctr):
+                paired.append(pair_rounds(host, ctr))
+    return records, paired
 
 
 def main(args: argparse.Namespace) -> int:
@@ -131,7 +159,7 @@ def main(args: argparse.Namespace) -> int:
     from labctl.bench.chart import require_matplotlib, write_chart
     config = parse_config(args.mechanisms or "", args.sizes or "", getattr(args, "placements", "") or "",
                           int(args.iterations), not getattr(args, "no_pin", False),
-                          float(getattr(args, "timeout", 20.0) or 20.0))
+                          float(getattr(args, "timeout", 20.0) or 20.0), int(getattr(args, "rounds", 5) or 5))
     if args.chart:
         require_matplotlib()
     quiet = getattr(args, "quiet", False)

@@ -26,6 +26,10 @@ DEFAULT_SIZES = (64, 4096, 65536, 1048576)
 MEMCPY_SIZE = 1048576
 MAX_SIZE = 64 * 1024 * 1024
 MIN_ITERATIONS = 200
+# Paired rounds per mechanism and size: five give quartiles that one disturbed round
+# cannot move (see labctl.bench.paired); 2 cores here, ~2.5 s per round.
+DEFAULT_ROUNDS = 5
+MAX_ROUNDS = 99
 
 
 @dataclass(frozen=True)
@@ -70,6 +74,7 @@ class Config:
     pin: bool = True
     timeout_s: float = 20.0
     memcpy: bool = True
+    rounds: int = DEFAULT_ROUNDS
 
     def iterations_for(self, size: int) -> int:
         """Fewer round trips for big messages (a 1 MiB round trip costs ~1000x a 64 B
@@ -83,7 +88,7 @@ class Config:
 
 
 def parse_config(mechanisms: str, sizes: str, placements: str, iterations: int, pin: bool,
-                 timeout_s: float) -> Config:
+                 timeout_s: float, rounds: int = DEFAULT_ROUNDS) -> Config:
     """Build a Config from command-line strings; raises UsageError naming the bad value."""
     mechs = tuple(m.strip() for m in mechanisms.split(",") if m.strip()) or MECHANISMS
     unknown = [m for m in mechs if m not in MECHANISMS]
@@ -104,8 +109,10 @@ def parse_config(mechanisms: str, sizes: str, placements: str, iterations: int, 
         raise UsageError("--iterations must be at least 1")
     if timeout_s <= 0:
         raise UsageError("--timeout must be positive")
+    if not 1 <= rounds <= MAX_ROUNDS:
+        raise UsageError(f"--rounds must be between 1 and {MAX_ROUNDS}")
     return Config(tuple(dict.fromkeys(mechs)), tuple(dict.fromkeys(size_list)), tuple(dict.fromkeys(places)),
-                  iterations, pin, timeout_s)
+                  iterations, pin, timeout_s, rounds=rounds)
 
 
 def parse_size(text: str) -> int:
@@ -139,6 +146,9 @@ class Record:
     complete: bool = True
     msgs_per_s_sustained: int = 0
     bytes_per_s_sustained: int = 0
+    batch: int = 1  # round trips timed together per sample
+    clock_tick_ns: int = 0  # smallest step of the client's clock
+    rounds: int = 1  # paired rounds this record stands for (their medians)
 
 
 def record_from_event(event: dict, placement: str) -> Record:
@@ -154,6 +164,7 @@ def record_from_event(event: dict, placement: str) -> Record:
             complete=bool(event.get("complete", True)),
             msgs_per_s_sustained=int(event.get("msgs_per_s_sustained", 0)),
             bytes_per_s_sustained=int(event.get("bytes_per_s_sustained", 0)),
+            batch=int(event.get("batch", 1)), clock_tick_ns=int(event.get("clock_tick_ns", 0)),
         )
     except (KeyError, TypeError, ValueError) as e:
         raise ValueError(f"malformed result event {event!r}: {e}") from e
@@ -213,6 +224,9 @@ class Report:
     records: tuple[Record, ...]
     pinned_cpus: tuple[int, ...] = ()
     errors: tuple[str, ...] = field(default_factory=tuple)
+    rounds: tuple[Record, ...] = ()  # every round's record; ``records`` holds their medians
+    paired: tuple = ()  # labctl.bench.paired.Paired rows (typed loosely: that module imports this one)
+    conditions: dict = field(default_factory=dict)  # load and steal at start and end
 
     def find(self, mechanism: str, placement: str, size: int) -> Record | None:
         for r in self.records:
@@ -220,13 +234,30 @@ class Report:
                 return r
         return None
 
+    def pair(self, mechanism: str, size: int):  # noqa: ANN201 - Paired | None (see the field)
+        """The paired-rounds row of ``mechanism`` and ``size``, if both placements ran."""
+        for p in self.paired:
+            if (p.mechanism, p.size) == (mechanism, size):
+                return p
+        return None
+
+    def ratio(self, mechanism: str, size: int) -> float | None:
+        """container/host: the median of the per-round ratios when rounds were paired,
+        else the ratio of the two records' medians; None where a placement is missing."""
+        p = self.pair(mechanism, size)
+        if p is not None:
+            return float(p.ratio_median)
+        h, c = self.find(mechanism, "host", size), self.find(mechanism, "container", size)
+        return c.rtt_ns_median / h.rtt_ns_median if h and c and h.rtt_ns_median else None
+
     def targets(self) -> list[Target]:
         """The issue's targets, as ratios measured in this run (None where not measured)."""
         out: list[Target] = []
         for size in (64, 4096):
-            h, c = self.find("sysv-shm-spin", "host", size), self.find("sysv-shm-spin", "container", size)
-            ratio = c.rtt_ns_median / h.rtt_ns_median if h and c and h.rtt_ns_median else None
-            out.append(Target(f"sysv-shm-spin container/host median at {size} B", ratio, 1.05, "<="))
+            p = self.pair("sysv-shm-spin", size)
+            detail = "" if p is None or p.stable else f"machine too noisy for this row ({p.spread()})"
+            out.append(Target(f"sysv-shm-spin container/host median at {size} B", self.ratio("sysv-shm-spin", size),
+                              1.05, "<=", detail))
         spin = self.find("sysv-shm-spin", "container", 64)
         for other, limit in (("tcp-shared-netns", 20.0), ("tcp-bridge", 20.0), ("unix-socket", 10.0)):
             o = self.find(other, "container", 64)
@@ -251,16 +282,24 @@ def to_json(report: Report) -> dict:
         "config": {
             "mechanisms": list(report.config.mechanisms), "sizes": list(report.config.sizes),
             "placements": list(report.config.placements), "iterations": report.config.iterations,
-            "timeout_s": report.config.timeout_s,
+            "timeout_s": report.config.timeout_s, "rounds": report.config.rounds,
         },
+        "conditions": report.conditions,
         "units": {"rtt": "ns per round trip (size bytes each way)",
                   "msgs_per_s": "round trips per second at the median round trip (1e9 / rtt_ns_median)",
                   "bytes_per_s": "payload bytes per second both ways at the median (2 x size x msgs_per_s); "
                                  "memcpy: bytes copied per second",
-                  "*_sustained": "the same over the whole timed loop, stalls included"},
+                  "*_sustained": "the same over the whole timed loop, stalls included",
+                  "results": "per placement, the median over the paired rounds of each round's figure",
+                  "batch": "round trips timed together per sample (one clock tick <= 1 % of a sample)",
+                  "paired": "per round container/host ratio of medians; verdict stable when the interquartile "
+                            "range of the ratios lies within +-10 % of their median"},
         "results": [asdict(r) for r in report.records],
+        "rounds": [asdict(r) for r in report.rounds],
+        "paired": [p.to_json() for p in report.paired],
         "targets": [{"name": t.name, "value": None if t.value is None else round(t.value, 3),
-                     "limit": t.limit, "comparison": t.comparison, "met": t.met} for t in report.targets()],
+                     "limit": t.limit, "comparison": t.comparison, "met": t.met, "detail": t.detail}
+                    for t in report.targets()],
         "errors": list(report.errors),
     }
 
@@ -296,14 +335,18 @@ def human_size(size: int) -> str:
 
 def render_table(report: Report) -> str:
     """One row per mechanism and size, host and container side by side, then the targets."""
-    head = ("mechanism", "size", "host med", "host p99", "ctr med", "ctr p99", "ctr/host", "ctr msgs/s", "ctr bytes/s")
+    head = ("mechanism", "size", "host med", "host p99", "ctr med", "ctr p99", "ctr/host [IQR]", "ctr msgs/s",
+            "ctr bytes/s")
     rows: list[tuple[str, ...]] = [head]
     for mech in report.config.mechanisms:
         for size in report.config.sizes:
             h, c = report.find(mech, "host", size), report.find(mech, "container", size)
             if h is None and c is None:
                 continue
-            ratio = f"{c.rtt_ns_median / h.rtt_ns_median:.2f}" if h and c and h.rtt_ns_median else "-"
+            r, p = report.ratio(mech, size), report.pair(mech, size)
+            ratio = "-" if r is None else f"{r:.2f}"
+            if p is not None and p.rounds > 1:
+                ratio += f" [{p.ratio_q1:.2f}-{p.ratio_q3:.2f}]" + ("" if p.stable else f" {p.verdict.upper()}")
             rows.append((mech, human_size(size),
                          human_ns(h.rtt_ns_median) if h else "-", human_ns(h.rtt_ns_p99) if h else "-",
                          human_ns(c.rtt_ns_median) if c else "-", human_ns(c.rtt_ns_p99) if c else "-",
@@ -314,7 +357,21 @@ def render_table(report: Report) -> str:
     m = report.machine
     pin = (f"server on CPU {report.pinned_cpus[0]}, client on CPU {report.pinned_cpus[1]}"
            if report.pinned_cpus else "not pinned")
-    out = [f"machine: {m.cpu}, {m.cores} cores, kernel {m.kernel}; {pin}", "", *lines]
+    out = [f"machine: {m.cpu}, {m.cores} cores, kernel {m.kernel}; {pin}"]
+    if report.config.rounds > 1:
+        out.append(f"{report.config.rounds} paired rounds per row (host and container back to back); ctr/host is "
+                   "the median of the per-round ratios, [IQR] their interquartile range; NOISY: the IQR is "
+                   "wider than +-10 % of the median")
+    ticks = sorted({r.clock_tick_ns for r in report.records if r.clock_tick_ns})
+    if ticks:
+        batches = sorted({r.batch for r in report.records if r.size == min(report.config.sizes)})
+        out.append(f"clock tick {'/'.join(map(str, ticks))} ns; {min(report.config.sizes)} B rows time batches of "
+                   f"{'/'.join(map(str, batches))} round trips per sample (one tick <= 1 % of a sample)")
+    cond = report.conditions
+    if cond:
+        out.append("load average " + " -> ".join(f"{cond.get(k, {}).get('loadavg_1m', '?')}" for k in ("start", "end"))
+                   + (f"; steal {cond['steal_pct']:.1f} %" if cond.get("steal_pct") is not None else ""))
+    out += ["", *lines]
     mem = report.find("memcpy", "host", MEMCPY_SIZE)
     if mem:
         out += ["", f"memcpy 1 MiB (one core): {human_ns(mem.rtt_ns_median)} per copy, {human_bytes(mem.bytes_per_s)}"]
@@ -324,7 +381,8 @@ def render_table(report: Report) -> str:
         for t in targets:
             verdict = {True: "met", False: "MISSED", None: "not measured"}[t.met]
             value = "-" if t.value is None else f"{t.value:.2f}"
-            out.append(f"  {verdict:<12} {t.name}: {value} (target {t.comparison} {t.limit:g})")
+            out.append(f"  {verdict:<12} {t.name}: {value} (target {t.comparison} {t.limit:g})"
+                       + (f"; {t.detail}" if t.detail else ""))
     for err in report.errors:
         out.append(f"error: {err}")
     return "\n".join(out) + "\n"

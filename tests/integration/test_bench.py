@@ -26,7 +26,7 @@ def labctl(*args: str, timeout: float = 60.0) -> subprocess.CompletedProcess:
 
 def test_tiny_bench_reports_every_pair_in_json(shmlab_image: str) -> None:
     proc = labctl("bench", "--format", "json", "--mechanisms", ",".join(MECHS), "--sizes", "64",
-                  "--iterations", "50", "--timeout", "10")
+                  "--iterations", "50", "--timeout", "10", "--rounds", "2", timeout=120.0)
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(proc.stdout)
     assert set(doc["machine"]) >= {"cpu", "kernel", "cores"}
@@ -40,7 +40,17 @@ def test_tiny_bench_reports_every_pair_in_json(shmlab_image: str) -> None:
         assert all(isinstance(r[k], int) and r[k] > 0 for k in ("rtt_ns_median", "rtt_ns_p99", "msgs_per_s", "bytes_per_s"))
         assert r["rtt_ns_p99"] >= r["rtt_ns_median"]
     assert doc["errors"] == []
-    assert "[1/6]" in proc.stderr  # progress on stderr, data alone on stdout
+    assert "[1/12]" in proc.stderr  # progress on stderr, data alone on stdout
+    # paired rounds: every round kept, one paired row per mechanism with both placements
+    assert len(doc["rounds"]) == 2 * 2 * len(MECHS)
+    assert {(p["mechanism"], p["size"]) for p in doc["paired"]} == {(m, 64) for m in MECHS}
+    for p in doc["paired"]:
+        assert p["rounds"] == 2 and len(p["ratios"]) == 2
+        assert p["ratio_min"] <= p["ratio_q1"] <= p["ratio_median"] <= p["ratio_q3"] <= p["ratio_max"]
+        assert p["verdict"] == "too few rounds"  # two rounds give no verdict, never a clean "stable"
+    for r in doc["rounds"]:
+        assert r["batch"] >= 1 and r["clock_tick_ns"] > 0  # the client measured its clock's step
+    assert set(doc["conditions"]) == {"start", "end", "steal_pct"}
 
 
 def test_bad_mechanism_is_a_usage_error() -> None:
@@ -54,7 +64,7 @@ def test_interrupt_removes_everything(shmlab_image: str) -> None:
     # long enough to be interrupted while a container pair runs
     proc = subprocess.Popen([sys.executable, "-m", "labctl", "bench", "--placements", "container",
                              "--mechanisms", "sysv-shm-futex,mmap-disk", "--sizes", "64", "--iterations", "2000000",
-                             "--timeout", "30"], cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             "--timeout", "30", "--rounds", "1"], cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
     try:
         sel = selectors.DefaultSelector()
