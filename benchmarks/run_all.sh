@@ -66,9 +66,16 @@ step bench-pinned
 
 # 2. the same, unpinned (the scheduler places both processes): what blocking
 #    mechanisms cost when a wake-up stays on one CPU
-$LABCTL bench --format json --no-pin > "$OUT/bench-unpinned.json"
+$LABCTL bench --format json --no-pin --rounds 3 > "$OUT/bench-unpinned.json"
 $PY benchmarks/table.py "$OUT/bench-unpinned.json" > "$OUT/bench-unpinned.txt"
 step bench-unpinned
+
+# 2b. do two consecutive runs agree? SysV shm spin, every size, 5 paired rounds each;
+#     compare_runs.py prints per size both medians, their difference and the verdicts
+$LABCTL bench --format json --mechanisms sysv-shm-spin > "$OUT/paired-run-1.json"
+$LABCTL bench --format json --mechanisms sysv-shm-spin > "$OUT/paired-run-2.json"
+$PY benchmarks/compare_runs.py "$OUT/paired-run-1.json" "$OUT/paired-run-2.json" > "$OUT/paired-agreement.txt" || true
+step paired-agreement
 
 # 3. seccomp: the same container pairs with and without Docker's default filter (64 B)
 $PY benchmarks/seccomp_effect.py --repeat 3 --iterations 10000 > "$OUT/seccomp.json"
