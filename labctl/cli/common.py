@@ -1,0 +1,122 @@
+"""What several commands share: stderr output, progress, loading and filtering scenarios,
+the opt-in refusal, and the two engine entry points (replaced by fakes in the unit tests)."""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from typing import TYPE_CHECKING, Iterable, Sequence
+
+from labctl.cli.params import DEFAULT_PATH, OPT_INS
+from labctl.errors import ScenarioError, ScenarioErrors
+
+if TYPE_CHECKING:  # the model and results are imported lazily at run time (fast --help)
+    from labctl.results import ScenarioResult
+    from labctl.scenario.model import Pos, Scenario
+
+
+def err(msg: str) -> None:
+    """One line on stderr (logs and errors; data goes to stdout)."""
+    sys.stderr.write(msg.rstrip("\n") + "\n")
+    sys.stderr.flush()
+
+
+def raw_err(msg: str) -> None:
+    """A line on fd 2 without Python's buffered stderr (safe inside a signal handler)."""
+    try:
+        os.write(2, (msg + "\n").encode())
+    except OSError:
+        pass
+
+
+class Progress:
+    """Progress lines on stderr: rewritten in place on a terminal, plain lines otherwise."""
+
+    def __init__(self, quiet: bool = False) -> None:
+        self.tty = sys.stderr.isatty()
+        self.quiet = quiet
+        self._lock = threading.Lock()
+        self._live = False
+
+    def status(self, msg: str) -> None:
+        if self.quiet or not self.tty:
+            return
+        with self._lock:
+            sys.stderr.write("\r\x1b[K" + msg[:150])
+            sys.stderr.flush()
+            self._live = True
+
+    def line(self, msg: str) -> None:
+        if self.quiet:
+            return
+        with self._lock:
+            if self._live:
+                sys.stderr.write("\r\x1b[K")
+                self._live = False
+            sys.stderr.write(msg + "\n")
+            sys.stderr.flush()
+
+
+def load(paths: Sequence[str]) -> list[Scenario]:
+    """The scenarios of files and folders (default: ``scenarios/``); ScenarioErrors if any is bad."""
+    from labctl import scenario as scen
+
+    return scen.load_all(list(paths) or [DEFAULT_PATH])
+
+
+def select(scenarios: Iterable[Scenario], tags: Sequence[str], substrings: Sequence[str]) -> list[Scenario]:
+    """``--tag`` (any of them) and ``-k`` (name contains any of them) filters."""
+    return [s for s in scenarios
+            if (not tags or set(tags) & set(s.tags)) and (not substrings or any(k in s.name for k in substrings))]
+
+
+def missing_opt_ins(scenario: Scenario, allowed: dict[str, bool]) -> list[tuple[str, str, Pos]]:
+    """(flag, key path, position) of each opt-in the scenario needs and ``allowed`` lacks;
+    ``allowed`` maps ``allow_host_ipc``-style parameter names to the flags given."""
+    return [(flag, path, pos) for flag, path, pos in scenario.requires
+            if not allowed.get(flag.replace("-", "_"), False)]
+
+
+def refuse_opt_ins(scenarios: list[Scenario], allowed: dict[str, bool], paths: Sequence[str], *,
+                   skip_discovered: bool = False) -> tuple[list[Scenario], list[ScenarioResult]]:
+    """Scenarios that need an opt-in the user did not give: a file named on the command line
+    is refused (exit 2, nothing started); one found in a folder is skipped with the reason,
+    so a library run does not stop on them. Returns (runnable, skipped results)."""
+    from labctl.results import ScenarioResult
+
+    explicit = {os.path.normpath(p) for p in paths if os.path.isfile(p)}
+    errors, runnable, skipped = [], [], []
+    for s in scenarios:
+        missing = missing_opt_ins(s, allowed)
+        if not missing:
+            runnable.append(s)
+        elif skip_discovered and os.path.normpath(s.file) not in explicit:
+            flags = sorted({f"--{flag}" for flag, _, _ in missing})
+            skipped.append(ScenarioResult(s.name, s.file, "skipped", message=f"needs {' '.join(flags)}", tags=s.tags))
+        else:
+            errors += [ScenarioError(pos.file, pos.line, pos.col, path,
+                                     f"needs --{flag} ({OPT_INS.get(flag, flag)}); refused without it")
+                       for flag, path, pos in missing]
+    if errors:
+        raise ScenarioErrors(errors)
+    return runnable, skipped
+
+
+def connect():
+    """The engine (``Engine.connect``); EngineError (exit 3) when unreachable."""
+    from labctl.runtime import Engine
+
+    return Engine.connect()
+
+
+def ensure_image(engine, progress: Progress, force: bool = False):
+    """Build the workload image unless up to date; returns build's result (``.image``, ``.built``)."""
+    from labctl import build
+
+    return build.ensure_image(engine, force=force, progress=progress.line)
+
+
+def quiet(ctx, local: bool) -> bool:
+    """``-q`` given after the command, or before it (``labctl -q run``)."""
+    return bool(local or ctx.find_root().params.get("quiet"))

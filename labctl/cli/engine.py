@@ -1,0 +1,100 @@
+"""Commands that work on the engine outside a scenario run: build, clean, bench."""
+
+from __future__ import annotations
+
+import time
+from types import SimpleNamespace
+
+import click
+
+from labctl.cli import common
+from labctl.cli.params import LIST_FORMATS, option, output_format, quiet
+from labctl.errors import EXIT_FAILED, EXIT_OK, UsageError
+
+
+@click.command("build")
+@option("--force", is_flag=True, help="Rebuild even if up to date.")
+@quiet
+@click.pass_context
+def build_cmd(ctx: click.Context, force: bool, quiet: bool) -> int:
+    """Compile the workloads and build the images (a no-op when unchanged).
+
+    Prints the image reference (labctl/shmlab:<hash12>) on stdout.
+
+    \b
+    Example:
+      IMAGE=$(labctl build -q)
+    """
+    progress = common.Progress(common.quiet(ctx, quiet))
+    engine = common.connect()
+    t0 = time.monotonic()
+    res = common.ensure_image(engine, progress, force=force)
+    progress.line(f"{'built' if res.built else 'up to date:'} {res.image} ({time.monotonic() - t0:.2f}s)")
+    print(res.image)
+    return EXIT_OK
+
+
+@click.command("clean")
+@option("--stale", is_flag=True, help="Only objects of labctl runs whose process is gone.")
+@option("--run", "run_id", default="", metavar="RUN_ID", envvar="LABCTL_RUN",
+        help="Only the objects of this run (label io.labctl.run-id).")
+def clean_cmd(stale: bool, run_id: str) -> int:
+    """Remove every object labelled io.labctl.managed=true, from any run (even a crashed one).
+
+    Exit 1 if an object could not be removed.
+
+    \b
+    Examples:
+      labctl clean                 # everything labctl made
+      labctl clean --stale         # only what dead labctl processes left
+      labctl clean --run 3f2c...   # one run, e.g. after `run --keep`
+    """
+    from labctl import cleanup
+
+    if run_id and stale:  # a usage error is exit 2 whether or not the engine answers
+        raise UsageError("--run and --stale cannot be used together")
+    engine = common.connect()
+    if run_id:
+        removed, errors = cleanup.remove_run(engine, run_id)
+    else:
+        removed, errors = cleanup.clean(engine, stale_only=stale)
+    for r in removed:
+        common.err(f"removed {r}")
+    for e in errors:
+        common.err(f"labctl: could not remove {e}")
+    common.err(f"{len(removed)} object(s) removed")
+    return EXIT_FAILED if errors else EXIT_OK
+
+
+@click.command("bench")
+@output_format(LIST_FORMATS)
+@option("--sizes", default="64,4096,65536,1048576", show_default=True, metavar="BYTES,...",
+        help="Message sizes in bytes.")
+@option("--iterations", type=int, default=20000, show_default=True, metavar="N",
+        help="Round trips per pair and size.")
+@option("--mechanisms", default="", metavar="NAME,...", help="Comma-separated subset (default: all).")
+@option("--placements", default="host,container", show_default=True, metavar="WHERE,...",
+        help="host, container or both, measured in the same run.")
+@option("--chart", default="", metavar="PNG",
+        help="Also write a chart (needs matplotlib: pip install 'labctl[bench]').")
+@option("--timeout", type=float, default=20.0, show_default=True, metavar="SECONDS",
+        help="Deadline of each pair's measurement.")
+@option("--rounds", type=int, default=5, show_default=True, metavar="N",
+        help="Paired rounds per mechanism and size: host and container back to back, the ratio "
+             "taken per round; rows whose rounds disagree are flagged NOISY.")
+@option("--no-pin", is_flag=True, help="Do not pin the server to CPU 0 and the client to CPU 1.")
+@quiet
+@click.pass_context
+def bench_cmd(ctx: click.Context, **o) -> int:
+    """The IPC benchmark: shared memory against pipes, sockets and TCP, on the host and
+    in containers. Exit 1 if a pair failed.
+
+    \b
+    Examples:
+      labctl bench --sizes 64 --iterations 2000 --mechanisms sysv-shm-spin,fifo
+      labctl bench --format json --chart bench.png > bench.json
+    """
+    from labctl import bench
+
+    o["quiet"] = common.quiet(ctx, o["quiet"])
+    return bench.main(SimpleNamespace(**o))

@@ -1,0 +1,149 @@
+"""``labctl run``: load, filter, build if needed, run, report; and its interrupt path."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+import time
+import uuid
+
+import click
+
+from labctl.cli import common
+from labctl.cli.params import RUN_FORMATS, CommaList, filters, opt_ins, option, output_format, paths, quiet
+from labctl.errors import EXIT_FAILED, EXIT_OK, Interrupted, UsageError
+
+MARKS = {"passed": "PASS", "failed": "FAIL", "error": "ERROR", "skipped": "SKIP"}
+
+
+@click.command("run")
+@paths
+@output_format(RUN_FORMATS, "Report on stdout")
+@option("--report", multiple=True, metavar="FORMAT:PATH", type=CommaList(),
+        help="Also write a report to PATH in the same run (repeatable), e.g. junit:out/junit.xml.")
+@filters
+@option("--jobs", "-j", type=click.IntRange(min=1), default=1, show_default=True, metavar="N",
+        help="Scenarios run in parallel.")
+@option("--keep", is_flag=True, help="Leave containers for inspection (`labctl clean` removes them).")
+@opt_ins
+@quiet
+@click.pass_context
+def run_cmd(ctx: click.Context, **opts) -> int:
+    """Run scenario files or folders (default: scenarios/).
+
+    Builds the workload image first if it is missing. The report goes to stdout,
+    progress to stderr. A scenario that needs an --allow-* flag is refused when
+    named on the command line, skipped (with the reason) when found in a folder.
+
+    \b
+    Examples:
+      labctl run                                  # the whole library
+      labctl run scenarios/sysv-shareable.yaml --format json
+      labctl run -k sysv --tag isolation --jobs 2 --report junit:out/junit.xml
+      LABCTL_JOBS=2 LABCTL_FORMAT=junit labctl run > junit.xml
+
+    Exit: 0 all passed, 1 a scenario failed, 2 usage or scenario file error
+    (nothing started), 3 engine or build error, 130/143 interrupted (after cleanup).
+    """
+    return run(opts, quiet=common.quiet(ctx, opts["quiet"]))
+
+
+def run(o: dict, *, quiet: bool) -> int:
+    """The run itself, from the parsed options ``o`` (parameter name -> value)."""
+    from labctl import cleanup, report, runner
+
+    # Installed before anything else, so a SIGTERM at any phase (loading, building,
+    # creating, checking, tearing down) takes the same path: remove this run's
+    # objects, then exit 128+signal.
+    cancel = threading.Event()
+    received = _install_signals(cancel)
+    engine = None
+    run_id = str(uuid.uuid4())
+    progress = common.Progress(quiet)
+    try:
+        specs = [report.parse_report_spec(s) for s in o["report"]]
+        report.check_writable(specs)  # before the run, not after it: exit 2, nothing started
+        scenarios, skipped = common.refuse_opt_ins(common.select(common.load(o["paths"]), o["tag"], o["k"]),
+                                                   o, o["paths"], skip_discovered=True)
+        if not scenarios and not skipped:
+            raise UsageError("no scenario matches the given paths and filters")
+        engine = common.connect()
+        for r in cleanup.remove_stale(engine)[0]:
+            progress.line(f"removed stale {r} (left by a labctl that died)")
+        image = common.ensure_image(engine, progress).image
+        total = len(scenarios)
+        done = [0]
+
+        def on_result(res) -> None:
+            done[0] += 1
+            progress.line(f"[{done[0]}/{total}] {MARKS[res.status]} {res.name} ({res.duration_s:.2f}s)")
+
+        progress.line(f"running {total} scenario(s), {o['jobs']} at a time (run {run_id[:8]})")
+        result = runner.run_all(engine, scenarios, image, run_id=run_id, jobs=o["jobs"], keep=o["keep"],
+                                cancel=cancel, progress=progress.status, on_result=on_result)
+        if received:  # a signal that arrived where nothing raised (e.g. inside a check)
+            raise Interrupted(received[0])
+    except BaseException:
+        if not received:
+            raise
+        # Whatever the signal interrupted, the answer is the same: this run's objects go.
+        # A second signal during this cleanup forces the exit (see _install_signals).
+        cancel.set()
+        if engine is not None:
+            progress.line("interrupted: removing this run's containers and volumes...")
+            t0 = time.monotonic()
+            removed, errors = cleanup.remove_run(engine, run_id)
+            for e in errors:
+                common.err(f"labctl: could not remove {e}")
+            progress.line(f"interrupted: removed {len(removed)} object(s) in {time.monotonic() - t0:.2f}s")
+        raise Interrupted(received[0]) from None
+    finally:
+        _restore_signals()
+    for sk in skipped:
+        progress.line(f"SKIP {sk.name}: {sk.message} ({sk.file})")
+    result.scenarios += skipped
+    out = report.render(result, o["format"], color=sys.stdout.isatty())
+    sys.stdout.write(out if out.endswith("\n") else out + "\n")
+    sys.stdout.flush()
+    for path in report.write_reports(result, specs):
+        progress.line(f"wrote {path}")
+    if o["keep"]:
+        progress.line("--keep: containers left for inspection; remove them with `labctl clean`")
+    return EXIT_OK if result.ok else EXIT_FAILED
+
+
+# --------------------------------------------------------------------------- signals
+
+_old_handlers: dict[int, object] = {}
+
+
+def _install_signals(cancel: threading.Event) -> list[int]:
+    """SIGINT/SIGTERM: the first sets ``cancel`` (worker threads poll it) and raises
+    Interrupted in the main thread; a second one exits at once with 128+signal (what is
+    left is then a stale run for `labctl clean --stale`). Returns the list the handler
+    appends the received signal numbers to."""
+    received: list[int] = []
+
+    def handler(signum, _frame):
+        received.append(signum)
+        cancel.set()
+        # os.write, not sys.stderr: the handler may run while the main thread is inside a
+        # buffered write to stderr, and re-entering it raises instead of printing.
+        if len(received) > 1:
+            common.raw_err("labctl: second interrupt, exiting now; `labctl clean --stale` removes what is left")
+            os._exit(128 + signum)
+        common.raw_err(f"labctl: {signal.Signals(signum).name}: stopping and removing this run's objects "
+                       "(interrupt again to exit at once)")
+        raise Interrupted(signum)
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        _old_handlers[sig] = signal.signal(sig, handler)
+    return received
+
+
+def _restore_signals() -> None:
+    for sig, old in _old_handlers.items():
+        signal.signal(sig, old)  # type: ignore[arg-type]
+    _old_handlers.clear()
