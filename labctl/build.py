@@ -7,8 +7,15 @@ cached per hash under ``$XDG_CACHE_HOME/labctl/build/<hash>/`` so that an image
 removed by hand is rebuilt without recompiling.
 
 Toolchain: ``$CC`` when set (a host compiler, e.g. ``CC=gcc``; it builds for the
-host's architecture), else ``python -m ziglang cc -target <arch>-linux-musl``,
-which cross-compiles static binaries for x86_64 and aarch64 from PyPI alone.
+host's architecture), else ``python -m ziglang cc -target <zig target>``, which
+cross-compiles static binaries for every platform of ``labctl.platforms``
+(linux/amd64, linux/arm64, linux/386, linux/arm/v7) from PyPI alone.
+
+Platforms: one image per platform. The engine's own platform is
+``labctl/shmlab:<hash12>`` (and ``:latest``); any other is
+``labctl/shmlab:<hash12>-<suffix>`` (``-arm64``, ``-386``, ``-armv7``), built with
+that platform so the image's os/architecture/variant say what the binary is.
+The hash covers the target architecture, so two platforms never share a tag.
 
 Engine access goes through ``labctl.runtime.Engine`` (``architecture``,
 ``image_exists``, ``build_image``, ``tag_image``); this module never imports
@@ -31,13 +38,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from labctl import labels
+from labctl import labels, platforms
 from labctl.errors import BuildError
+from labctl.platforms import Platform
 from labctl.scenario.model import WORKLOAD_IMAGE_REPO
 
 REPO = WORKLOAD_IMAGE_REPO  # one home: the scenario model, whose `workload:` containers run it
 IMAGE_LABEL = labels.IMAGE
 HASH_LABEL = labels.SOURCE_HASH
+PLATFORM_LABEL = labels.PLATFORM
 BINARY = "shmlab"
 # Files sent in the build context next to the binary (the Dockerfile COPYs them).
 CONTEXT_FILES = ("Dockerfile", "shmlab-key")
@@ -45,7 +54,7 @@ SOURCE_SUFFIXES = (".c", ".h")
 # -s strips the symbols: the image stays far below 1 MB. -D_GNU_SOURCE exposes
 # the SysV/POSIX IPC declarations that -std=c11 alone would hide.
 CFLAGS = ("-Wall", "-Wextra", "-std=c11", "-O2", "-D_GNU_SOURCE", "-static", "-s")
-SUPPORTED_ARCHES = ("x86_64", "aarch64")
+SUPPORTED_ARCHES = tuple(p.arch for p in platforms.PLATFORMS if p.native_on)  # engines we run on
 COMPILE_TIMEOUT_S = 900.0  # zig's first run per target builds musl: allow slow machines
 STDERR_TAIL_LINES = 30
 
@@ -60,6 +69,8 @@ class ImageEngine(Protocol):
     def image_exists(self, ref: str) -> bool: ...
 
     def build_image(self, context: bytes, tag: str, labels: dict[str, str]) -> str: ...
+    # Non-native platforms call build_image(..., platform="linux/arm64"): a fake that
+    # only builds for the engine's own platform needs no such parameter.
 
     def tag_image(self, ref: str, repo: str, tag: str) -> None: ...
 
@@ -79,12 +90,15 @@ class BuildResult:
 
 @dataclass(frozen=True)
 class Toolchain:
-    """A C compiler command prefix and what identifies it for the content hash."""
+    """A C compiler command prefix and what identifies it for the content hash.
+    ``arch``: the target's uname architecture (``x86_64``, ``aarch64``, ``i386``,
+    ``armv7l``), part of the hash; ``platform``: the OCI platform it builds for."""
 
     argv: tuple[str, ...]
     identity: str
     arch: str
     zig: bool
+    platform: str = ""
 
 
 # ==== locations ====
@@ -154,27 +168,33 @@ def _cc_identity(argv: tuple[str, ...]) -> str:
     return first[0] if first else shlex.join(argv)
 
 
-def toolchain(arch: str, env: Mapping[str, str] | None = None) -> Toolchain:
-    """Pick the compiler for an engine of architecture ``arch`` (``x86_64``/``aarch64``).
+def toolchain(target: str | Platform, env: Mapping[str, str] | None = None) -> Toolchain:
+    """Pick the compiler for ``target``: a Platform, or an engine architecture
+    (``x86_64``/``aarch64``) meaning that engine's own platform.
 
     Raises BuildError for an unsupported architecture, or when ``$CC`` (a host
-    compiler) cannot produce code for the engine's architecture.
+    compiler) cannot produce code for the target (another architecture, or a 32-bit
+    platform: use ziglang for those).
     """
     env = os.environ if env is None else env
-    if arch not in SUPPORTED_ARCHES:
-        raise BuildError(f"unsupported engine architecture {arch!r} (supported: {', '.join(SUPPORTED_ARCHES)})")
+    if isinstance(target, Platform):
+        plat = target
+    else:
+        if target not in SUPPORTED_ARCHES:
+            raise BuildError(f"unsupported engine architecture {target!r} (supported: {', '.join(SUPPORTED_ARCHES)})")
+        plat = platforms.of_engine(target)
     cc = env.get("CC", "").strip()
     if cc:
         argv = tuple(shlex.split(cc))
         host = host_arch()
-        if host != arch:
+        if host != plat.arch:
             raise BuildError(
-                f"CC={cc} builds for this host ({host}) but the engine runs {arch}; "
+                f"CC={cc} builds for this host ({host}) but {plat.name} needs {plat.arch} code; "
                 "unset CC to cross-compile with ziglang"
             )
-        return Toolchain(argv, f"cc:{_cc_identity(argv)}", arch, zig=False)
-    argv = (sys.executable, "-m", "ziglang", "cc", "-target", f"{arch}-linux-musl")
-    return Toolchain(argv, f"ziglang:{_ziglang_version()}", arch, zig=True)
+        return Toolchain(argv, f"cc:{_cc_identity(argv)}", plat.arch, zig=False, platform=plat.name)
+    argv = (sys.executable, "-m", "ziglang", "cc", "-target", plat.zig_target)
+    return Toolchain(argv, f"ziglang:{_ziglang_version()}", plat.arch, zig=True, platform=plat.name)
 
 
 def host_arch() -> str:
@@ -231,7 +251,7 @@ def compile_binary(src: Path, tc: Toolchain, digest: str, progress: Progress | N
     cmd = compile_command(tc, sources, partial)
     if progress is not None:
         first = " (first zig run for a target builds musl, ~30 s)" if tc.zig else ""
-        progress(f"compiling shmlab for {tc.arch}{first}...")
+        progress(f"compiling shmlab for {tc.platform or tc.arch}{first}...")
     try:
         proc = subprocess.run(cmd, cwd=src, capture_output=True, text=True, timeout=COMPILE_TIMEOUT_S, check=False)
     except FileNotFoundError as e:
@@ -273,31 +293,49 @@ def build_context(src: Path, binary: bytes) -> bytes:
     return buf.getvalue()
 
 
-def image_labels(digest: str) -> dict[str, str]:
+def image_labels(digest: str, platform: str = "") -> dict[str, str]:
     """Labels of the workload image. Deliberately not ``io.labctl.managed``:
     ``labctl clean`` removes run objects, never the (expensive) images."""
-    return {IMAGE_LABEL: "shmlab", HASH_LABEL: digest}
+    labels = {IMAGE_LABEL: "shmlab", HASH_LABEL: digest}
+    if platform:
+        labels[PLATFORM_LABEL] = platform
+    return labels
 
 
-def ensure_image(engine: ImageEngine, *, force: bool = False, progress: Progress | None = None) -> BuildResult:
-    """Make sure the engine has ``labctl/shmlab:<hash12>`` (and ``:latest``) for the
-    current sources; a no-op (one image lookup) when it already does.
+def image_ref(digest: str, plat: Platform, native: Platform) -> str:
+    """``labctl/shmlab:<hash12>`` for the engine's own platform, with ``-<suffix>``
+    for any other (``labctl/shmlab:<hash12>-arm64``)."""
+    tag = digest[:12] if plat == native else f"{digest[:12]}-{plat.suffix}"
+    return f"{REPO}:{tag}"
+
+
+def ensure_image(engine: ImageEngine, *, platform: Platform | None = None, force: bool = False,
+                 progress: Progress | None = None) -> BuildResult:
+    """Make sure the engine has the workload image of ``platform`` (default: the
+    engine's own) for the current sources; a no-op (one image lookup) when it does.
+    The engine's own platform also moves ``:latest`` (the compose demo runs it).
 
     Docker operations: ``info`` (architecture), ``image inspect``, and when
-    building ``build`` from an in-memory context plus ``tag``.
+    building ``build`` (with ``--platform`` for a non-native platform) from an
+    in-memory context plus ``tag``.
     Raises BuildError (compile or docker build failed, sources missing) or
     EngineError (engine unreachable).
     """
     t0 = time.monotonic()
     arch = engine.architecture()
-    tc = toolchain(arch)
+    if arch not in SUPPORTED_ARCHES:
+        raise BuildError(f"unsupported engine architecture {arch!r} (supported: {', '.join(SUPPORTED_ARCHES)})")
+    native = platforms.of_engine(arch)
+    plat = platform or native
+    tc = toolchain(plat)
     src = source_dir()
     digest = content_hash(src, tc)
-    image = f"{REPO}:{digest[:12]}"
+    image = image_ref(digest, plat, native)
     if not force and engine.image_exists(image):
-        # :latest may point at another build (other sources, CC=...): the compose
-        # demo runs :latest, so move it here; tagging is idempotent and cheap.
-        engine.tag_image(image, REPO, "latest")
+        if plat == native:
+            # :latest may point at another build (other sources, CC=...): the compose
+            # demo runs :latest, so move it here; tagging is idempotent and cheap.
+            engine.tag_image(image, REPO, "latest")
         return BuildResult(image, False, time.monotonic() - t0, digest)
     binary = compile_binary(src, tc, digest, progress)
     try:
@@ -305,9 +343,13 @@ def ensure_image(engine: ImageEngine, *, force: bool = False, progress: Progress
     except OSError as e:
         raise BuildError(f"cannot read the compiled binary {binary}: {e}") from e
     if progress is not None:
-        progress(f"building image {image} ({len(data) // 1024} KiB binary)...")
-    engine.build_image(build_context(src, data), image, image_labels(digest))
-    engine.tag_image(image, REPO, "latest")
+        progress(f"building image {image} for {plat.name} ({len(data) // 1024} KiB binary)...")
+    context = build_context(src, data)
+    if plat == native:
+        engine.build_image(context, image, image_labels(digest, plat.name))
+        engine.tag_image(image, REPO, "latest")
+    else:
+        engine.build_image(context, image, image_labels(digest, plat.name), platform=plat.name)  # type: ignore[call-arg]
     prune = getattr(engine, "prune_images", None)
     if prune is not None:  # earlier builds would otherwise pile up, one per source change
         prune(f"{IMAGE_LABEL}=shmlab", image)

@@ -23,6 +23,7 @@ KEPT = "io.labctl.keep"  # objects of a `run --keep`: only `labctl clean` remove
 # On the workload image (not managed: `labctl clean` leaves it; build prunes old ones)
 IMAGE = "io.labctl.image"  # "shmlab"
 SOURCE_HASH = "io.labctl.source-hash"  # the content hash the image was built from
+PLATFORM = "io.labctl.platform"  # the OCI platform its binary is for (linux/arm64)
 
 
 def check_user_labels(user_labels: dict[str, str] | None) -> dict[str, str]:

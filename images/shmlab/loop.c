@@ -10,13 +10,22 @@
 
 /* ==== writer ==== */
 
-void conn_init(volatile struct conn_stat *cs, const char *ip)
+/* The count lives at offset 0 of every layout (shape.c asserts it). */
+static volatile int *count_of(volatile void *p)
 {
-    size_t i, n = strlen(ip);
+    return (volatile int *)p;
+}
 
-    for (i = 0; i < sizeof cs->ip; i++)
-        cs->ip[i] = i < n ? ip[i] : '\0';
-    cs->count = 0;
+void conn_init(volatile void *p, const struct opts *o)
+{
+    const struct shape *sh = o->shape;
+    volatile char *ip = (volatile char *)p + sh->ip_off;
+    size_t i, n = strlen(o->ip);
+
+    for (i = 0; i < sh->ip_len; i++)
+        ip[i] = i < n ? o->ip[i] : '\0';
+    sh->init(p, o->ip);
+    *count_of(p) = 0;
 }
 
 static void emit_wrote(long long count)
@@ -30,9 +39,10 @@ static void emit_wrote(long long count)
 
 /* Returns 0 when the count was reached or a stop signal came, 1 when the
  * check hook asked to stop (segment marked for removal), -1 on error. */
-int write_loop(volatile struct conn_stat *cs, const struct opts *o, const struct write_hooks *h,
+int write_loop(volatile void *p, const struct opts *o, const struct write_hooks *h,
                long long *last, struct err *e)
 {
+    volatile int *count = count_of(p);
     long long i;
     int value, r;
 
@@ -52,16 +62,16 @@ int write_loop(volatile struct conn_stat *cs, const struct opts *o, const struct
         if (o->atomic) {
             if (o->yield)
                 sched_yield(); /* same pacing as the plain twin, outside the add */
-            value = __atomic_add_fetch(&cs->count, 1, __ATOMIC_SEQ_CST);
+            value = __atomic_add_fetch(count, 1, __ATOMIC_SEQ_CST);
         } else {
             /* the tutorial's plain count++: load, add, store; two writers lose updates */
-            value = cs->count;
+            value = *count;
             value++;
             /* --yield: whichever writer runs now, on this core or the other, stores
              * into the window; without it a loaded machine may never interleave */
             if (o->yield)
                 sched_yield();
-            cs->count = value;
+            *count = value;
         }
         if (h != NULL && h->unlock != NULL && h->unlock(h->ctx, e) < 0)
             return -1;
@@ -74,21 +84,24 @@ int write_loop(volatile struct conn_stat *cs, const struct opts *o, const struct
 
 /* ==== reader ==== */
 
-static int emit_read(const volatile struct conn_stat *cs, const struct opts *o, long long *last,
+static int emit_read(const volatile void *p, const struct opts *o, long long *last,
                      int first, struct err *e)
 {
-    char ip[sizeof cs->ip];
-    int count = cs->count;
-    size_t i;
+    const struct shape *sh = o->shape;
+    const volatile char *src = (const volatile char *)p + sh->ip_off;
+    char ip[sizeof(((struct conn_stat *)0)->ip)];
+    int count = *(const volatile int *)p;
+    size_t i, n = sh->ip_len < sizeof ip ? sh->ip_len : sizeof ip;
     struct ev ev;
 
-    for (i = 0; i < sizeof ip; i++)
-        ip[i] = cs->ip[i];
-    ip[sizeof ip - 1] = '\0';
+    for (i = 0; i < n; i++)
+        ip[i] = src[i];
+    ip[n - 1] = '\0';
     if (!o->changes || first || count != *last) {
         ev_begin(&ev, "read");
         ev_int(&ev, "count", count);
         ev_str(&ev, "ip", ip);
+        sh->fields(p, &ev);
         ev_emit(&ev);
     }
     *last = count;
@@ -100,8 +113,7 @@ static int emit_read(const volatile struct conn_stat *cs, const struct opts *o, 
 
 /* --reads M reads (one every --interval), or with --until K until count >= K
  * within --timeout. Returns 0 (also on a stop signal) or -1 with e filled. */
-int read_loop(const volatile struct conn_stat *cs, const struct opts *o, long long *last,
-              struct err *e)
+int read_loop(const volatile void *p, const struct opts *o, long long *last, struct err *e)
 {
     long long i, deadline = now_ms() + o->timeout_ms;
 
@@ -110,7 +122,7 @@ int read_loop(const volatile struct conn_stat *cs, const struct opts *o, long lo
             return 0;
         if (stopping())
             return 0;
-        if (emit_read(cs, o, last, i == 0, e) < 0)
+        if (emit_read(p, o, last, i == 0, e) < 0)
             return -1;
         if (!o->until_set)
             continue;

@@ -102,6 +102,7 @@ static const struct optdef optdefs[] = {
     { "timeout", K_DUR, C_SW | C_READERS | C_MV, O(timeout_ms), -1 },
     { "changes", K_FLAG, C_READERS, O(changes), -1 },
     { "expect-ip", K_STR, C_READERS, O(expect_ip), -1 },
+    { "struct", K_STR, C_WRITERS | C_READERS, O(struct_name), -1 },
     { "path", K_STR, C_MW | C_MR, O(path), -1 },
     { "truncate-delay", K_DUR, C_MW | C_PW, O(truncate_delay_ms), -1 },
     { "unlink", K_FLAG, C_MW | C_PW | C_DF, O(unlink), -1 },
@@ -169,6 +170,10 @@ static void usage(FILE *f)
         "         --fill --fallocate (posix); mmap/posix hold: none|mapped|unmapped\n"
         "Readers: --reads M | --until K --timeout D, --interval D, --changes,\n"
         "         --expect-ip IP, --create --rmid --hold (sysv), --wait D (mmap/posix)\n"
+        "Writers and readers: --struct conn_stat|wide|fixed, the layout counted in\n"
+        "         (wide: long/size_t fields, whose offsets differ between 32- and\n"
+        "         64-bit builds; fixed: fixed-width types, the same everywhere);\n"
+        "         with --struct a `layout` event gives this build's size and offsets\n"
         "Durations: 250ms, 1s, 2.5s or bare milliseconds. Sizes: 68, 4k, 64m.\n"
         "\n"
         "Output: one JSON object per line on stdout (event, role, t_ms, fields);\n"
@@ -385,8 +390,12 @@ static int check_opts(const struct command *c, const struct opts *o, struct err 
         return usage_error(e, "counts cannot be negative%s%s", "", "");
     if ((c->bit & C_PP) && (!o->chmod_set || o->nargs == 0))
         return usage_error(e, "prep needs --chmod MODE PATH...%s%s", "", "");
-    if (o->ip != NULL && strlen(o->ip) >= sizeof(((struct conn_stat *)0)->ip))
-        return usage_error(e, "--ip is longer than 63 bytes%s%s", "", "");
+    if (o->shape == NULL)
+        return usage_error(e, "unknown --struct '%s'%s (expected conn_stat, wide or fixed)",
+                           o->struct_name, "");
+    if (o->ip != NULL && strlen(o->ip) >= o->shape->ip_len)
+        return err_msg(e, "usage", EINVAL, SX_USAGE, "--ip is longer than %zu bytes (the ip of --struct %s)",
+                       o->shape->ip_len - 1, o->shape->name), -1;
     return 0;
 }
 
@@ -525,7 +534,12 @@ int main(int argc, char **argv)
     env = getenv("SHMLAB_HUMAN");
     if (env != NULL && strcmp(env, "1") == 0)
         o.human = 1;
-    if (parse_opts(c, argc - 2, argv + 2, &o, &e) < 0 || check_opts(c, &o, &e) < 0) {
+    rc = parse_opts(c, argc - 2, argv + 2, &o, &e);
+    if (rc == 0) {
+        o.shape = shape_find(o.struct_name);
+        rc = check_opts(c, &o, &e);
+    }
+    if (rc < 0) {
         out_init(o.role, o.human);
         rc = emit_error(&e);
         goto cleanup;
@@ -533,6 +547,8 @@ int main(int argc, char **argv)
     out_init(o.role, o.human);
     if (c->emits_start)
         emit_start(argc, argv);
+    if (o.struct_name != NULL)
+        emit_layout(o.shape);
     rc = c->run(&o);
 cleanup:
     free(o.args);

@@ -118,7 +118,7 @@ int mapped_writer(const struct opts *o, const struct file_ops *f)
             fill_pages(p, size);
             emit_sized("filled", "size", size);
         }
-        conn_init(p, o->ip);
+        conn_init(p, o);
         if (write_loop(p, o, NULL, &last, &e) < 0)
             goto fail;
         if (msync(p, size, MS_SYNC) < 0) {

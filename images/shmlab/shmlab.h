@@ -3,6 +3,7 @@
  * main.c   command dispatch, option parsing, signals, sleeping
  * out.c    JSON-lines / human event output and the error buffer
  * loop.c   the shared writer and reader loops over a struct conn_stat
+ * shape.c  --struct conn_stat|wide|fixed: the layouts the loops can count in
  * sysv.c   sysv-writer, sysv-reader
  * mmapfile.c, posix.c   mmap-* and posix-* commands
  * msgsem.c msg-send, msg-recv, sem-counter
@@ -95,6 +96,8 @@ struct opts {
     int exit_set;
     int clean;   /* devshm-fill: unlink the previous runs' /PREFIX.N first */
     int objects; /* probe: counts of every IPC object kind and /dev/shm usage */
+    const char *struct_name;     /* --struct NAME */
+    const struct shape *shape;   /* resolved from struct_name (default conn_stat) */
     char **args; /* positional arguments (prep's paths) */
     int nargs;
 };
@@ -164,6 +167,24 @@ void wait_for_stop(void);            /* blocks until SIGTERM/SIGINT, race-free *
 long long now_ms(void);              /* monotonic ms since the program started */
 int resolve_key(const struct opts *o, int *key, struct err *e);
 
+/* ==== shared layouts (shape.c) ==== */
+/* A layout the writer and reader loops work in. Every one keeps an int count at
+ * offset 0 (the loops' counter) and a char ip[] somewhere; wide.h explains why
+ * the others exist. All fit in sizeof(struct conn_stat), so segment and file
+ * sizes stay the same whatever the layout. */
+struct shape {
+    const char *name;  /* --struct NAME */
+    size_t size;       /* sizeof the struct as this target compiles it */
+    size_t ip_off;     /* offset and length of its char ip[] */
+    size_t ip_len;
+    void (*init)(volatile void *p, const char *ip);       /* the fields besides count and ip */
+    void (*fields)(const volatile void *p, struct ev *e); /* read-event fields besides count, ip */
+    void (*offsets)(struct ev *e);                        /* layout-event offsets */
+};
+
+const struct shape *shape_find(const char *name);
+void emit_layout(const struct shape *s); /* the `layout` event: this target's view */
+
 /* ==== shared loops (loop.c) ==== */
 struct write_hooks {
     /* 1 = stop (segment marked for removal), 0 = go on, -1 = error */
@@ -173,11 +194,11 @@ struct write_hooks {
     void *ctx;
 };
 
-void conn_init(volatile struct conn_stat *cs, const char *ip);
-int write_loop(volatile struct conn_stat *cs, const struct opts *o, const struct write_hooks *h,
+/* p points at a struct of layout o->shape */
+void conn_init(volatile void *p, const struct opts *o);
+int write_loop(volatile void *p, const struct opts *o, const struct write_hooks *h,
                long long *last, struct err *e);
-int read_loop(const volatile struct conn_stat *cs, const struct opts *o, long long *last,
-              struct err *e);
+int read_loop(const volatile void *p, const struct opts *o, long long *last, struct err *e);
 
 /* ==== commands ==== */
 int cmd_sysv_writer(const struct opts *o);

@@ -208,7 +208,7 @@ int cmd_sysv_writer(const struct opts *o)
     if (attach_seg(key, ctx.shmid, 0, created, &p, &e) < 0)
         goto fail;
     if (created)
-        conn_init(p, o->ip);
+        conn_init(p, o);
     if (o->sem) {
         if (sem_setup(key, &ctx.semid, &e) < 0)
             goto fail;

@@ -110,11 +110,13 @@ class DockerEngine(Engine):
     def image_size(self, ref: str) -> int:
         return int(self._call(f"inspecting image {ref}", self.client.images.get, ref).attrs.get("Size", 0))
 
-    def build_image(self, context: bytes, tag: str, labels: dict[str, str], *, nocache: bool = False) -> str:
+    def build_image(self, context: bytes, tag: str, labels: dict[str, str], *, nocache: bool = False,
+                    platform: str | None = None) -> str:
+        extra = {"platform": platform} if platform else {}
         try:
             image, _log = self.client.images.build(
                 fileobj=io.BytesIO(context), custom_context=True, tag=tag, labels=labels, rm=True, forcerm=True,
-                nocache=nocache,
+                nocache=nocache, **extra,
             )
         except docker.errors.BuildError as e:
             tail = "".join(str(chunk.get("stream", chunk.get("error", ""))) for chunk in list(e.build_log)[-10:])

@@ -182,10 +182,12 @@ class Engine(ABC):
         """Size in bytes of image ``ref`` (``docker image inspect``). EngineError."""
 
     @abstractmethod
-    def build_image(self, context: bytes, tag: str, labels: dict[str, str], *, nocache: bool = False) -> str:
-        """``docker build`` from an in-memory tar ``context`` (Dockerfile at its root),
-        tagged ``tag`` and labelled ``labels``; returns the image id. ``nocache``: build
-        every step anew. Raises BuildError with the builder's log tail."""
+    def build_image(self, context: bytes, tag: str, labels: dict[str, str], *, nocache: bool = False,
+                    platform: str | None = None) -> str:
+        """``docker build [--platform P]`` from an in-memory tar ``context`` (Dockerfile at
+        its root), tagged ``tag`` and labelled ``labels``; returns the image id. ``nocache``:
+        build every step anew. ``platform`` (``linux/arm64``) stamps the image's
+        os/architecture/variant. Raises BuildError with the builder's log tail."""
 
     @abstractmethod
     def tag_image(self, ref: str, repo: str, tag: str) -> None:

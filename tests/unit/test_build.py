@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from labctl import build
+from labctl import build, platforms
 from labctl.errors import BuildError
 
 REAL_SOURCES = Path(__file__).resolve().parents[2] / "images" / "shmlab"
@@ -45,6 +45,7 @@ class FakeEngine:
     images: set[str] = field(default_factory=set)
     builds: list[tuple[bytes, str, dict[str, str]]] = field(default_factory=list)
     tags: list[tuple[str, str, str]] = field(default_factory=list)
+    build_platforms: list[str | None] = field(default_factory=list)
 
     def architecture(self) -> str:
         return self.arch
@@ -52,8 +53,9 @@ class FakeEngine:
     def image_exists(self, ref: str) -> bool:
         return ref in self.images
 
-    def build_image(self, context: bytes, tag: str, labels: dict[str, str]) -> str:
+    def build_image(self, context: bytes, tag: str, labels: dict[str, str], platform: str | None = None) -> str:
         self.builds.append((context, tag, labels))
+        self.build_platforms.append(platform)
         self.images.add(tag)
         return "sha256:fake"
 
@@ -216,10 +218,12 @@ def test_build_then_noop(fake_cc: Path, capsys: pytest.CaptureFixture[str]) -> N
     assert len(calls(fake_cc)) == 1
     [(context, tag, labels)] = engine.builds
     assert tag == first.image
-    assert labels == {"io.labctl.image": "shmlab", "io.labctl.source-hash": first.hash}
+    assert labels == {"io.labctl.image": "shmlab", "io.labctl.source-hash": first.hash,
+                      "io.labctl.platform": "linux/amd64"}
+    assert engine.build_platforms == [None]  # the engine's own platform: no --platform needed
     assert not any(k == "io.labctl.managed" for k in labels)
     assert engine.tags == [(first.image, "labctl/shmlab", "latest")]
-    assert any("compiling shmlab for x86_64" in m for m in messages)
+    assert any("compiling shmlab for linux/amd64" in m for m in messages)
 
     second = build.ensure_image(engine, progress=messages.append)
     assert not second.built and second.image == first.image and second.hash == first.hash
@@ -279,6 +283,46 @@ def test_compile_error_names_command_and_stderr(fake_cc: Path, monkeypatch: pyte
     assert leftovers == []  # no half-written binary is cached
 
 
+# ==== platforms ====
+
+
+def test_other_platform_gets_a_suffixed_tag_and_platform_metadata(fake_cc: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CC")  # CC builds the host's platform only; zig for the others
+    monkeypatch.setattr(build, "_ziglang_version", lambda: "test")
+    built: dict[str, str] = {}
+
+    def fake_compile(src, tc, digest, progress=None, env=None):  # noqa: ANN001
+        built[tc.platform] = " ".join(tc.argv)
+        path = Path(build.cache_dir()) / digest / "shmlab"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"\x7fELF")
+        return path
+
+    monkeypatch.setattr(build, "compile_binary", fake_compile)
+    engine = FakeEngine()
+    native = build.ensure_image(engine)
+    results = {name: build.ensure_image(engine, platform=platforms.parse(name))
+               for name in ("linux/arm64", "linux/386", "linux/arm/v7")}
+    assert results["linux/arm64"].image == f"labctl/shmlab:{results['linux/arm64'].hash[:12]}-arm64"
+    assert results["linux/386"].image.endswith("-386") and results["linux/arm/v7"].image.endswith("-armv7")
+    assert len({native.hash, *(r.hash for r in results.values())}) == 4  # no two platforms share a tag
+    assert engine.build_platforms == [None, "linux/arm64", "linux/386", "linux/arm/v7"]
+    assert [labels["io.labctl.platform"] for _, _, labels in engine.builds] == [
+        "linux/amd64", "linux/arm64", "linux/386", "linux/arm/v7"]
+    assert engine.tags == [(native.image, "labctl/shmlab", "latest")]  # :latest stays the engine's own
+    assert "-target aarch64-linux-musl" in built["linux/arm64"]
+    assert "-target x86-linux-musl" in built["linux/386"]
+    assert "-target arm-linux-musleabihf" in built["linux/arm/v7"]
+    again = build.ensure_image(engine, platform=platforms.parse("linux/arm64"))
+    assert not again.built and again.image == results["linux/arm64"].image
+
+
+def test_host_cc_refuses_a_32_bit_platform() -> None:
+    with pytest.raises(BuildError, match="linux/386 needs i386 code; unset CC"):
+        build.toolchain(platforms.parse("linux/386"), env={"CC": "gcc"})
+
+
 # ==== the real sources with the host compiler ====
 
 
@@ -294,9 +338,11 @@ def test_sources_compile_without_warnings_with_gcc(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_sources_compile_without_warnings_with_zig(tmp_path: Path) -> None:
-    """Zero warnings with zig cc (musl), the default toolchain; slow only on zig's first run."""
-    tc = build.toolchain("x86_64", env={})
+@pytest.mark.parametrize("name", platforms.names())
+def test_sources_compile_without_warnings_with_zig(tmp_path: Path, name: str) -> None:
+    """Zero warnings with zig cc (musl), the default toolchain, for every platform (the
+    32-bit ones check wide.h's static assertions); slow only on zig's first run per target."""
+    tc = build.toolchain(platforms.parse(name), env={})
     sources = sorted(REAL_SOURCES.glob("*.c"))
     cmd = [*build.compile_command(tc, sources, tmp_path / "shmlab"), "-Werror"]
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=build.COMPILE_TIMEOUT_S)
