@@ -57,6 +57,7 @@ CFLAGS = ("-Wall", "-Wextra", "-std=c11", "-O2", "-D_GNU_SOURCE", "-static", "-s
 SUPPORTED_ARCHES = tuple(p.arch for p in platforms.PLATFORMS if p.native_on)  # engines we run on
 COMPILE_TIMEOUT_S = 900.0  # zig's first run per target builds musl: allow slow machines
 STDERR_TAIL_LINES = 30
+PREBUILT_ENV = "LABCTL_PREBUILT_DIR"
 
 Progress = Callable[[str], None]
 
@@ -226,6 +227,22 @@ def content_hash(src: Path, tc: Toolchain) -> str:
     return h.hexdigest()
 
 
+def prebuilt_binary(env: Mapping[str, str] | None = None) -> tuple[str, str, Path] | None:
+    """``(digest, arch, path)`` of the workload binary a frozen labctl carries: the labctl
+    image sets ``$LABCTL_PREBUILT_DIR`` to a folder holding ``<digest>/shmlab`` and
+    ``<digest>/arch``, written by ``labctl build --self``. None when the variable is unset.
+    Raises BuildError when it is set but holds no single such binary."""
+    env = os.environ if env is None else env
+    where = env.get(PREBUILT_ENV)
+    if not where:
+        return None
+    found = sorted(p for p in Path(where).glob("*/" + BINARY) if (p.parent / "arch").is_file())
+    if len(found) != 1:
+        raise BuildError(f"{PREBUILT_ENV}={where} must hold exactly one <digest>/{BINARY} with an arch file; "
+                         f"found {len(found)}")
+    return found[0].parent.name, (found[0].parent / "arch").read_text().strip(), found[0]
+
+
 # ==== compile ====
 
 
@@ -327,9 +344,19 @@ def ensure_image(engine: ImageEngine, *, platform: Platform | None = None, force
         raise BuildError(f"unsupported engine architecture {arch!r} (supported: {', '.join(SUPPORTED_ARCHES)})")
     native = platforms.of_engine(arch)
     plat = platform or native
-    tc = toolchain(plat)
     src = source_dir()
-    digest = content_hash(src, tc)
+    pre = prebuilt_binary()
+    if pre is not None:  # a frozen labctl (the labctl image): no compiler, its own binary
+        digest, pre_arch, prebuilt = pre
+        if pre_arch != arch:
+            raise BuildError(f"this labctl carries the shmlab workload for {pre_arch} but the engine runs {arch}; "
+                             f"build the labctl image on (or for) a {arch} engine: labctl build --self")
+        if plat != native:
+            raise BuildError(f"this labctl (the labctl image) carries the workload for {native.name} only and no "
+                             f"compiler; build {plat.name} images with labctl installed by pip")
+    else:
+        tc = toolchain(plat)
+        digest = content_hash(src, tc)
     image = image_ref(digest, plat, native)
     if not force and engine.image_exists(image):
         if plat == native:
@@ -337,7 +364,7 @@ def ensure_image(engine: ImageEngine, *, platform: Platform | None = None, force
             # demo runs :latest, so move it here; tagging is idempotent and cheap.
             engine.tag_image(image, REPO, "latest")
         return BuildResult(image, False, time.monotonic() - t0, digest)
-    binary = compile_binary(src, tc, digest, progress)
+    binary = prebuilt if pre is not None else compile_binary(src, tc, digest, progress)
     try:
         data = binary.read_bytes()
     except OSError as e:
