@@ -20,7 +20,7 @@ from labctl import __version__
 from labctl.cli import common, params
 from labctl.cli.engine import bench_cmd, build_cmd, clean_cmd
 from labctl.cli.run import run_cmd
-from labctl.cli.scenarios import compose_cmd, list_cmd, schema_cmd, validate_cmd
+from labctl.cli.scenarios import compose_cmd, init_cmd, list_cmd, schema_cmd, validate_cmd
 from labctl.errors import EXIT_OK, Interrupted, LabctlError, ScenarioError, ScenarioErrors
 
 EPILOG = """\b
@@ -49,13 +49,13 @@ def labctl(quiet: bool) -> None:
 
     \b
     Examples:
-      labctl run                     # the scenario library, scenarios/
+      labctl run                     # ./scenarios, else the built-in library
       labctl run my.yaml --format json
       labctl COMMAND --help
     """
 
 
-for _cmd in (run_cmd, validate_cmd, list_cmd, build_cmd, clean_cmd, schema_cmd, compose_cmd, bench_cmd):
+for _cmd in (run_cmd, validate_cmd, list_cmd, build_cmd, clean_cmd, schema_cmd, compose_cmd, bench_cmd, init_cmd):
     labctl.add_command(_cmd)
 
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import os
 import sys
 import threading
-from typing import TYPE_CHECKING, Iterable, Sequence
+from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 
-from labctl.cli.params import DEFAULT_PATH, OPT_INS
+from labctl.cli.params import OPT_INS
 from labctl.errors import ScenarioError, ScenarioErrors
 
 if TYPE_CHECKING:  # the model and results are imported lazily at run time (fast --help)
@@ -58,11 +58,18 @@ class Progress:
             sys.stderr.flush()
 
 
-def load(paths: Sequence[str]) -> list[Scenario]:
-    """The scenarios of files and folders (default: ``scenarios/``); ScenarioErrors if any is bad."""
+def load(paths: Sequence[str], say: Callable[[str], None] | None = err) -> list[Scenario]:
+    """The scenarios of files and folders; ScenarioErrors if any is bad. With no path:
+    ``./scenarios`` if there is one, else the built-in library, and ``say`` tells which."""
     from labctl import scenario as scen
+    from labctl.library import default_paths
 
-    return scen.load_all(list(paths) or [DEFAULT_PATH])
+    if paths:
+        return scen.load_all(list(paths))
+    chosen = default_paths()
+    if say is not None:
+        say(chosen.note)
+    return scen.load_all(chosen.paths)
 
 
 def select(scenarios: Iterable[Scenario], tags: Sequence[str], substrings: Sequence[str]) -> list[Scenario]:

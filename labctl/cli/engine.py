@@ -14,21 +14,32 @@ from labctl.errors import EXIT_FAILED, EXIT_OK, UsageError
 
 @click.command("build")
 @option("--force", is_flag=True, help="Rebuild even if up to date.")
+@option("--self", "self_image", is_flag=True,
+        help="Build labctl itself as the image labctl/labctl:<version> (and :latest), for containerized "
+             "CI; needs PyInstaller: pip install 'labctl[image]'.")
 @quiet
 @click.pass_context
-def build_cmd(ctx: click.Context, force: bool, quiet: bool) -> int:
+def build_cmd(ctx: click.Context, force: bool, self_image: bool, quiet: bool) -> int:
     """Compile the workloads and build the images (a no-op when unchanged).
 
-    Prints the image reference (labctl/shmlab:<hash12>) on stdout.
+    Prints the image reference (labctl/shmlab:<hash12>, or with --self
+    labctl/labctl:<hash12>, also tagged :<version> and :latest) on stdout. Nothing is
+    pulled: both images are FROM scratch, built for the engine's architecture.
 
     \b
-    Example:
+    Examples:
       IMAGE=$(labctl build -q)
+      labctl build --self && docker run --rm -v /var/run/docker.sock:/var/run/docker.sock labctl/labctl run
     """
     progress = common.Progress(common.quiet(ctx, quiet))
     engine = common.connect()
     t0 = time.monotonic()
-    res = common.ensure_image(engine, progress, force=force)
+    if self_image:
+        from labctl.selfimage import ensure_self_image
+
+        res = ensure_self_image(engine, force=force, progress=progress.line)
+    else:
+        res = common.ensure_image(engine, progress, force=force)
     progress.line(f"{'built' if res.built else 'up to date:'} {res.image} ({time.monotonic() - t0:.2f}s)")
     print(res.image)
     return EXIT_OK

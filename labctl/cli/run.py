@@ -31,7 +31,7 @@ MARKS = {"passed": "PASS", "failed": "FAIL", "error": "ERROR", "skipped": "SKIP"
 @quiet
 @click.pass_context
 def run_cmd(ctx: click.Context, **opts) -> int:
-    """Run scenario files or folders (default: scenarios/).
+    """Run scenario files or folders (default: ./scenarios, else the built-in library).
 
     Builds the workload image first if it is missing. The report goes to stdout,
     progress to stderr. A scenario that needs an --allow-* flag is refused when
@@ -65,7 +65,7 @@ def run(o: dict, *, quiet: bool) -> int:
     try:
         specs = [report.parse_report_spec(s) for s in o["report"]]
         report.check_writable(specs)  # before the run, not after it: exit 2, nothing started
-        scenarios, skipped = common.refuse_opt_ins(common.select(common.load(o["paths"]), o["tag"], o["k"]),
+        scenarios, skipped = common.refuse_opt_ins(common.select(common.load(o["paths"], progress.line), o["tag"], o["k"]),
                                                    o, o["paths"], skip_discovered=True)
         if not scenarios and not skipped:
             raise UsageError("no scenario matches the given paths and filters")

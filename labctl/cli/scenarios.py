@@ -1,4 +1,5 @@
-"""Commands that read scenario files and never touch the engine: validate, list, schema, compose."""
+"""Commands that read scenario files and never touch the engine: validate, list, schema,
+compose, init."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import sys
 import click
 
 from labctl.cli import common
-from labctl.cli.params import HANDOUT_FORMATS, filters, opt_ins, output_format, paths
+from labctl.cli.params import HANDOUT_FORMATS, filters, opt_ins, option, output_format, paths
 from labctl.errors import EXIT_OK
 
 
@@ -94,4 +95,29 @@ def compose_cmd(scenario: str) -> int:
     from labctl.compose import render_compose
 
     sys.stdout.write(render_compose(scen.load_file(scenario)))
+    return EXIT_OK
+
+
+@click.command("init")
+@click.argument("directory", type=click.Path(file_okay=False))
+@click.argument("scenarios", nargs=-1, metavar="[SCENARIO]...")
+@option("--force", is_flag=True, help="Overwrite files that exist already.")
+def init_cmd(directory: str, scenarios: tuple[str, ...], force: bool) -> int:
+    """Copy the built-in scenario library (or the named SCENARIOs) into DIRECTORY, with
+    the JSON Schema for editors: a starting point for your own scenarios.
+
+    Refuses to overwrite a file unless --force (exit 2, nothing written).
+
+    \b
+    Examples:
+      labctl init scenarios                      # the whole library; `labctl run` then runs ./scenarios
+      labctl init my-lab sysv-shareable mmap-volume
+    """
+    from labctl.library import init
+    from labctl.scenario.schema import json_schema
+
+    written = init(directory, list(scenarios), force=force, schema_json=json.dumps(json_schema(), indent=2) + "\n")
+    for path in written:
+        print(path)
+    common.err(f"{len(written)} file(s) written to {directory}; run them with `labctl run {directory}`")
     return EXIT_OK

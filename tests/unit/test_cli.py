@@ -335,3 +335,41 @@ def test_a_format_of_another_command_in_the_environment_is_ignored(monkeypatch: 
     monkeypatch.setenv("LABCTL_FORMAT", "markdown")  # list's handout format: run keeps text
     assert parse(["run"]).format == "text"
     assert parse(["list"]).format == "markdown"
+
+
+# ==== defaults outside a checkout, init ====
+
+
+def test_list_without_paths_says_which_library_it_used(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                       capsys: pytest.CaptureFixture) -> None:
+    monkeypatch.chdir(tmp_path)  # no ./scenarios here: the built-in library
+    assert cli.main(["list"]) == 0
+    out, err = capsys.readouterr()
+    assert "sysv-shareable" in out and "built-in library" in err
+    (tmp_path / "scenarios").mkdir()
+    (tmp_path / "scenarios" / "mine.yaml").write_text(Path(PASSES).read_text())
+    assert cli.main(["list"]) == 0
+    out, err = capsys.readouterr()
+    assert "sysv-shareable" not in out and "./scenarios" in err
+
+
+def test_init_writes_scenarios_and_schema_then_refuses_to_overwrite(tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture) -> None:
+    assert cli.main(["init", str(tmp_path / "lab"), "sysv-shareable"]) == 0
+    assert sorted(p.name for p in (tmp_path / "lab").iterdir()) == ["scenario.schema.json", "sysv-shareable.yaml"]
+    capsys.readouterr()
+    assert cli.main(["validate", str(tmp_path / "lab")]) == 0
+    assert cli.main(["init", str(tmp_path / "lab"), "sysv-shareable"]) == 2
+    assert "already exist" in capsys.readouterr().err
+    assert cli.main(["init", str(tmp_path / "lab"), "no-such-scenario"]) == 2
+
+
+def test_build_self_goes_to_the_self_image(engine: FakeEngine, monkeypatch: pytest.MonkeyPatch,
+                                           capsys: pytest.CaptureFixture) -> None:
+    from labctl import build, selfimage
+
+    asked = []
+    monkeypatch.setattr(selfimage, "ensure_self_image",
+                        lambda eng, force=False, progress=None: asked.append(force) or build.BuildResult("labctl/labctl:x", True, 0.1, "x"))
+    assert cli.main(["build", "--self", "--force"]) == 0
+    assert asked == [True] and capsys.readouterr().out.strip() == "labctl/labctl:x"
