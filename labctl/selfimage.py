@@ -241,7 +241,7 @@ def ensure_self_image(engine: build.ImageEngine, *, force: bool = False,
     """
     t0 = time.monotonic()
     arch = engine.architecture()
-    host = build._host_arch()
+    host = build.host_arch()
     if arch != host:
         raise BuildError(f"the engine runs {arch} but this machine is {host}: PyInstaller freezes this machine's "
                          f"Python, so build the labctl image on a {arch} machine")

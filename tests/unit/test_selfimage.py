@@ -57,13 +57,13 @@ def test_build_context_lays_out_the_scratch_image(tmp_path: Path) -> None:
 
 
 def test_self_image_refuses_an_engine_of_another_architecture(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(build, "_host_arch", lambda: "x86_64")
+    monkeypatch.setattr(build, "host_arch", lambda: "x86_64")
     with pytest.raises(BuildError, match="engine runs aarch64 but this machine is x86_64"):
         selfimage.ensure_self_image(FakeEngine(arch="aarch64"))
 
 
 def test_self_image_is_a_no_op_when_its_hash_is_there(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(build, "_host_arch", lambda: "x86_64")
+    monkeypatch.setattr(build, "host_arch", lambda: "x86_64")
     monkeypatch.setattr(build, "ensure_image", lambda engine, progress=None: build.BuildResult("w", False, 0, "d" * 64))
     monkeypatch.setattr(selfimage, "_pyinstaller_version", lambda: "6.0")
     engine = FakeEngine()
