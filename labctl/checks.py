@@ -19,7 +19,7 @@ from labctl.scenario.kinds.base import CheckKind, Look, Observation, Verdict, de
 from labctl.scenario.kinds.registry import kind_of
 from labctl.scenario.model import CheckSpec
 
-__all__ = ["Observation", "Verdict", "describe_exit", "evaluate"]
+__all__ = ["Observation", "Verdict", "describe_exit", "evaluate", "tally"]
 
 POLL_MIN = 0.02
 POLL_MAX = 0.25
@@ -35,6 +35,15 @@ def _kind(check: CheckSpec) -> CheckKind:
 
 def _judge(check: CheckSpec, obs: Observation, deadline: float, clock: Callable[[], float]) -> Verdict:
     return _kind(check).judge(check.body, obs, Look(deadline, clock, check.consistently is not None))
+
+
+def tally(body: object, out: Output) -> object | None:
+    """The incremental tally check ``body``'s kind judges from, attached to ``out`` (its
+    container's output, before the container starts); None for kinds that need none."""
+    try:
+        return kind_of(body).tally(body, out)
+    except KeyError:
+        return None
 
 
 def _watched_output(check: CheckSpec, obs: Observation) -> Output | None:
@@ -60,7 +69,7 @@ def evaluate(check: CheckSpec, obs: Observation, *, clock: Callable[[], float] =
     try:
         out = _watched_output(check, obs)
         while True:
-            seen = (len(out.stdout), len(out.stderr), out.closed) if out is not None else None
+            seen = out.version if out is not None else 0
             last = _judge(check, obs, deadline, clock)
             now = clock()
             if check.consistently is not None:
@@ -74,7 +83,7 @@ def evaluate(check: CheckSpec, obs: Observation, *, clock: Callable[[], float] =
                 if now >= deadline:
                     return _result(check, last, start, clock, f"not met within {span:.3g}s")
             if out is not None:
-                out.wait_for(lambda: (len(out.stdout), len(out.stderr), out.closed) != seen, deadline, clock)
+                out.wait_change(seen, deadline, clock)
             else:
                 sleep(min(pause, max(0.0, deadline - now)))  # polling engine state: bounded backoff
                 pause = min(pause * 2, POLL_MAX)

@@ -1,7 +1,13 @@
-"""What labctl observes of a container: its exit status and its growing output.
+"""What labctl observes of a container: its exit status and its output, in bounded memory.
 
 Pure Python (no engine import), so checks and their unit tests can use it with fakes;
 ``labctl.runtime`` feeds it from the engine.
+
+A container may print millions of lines. ``Output`` keeps only what is bounded: the last
+``tail_lines`` lines of each stream (for reports and failure messages), line counts, and
+the first event of each name (``first``). Everything else is *consumed as it arrives* by
+watchers registered before the container starts (``watch_events``, ``watch_lines``):
+each check keeps its own small tally, fed once per line, and never rescans the output.
 """
 
 from __future__ import annotations
@@ -9,8 +15,49 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections import deque
+from itertools import repeat
 from dataclasses import dataclass
 from typing import Callable
+
+import orjson
+
+TAIL_LINES = 1000  # kept per stream, for failure messages and reports
+MAX_FIRST = 256  # distinct event names whose first occurrence is kept
+
+EventFn = Callable[[list[dict]], None]
+
+
+def _loads(line: str) -> object:
+    """Parse one JSON text: orjson, and the standard library for what orjson refuses but
+    Python's json reads (NaN, integers beyond 64 bits). Raises ValueError."""
+    try:
+        return orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return json.loads(line)
+
+
+def _parse_batch(lines: list[str]) -> list[dict]:
+    """The JSON objects among ``lines`` (each starts with ``{``), in order.
+
+    One orjson call parses the whole batch as an array (the per-line cost in Python is what
+    limits throughput); when that fails or yields a different count (a line that is not
+    one JSON object), each line is parsed on its own and the others skipped."""
+    try:
+        parsed = orjson.loads("[" + ",".join(lines) + "]")
+        if len(parsed) == len(lines):
+            return parsed if set(map(type, parsed)) == {dict} else [e for e in parsed if type(e) is dict]
+    except orjson.JSONDecodeError:
+        pass
+    found = []
+    for line in lines:
+        try:
+            event = _loads(line)
+        except ValueError:
+            continue
+        if isinstance(event, dict):
+            found.append(event)
+    return found
 
 
 @dataclass(frozen=True)
@@ -26,56 +73,111 @@ class ExitStatus:
         return self.code - 128 if 128 < self.code < 160 else None
 
 
-
 class Output:
-    """The growing output of one container: lines per stream, and the JSON events on stdout.
+    """The output of one container as it grows, in bounded memory.
 
-    A reader thread appends; waiters block on ``changed`` (a Condition) with a deadline.
+    A reader thread calls ``feed`` with raw chunks; lines are split on ``\\n`` (a line cut
+    between chunks is joined, UTF-8 decoded with replacement). A stdout line starting
+    with ``{`` is a JSON event when it parses to an object. Watchers run in the feeding
+    thread, under ``changed`` (a Condition), before waiters are woken; ``version`` counts
+    the feeds that added lines, so a waiter can tell "something new" without looking.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, tail_lines: int = TAIL_LINES) -> None:
         self.changed = threading.Condition()
-        self.stdout: list[str] = []
-        self.stderr: list[str] = []
-        self.events: list[dict] = []
+        self._tail: dict[str, deque[str]] = {"stdout": deque(maxlen=tail_lines), "stderr": deque(maxlen=tail_lines)}
+        self.line_counts = {"stdout": 0, "stderr": 0}
+        self.first: dict[str, dict] = {}  # event name -> its first occurrence
+        self.version = 0
         self.closed = False
-        self._partial = {"stdout": "", "stderr": ""}
+        self._partial = {"stdout": b"", "stderr": b""}
+        self._by_name: dict[str, list[EventFn]] = {}
+        self._every_event: list[EventFn] = []
+        self._line_fns: dict[str, list[LineFn]] = {"stdout": [], "stderr": []}
+
+    # ---------------------------------------------------------------- watchers
+
+    def watch_events(self, fn: EventFn, name: str | None = None) -> None:
+        """Call ``fn(events)`` with each later batch (a list, in order) of the events named
+        ``name`` (of every event if None)."""
+        with self.changed:
+            if name is None:
+                self._every_event.append(fn)
+            else:
+                self._by_name.setdefault(name, []).append(fn)
+
+    def watch_lines(self, fn: LineFn, streams: tuple[str, ...] = ("stdout", "stderr")) -> None:
+        """Call ``fn(stream, lines)`` with each later batch of complete lines of ``streams``."""
+        with self.changed:
+            for s in streams:
+                self._line_fns[s].append(fn)
+
+    # ---------------------------------------------------------------- feeding
 
     def feed(self, stream: str, chunk: bytes) -> None:
-        text = self._partial[stream] + chunk.decode("utf-8", errors="replace")
-        *lines, self._partial[stream] = text.split("\n")
-        if lines:
-            with self.changed:
-                self._add(stream, lines)
-                self.changed.notify_all()
+        """Add a raw chunk of ``stream`` ("stdout" or "stderr")."""
+        data = self._partial[stream] + chunk
+        cut = data.rfind(b"\n")
+        if cut < 0:
+            self._partial[stream] = data
+            return
+        self._partial[stream] = data[cut + 1:]
+        lines = data[:cut].decode("utf-8", errors="replace").split("\n")
+        with self.changed:
+            self._add(stream, lines)
+            self.changed.notify_all()
 
     def _add(self, stream: str, lines: list[str]) -> None:
-        target = self.stdout if stream == "stdout" else self.stderr
-        for line in lines:
-            target.append(line)
-            if stream == "stdout" and line.startswith("{"):
-                try:
-                    event = json.loads(line)
-                except ValueError:
-                    continue
-                if isinstance(event, dict):
-                    self.events.append(event)
+        self._tail[stream].extend(lines)
+        self.line_counts[stream] += len(lines)
+        self.version += 1
+        for fn in self._line_fns[stream]:
+            fn(stream, lines)
+        if stream == "stdout":
+            self._events(lines)
+
+    def _events(self, lines: list[str]) -> None:
+        cand = [line for line in lines if line[:1] == "{"]
+        if not cand:
+            return
+        events = _parse_batch(cand)
+        if not events:
+            return
+        try:
+            names = set(map(dict.get, events, repeat("event")))  # in C: no Python frame per event
+        except TypeError:  # an unhashable "event" value: not an event name
+            events = [e for e in events if isinstance(e.get("event"), str)]
+            names = {e.get("event") for e in events}
+        first = self.first
+        for name in names:
+            if name not in first and isinstance(name, str) and len(first) < MAX_FIRST:
+                first[name] = next(e for e in events if e.get("event") == name)
+        for name, fns in self._by_name.items():
+            if name in names:
+                batch = [e for e in events if e.get("event") == name] if len(names) > 1 else events
+                for fn in fns:
+                    fn(batch)
+        for fn in self._every_event:
+            fn(events)
 
     def close(self) -> None:
+        """The stream ended: flush a last unterminated line, wake every waiter."""
         with self.changed:
             for stream, rest in self._partial.items():
                 if rest:
-                    self._add(stream, [rest])
-                    self._partial[stream] = ""
+                    self._partial[stream] = b""
+                    self._add(stream, [rest.decode("utf-8", errors="replace")])
             self.closed = True
             self.changed.notify_all()
 
     def reopen(self) -> None:
-        """The container runs again (a restart/start after an exit): later lines append
-        to the same lists, so a role's output spans all its runs."""
+        """The container runs again (a restart/start after an exit): later lines add to
+        the same tail and tallies, so a role's output spans all its runs."""
         with self.changed:
             self.closed = False
             self.changed.notify_all()
+
+    # ---------------------------------------------------------------- reading
 
     def wait_for(self, predicate: Callable[[], bool], deadline: float, clock: Callable[[], float] = time.monotonic) -> bool:
         """Block until ``predicate()`` is true (checked under the lock on every change)
@@ -89,7 +191,40 @@ class Output:
                     return predicate()
                 self.changed.wait(min(left, 1.0))
 
+    def wait_change(self, since: int, deadline: float, clock: Callable[[], float] = time.monotonic) -> None:
+        """Block until ``version`` differs from ``since``, the output closes, or ``deadline``."""
+        self.wait_for(lambda: self.version != since, deadline, clock)
+
+    def lines(self, stream: str) -> list[str]:
+        """The retained (last ``tail_lines``) lines of ``stream``."""
+        with self.changed:
+            return list(self._tail[stream])
+
+    @property
+    def stdout(self) -> list[str]:
+        return self.lines("stdout")
+
+    @property
+    def stderr(self) -> list[str]:
+        return self.lines("stderr")
+
+    @property
+    def events(self) -> list[dict]:
+        """The JSON events among the retained stdout lines (the most recent ones only)."""
+        found = []
+        for line in self.lines("stdout"):
+            if line.startswith("{"):
+                try:
+                    event = _loads(line)
+                except ValueError:
+                    continue
+                if isinstance(event, dict):
+                    found.append(event)
+        return found
+
     def tail(self, n: int = 20) -> str:
         with self.changed:
-            lines = [f"{line}" for line in self.stdout[-n:]] + [f"[stderr] {line}" for line in self.stderr[-n:]]
+            out = list(self._tail["stdout"])[-n:]
+            err = list(self._tail["stderr"])[-n:]
+        lines = out + [f"[stderr] {line}" for line in err]
         return "\n".join(lines[-n:])

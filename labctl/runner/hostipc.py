@@ -55,7 +55,7 @@ class HostIPCGuard:
         holder = ctx.engine.start_container(spec, HOST_PROBE)
         try:
             status = holder.wait_exit(max(5.0, ctx.remaining()))
-            data = next((e for e in holder.output.events if e.get("event") == "probe"), None)
+            data = holder.output.first.get("probe")
             if status is None or data is None:
                 raise LabctlError(f"host IPC probe failed: {holder.output.tail(5)}")
         finally:
@@ -77,12 +77,7 @@ class HostIPCGuard:
 
     def _our_shmids(self) -> set[int]:
         """Segments this scenario's workloads reported attaching (their ``attached`` events)."""
-        ids = set()
-        for c in self.roster.containers.values():
-            with c.output.changed:
-                ids |= {int(e["shmid"]) for e in c.output.events
-                        if e.get("event") == "attached" and isinstance(e.get("shmid"), int)}
-        return ids
+        return {i for i in self.roster.created("shmid") if isinstance(i, int)}
 
     def remove_leftovers(self, errors: list[str]) -> list[str]:
         """After the scenario: remove the new host segments its own workloads attached;

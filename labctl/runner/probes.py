@@ -94,8 +94,8 @@ class ProbeSet:
         if c is None:
             return None
         with c.output.changed:
-            for e in c.output.events:
-                if e.get("event") == "start" and e.get("ipcns"):
-                    return str(e["ipcns"])
+            start = c.output.first.get("start") or {}
+        if start.get("ipcns"):
+            return str(start["ipcns"])
         pid = c.pid() if c.poll_exit() is None else None
         return process_ipc_namespace(pid) if pid else None

@@ -8,7 +8,6 @@ report keep reading one container per role.
 
 from __future__ import annotations
 
-import re
 import threading
 
 from labctl import checks as checkmod
@@ -17,6 +16,7 @@ from labctl.output import ExitStatus, Output
 from labctl.runner.context import RunContext
 from labctl.runtime.engine import Container, RunSpec
 from labctl.scenario.model import After, ContainerSpec
+from labctl.watch import CreatedObjects, EventSeen, LineSearch
 
 OUTPUT_SLICE_S = 0.5  # how often a wait on output looks at the cancel flag and the deadline
 
@@ -30,6 +30,43 @@ class Roster:
         self.refused: dict[str, str] = {}  # role -> why it did not start
         self.timers: list[threading.Timer] = []
         self.timed_out: dict[str, float] = {}  # role -> its timeout, for those the timer killed
+        self.tallies: dict[int, object] = {}  # id(check body) -> the tally its judge reads
+        self.conditions: dict[tuple[str, str, str | None], EventSeen | LineSearch] = {}
+        self.objects: dict[str, CreatedObjects] = {}  # role -> the IPC objects it reported
+
+    def output_for(self, c: ContainerSpec) -> Output:
+        """A fresh Output for ``c`` with every tally that will read it attached before the
+        container starts (so none misses a line, and none rescans): its checks', the
+        ``after`` conditions that wait on it, and the IPC objects it reports creating."""
+        out = Output()
+        for ch in self.ctx.scenario.checks:
+            if getattr(ch.body, "container", None) == c.name:
+                t = checkmod.tally(ch.body, out)
+                if t is not None:
+                    self.tallies[id(ch.body)] = t
+        for other in self.ctx.scenario.containers:
+            for a in other.after:
+                key = (a.container, a.condition, a.value)
+                if a.container != c.name or key in self.conditions:
+                    continue
+                if a.condition == "event":
+                    self.conditions[key] = EventSeen(a.value or "").attach(out)
+                elif a.condition not in ("started", "exited"):
+                    self.conditions[key] = LineSearch(a.value or "").attach(out)
+        self.objects[c.name] = CreatedObjects().attach(out)
+        return out
+
+    def created(self, kind: str) -> set:
+        """Ids (``shmid``, ``semid``, ``msqid``) or names (``mq_name``, ``shm_name``) of the
+        IPC objects the scenario's containers reported in their ``attached`` events."""
+        found: set = set()
+        for role, objs in self.objects.items():
+            c = self.containers.get(role)
+            if c is None:
+                continue
+            with c.output.changed:
+                found |= objs.ids.get(kind, set())
+        return found
 
     def __contains__(self, role: str) -> bool:
         return role in self.containers
@@ -41,7 +78,7 @@ class Roster:
         """Create and start ``c`` from ``spec`` and arm its timeout; the engine's refusal is
         recorded (a ``refused`` check may expect it) and gives None."""
         try:
-            container = self.ctx.engine.start_container(spec, c.name)
+            container = self.ctx.engine.start_container(spec, c.name, self.output_for(c))
         except ContainerStartError as e:
             self.refused[c.name] = e.reason
             return None
@@ -93,12 +130,12 @@ class Roster:
                 raise LabctlError(f"{who} waits for {a.container} to exit; it still runs after the scenario timeout")
             return
         out = target.output
-        if a.condition == "event":
-            pred = lambda: any(e.get("event") == a.value for e in out.events)  # noqa: E731
+        seen = self.conditions[(a.container, a.condition, a.value)]
+        if isinstance(seen, EventSeen):
+            pred = lambda: seen.seen is not None  # noqa: E731
             what = f"the event {a.value!r}"
         else:
-            rx = re.compile(a.value or "")
-            pred = lambda: any(rx.search(line) for line in out.stdout + out.stderr)  # noqa: E731
+            pred = lambda: seen.hit is not None  # noqa: E731
             what = f"output matching /{a.value}/"
         while not out.wait_for(pred, min(ctx.deadline, ctx.clock() + OUTPUT_SLICE_S), ctx.clock):
             ctx.check_cancel()

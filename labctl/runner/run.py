@@ -94,6 +94,9 @@ class ScenarioRun:
         self.check_cancel()
         return self.roster.output(container)
 
+    def watcher(self, body: object) -> object | None:
+        return self.roster.tallies.get(id(body))
+
     def refusal(self, container: str) -> str | None:
         return self.roster.refused.get(container)
 

@@ -37,15 +37,17 @@ def explain(err: Exception) -> str:
 class DockerContainer(Container):
     """A running (or exited) Docker container labctl created, with its output being collected."""
 
-    def __init__(self, api: "docker.APIClient", obj: "docker.models.containers.Container", role: str) -> None:
-        """Wrap a *created* container and attach to its output; ``start()`` it afterwards.
+    def __init__(self, api: "docker.APIClient", obj: "docker.models.containers.Container", role: str,
+                 output: Output | None = None) -> None:
+        """Wrap a *created* container and attach to its output (``output``, with its
+        watchers, or a fresh one); ``start()`` it afterwards.
         Attaching before the start (as ``docker run`` does) is what guarantees the first
         lines are not lost. EngineError if the attach fails."""
         self._obj = obj
         self.role = role
         self.name = str(obj.name)
         self.id = str(obj.id)
-        self.output = Output()
+        self.output = output if output is not None else Output()
         self._exit: ExitStatus | None = None
         self._exit_lock = threading.Lock()
         self._api = api

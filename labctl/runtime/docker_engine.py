@@ -20,6 +20,7 @@ import docker.types
 from labctl.errors import BuildError, ContainerStartError, EngineError, LabctlError
 from labctl.labels import MANAGED, RUN_ID
 from labctl.runtime.docker_container import TRANSIENT, DockerContainer, explain
+from labctl.output import Output
 from labctl.runtime.engine import Engine, RunSpec
 
 # Workload builds younger than this are never pruned: 84 kB each, and a second checkout
@@ -170,7 +171,7 @@ class DockerEngine(Engine):
                 return str(gw)
         return None
 
-    def start_container(self, spec: RunSpec, role: str) -> DockerContainer:
+    def start_container(self, spec: RunSpec, role: str, output: Output | None = None) -> DockerContainer:
         mounts = [
             docker.types.Mount(target=t, source=s, type=kind, read_only=ro)
             for kind, s, t, ro in spec.mounts
@@ -193,7 +194,7 @@ class DockerEngine(Engine):
             raise ContainerStartError(role, explain(e)) from e
         except TRANSIENT as e:
             raise EngineError(f"creating container {role!r}: the engine at {self.address} stopped answering") from e
-        container = DockerContainer(self.api, obj, role)
+        container = DockerContainer(self.api, obj, role, output)
         container.start()
         return container
 

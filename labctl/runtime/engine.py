@@ -217,10 +217,12 @@ class Engine(ABC):
         network inspect``), or None. EngineError."""
 
     @abstractmethod
-    def start_container(self, spec: RunSpec, role: str) -> Container:
+    def start_container(self, spec: RunSpec, role: str, output: Output | None = None) -> Container:
         """``docker create`` + attach + ``docker start``. The engine's refusal (bad ipc
         donor, unknown sysctl, missing image...) raises ContainerStartError with its
-        words; the container, if created, is left for label-based teardown."""
+        words; the container, if created, is left for label-based teardown. ``output``
+        (with its watchers attached beforehand) receives the container's output; a fresh
+        ``Output`` if None."""
 
     # ---- inventory and teardown, by label
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from labctl.checks import evaluate
+from labctl.checks import evaluate, tally
 from labctl.errors import LabctlError
 from labctl.output import ExitStatus, Output
 from labctl.scenario.kinds.cleanup import CleanupCheck
@@ -33,8 +33,36 @@ class FakeClock:
         self.now += max(seconds, 0.001)
 
 
+class Recorded(Output):
+    """An Output that remembers what it was fed, so the fake can attach a check's tally
+    after the fact (the runner attaches them before the container starts)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.chunks: list[tuple[str, bytes]] = []
+        self.children: list[Output] = []
+
+    def feed(self, stream: str, chunk: bytes) -> None:
+        self.chunks.append((stream, chunk))
+        for c in self.children:
+            c.feed(stream, chunk)
+        super().feed(stream, chunk)
+
+    def close(self) -> None:
+        for c in self.children:
+            c.close()
+        super().close()
+
+    def replay_into(self, other: Output) -> None:
+        for stream, chunk in self.chunks:
+            other.feed(stream, chunk)
+        if self.closed:
+            other.close()
+        self.children.append(other)
+
+
 def closed_output(*events: dict, stderr: tuple[str, ...] = ()) -> Output:
-    out = Output()
+    out = Recorded()
     out.feed("stdout", "".join(json.dumps(e) + "\n" for e in events).encode())
     if stderr:
         out.feed("stderr", "".join(line + "\n" for line in stderr).encode())
@@ -52,6 +80,7 @@ class FakeObs:
         self.files: dict[str, dict] = kw.get("files", {})
         self.left: list[str] = kw.get("left", [])
         self.probe_calls: list[tuple[str, list[str]]] = []
+        self.tallies: list[tuple[object, object]] = []  # (check body, its tally)
 
     def output(self, container):
         return self.outputs.get(container)
@@ -76,6 +105,17 @@ class FakeObs:
 
     def leftovers(self):
         return self.left
+
+    def watcher(self, body):
+        """The check's tally, attached to a copy of the recorded output (first use)."""
+        for b, t in self.tallies:
+            if b is body:
+                return t
+        child = Output()
+        t = tally(body, child)
+        self.outputs[body.container].replay_into(child)
+        self.tallies.append((body, t))
+        return t
 
 
 def run(body, obs, kind="x", timeout=1.0, consistently=None, real_time=False):
@@ -110,7 +150,7 @@ def test_exit_signal():
 
 
 def test_exit_still_running_times_out():
-    obs = FakeObs(outputs={"r": Output()})
+    obs = FakeObs(outputs={"r": Recorded()})
     res = run(ExitCheck("r", codes=(0,)), obs, timeout=0.5)
     assert res.status == "failed" and "still running" in res.observed
 
@@ -151,11 +191,11 @@ def test_events_where_mismatch_fails():
 
 
 def test_events_max_waits_for_exit_then_judges():
-    running = Output()
+    running = Recorded()
     running.feed("stdout", b'{"event":"read","count":1}\n')
     res = run(EventsCheck("r", "read", min=0, max=0), FakeObs(outputs={"r": running}), timeout=0.3, real_time=True)
     assert res.status == "failed"  # one read: over the bound
-    quiet = Output()
+    quiet = Recorded()
     res = run(EventsCheck("r", "read", min=0, max=0), FakeObs(outputs={"r": quiet}), timeout=0.3, real_time=True)
     assert res.status == "failed" and "still running" in res.observed  # an open bound proves nothing yet
     res = run(EventsCheck("r", "read", min=0, max=0), FakeObs(outputs={"r": closed_output()}))
@@ -163,7 +203,7 @@ def test_events_max_waits_for_exit_then_judges():
 
 
 def test_events_max_consistently_holds():
-    quiet = Output()
+    quiet = Recorded()
     res = run(EventsCheck("r", "read", min=0, max=0), FakeObs(outputs={"r": quiet}), consistently=0.3, real_time=True)
     assert res.status == "passed"
 

@@ -50,6 +50,10 @@ class Observation(Protocol):
     def leftovers(self) -> list[str]:
         """Objects of this scenario still on the engine (after teardown), and host IPC changes."""
 
+    def watcher(self, body: Any) -> Any:
+        """The tally this check's kind attached (``CheckKind.tally``) to its container's
+        output before the container started; None if the container never started."""
+
 
 @dataclass(frozen=True)
 class Verdict:
@@ -83,6 +87,10 @@ def _no_watch(body: Any) -> str | None:
     return None
 
 
+def _no_tally(body: Any, out: Output) -> None:
+    return None
+
+
 @dataclass(frozen=True)
 class CheckKind:
     """One kind of check; its module declares it and ``registry.KINDS`` lists it.
@@ -96,6 +104,9 @@ class CheckKind:
     judge           (body, Observation, Look) -> Verdict: one look at the run
     watch           body -> the container whose new output may change the verdict
                     (the driver then waits on that output instead of polling)
+    tally           (body, Output) -> an incremental tally (``labctl.watch``) attached to
+                    that container's output before it starts; the judge reads it through
+                    ``Observation.watcher`` instead of rescanning the output
     after_teardown  judged after the scenario's objects were removed (cleanup)
     """
 
@@ -105,6 +116,7 @@ class CheckKind:
     build: Build
     judge: Judge
     watch: Callable[[Any], str | None] = _no_watch
+    tally: Callable[[Any, Output], Any] = _no_tally
     after_teardown: bool = False
 
     @property

@@ -10,6 +10,8 @@ from labctl.scenario.compound import DictOf, ExpectT, F, Obj
 from labctl.scenario.kinds.base import CheckKind, Look, Observation, Verdict, not_started, ref
 from labctl.scenario.model import Expect
 from labctl.scenario.spec import INVALID, Int, PDict, Str, join
+from labctl.output import Output
+from labctl.watch import EventTally
 
 
 @dataclass(frozen=True)
@@ -51,41 +53,42 @@ def build(b: Builder, d: PDict, path: str) -> tuple[EventsCheck, str]:
     return EventsCheck(c, event, tuple(conds), mn, mx, get(d, "rising")), f"events {c} {event}"
 
 
+def tally(body: EventsCheck, out: Output) -> EventTally:
+    return EventTally(body.event, body.where, body.rising).attach(out)
+
+
 def judge(body: EventsCheck, obs: Observation, look: Look) -> Verdict:
     if (v := not_started(obs, body.container, f"{body.event!r} event(s) from {body.container}")) is not None:
         return v
-    out = obs.output(body.container)
-    assert out is not None
-    with out.changed:
-        events = list(out.events)
+    out, t = obs.output(body.container), obs.watcher(body)
+    assert out is not None and isinstance(t, EventTally)
+    with out.changed:  # the tally is fed under this lock: one consistent reading
         closed = out.closed
-    named = [e for e in events if e.get("event") == body.event]
-    matched = [e for e in named if all(exp.holds(e.get(f)) for f, exp in body.where)]
+        named, matched, last, not_rising, last_error = t.named, t.matched, t.last_matched, t.not_rising, t.last_error
+        rising = t.rising_text() if body.rising else ""
     parts = [f"at least {body.min}"] + ([f"at most {body.max}"] if body.max is not None else [])
     cond = " and ".join(f"{k} {e.describe()}" for k, e in body.where)
     expected = f"{' and '.join(parts)} {body.event!r} event(s) from {body.container}" + (f" with {cond}" if cond else "")
     if body.rising:
         expected += f", {body.rising} strictly rising"
-    observed = f"{len(matched)} matching of {len(named)} {body.event!r} event(s)"
-    if matched and body.where:
-        observed += " (" + ", ".join(f"{k}={matched[-1].get(k)!r}" for k, _ in body.where) + ")"
-    ok = len(matched) >= body.min and (body.max is None or len(matched) <= body.max)
+    observed = f"{matched} matching of {named} {body.event!r} event(s)"
+    if last is not None and body.where:
+        observed += " (" + ", ".join(f"{k}={last.get(k)!r}" for k, _ in body.where) + ")"
+    ok = matched >= body.min and (body.max is None or matched <= body.max)
     if body.rising:
-        values = [e.get(body.rising) for e in matched]
-        observed += f"; {body.rising}: {', '.join(str(v) for v in values[:20])}" + (" ..." if len(values) > 20 else "")
-        if any(not isinstance(b, (int, float)) or not isinstance(a, (int, float)) or b <= a for a, b in zip(values, values[1:])):
-            return Verdict(False, expected, observed + " (not strictly rising)", final=True)
-    if not named:
-        errors = [e for e in events if e.get("event") == "error"]
-        if errors:
-            e = errors[-1]
-            observed += f"; last error: {e.get('call')}: {e.get('errno')} ({e.get('message')})"
+        observed += f"; {body.rising}: {rising}"
+        if not_rising is not None:
+            return Verdict(False, expected, observed + f" (not strictly rising: {not_rising[1]!r} after "
+                           f"{not_rising[0]!r})", final=True)
+    if not named and last_error is not None:
+        e = last_error
+        observed += f"; last error: {e.get('call')}: {e.get('errno')} ({e.get('message')})"
     if body.max is not None and ok and not closed and not look.consistently:
         # An upper bound only means something once the container can emit no more.
         return Verdict(False, expected, observed + " so far (still running)", final=False)
-    if body.max is not None and len(matched) > body.max:
+    if body.max is not None and matched > body.max:
         return Verdict(False, expected, observed, final=True)
     return Verdict(ok, expected, observed, final=closed)
 
 
-KIND = CheckKind("events", EventsCheck, FIELDS, build, judge, watch=lambda body: body.container)
+KIND = CheckKind("events", EventsCheck, FIELDS, build, judge, watch=lambda body: body.container, tally=tally)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Literal
 
@@ -11,6 +10,8 @@ from labctl.scenario.common import Ref
 from labctl.scenario.compound import F, Obj
 from labctl.scenario.kinds.base import CheckKind, Look, Observation, Verdict, not_started, ref
 from labctl.scenario.spec import PDict, Regex, Str
+from labctl.output import Output
+from labctl.watch import LineSearch
 
 
 @dataclass(frozen=True)
@@ -38,30 +39,28 @@ def build(b: Builder, d: PDict, path: str) -> tuple[OutputCheck, str]:
         f"output {c} {'matches' if 'matches' in d else 'not matches'}"
 
 
+def tally(body: OutputCheck, out: Output) -> LineSearch:
+    streams = ("stdout", "stderr") if body.stream == "both" else (body.stream,)
+    return LineSearch(body.matches if body.matches is not None else body.not_matches or "", streams).attach(out)
+
+
 def judge(body: OutputCheck, obs: Observation, look: Look) -> Verdict:
     pattern = body.matches if body.matches is not None else body.not_matches
     if (v := not_started(obs, body.container, f"{body.container}'s {body.stream} (/{pattern}/)")) is not None:
         return v
-    out = obs.output(body.container)
-    assert out is not None
+    out, t = obs.output(body.container), obs.watcher(body)
+    assert out is not None and isinstance(t, LineSearch)
     with out.changed:
-        lines = (out.stdout if body.stream in ("stdout", "both") else []) + (
-            out.stderr if body.stream in ("stderr", "both") else [])
-        lines = list(lines)
-        closed = out.closed
+        hit, searched, closed = t.hit, t.searched, out.closed
     if body.matches is not None:
-        rx = re.compile(body.matches)
-        hit = next((line for line in lines if rx.search(line)), None)
         return Verdict(hit is not None, f"a line of {body.container}'s {body.stream} matching /{body.matches}/",
-                       f"matched: {hit!r}" if hit else f"no match in {len(lines)} line(s)", final=closed or hit is not None)
-    rx = re.compile(body.not_matches or "")
-    hit = next((line for line in lines if rx.search(line)), None)
+                       f"matched: {hit!r}" if hit else f"no match in {searched} line(s)", final=closed or hit is not None)
     expected = f"no line of {body.container}'s {body.stream} matching /{body.not_matches}/"
     if hit is not None:
         return Verdict(False, expected, f"matched: {hit!r}", final=True)
     if not closed and not look.consistently:
-        return Verdict(False, expected, f"no match in {len(lines)} line(s) so far (still running)", final=False)
-    return Verdict(True, expected, f"no match in {len(lines)} line(s)", final=closed)
+        return Verdict(False, expected, f"no match in {searched} line(s) so far (still running)", final=False)
+    return Verdict(True, expected, f"no match in {searched} line(s)", final=closed)
 
 
-KIND = CheckKind("output", OutputCheck, FIELDS, build, judge, watch=lambda body: body.container)
+KIND = CheckKind("output", OutputCheck, FIELDS, build, judge, watch=lambda body: body.container, tally=tally)

@@ -84,10 +84,8 @@ def _attached_shmid(obs: Observation, container: str) -> int | None:
     if out is None:
         return None
     with out.changed:
-        for e in out.events:
-            if e.get("event") == "attached" and isinstance(e.get("shmid"), int):
-                return int(e["shmid"])
-    return None
+        e = out.first.get("attached") or {}  # its first attach (the output keeps the first of each event)
+    return int(e["shmid"]) if isinstance(e.get("shmid"), int) else None
 
 
 def judge(body: SegmentCheck, obs: Observation, look: Look) -> Verdict:

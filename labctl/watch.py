@@ -1,0 +1,192 @@
+"""Incremental tallies over a container's output: what checks and start conditions look at.
+
+Each tally is registered on an ``Output`` before its container starts and is fed every
+new line or event exactly once, in the reader thread, under the output's lock. It keeps
+a constant amount of state (counts, a few sample values, the first hit), so a check on a
+program that prints millions of events costs one pass and no memory growth, and
+judging it is reading a few numbers. No engine import.
+"""
+
+from __future__ import annotations
+
+import re
+from itertools import repeat
+from typing import Any
+
+from labctl.output import Output
+
+_NUMBERS = {int, float}
+SAMPLE = 20  # values of a ``rising`` field kept for the report (the first ones, and the last)
+
+
+def _numeric(v: object) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _first_not_rising(before: object, values: list[object]) -> tuple[object, object] | None:
+    """The first pair (a, b) of ``before`` (the previous batch's last value, None if none)
+    followed by ``values`` where b is not a number or b <= a; None if they strictly rise."""
+    seq = values if before is None else [before, *values]
+    try:
+        # fast path, in C: strictly rising numbers are their own sorted set (bool excluded)
+        if set(map(type, seq)) <= _NUMBERS and seq == sorted(set(seq)):
+            return None
+    except TypeError:
+        pass
+    prev: object = before
+    for i, v in enumerate(values):
+        if not _numeric(v) or (i > 0 or before is not None) and v <= prev:  # type: ignore[operator]
+            return (prev, v)
+        prev = v
+    return None
+
+
+class EventTally:
+    """Events named ``event`` whose fields satisfy ``where`` (pairs of name and an object
+    with ``holds(value)``); with ``rising``, whether that field strictly increases across
+    the matching ones. Also the last ``error`` event, for failure messages."""
+
+    def __init__(self, event: str, where: tuple[tuple[str, Any], ...] = (), rising: str | None = None) -> None:
+        self.event = event
+        self.where = where
+        self.rising = rising
+        self.named = 0
+        self.matched = 0
+        self.last_matched: dict | None = None
+        self.values: list[object] = []  # the first SAMPLE values of ``rising``
+        self.last_value: object = None
+        self.not_rising: tuple[object, object] | None = None  # the first pair that broke it
+        self.last_error: dict | None = None
+
+    def attach(self, out: Output) -> "EventTally":
+        out.watch_events(self._on_event, self.event)
+        if self.event != "error":
+            out.watch_events(self._on_error, "error")
+        return self
+
+    def _on_error(self, events: list[dict]) -> None:
+        self.last_error = events[-1]
+
+    def _on_event(self, events: list[dict]) -> None:
+        self.named += len(events)
+        if self.event == "error":
+            self.last_error = events[-1]
+        if self.where:
+            where = self.where
+            events = [e for e in events if all(exp.holds(e.get(name)) for name, exp in where)]
+            if not events:
+                return
+        self.matched += len(events)
+        self.last_matched = events[-1]
+        if self.rising is None:
+            return
+        field = self.rising
+        values = list(map(dict.get, events, repeat(field)))
+        if len(self.values) < SAMPLE:
+            self.values += values[:SAMPLE - len(self.values)]
+        if self.not_rising is None:
+            self.not_rising = _first_not_rising(self.last_value if self.matched > len(values) else None, values)
+        self.last_value = values[-1]
+
+    def rising_text(self) -> str:
+        """``1, 2, 3 ... 3000000`` (the kept sample and the last value)."""
+        shown = ", ".join(str(v) for v in self.values)
+        if self.matched > len(self.values):
+            shown += f" ... {self.last_value}"
+        return shown
+
+
+class LineSearch:
+    """The first line of ``streams`` matching ``pattern`` (``re.search`` on each line), and
+    how many lines were looked at. Once a line matched, later lines cost nothing.
+
+    A batch is searched as one text (``re.MULTILINE``, so ``^``/``$`` still mean a line's
+    start and end) and only a candidate's line is searched on its own: patterns that could
+    see past a line's end differently (``\\A``, ``\\Z``, lookarounds) go line by line."""
+
+    def __init__(self, pattern: str, streams: tuple[str, ...] = ("stdout", "stderr")) -> None:
+        self.rx = re.compile(pattern)
+        self.streams = streams
+        self.hit: str | None = None
+        self.searched = 0
+        per_line = any(t in pattern for t in ("\\A", "\\Z", "\\z", "(?<", "(?=", "(?!"))
+        self._block = None if per_line else re.compile(pattern, self.rx.flags | re.MULTILINE)
+
+    def attach(self, out: Output) -> "LineSearch":
+        out.watch_lines(self._on_lines, self.streams)
+        return self
+
+    def _on_lines(self, _stream: str, lines: list[str]) -> None:
+        if self.hit is not None:
+            return
+        if self._block is None:
+            self._line_by_line(lines)
+        else:
+            self._by_block(lines)
+
+    def _line_by_line(self, lines: list[str]) -> None:
+        search = self.rx.search
+        for i, line in enumerate(lines):
+            if search(line):
+                self.hit = line
+                self.searched += i + 1
+                return
+        self.searched += len(lines)
+
+    def _by_block(self, lines: list[str]) -> None:
+        text = "\n".join(lines)
+        pos = 0
+        assert self._block is not None
+        while (m := self._block.search(text, pos)) is not None:
+            start = text.rfind("\n", 0, m.start()) + 1
+            end = text.find("\n", m.start())
+            end = len(text) if end < 0 else end
+            if self.rx.search(text[start:end]):  # the candidate's own line (a match may span lines)
+                self.hit = text[start:end]
+                self.searched += text.count("\n", 0, start) + 1
+                return
+            if end >= len(text):
+                break
+            pos = end + 1
+        self.searched += len(lines)
+
+
+class EventSeen:
+    """Whether an event named ``event`` appeared (a start condition ``after: {c: attached}``)."""
+
+    def __init__(self, event: str) -> None:
+        self.event = event
+        self.seen: dict | None = None
+
+    def attach(self, out: Output) -> "EventSeen":
+        out.watch_events(self._on_event, self.event)
+        return self
+
+    def _on_event(self, events: list[dict]) -> None:
+        if self.seen is None:
+            self.seen = events[0]
+
+
+MAX_IDS = 4096
+
+
+class CreatedObjects:
+    """The IPC objects a workload reported holding: the ids in its ``attached`` events
+    (``shmid``, ``semid``, ``msqid``) and the names of the POSIX objects it opened
+    (``mq_name``/``shm_name``). At most MAX_IDS of each kind."""
+
+    KINDS = ("shmid", "semid", "msqid", "mq_name", "shm_name")
+
+    def __init__(self) -> None:
+        self.ids: dict[str, set] = {k: set() for k in self.KINDS}
+
+    def attach(self, out: Output) -> "CreatedObjects":
+        out.watch_events(self._on_events, "attached")
+        return self
+
+    def _on_events(self, events: list[dict]) -> None:
+        for e in events:
+            for kind, found in self.ids.items():
+                v = e.get(kind)
+                if v is not None and not isinstance(v, (dict, list)) and len(found) < MAX_IDS:
+                    found.add(v)

@@ -1,0 +1,115 @@
+"""Output (bounded retention, event parsing) and the incremental tallies checks read."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from labctl.output import Output
+from labctl.scenario.model import Expect
+from labctl.watch import CreatedObjects, EventSeen, EventTally, LineSearch
+
+
+def feed_lines(out: Output, lines: list[str], stream: str = "stdout", chunk: int = 7) -> None:
+    """Feed ``lines`` cut into ``chunk``-byte pieces (lines and UTF-8 sequences split)."""
+    data = "".join(line + "\n" for line in lines).encode()
+    for i in range(0, len(data), chunk):
+        out.feed(stream, data[i:i + chunk])
+
+
+def test_lines_and_utf8_split_across_chunks() -> None:
+    out = Output()
+    feed_lines(out, ["héllo wörld", "ünïcode ✓", "last"], chunk=3)
+    assert out.lines("stdout") == ["héllo wörld", "ünïcode ✓", "last"]
+    out.feed("stderr", b"no newline at the end")
+    out.close()
+    assert out.lines("stderr") == ["no newline at the end"] and out.closed
+
+
+def test_retention_is_bounded_whatever_the_volume() -> None:
+    out = Output(tail_lines=50)
+    tally = EventTally("wrote", rising="count").attach(out)
+    feed_lines(out, [json.dumps({"event": "wrote", "count": i}) for i in range(1, 20001)], chunk=4096)
+    assert out.line_counts["stdout"] == 20000
+    assert len(out.lines("stdout")) == 50 and out.lines("stdout")[-1].endswith("20000}")
+    assert tally.matched == 20000 and tally.not_rising is None
+    assert len(tally.values) <= 20 and tally.last_value == 20000
+    assert "... 20000" in tally.rising_text()
+    assert out.tail(3).splitlines()[-1].endswith("20000}")
+
+
+def test_each_event_reaches_its_watchers_once_in_order() -> None:
+    out = Output()
+    got: list[dict] = []
+    every: list[dict] = []
+    out.watch_events(got.extend, "read")
+    out.watch_events(every.extend)
+    lines = [
+        '{"event":"start","ipcns":"ipc:[1]"}',
+        "plain text",
+        '{"event": "read", "count": 1}',  # not shmlab's spacing: parsed all the same
+        "{not json",
+        '{"event":"read","count":2},{"event":"read","count":3}',  # two objects: not one event
+        "[1, 2]",
+        '{"event":"read","count":NaN}',  # the standard library reads it, orjson does not
+        '{"count": 9}',
+    ]
+    feed_lines(out, lines, chunk=5)
+    assert [e["count"] for e in got] == [1, pytest.approx(float("nan"), nan_ok=True)]
+    assert [e.get("event") for e in every] == ["start", "read", "read", None]
+    assert out.first["start"]["ipcns"] == "ipc:[1]" and out.first["read"]["count"] == 1
+
+
+def test_event_tally_where_rising_and_errors_across_batches() -> None:
+    out = Output()
+    t = EventTally("read", (("ip", Expect("eq", "127.0.0.1")),), rising="count").attach(out)
+    feed_lines(out, [json.dumps({"event": "read", "count": c, "ip": ip})
+                     for c, ip in ((1, "127.0.0.1"), (2, "0.0.0.0"), (3, "127.0.0.1"))])
+    assert (t.named, t.matched, t.not_rising) == (3, 2, None)
+    feed_lines(out, [json.dumps({"event": "read", "count": 3, "ip": "127.0.0.1"})])  # a new batch: 3 after 3
+    assert t.not_rising == (3, 3)
+    feed_lines(out, [json.dumps({"event": "error", "call": "shmget", "errno": "ENOENT"})])
+    assert t.last_error is not None and t.last_error["errno"] == "ENOENT"
+
+
+def test_event_tally_rising_rejects_non_numbers() -> None:
+    out = Output()
+    t = EventTally("x", rising="v").attach(out)
+    feed_lines(out, [json.dumps({"event": "x", "v": v}) for v in (1, 2, "3")])
+    assert t.not_rising == (2, "3")
+
+
+@pytest.mark.parametrize("pattern", [
+    r"^b", r"b$", r"a\s+b", r"(?s)a.b", r"\Aa", r"a\Z", r"(?<=x)b", r"[^z]b", r"b(?!c)", r"^$",
+])
+def test_line_search_by_block_agrees_with_each_line(pattern: str) -> None:
+    lines = ["xa", "b", "ab", "a b", "xbc", "", "cb"]
+    expected = next((line for line in lines if re.search(pattern, line)), None)
+    for chunk in (1, 3, 100):
+        out = Output()
+        s = LineSearch(pattern).attach(out)
+        feed_lines(out, lines, chunk=chunk)
+        out.close()
+        assert s.hit == expected, (pattern, chunk)
+
+
+def test_line_search_streams_and_counts() -> None:
+    out = Output()
+    s = LineSearch("boom", ("stderr",)).attach(out)
+    feed_lines(out, ["boom on stdout"])
+    feed_lines(out, ["fine", "still fine"], stream="stderr")
+    assert s.hit is None and s.searched == 2
+    feed_lines(out, ["boom"], stream="stderr")
+    assert s.hit == "boom"
+
+
+def test_event_seen_and_created_objects() -> None:
+    out = Output()
+    seen = EventSeen("attached").attach(out)
+    created = CreatedObjects().attach(out)
+    feed_lines(out, ['{"event":"attached","key":1,"shmid":5}', '{"event":"attached","key":2,"semid":7}',
+                     '{"event":"attached","mq_name":"/q"}'])
+    assert seen.seen is not None and seen.seen["shmid"] == 5
+    assert created.ids["shmid"] == {5} and created.ids["semid"] == {7} and created.ids["mq_name"] == {"/q"}
