@@ -14,12 +14,14 @@ from typing import Any, Callable
 
 import click
 
+from labctl.results import REPORT_FORMATS
+
 ENV_PREFIX = "LABCTL_"
 DEFAULT_PATH = "scenarios"
-RUN_FORMATS = ("text", "json", "junit")
+RUN_FORMATS = REPORT_FORMATS
 LIST_FORMATS = ("text", "json")
 HANDOUT_FORMATS = (*LIST_FORMATS, "markdown")  # list only: markdown is the handout
-ALL_FORMATS = ("text", "json", "junit", "markdown")
+ALL_FORMATS = (*RUN_FORMATS, "markdown")
 OPT_INS = {
     "allow-host-ipc": "ipc: host (the segment is created in the host's namespace)",
     "allow-host-paths": "bind mounts of host paths outside the scenario's folder",

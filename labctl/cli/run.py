@@ -14,8 +14,7 @@ import click
 from labctl.cli import common
 from labctl.cli.params import RUN_FORMATS, CommaList, filters, opt_ins, option, output_format, paths, quiet
 from labctl.errors import EXIT_FAILED, EXIT_OK, Interrupted, UsageError
-
-MARKS = {"passed": "PASS", "failed": "FAIL", "error": "ERROR", "skipped": "SKIP"}
+from labctl.results import STATUS_LABELS
 
 
 @click.command("run")
@@ -78,7 +77,7 @@ def run(o: dict, *, quiet: bool) -> int:
 
         def on_result(res) -> None:
             done[0] += 1
-            progress.line(f"[{done[0]}/{total}] {MARKS[res.status]} {res.name} ({res.duration_s:.2f}s)")
+            progress.line(f"[{done[0]}/{total}] {STATUS_LABELS[res.status]} {res.name} ({res.duration_s:.2f}s)")
 
         progress.line(f"running {total} scenario(s), {o['jobs']} at a time (run {run_id[:8]})")
         result = runner.run_all(engine, scenarios, image, run_id=run_id, jobs=o["jobs"], keep=o["keep"],
