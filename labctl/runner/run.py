@@ -23,7 +23,7 @@ from labctl.runner.roster import Roster
 from labctl.runner.storage import Storage
 from labctl.runner.teardown import TeardownResult, teardown
 from labctl.runtime.engine import Engine
-from labctl.scenario.kinds.cleanup import CleanupCheck
+from labctl.scenario.kinds.registry import KINDS
 from labctl.scenario.model import Scenario
 
 
@@ -131,7 +131,7 @@ def run_scenario(engine: Engine, scenario: Scenario, run_id: str, image: str, *,
         run.setup()
         run.start_all()
         for check in scenario.checks:
-            if isinstance(check.body, CleanupCheck):
+            if KINDS[check.kind].after_teardown:
                 continue
             run.check_cancel()
             result.checks.append(checkmod.evaluate(check, run, hard_deadline=run.deadline))
@@ -151,7 +151,7 @@ def run_scenario(engine: Engine, scenario: Scenario, run_id: str, image: str, *,
     if interrupted:
         raise interrupted
     for check in scenario.checks:
-        if isinstance(check.body, CleanupCheck):
+        if KINDS[check.kind].after_teardown:
             if keep:
                 result.checks.append(CheckResult(check.name, "skipped", "--keep: nothing was torn down"))
             else:
