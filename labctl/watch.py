@@ -172,8 +172,9 @@ MAX_IDS = 4096
 
 class CreatedObjects:
     """The IPC objects a workload reported holding: the ids in its ``attached`` events
-    (``shmid``, ``semid``, ``msqid``) and the names of the POSIX objects it opened
-    (``mq_name``/``shm_name``). At most MAX_IDS of each kind."""
+    (``shmid``, ``semid``, ``msqid``, and ``mq_name`` for a POSIX message queue) and the
+    POSIX shm names of its ``opened`` events (``name``, as ``shm_name``). At most MAX_IDS
+    of each kind."""
 
     KINDS = ("shmid", "semid", "msqid", "mq_name", "shm_name")
 
@@ -181,12 +182,21 @@ class CreatedObjects:
         self.ids: dict[str, set] = {k: set() for k in self.KINDS}
 
     def attach(self, out: Output) -> "CreatedObjects":
-        out.watch_events(self._on_events, "attached")
+        out.watch_events(self._on_attached, "attached")
+        out.watch_events(self._on_opened, "opened")
         return self
 
-    def _on_events(self, events: list[dict]) -> None:
+    def _add(self, kind: str, v: object) -> None:
+        found = self.ids[kind]
+        if v is not None and not isinstance(v, (dict, list)) and len(found) < MAX_IDS:
+            found.add(v)
+
+    def _on_attached(self, events: list[dict]) -> None:
         for e in events:
-            for kind, found in self.ids.items():
-                v = e.get(kind)
-                if v is not None and not isinstance(v, (dict, list)) and len(found) < MAX_IDS:
-                    found.add(v)
+            for kind in ("shmid", "semid", "msqid", "mq_name"):
+                self._add(kind, e.get(kind))
+
+    def _on_opened(self, events: list[dict]) -> None:
+        for e in events:
+            if isinstance(e.get("name"), str):
+                self._add("shm_name", e["name"])

@@ -36,7 +36,9 @@ enum {
     C_SP = 1 << 12, /* sysv-private */
     C_DF = 1 << 13, /* devshm-fill */
     C_DM = 1 << 14, /* devshm-map */
-    C_ALL = (1 << 15) - 1,
+    C_QS = 1 << 15, /* mq-send */
+    C_QR = 1 << 16, /* mq-recv */
+    C_ALL = (1 << 17) - 1,
     C_WRITERS = C_SW | C_MW | C_PW,
     C_READERS = C_SR | C_MR | C_PR
 };
@@ -64,6 +66,8 @@ static const struct command commands[] = {
     { "sysv-private", cmd_sysv_private, C_SP, 1 },
     { "devshm-fill", cmd_devshm_fill, C_DF, 1 },
     { "devshm-map", cmd_devshm_map, C_DM, 1 },
+    { "mq-send", cmd_mq_send, C_QS, 1 },
+    { "mq-recv", cmd_mq_recv, C_QR, 1 },
 };
 
 enum kind { K_FLAG, K_STR, K_INT, K_DUR, K_KEY, K_MODE, K_SIZE, K_HOLD };
@@ -86,9 +90,9 @@ static const struct optdef optdefs[] = {
     { "size", K_SIZE, C_SW | C_PW | C_SP | C_DF, O(size), (long)O(size_set) },
     { "mode", K_MODE, C_SW, O(mode), -1 },
     { "ip", K_STR, C_WRITERS, O(ip), -1 },
-    { "count", K_INT, C_WRITERS | C_MS | C_MV | C_SC | C_SP, O(count), (long)O(count_set) },
-    { "interval", K_DUR, C_WRITERS | C_READERS | C_MS | C_SC, O(interval_ms), (long)O(interval_set) },
-    { "rmid", K_FLAG, C_SW | C_SR | C_MV | C_PB | C_SP, O(rmid), -1 },
+    { "count", K_INT, C_WRITERS | C_MS | C_MV | C_SC | C_SP | C_QS | C_QR, O(count), (long)O(count_set) },
+    { "interval", K_DUR, C_WRITERS | C_READERS | C_MS | C_SC | C_QS, O(interval_ms), (long)O(interval_set) },
+    { "rmid", K_FLAG, C_SW | C_SR | C_MS | C_MV | C_SC | C_PB | C_SP, O(rmid), -1 },
     { "hold", K_HOLD, C_SW | C_SR | C_MW | C_PW | C_DF, O(hold), -1 },
     { "atomic", K_FLAG, C_WRITERS, O(atomic), -1 },
     { "quiet", K_FLAG, C_WRITERS, O(quiet), -1 },
@@ -96,18 +100,18 @@ static const struct optdef optdefs[] = {
     { "sem", K_FLAG, C_SW, O(sem), -1 },
     { "no-stop-on-rmid", K_FLAG, C_SW, O(no_stop_on_rmid), -1 },
     { "start-nattch", K_INT, C_SW, O(start_nattch), -1 },
-    { "create", K_FLAG, C_SR | C_MV, O(create), -1 },
+    { "create", K_FLAG, C_SR | C_MV | C_QR, O(create), -1 },
     { "reads", K_INT, C_READERS, O(reads), -1 },
     { "until", K_INT, C_READERS, O(until), (long)O(until_set) },
-    { "timeout", K_DUR, C_SW | C_READERS | C_MV, O(timeout_ms), -1 },
+    { "timeout", K_DUR, C_SW | C_READERS | C_MV | C_QR, O(timeout_ms), -1 },
     { "changes", K_FLAG, C_READERS, O(changes), -1 },
     { "expect-ip", K_STR, C_READERS, O(expect_ip), -1 },
     { "struct", K_STR, C_WRITERS | C_READERS, O(struct_name), -1 },
     { "path", K_STR, C_MW | C_MR, O(path), -1 },
     { "truncate-delay", K_DUR, C_MW | C_PW, O(truncate_delay_ms), -1 },
-    { "unlink", K_FLAG, C_MW | C_PW | C_DF, O(unlink), -1 },
+    { "unlink", K_FLAG, C_MW | C_PW | C_DF | C_QS | C_QR, O(unlink), -1 },
     { "wait", K_DUR, C_MR | C_PR | C_DM, O(wait_ms), -1 },
-    { "name", K_STR, C_PW | C_PR | C_DF | C_DM, O(name), -1 },
+    { "name", K_STR, C_PW | C_PR | C_DF | C_DM | C_QS | C_QR, O(name), -1 },
     { "fill", K_FLAG, C_PW | C_SP, O(fill), -1 },
     { "fallocate", K_FLAG, C_PW, O(fallocate), -1 },
     { "ns", K_FLAG, C_PB, O(ns), -1 },
@@ -120,6 +124,13 @@ static const struct optdef optdefs[] = {
     { "exit", K_INT, C_SP | C_DF, O(exit_code), (long)O(exit_set) },
     { "clean", K_FLAG, C_DF, O(clean), -1 },
     { "objects", K_FLAG, C_PB, O(objects), -1 },
+    { "sems", K_FLAG, C_PB, O(sems), -1 },
+    { "queues", K_FLAG, C_PB, O(queues), -1 },
+    { "mqueues", K_FLAG, C_PB, O(mqueues), -1 },
+    { "semid", K_INT, C_PB, O(semid), (long)O(semid_set) },
+    { "msqid", K_INT, C_PB, O(msqid), (long)O(msqid_set) },
+    { "mq-unlink", K_STR, C_PB, O(mq_unlink), -1 },
+    { "shm-unlink", K_STR, C_PB, O(shm_unlink), -1 },
 };
 #undef O
 
@@ -137,11 +148,17 @@ static void usage(FILE *f)
         "  mmap-reader   read a mapped file (--path)\n"
         "  posix-writer  the same over POSIX shm (--name /NAME, lives in /dev/shm)\n"
         "  posix-reader  read a POSIX shm object (--name /NAME)\n"
-        "  msg-send      send --count messages on a SysV message queue\n"
+        "  msg-send      send --count messages on a SysV message queue (--rmid: remove it)\n"
         "  msg-recv      receive --count messages from a SysV message queue\n"
-        "  sem-counter   increment a SysV semaphore --count times\n"
+        "  sem-counter   increment a SysV semaphore --count times (--rmid: remove the set)\n"
+        "  mq-send       send --count messages on POSIX queue --name /NAME (created if\n"
+        "                absent); --unlink removes it at the end\n"
+        "  mq-recv       receive --count messages from --name /NAME (--create, --timeout D,\n"
+        "                --unlink)\n"
         "  probe         one JSON object: --ns --segments --key --shmid --layout --objects\n"
-        "                --devshm --stat PATH --ftok PATH --proj N; --shmid ID --rmid removes\n"
+        "                --devshm --sems --queues --mqueues --stat PATH --ftok PATH --proj N;\n"
+        "                --shmid|--semid|--msqid ID --rmid, --mq-unlink|--shm-unlink /NAME\n"
+        "                remove one object\n"
         "  hold          wait for SIGTERM/SIGINT (namespace holder, exec target)\n"
         "  prep          --chmod MODE PATH...: chmod paths\n"
         "  sysv-private  --count N IPC_PRIVATE segments of --size (default 4k), attached;\n"

@@ -83,6 +83,13 @@ int cmd_msg_send(const struct opts *o)
         }
         emit_msg("sent", seq, m.text);
     }
+    if (o->rmid) {
+        if (msgctl(id, IPC_RMID, NULL) < 0) {
+            err_sys(&e, "msgctl", errno, SX_MSG);
+            goto fail;
+        }
+        emit_queue("removed", key, id, "msqid");
+    }
     return emit_done(1, seq - 1);
 fail:
     return emit_error(&e);
@@ -176,6 +183,13 @@ int cmd_sem_counter(const struct opts *o)
         ev_begin(&ev, "incremented");
         ev_int(&ev, "value", value);
         ev_emit(&ev);
+    }
+    if (o->rmid) {
+        if (semctl(id, 0, IPC_RMID) < 0) {
+            err_sys(&e, "semctl", errno, SX_SEM);
+            goto fail;
+        }
+        emit_queue("removed", key, id, "semid");
     }
     return emit_done(1, value);
 fail:

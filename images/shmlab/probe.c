@@ -583,7 +583,8 @@ int cmd_probe(const struct opts *o)
     struct ev ev;
     char ns[64];
     int any = o->ns || o->segments || o->devshm || o->objects || o->stat_path || o->ftok_path ||
-              o->key_set || o->shmid_set || o->layout;
+              o->key_set || o->shmid_set || o->layout || o->sems || o->queues || o->mqueues ||
+              o->semid_set || o->msqid_set || o->mq_unlink || o->shm_unlink;
     int segments = o->segments || o->key_set || o->shmid_set ||
                    (o->layout != NULL && o->stat_path == NULL);
 
@@ -600,19 +601,19 @@ int cmd_probe(const struct opts *o)
         probe_devshm(&ev);
     if (o->objects)
         probe_objects(&ev);
+    if (o->sems)
+        probe_sems(&ev);
+    if (o->queues)
+        probe_queues(&ev);
+    if (o->mqueues)
+        probe_mqueues(&ev);
     if (o->stat_path != NULL)
         probe_stat(&ev, o->stat_path, o->layout ? &l : NULL);
     if (o->ftok_path != NULL)
         probe_ftok(&ev, o->ftok_path, o->proj);
-    /* --shmid ID --rmid: labctl's teardown removing a segment a host-IPC scenario left */
-    if (o->rmid && o->shmid_set) {
-        if (shmctl((int)o->shmid, IPC_RMID, NULL) == 0) {
-            ev_bool(&ev, "removed", 1);
-        } else {
-            ev_bool(&ev, "removed", 0);
-            ev_str(&ev, "errno", errno_name(errno));
-        }
-    }
+    /* --shmid/--semid/--msqid ID --rmid, --mq-unlink/--shm-unlink NAME: labctl's teardown
+     * removing an object a host-IPC scenario's workloads left */
+    probe_remove(&ev, o);
     ev_emit(&ev);
     if (o->layout != NULL)
         free_layout(&l);

@@ -8,6 +8,7 @@
  * mmapfile.c, posix.c   mmap-* and posix-* commands
  * msgsem.c msg-send, msg-recv, sem-counter
  * probe.c  probe, hold, prep
+ * ipcobj.c probe's sem/msg/mqueue listings and removals; mq-send, mq-recv
  * lifecycle.c sysv-private, devshm-fill, devshm-map (crashes, kills, restarts)
  */
 #ifndef SHMLAB_H
@@ -98,6 +99,15 @@ struct opts {
     int objects; /* probe: counts of every IPC object kind and /dev/shm usage */
     const char *struct_name;     /* --struct NAME */
     const struct shape *shape;   /* resolved from struct_name (default conn_stat) */
+    int sems;    /* probe: the SysV semaphore sets (ipcobj.c) */
+    int queues;  /* probe: the SysV message queues */
+    int mqueues; /* probe: the POSIX message queues (/dev/mqueue) */
+    long long semid; /* probe --semid ID --rmid */
+    int semid_set;
+    long long msqid; /* probe --msqid ID --rmid */
+    int msqid_set;
+    const char *mq_unlink;  /* probe --mq-unlink /NAME */
+    const char *shm_unlink; /* probe --shm-unlink /NAME */
     char **args; /* positional arguments (prep's paths) */
     int nargs;
 };
@@ -216,6 +226,14 @@ int cmd_prep(const struct opts *o);
 int cmd_sysv_private(const struct opts *o);
 int cmd_devshm_fill(const struct opts *o);
 int cmd_devshm_map(const struct opts *o);
+int cmd_mq_send(const struct opts *o);
+int cmd_mq_recv(const struct opts *o);
+
+/* ipcobj.c: the other IPC object kinds, for probe */
+void probe_sems(struct ev *ev);
+void probe_queues(struct ev *ev);
+void probe_mqueues(struct ev *ev);
+int probe_remove(struct ev *ev, const struct opts *o); /* 1 if an option asked for a removal */
 
 /* mmapfile.c: the mapped-file writer/reader bodies, shared with posix.c */
 struct file_ops {

@@ -1,6 +1,8 @@
 """The host-IPC guard of a scenario with ``ipc: host`` containers: what the engine host's
-IPC namespace showed before the run, and after it the removal of the host segments the
-scenario's own workloads left (a failure or Ctrl-C may have come before their IPC_RMID).
+IPC namespace held before the run (every kind: SysV segments, semaphore sets and message
+queues, POSIX shm in /dev/shm, POSIX message queues in /dev/mqueue), and after it the
+removal of the new objects the scenario's own workloads reported creating (a failure or
+Ctrl-C may have come before their own removal); anything else new is only reported.
 
 The host is read by one-shot probe containers in ``ipc: host``, so it is the engine
 host's namespace wherever labctl itself runs (a container, a remote engine)."""
@@ -8,9 +10,11 @@ host's namespace wherever labctl itself runs (a container, a remote engine)."""
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 
 from labctl.errors import LabctlError
 from labctl.runner.context import RunContext
+from labctl.runner.plan import WORKLOAD_USER
 from labctl.runner.roster import Roster
 from labctl.runtime.engine import RunSpec
 from labctl.scenario.kinds.cleanup import CleanupCheck
@@ -18,8 +22,57 @@ from labctl.scenario.kinds.cleanup import CleanupCheck
 HOST_PROBE = "host-probe"  # the role of the one-shot host probes
 
 
+def _key(o: dict) -> str:
+    k = o.get("key")
+    return f"0x{k & 0xFFFFFFFF:08x}" if isinstance(k, int) else str(k)
+
+
 def describe_segment(s: dict) -> str:
-    return f"host segment key {s.get('key')} shmid {s.get('shmid')}"
+    return f"host segment key {_key(s)} shmid {s.get('shmid')}"
+
+
+@dataclass(frozen=True)
+class HostObject:
+    """One IPC object of the host namespace: ``text`` names it in reports; ``created`` is
+    the (kind, id or name) a workload's ``attached``/``opened`` event gives for it;
+    ``remove`` the probe arguments that remove it, run as ``owner`` (uid:gid)."""
+
+    text: str
+    created: tuple[str, object]
+    remove: tuple[str, ...]
+    owner: str
+
+
+# probe key -> (id field, created kind, describe, removal option)
+_SYSV = {
+    "segments": ("shmid", "shmid", lambda o: describe_segment(o), "--shmid"),
+    "sems": ("semid", "semid", lambda o: f"host semaphore set key {_key(o)} semid {o.get('semid')}", "--semid"),
+    "queues": ("msqid", "msqid", lambda o: f"host message queue key {_key(o)} msqid {o.get('msqid')}", "--msqid"),
+}
+SNAPSHOT_ARGS = ["probe", "--segments", "--sems", "--queues", "--devshm", "--mqueues"]
+
+
+def host_objects(data: dict, default_owner: str = "0:0") -> dict[str, HostObject]:
+    """The objects in a probe event of ``SNAPSHOT_ARGS``, by their report text."""
+    found: dict[str, HostObject] = {}
+    for key, (idf, kind, text, opt) in _SYSV.items():
+        for o in data.get(key) or []:
+            if isinstance(o, dict) and isinstance(o.get(idf), int):
+                owner = f"{o.get('uid', 0)}:{o.get('gid', 0)}"
+                found[text(o)] = HostObject(text(o), (kind, o[idf]), ("probe", opt, str(o[idf]), "--rmid"), owner)
+    for d in data.get("devshm") or []:
+        name = "/" + str(d.get("name"))
+        found[f"host /dev/shm{name}"] = HostObject(f"host /dev/shm{name}", ("shm_name", name),
+                                                   ("probe", "--shm-unlink", name), default_owner)
+    for q in data.get("mqueues") or []:
+        name = "/" + str(q.get("name"))
+        owner = f"{q.get('uid', 0)}:{q.get('gid', 0)}"
+        found[f"host POSIX message queue {name}"] = HostObject(f"host POSIX message queue {name}", ("mq_name", name),
+                                                               ("probe", "--mq-unlink", name), owner)
+    for key in ("segments", "sems", "queues", "devshm", "mqueues"):
+        if data.get(key) is None and data.get(f"{key}_error"):
+            raise LabctlError(f"host IPC probe could not read {key}: {data[f'{key}_error']}")
+    return found
 
 
 class HostIPCGuard:
@@ -29,7 +82,8 @@ class HostIPCGuard:
         self.ctx = ctx
         self.roster = roster
         self.before: set[str] | None = None
-        self._segments: dict[int, dict] = {}  # shmid -> segment, of the last snapshot
+        self._objects: dict[str, HostObject] = {}  # of the last snapshot, by report text
+        self._exited: set[str] = set()  # roles that had ended before teardown
         self._namespace: str | None = None
 
     @property
@@ -69,32 +123,53 @@ class HostIPCGuard:
         return self._namespace
 
     def snapshot(self) -> set[str]:
-        """The host's SysV segments and /dev/shm entries, one string each."""
-        data = self.probe(["probe", "--segments", "--devshm"])
-        self._segments = {int(s["shmid"]): s for s in data.get("segments", []) if "shmid" in s}
-        seen = {describe_segment(s) for s in data.get("segments", [])}
-        return seen | {f"host /dev/shm/{d.get('name')}" for d in data.get("devshm", [])}
+        """Every IPC object of the host namespace, one string each (see ``host_objects``)."""
+        self._objects = host_objects(self.probe(list(SNAPSHOT_ARGS)), self._workload_user())
+        return set(self._objects)
 
-    def _our_shmids(self) -> set[int]:
-        """Segments this scenario's workloads reported attaching (their ``attached`` events)."""
-        return {i for i in self.roster.created("shmid") if isinstance(i, int)}
+    def _workload_user(self) -> str:
+        """Whom a POSIX shm name in /dev/shm belongs to (the probe does not report its
+        owner): the scenario's first ``ipc: host`` container's user."""
+        c = next((c for c in self.ctx.scenario.containers if c.ipc == "host"), None)
+        return (c.user if c is not None and c.user else WORKLOAD_USER)
+
+    def note_exited(self) -> None:
+        """Before teardown kills anything: which containers ended on their own. An object
+        only they reported was left by the program (a leak the cleanup check names); one
+        a container still running reported may just have lost its removal to the kill."""
+        if self.before is None:
+            return
+        self._exited = set()
+        for role, c in self.roster.containers.items():
+            try:
+                if c.poll_exit() is not None:
+                    self._exited.add(role)
+            except LabctlError:
+                self._exited.add(role)  # gone already: it cannot remove anything any more
 
     def remove_leftovers(self, errors: list[str]) -> list[str]:
-        """After the scenario: remove the new host segments its own workloads attached;
-        anything else new is only reported, since it may belong to the host. Returns what
-        is still new; a probe failure goes to ``errors``."""
+        """After the scenario: remove the new host objects its own workloads reported
+        creating or attaching (as their owner: IPC_RMID and unlink need no capability
+        then). Returns what the cleanup check reports: the removed objects that only
+        containers which had ended on their own reported (``..., left by ROLE (removed
+        by teardown)``), and every other new object, which is not removed since it may
+        belong to the host. A probe failure goes to ``errors``."""
         if self.before is None:
             return []
+        leaked: list[str] = []
         try:
             new = self.snapshot() - self.before
-            ours = [s for shmid, s in self._segments.items()
-                    if shmid in self._our_shmids() and describe_segment(s) in new]
-            for seg in ours:  # as the segment's owner: IPC_RMID needs no capability then
-                self.probe(["probe", "--shmid", str(seg["shmid"]), "--rmid"],
-                           user=f"{seg.get('uid', 0)}:{seg.get('gid', 0)}")
-            if ours:
-                new = self.snapshot() - self.before
+            for text, o in sorted(self._objects.items()):
+                if text not in new:
+                    continue
+                reporters = self.roster.reporters(*o.created)
+                if not reporters:
+                    continue
+                self.probe(list(o.remove), user=o.owner)
+                if reporters <= self._exited:
+                    leaked.append(f"{text}, left by {', '.join(sorted(reporters))} (removed by teardown)")
+            new = self.snapshot() - self.before
         except LabctlError as e:
             errors.append(str(e))
-            return []
-        return sorted(new)
+            return leaked
+        return leaked + sorted(new)

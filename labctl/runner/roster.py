@@ -56,16 +56,31 @@ class Roster:
         self.objects[c.name] = CreatedObjects().attach(out)
         return out
 
-    def created(self, kind: str) -> set:
-        """Ids (``shmid``, ``semid``, ``msqid``) or names (``mq_name``, ``shm_name``) of the
-        IPC objects the scenario's containers reported in their ``attached`` events."""
-        found: set = set()
+    def namespaces(self) -> dict[str, str]:
+        """The IPC namespaces (``ipc:[N]``) the scenario's own containers created, from
+        their ``start`` events: ``{namespace: role}`` (joiners and ``ipc: host`` excluded)."""
+        found: dict[str, str] = {}
+        for c in self.ctx.scenario.containers:
+            running = self.containers.get(c.name)
+            if running is None or c.ipc == "host" or c.ipc.startswith("container:"):
+                continue
+            with running.output.changed:
+                ns = (running.output.first.get("start") or {}).get("ipcns")
+            if isinstance(ns, str) and ns:
+                found.setdefault(ns, c.name)
+        return found
+
+    def reporters(self, kind: str, ident: object) -> set[str]:
+        """The roles whose ``attached``/``opened`` events named IPC object ``ident`` of
+        ``kind`` (``shmid``, ``semid``, ``msqid``, ``mq_name``, ``shm_name``)."""
+        found = set()
         for role, objs in self.objects.items():
             c = self.containers.get(role)
             if c is None:
                 continue
             with c.output.changed:
-                found |= objs.ids.get(kind, set())
+                if ident in objs.ids.get(kind, ()):
+                    found.add(role)
         return found
 
     def __contains__(self, role: str) -> bool:

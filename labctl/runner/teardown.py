@@ -3,6 +3,8 @@ the host segments its workloads left by the host-IPC guard; then what is still t
 
 from __future__ import annotations
 
+import os
+import time
 from dataclasses import dataclass, field
 
 from labctl.runner.context import RunContext
@@ -24,6 +26,7 @@ def teardown(ctx: RunContext, storage: Storage, guard: HostIPCGuard) -> Teardown
     its temp dirs, remove its workloads' host segments; report what remains."""
     result = TeardownResult()
     try:
+        guard.note_exited()
         result.problems += ctx.engine.remove_labelled(ctx.selector())[1]
     finally:
         # Also when an interrupt lands in the removal above: the CLI then removes the
@@ -32,5 +35,32 @@ def teardown(ctx: RunContext, storage: Storage, guard: HostIPCGuard) -> Teardown
     new = guard.remove_leftovers(result.problems)
     left = ctx.engine.find(ctx.selector())
     result.leftovers = [f"{kind[:-1]} {n}" for kind, names in left.items() for n in names] + [
-        f"temp dir {p}" for p in storage.leftover_dirs()] + new
+        f"temp dir {p}" for p in storage.leftover_dirs()] + new + live_namespaces(guard.roster.namespaces())
     return result
+
+
+NS_GRACE_S = 2.0  # the kernel reaps a SIGKILLed container's processes asynchronously
+
+
+def live_namespaces(created: dict[str, str], grace: float = NS_GRACE_S) -> list[str]:
+    """The IPC namespaces the scenario's containers created (``{ipc:[N]: role}``) that some
+    process still holds after teardown, with their pids: everything in such a namespace
+    (segments, semaphores, queues, /dev/shm, mqueues) lives on with it. Seen through
+    /proc, so only where labctl shares the engine's pid namespace (on the engine host,
+    as root); elsewhere nothing is reported."""
+    deadline = time.monotonic() + grace
+    while True:
+        held: dict[str, list[int]] = {}
+        if created:
+            for entry in os.scandir("/proc"):
+                if entry.name.isdigit():
+                    try:
+                        ns = os.readlink(f"/proc/{entry.name}/ns/ipc")
+                    except OSError:
+                        continue
+                    if ns in created:
+                        held.setdefault(ns, []).append(int(entry.name))
+        if not held or time.monotonic() >= deadline:
+            return [f"IPC namespace {ns} of {created[ns]} still alive (held by pid "
+                    f"{', '.join(map(str, sorted(pids)[:5]))}): everything in it lives on" for ns, pids in held.items()]
+        time.sleep(0.05)

@@ -41,6 +41,8 @@ WORKLOADS = (
     "msg-send",
     "msg-recv",
     "sem-counter",
+    "mq-send",
+    "mq-recv",
     "probe",
     "hold",
 )

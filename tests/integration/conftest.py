@@ -5,9 +5,11 @@
   the lab was exercised.
 * ``shmlab_image``: the workload image, built once per session by ``labctl.build``.
 * ``leak_guard`` (autouse): after each test, nothing labelled ``io.labctl.managed=true``
-  that the test created may remain, and no new host SysV segment may outlive its
-  creator. Leftovers are removed (so one leak does not fail the next tests too) and
-  the test fails naming them.
+  that the test created may remain; no new host IPC object of any kind (SysV segment
+  outliving its creator, semaphore set, message queue, /dev/shm entry, POSIX message
+  queue: ``tests/integration/hostipc.py``); and no IPC namespace created during the test
+  may still be held by one of our containers. Leftovers are removed (so one leak does
+  not fail the next tests too) and the test fails naming them.
 """
 
 from __future__ import annotations
@@ -16,15 +18,14 @@ import os
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import docker
 import docker.errors
 import pytest
-import sysv_ipc
 
 from tests.helpers import wait_until
+from tests.integration import hostipc
 
 if TYPE_CHECKING:
     from labctl.runtime import Engine
@@ -32,7 +33,6 @@ if TYPE_CHECKING:
 MANAGED_FILTER = {"label": ["io.labctl.managed=true"]}
 OWNER_PID_LABEL = "io.labctl.pid"
 COMPOSE_PROJECT = re.compile(r"^labctltest-(\d+)-")
-SYSV_SHM = Path("/proc/sysvipc/shm")
 # Teardown of a container is synchronous, but the engine may still be finishing an
 # auto-remove or a compose "down" in the background: leftovers get this long to vanish.
 LEAK_GRACE_S = 5.0
@@ -104,35 +104,6 @@ def shmlab_image(engine: Engine) -> str:
 # ==== leak guard ====
 
 
-@dataclass(frozen=True)
-class Segment:
-    """One row of /proc/sysvipc/shm."""
-
-    key: int
-    shmid: int
-    cpid: int
-    nattch: int
-
-    def describe(self) -> str:
-        return f"shm key=0x{self.key & 0xFFFFFFFF:08x} shmid={self.shmid} cpid={self.cpid} nattch={self.nattch}"
-
-
-def host_segments() -> dict[int, Segment]:
-    """The SysV segments of the host's (this process's) IPC namespace, by shmid."""
-    segments: dict[int, Segment] = {}
-    try:
-        lines = SYSV_SHM.read_text().splitlines()[1:]
-    except OSError:
-        return segments
-    for line in lines:
-        cols = line.split()
-        if len(cols) < 7:
-            continue
-        key, shmid, cpid, nattch = int(cols[0]), int(cols[1]), int(cols[4]), int(cols[6])
-        segments[shmid] = Segment(key, shmid, cpid, nattch)
-    return segments
-
-
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -143,13 +114,13 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _leaked_segment(seg: Segment) -> bool:
-    """A new segment is a leak when it outlives its creator (or was created by us).
-
-    A segment whose creator still runs belongs to a live program (a teammate's
-    benchmark on a shared machine, a container the container check reports anyway).
-    """
-    return seg.cpid in (0, os.getpid()) or not _alive(seg.cpid)
+def _leaked(obj: hostipc.IpcObject) -> bool:
+    """A new host IPC object is a leak, except a segment whose creator still runs: it
+    belongs to a live program (a teammate's benchmark on a shared machine, a container
+    the container check reports anyway). Other kinds record no creator: any new one is."""
+    if obj.kind != "shm" or obj.creator is None:
+        return True
+    return obj.creator in (0, os.getpid()) or not _alive(obj.creator)
 
 
 def _foreign(labels: dict[str, str]) -> bool:
@@ -192,33 +163,52 @@ def _managed_objects(client: docker.DockerClient) -> dict[str, Leftover]:
     return found
 
 
-def _remove_segment(shmid: int) -> None:
-    """``shmctl(shmid, IPC_RMID)``; a segment already gone is not a problem."""
-    try:
-        sysv_ipc.remove_shared_memory(shmid)
-    except sysv_ipc.ExistentialError:
-        pass
+def _held_namespaces(client: docker.DockerClient, before: set[str]) -> dict[str, Leftover]:
+    """IPC namespaces created since ``before`` that one of our containers still holds,
+    with what they hold (their objects die with the last holder: removing it is the fix)."""
+    found: dict[str, Leftover] = {}
+    for ns, pids in hostipc.namespaces().items():
+        if ns in before:
+            continue
+        for pid in pids:
+            cid = hostipc.container_of(pid)
+            if cid is None:
+                continue
+            try:
+                labels = client.containers.get(cid).labels
+            except docker.errors.NotFound:
+                continue
+            if labels.get("io.labctl.managed") == "true" and not _foreign(labels):
+                found[f"ipcns:{ns}"] = Leftover(
+                    f"IPC namespace {ns} still held by container {cid[:12]} (pid {pid}): "
+                    f"{hostipc.namespace_objects(pid)}", lambda: None)
+                break
+    return found
 
 
-def _leaks(client: docker.DockerClient, before_objects: set[str], before_segments: set[int]) -> dict[str, Leftover]:
+def _leaks(client: docker.DockerClient, before_objects: set[str], before_ipc: set[str],
+           before_ns: set[str]) -> dict[str, Leftover]:
     leaks = {k: v for k, v in _managed_objects(client).items() if k not in before_objects}
-    for shmid, seg in host_segments().items():
-        if shmid not in before_segments and _leaked_segment(seg):
-            leaks[f"shm:{shmid}"] = Leftover(f"host SysV {seg.describe()}", lambda s=shmid: _remove_segment(s))
+    for key, obj in hostipc.host_objects().items():
+        if key not in before_ipc and _leaked(obj):
+            leaks[key] = Leftover(obj.text, obj.remove)
+    leaks.update(_held_namespaces(client, before_ns))
     return leaks
 
 
 @pytest.fixture(autouse=True)
 def leak_guard(docker_client: docker.DockerClient, request: pytest.FixtureRequest) -> Iterator[None]:
-    """Fail the test if it leaves labelled objects or host SysV segments behind."""
+    """Fail the test if it leaves labelled objects, host IPC objects of any kind, or IPC
+    namespaces held by its containers behind."""
     before_objects = set(_managed_objects(docker_client))
-    before_segments = set(host_segments())
+    before_ipc = set(hostipc.host_objects())
+    before_ns = set(hostipc.namespaces())
     yield
     leaks: dict[str, Leftover] = {}
 
     def clean() -> bool:
         nonlocal leaks
-        leaks = _leaks(docker_client, before_objects, before_segments)
+        leaks = _leaks(docker_client, before_objects, before_ipc, before_ns)
         return not leaks
 
     if wait_until(clean, LEAK_GRACE_S):
