@@ -89,6 +89,8 @@ def evaluate(check: CheckSpec, obs: Observation, *, clock: Callable[[], float] =
                 pause = min(pause * 2, POLL_MAX)
     except LabctlError as e:
         return CheckResult(check.name, "error", f"{e}", duration_s=clock() - start)
+    except Exception as e:  # noqa: BLE001 - a probe's odd reply, a bug: this check errs, the run goes on
+        return CheckResult(check.name, "error", f"{type(e).__name__}: {e}", duration_s=clock() - start)
 
 
 def _result(check: CheckSpec, v: Verdict, start: float, clock: Callable[[], float], note: str = "") -> CheckResult:

@@ -28,7 +28,7 @@ from labctl.errors import Interrupted
 from labctl.labels import selector
 from labctl.results import RunResult, ScenarioResult
 from labctl.runner.context import Progress
-from labctl.runner.run import ScenarioRun, run_scenario
+from labctl.runner.run import ScenarioRun, run_scenario, unexpected
 from labctl.runtime.engine import Engine
 from labctl.scenario.model import Scenario
 
@@ -53,11 +53,14 @@ def run_all(engine: Engine, scenarios: list[Scenario], image: str, *, run_id: st
         if cancel.is_set():
             return ScenarioResult(s.name, s.file, "skipped", message="interrupted", tags=s.tags)
         uses_host = any(c.ipc == "host" for c in s.containers)
-        if uses_host:
-            with host_lock:
+        try:
+            if uses_host:
+                with host_lock:
+                    res = run_scenario(engine, s, run_id, image, keep=keep, cancel=cancel, progress=progress)
+            else:
                 res = run_scenario(engine, s, run_id, image, keep=keep, cancel=cancel, progress=progress)
-        else:
-            res = run_scenario(engine, s, run_id, image, keep=keep, cancel=cancel, progress=progress)
+        except Exception as e:  # noqa: BLE001 - one scenario's failure never ends the run
+            res = ScenarioResult(s.name, s.file, "error", message=unexpected(e), tags=s.tags)
         with lock:
             if on_result:
                 on_result(res)

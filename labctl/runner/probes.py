@@ -13,14 +13,18 @@ from labctl.runtime import process_ipc_namespace
 from labctl.runtime.engine import Container, RunSpec
 
 PROBE_CAPS = ["IPC_OWNER", "DAC_READ_SEARCH"]  # read any segment / file, change nothing
+PROBE_EXEC_S = 30.0  # the longest one probe exec may take (within the scenario deadline)
 
 
 def probe_event(text: str) -> dict | None:
     """The ``{"event": "probe", ...}`` line of a probe's output, if any."""
     for line in text.splitlines():
         if line.startswith("{"):
-            data = json.loads(line)
-            if data.get("event") == "probe":
+            try:
+                data = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(data, dict) and data.get("event") == "probe":
                 return dict(data)
     return None
 
@@ -55,25 +59,27 @@ class ProbeSet:
         except ContainerStartError as e:
             self.refused[role] = e.reason
 
-    @staticmethod
-    def run(holder: Container, args: list[str], what: str) -> dict:
-        """``docker exec HOLDER /shmlab ARGS``; its probe event, else LabctlError."""
-        code, text = holder.exec(["/shmlab", *args])
+    def run(self, holder: Container, args: list[str], what: str, timeout: float | None = None) -> dict:
+        """``docker exec HOLDER /shmlab ARGS``, bounded by ``timeout`` (the check's deadline)
+        and the scenario's (at most PROBE_EXEC_S, at least 1 s); its probe event, else
+        LabctlError (also for a hung exec, naming it)."""
+        bound = min(PROBE_EXEC_S, self.ctx.remaining(), timeout if timeout is not None else PROBE_EXEC_S)
+        code, text = holder.exec(["/shmlab", *args], timeout=max(1.0, bound))
         data = probe_event(text)
         if data is None:
             raise LabctlError(f"probe of {what} failed (exit {code}): {text.strip()[-300:]}")
         return data
 
-    def probe_ipc(self, container: str, args: list[str]) -> dict:
+    def probe_ipc(self, container: str, args: list[str], timeout: float | None = None) -> dict:
         """``shmlab probe ARGS`` in the IPC namespace of ``container`` (its owner's holder)."""
         owner = self.ctx.scenario.ipc_owner(container)
         holder = self.holders.get(owner)
         if holder is None:
             why = self.refused.get(f"probe-{owner}") or self.roster.refused.get(owner) or "its owner did not start"
             raise LabctlError(f"cannot probe the IPC namespace of {container}: {why}")
-        return self.run(holder, args, f"the IPC namespace of {container}")
+        return self.run(holder, args, f"the IPC namespace of {container}", timeout)
 
-    def probe_file(self, container: str, args: list[str]) -> dict:
+    def probe_file(self, container: str, args: list[str], timeout: float | None = None) -> dict:
         """``shmlab probe ARGS`` with the volumes of ``container`` (holder started on first use)."""
         ctx = self.ctx
         role = f"files-{container}"
@@ -85,7 +91,7 @@ class ProbeSet:
             spec = RunSpec(name=ctx.name(role), image=ctx.image, labels=ctx.labels(role), command=["hold"],
                            user="0:0", cap_add=PROBE_CAPS, volumes_from=[target.name])
             holder = self.holders[role] = ctx.engine.start_container(spec, role)
-        return self.run(holder, args, f"the files of {container}")
+        return self.run(holder, args, f"the files of {container}", timeout)
 
     def ipc_namespace(self, container: str) -> str | None:
         """The IPC namespace id (``ipc:[N]``) of a scenario container: from its ``start``

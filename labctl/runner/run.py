@@ -108,13 +108,13 @@ class ScenarioRun:
             return self.host_ipc.namespace()
         return self.probes.ipc_namespace(container)
 
-    def probe_ipc(self, container: str, args: list[str]) -> dict:
+    def probe_ipc(self, container: str, args: list[str], timeout: float | None = None) -> dict:
         self.check_cancel()
-        return self.probes.probe_ipc(container, args)
+        return self.probes.probe_ipc(container, args, timeout)
 
-    def probe_file(self, container: str, args: list[str]) -> dict:
+    def probe_file(self, container: str, args: list[str], timeout: float | None = None) -> dict:
         self.check_cancel()
-        return self.probes.probe_file(container, args)
+        return self.probes.probe_file(container, args, timeout)
 
     def leftovers(self) -> list[str]:
         return list(self.torn_down.leftovers) if self.torn_down else []
@@ -127,9 +127,12 @@ def run_scenario(engine: Engine, scenario: Scenario, run_id: str, image: str, *,
     run = ScenarioRun(engine, scenario, run_id, image, cancel=cancel, progress=progress, keep=keep)
     result = ScenarioResult(scenario.name, scenario.file, "passed", tags=scenario.tags)
     interrupted: Interrupted | None = None
+    phase = "setup"
     try:
         run.setup()
+        phase = "start"
         run.start_all()
+        phase = "checks"
         for check in scenario.checks:
             if KINDS[check.kind].after_teardown:
                 continue
@@ -141,13 +144,22 @@ def run_scenario(engine: Engine, scenario: Scenario, run_id: str, image: str, *,
         result.status, result.message = "error", "interrupted"
     except LabctlError as e:
         result.status, result.message = "error", str(e)
+    except Exception as e:  # noqa: BLE001 - an engine reply or a case labctl did not foresee
+        # is this scenario's error, with its reason, never the whole run's (Interrupted is
+        # a BaseException: it is not caught here)
+        result.status, result.message = "error", f"{phase}: {unexpected(e)}"
     finally:
         run.disarm()
         result.logs = run.logs()
         if not keep:
-            problems = run.teardown()
-            if problems and result.status == "passed":
-                result.status, result.message = "error", "teardown: " + "; ".join(problems)
+            try:
+                problems = run.teardown()
+            except Exception as e:  # noqa: BLE001 - as above, for the teardown phase
+                problems = [unexpected(e)]
+            if problems:
+                why = "teardown: " + "; ".join(problems)
+                result.message = f"{result.message}; {why}" if result.status == "error" else why
+                result.status = "error"
     if interrupted:
         raise interrupted
     for check in scenario.checks:
@@ -161,6 +173,19 @@ def run_scenario(engine: Engine, scenario: Scenario, run_id: str, image: str, *,
     if result.status == "passed":
         result.logs = {}
     return result
+
+
+def unexpected(e: BaseException) -> str:
+    """An exception labctl did not translate, as a report line: its type, its words and
+    where it was raised (``KeyError: 'x' (at labctl/runner/probes.py:42)``)."""
+    import traceback
+
+    where = ""
+    frames = traceback.extract_tb(e.__traceback__)
+    if frames:
+        f = frames[-1]
+        where = f" (at {'/'.join(f.filename.split('/')[-3:])}:{f.lineno})"
+    return f"{type(e).__name__}: {e}{where}"
 
 
 def _verdict(result: ScenarioResult, timed_out: dict[str, float]) -> None:

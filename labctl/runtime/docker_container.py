@@ -34,6 +34,29 @@ def explain(err: Exception) -> str:
     return str(err).strip() or type(err).__name__
 
 
+def bounded(what: str, timeout: float, fn: Callable[[], Any]) -> Any:
+    """``fn()`` in a daemon thread, waited for at most ``timeout`` seconds: its result or
+    its exception; EngineError naming ``what`` when it has not returned by then. The
+    thread is left to the engine (it ends when the engine answers or the connection
+    closes, at the latest when teardown removes the container)."""
+    box: dict[str, Any] = {}
+
+    def call() -> None:
+        try:
+            box["value"] = fn()
+        except BaseException as e:  # noqa: BLE001 - handed to the caller below
+            box["error"] = e
+
+    t = threading.Thread(target=call, name=f"engine-call {what[:40]}", daemon=True)
+    t.start()
+    t.join(max(0.0, timeout))
+    if t.is_alive():
+        raise EngineError(f"{what}: no answer from the engine within {timeout:.3g}s (the call hung; given up)")
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
 class DockerContainer(Container):
     """A running (or exited) Docker container labctl created, with its output being collected."""
 
@@ -156,13 +179,17 @@ class DockerContainer(Container):
     def state(self) -> dict:
         return dict(self._inspect().get("State", {}))
 
-    def exec(self, cmd: list[str]) -> tuple[int, str]:
+    def exec(self, cmd: list[str], timeout: float = 30.0) -> tuple[int, str]:
+        what = f"docker exec {' '.join(cmd)} in container {self.role!r}"
         try:
-            res = self._obj.exec_run(cmd, stdout=True, stderr=True)
+            # exec_run reads the output with no socket timeout: bound it from here
+            res = bounded(what, timeout, lambda: self._obj.exec_run(cmd, stdout=True, stderr=True))
         except docker.errors.NotFound as e:
             raise self._gone("is gone") from e
         except docker.errors.DockerException as e:
-            raise EngineError(f"exec in container {self.role!r}: {explain(e)}") from e
+            raise EngineError(f"{what}: {explain(e)}") from e
+        except TRANSIENT as e:
+            raise EngineError(f"{what}: the engine stopped answering: {e}") from e
         code = int(res.exit_code if res.exit_code is not None else -1)
         return code, (res.output or b"").decode("utf-8", errors="replace")
 

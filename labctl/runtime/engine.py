@@ -126,9 +126,11 @@ class Container(ABC):
         return int(pid) or None
 
     @abstractmethod
-    def exec(self, cmd: list[str]) -> tuple[int, str]:
+    def exec(self, cmd: list[str], timeout: float = 30.0) -> tuple[int, str]:
         """Run ``cmd`` inside the container (``docker exec``, no shell); (exit code,
-        stdout+stderr text). ContainerGone if removed, else EngineError."""
+        stdout+stderr text). ContainerGone if removed, else EngineError, also when the
+        engine has not answered within ``timeout`` seconds (a hung call is given up,
+        not waited for: the error names it)."""
 
     @abstractmethod
     def kill(self, signal: str = "SIGKILL") -> None:

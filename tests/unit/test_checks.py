@@ -94,11 +94,11 @@ class FakeObs:
     def ipc_namespace(self, container):
         return self.ns.get(container)
 
-    def probe_ipc(self, container, args):
+    def probe_ipc(self, container, args, timeout=None):
         self.probe_calls.append((container, args))
         return {"event": "probe", "segments": self.segments.get(container, [])}
 
-    def probe_file(self, container, args):
+    def probe_file(self, container, args, timeout=None):
         if container not in self.files:
             raise LabctlError(f"cannot look at the files of {container}: it did not start")
         return {"event": "probe", "stat": self.files[container]}

@@ -41,11 +41,12 @@ class Observation(Protocol):
     def ipc_namespace(self, container: str) -> str | None:
         """The IPC namespace id (``ipc:[N]``) of a container, or of labctl for ``host``."""
 
-    def probe_ipc(self, container: str, args: list[str]) -> dict:
-        """Run ``shmlab probe ARGS`` inside the IPC namespace of ``container``."""
+    def probe_ipc(self, container: str, args: list[str], timeout: float | None = None) -> dict:
+        """Run ``shmlab probe ARGS`` inside the IPC namespace of ``container``, giving up
+        (LabctlError naming the call) after ``timeout`` s (the check's deadline)."""
 
-    def probe_file(self, container: str, args: list[str]) -> dict:
-        """Run ``shmlab probe ARGS`` with the same volumes as ``container``."""
+    def probe_file(self, container: str, args: list[str], timeout: float | None = None) -> dict:
+        """Run ``shmlab probe ARGS`` with the same volumes as ``container`` (``timeout`` as above)."""
 
     def leftovers(self) -> list[str]:
         """Objects of this scenario still on the engine (after teardown), and host IPC changes."""

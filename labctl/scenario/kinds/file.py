@@ -56,7 +56,7 @@ def _stat_args(body: FileCheck) -> list[str]:
 
 
 def judge(body: FileCheck, obs: Observation, look: Look) -> Verdict:
-    st = obs.probe_file(body.container, _stat_args(body)).get("stat") or {}
+    st = obs.probe_file(body.container, _stat_args(body), timeout=look.left()).get("stat") or {}
     where = f"{body.path} as {body.container} mounts it"
     if not body.exists:
         return Verdict(not st.get("exists"), f"no file {where}", "present" if st.get("exists") else "absent")
@@ -74,7 +74,7 @@ def judge(body: FileCheck, obs: Observation, look: Look) -> Verdict:
         bad.append(f"size {st.get('size')}")
     observed = f"dev {st.get('dev')} inode {st.get('ino')} size {st.get('size')}"
     if body.same_as:
-        other = obs.probe_file(body.same_as, ["probe", "--stat", body.path]).get("stat") or {}
+        other = obs.probe_file(body.same_as, ["probe", "--stat", body.path], timeout=look.left()).get("stat") or {}
         observed += f"; in {body.same_as}: " + (f"dev {other.get('dev')} inode {other.get('ino')}" if other.get("exists") else "absent")
         if (other.get("dev"), other.get("ino")) != (st.get("dev"), st.get("ino")) or not other.get("exists"):
             bad.append("different file")

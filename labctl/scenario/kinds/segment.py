@@ -95,7 +95,7 @@ def judge(body: SegmentCheck, obs: Observation, look: Look) -> Verdict:
         shmid = _attached_shmid(obs, body.shmid_from)
         if shmid is None:
             return Verdict(False, f"segment ({what})", f"{body.shmid_from} reported no 'attached' event with a shmid")
-    found = obs.probe_ipc(body.in_, _probe_args(body, shmid))
+    found = obs.probe_ipc(body.in_, _probe_args(body, shmid), timeout=look.left())
     segs = [s for s in found.get("segments", []) if (body.key is None or s.get("key") == body.key)
             and (shmid is None or s.get("shmid") == shmid)]
     where = f"in the IPC namespace of {body.in_}"
