@@ -14,7 +14,21 @@ import yaml
 from labctl.labels import labels_for
 from labctl.scenario.model import WORKLOAD_IMAGE_REPO, ContainerSpec, Scenario, VolumeSpec, linked_container
 
-DEFAULT_IMAGE = f"{WORKLOAD_IMAGE_REPO}:latest"
+# `:latest` unless LABCTL_SHMLAB_IMAGE names a build (what `labctl build` prints): compose
+# substitutes it, v1.29 and v2 alike, so a file can pin the exact image it was tested with.
+IMAGE_VARIABLE = "LABCTL_SHMLAB_IMAGE"
+DEFAULT_IMAGE = f"${{{IMAGE_VARIABLE}:-{WORKLOAD_IMAGE_REPO}:latest}}"
+# What labctl enforces on every container it starts (labctl.runner.plan.WORKLOAD_USER and
+# the RunSpec defaults; a unit test keeps them equal), rendered so the compose file
+# behaves like the lab.
+WORKLOAD_USER = "65534:65534"
+PIDS_LIMIT = 64
+MEM_LIMIT = "256m"
+# Event-gated starts: shmlab leaves ROLE.EVENT files here (SHMLAB_EVENT_DIR) and the donor's
+# healthcheck tests them, so `after: {writer: attached}` becomes service_healthy.
+EVENT_DIR = "/run/labctl-events"
+HEALTH = {"interval": "250ms", "timeout": "2s", "retries": 240}
+PREP_SERVICE = "labctl-prep"
 
 
 def _labels(scenario: Scenario, role: str, user: dict[str, str] | None = None) -> dict[str, str]:
@@ -28,8 +42,54 @@ def _link(mode: str) -> str:
     return "service:" + donor if donor is not None else mode
 
 
-def _service(scenario: Scenario, c: ContainerSpec, image: str,
-             volumes: dict[str, VolumeSpec]) -> tuple[dict[str, Any], list[str]]:
+def _role(c: ContainerSpec) -> str:
+    """The role shmlab names its events with: ``--role NAME`` or the command."""
+    args = [str(a) for a in c.args]
+    if "--role" in args[:-1]:
+        return args[args.index("--role") + 1]
+    return str(c.workload)
+
+
+def _gated(scenario: Scenario) -> dict[str, list[str]]:
+    """Workload containers others wait on for an event -> those events (first use order)."""
+    workloads = {c.name for c in scenario.containers if c.workload is not None}
+    gated: dict[str, list[str]] = {}
+    for c in scenario.containers:
+        for a in c.after:
+            if a.condition == "event" and a.container in workloads:
+                events = gated.setdefault(a.container, [])
+                if str(a.value) not in events:
+                    events.append(str(a.value))
+    return gated
+
+
+def _prep_volumes(scenario: Scenario) -> list[str]:
+    """Named volumes a non-root workload writes to: opened (1777) first, as labctl does."""
+    disk = {v.name for v in scenario.volumes if v.type in ("volume", "tempdir")}
+    used = []
+    for c in scenario.containers:
+        for m in c.mounts:
+            if not m.tmpfs and m.source in disk and m.source not in used:
+                used.append(m.source)
+    return used
+
+
+def _prep_service(scenario: Scenario, image: str, names: list[str]) -> dict[str, Any]:
+    return {
+        "image": image,
+        "command": ["prep", "--chmod", "1777", *[f"/v/{n}" for n in names]],
+        "user": "0:0",  # the volume's owner: chmod needs no capability
+        "volumes": [f"{n}:/v/{n}" for n in names],
+        "network_mode": "none",
+        "read_only": True,
+        "cap_drop": ["ALL"],
+        "security_opt": ["no-new-privileges:true"],
+        "labels": _labels(scenario, PREP_SERVICE),
+    }
+
+
+def _service(scenario: Scenario, c: ContainerSpec, image: str, volumes: dict[str, VolumeSpec],
+             gated: dict[str, list[str]], prep: list[str]) -> tuple[dict[str, Any], list[str]]:
     """One service and the comments that go above it."""
     notes: list[str] = []
     svc: dict[str, Any] = {}
@@ -49,19 +109,30 @@ def _service(scenario: Scenario, c: ContainerSpec, image: str,
             # Compose only knows "completed successfully"; labctl accepts any exit status.
             depends[a.container] = {"condition": "service_completed_successfully"}
             notes.append(f"labctl starts {c.name} once {a.container} exited (any status)")
+        elif a.condition == "event" and a.container in gated:
+            depends[a.container] = {"condition": "service_healthy"}
+            notes.append(f"{c.name} starts once {a.container} printed the event '{a.value}' "
+                         f"(its healthcheck tests the marker shmlab leaves in {EVENT_DIR})")
         else:
             depends[a.container] = {"condition": "service_started"}
             if a.condition == "event":
                 notes.append(f"labctl starts {c.name} once {a.container} printed the event '{a.value}'; "
-                             "compose only waits for it to start")
+                             f"compose only waits for it to start ({a.container} is not a workload)")
             elif a.condition == "output":
                 notes.append(f"labctl starts {c.name} once a line of {a.container} matched /{a.value}/; "
                              "compose only waits for it to start")
     for donor in c.links.values():
         if donor not in depends:
             depends[donor] = {"condition": "service_started"}
+    if prep and any(m.source in prep for m in c.mounts if not m.tmpfs):
+        depends[PREP_SERVICE] = {"condition": "service_completed_successfully"}
     if depends:
         svc["depends_on"] = depends
+    if c.name in gated:
+        markers = [f"{EVENT_DIR}/{_role(c)}.{event}" for event in gated[c.name]]
+        # `prep --chmod` of the markers fails (exit 20) until every one exists: a test that
+        # needs no shell in the scratch image, run as the service's own user.
+        svc["healthcheck"] = {"test": ["CMD", "/shmlab", "prep", "--chmod", "0644", *markers], **HEALTH}
     mounts = []
     for m in c.mounts:
         if m.tmpfs or m.source is None:
@@ -74,16 +145,25 @@ def _service(scenario: Scenario, c: ContainerSpec, image: str,
     if mounts:
         svc["volumes"] = mounts
     tmpfs = [m.target for m in c.mounts if m.tmpfs]
+    if c.name in gated:
+        tmpfs.append(EVENT_DIR)
     if tmpfs:
         svc["tmpfs"] = tmpfs
     if c.user is not None:
         svc["user"] = c.user
+    elif c.workload is not None:
+        svc["user"] = WORKLOAD_USER
+    svc["pids_limit"] = PIDS_LIMIT
+    svc["mem_limit"] = str(getattr(c, "memory", None) or MEM_LIMIT)
     if c.shm_size is not None:
         svc["shm_size"] = c.shm_size
     if c.sysctls:
         svc["sysctls"] = dict(c.sysctls)
-    if c.env:
-        svc["environment"] = dict(c.env)
+    env = dict(c.env)
+    if c.name in gated:
+        env["SHMLAB_EVENT_DIR"] = EVENT_DIR
+    if env:
+        svc["environment"] = env
     svc["network_mode"] = _link(c.network)
     if c.pid is not None:
         svc["pid"] = _link(c.pid)
@@ -106,8 +186,7 @@ def _volume(scenario: Scenario, v: VolumeSpec) -> tuple[dict[str, Any], list[str
     notes: list[str] = []
     if v.type == "tmpfs-volume":
         opts = {"type": "tmpfs", "device": "tmpfs"}
-        if v.size is not None:
-            opts["o"] = f"size={v.size}"
+        opts["o"] = "mode=1777" + (f",size={v.size}" if v.size is not None else "")
         body = {"driver_opts": opts, **body}
     elif v.type == "tempdir":
         notes.append("labctl uses a per-run host temp directory here; compose uses a named volume")
@@ -124,12 +203,18 @@ def render_compose(scenario: Scenario, *, image: str = DEFAULT_IMAGE) -> str:
     lines = [
         f"# Generated by `labctl compose {scenario.file}` (scenario '{scenario.name}').",
         "# Compose-spec (no version: key): docker-compose 1.29 and docker compose v2 both read it.",
-        f"# Workload services run {image}; build it first with `labctl build`.",
+        f"# Workload services run {image}; build it first with `labctl build`"
+        + (f" (or set {IMAGE_VARIABLE} to the image it prints)." if image == DEFAULT_IMAGE else "."),
         "services:",
     ]
     volumes = {v.name: v for v in scenario.volumes}
+    gated = _gated(scenario)
+    prep = _prep_volumes(scenario)
+    if prep:
+        lines.append(f"  # opens the named volumes to the workload user (uid {WORKLOAD_USER.split(':')[0]}), as labctl does")
+        lines += _dump({PREP_SERVICE: _prep_service(scenario, image, prep)}, 2)
     for c in scenario.containers:
-        svc, notes = _service(scenario, c, image, volumes)
+        svc, notes = _service(scenario, c, image, volumes, gated, prep)
         lines += [f"  # {n}" for n in notes]
         lines += _dump({c.name: svc}, 2)
     named = [v for v in scenario.volumes if v.type != "hostdir"]

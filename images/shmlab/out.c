@@ -3,6 +3,7 @@
  * error buffer helpers every other file uses.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -219,6 +220,7 @@ void out_init(const char *role, int human)
 
 void ev_begin(struct ev *e, const char *event)
 {
+    snprintf(e->name, sizeof e->name, "%s", event);
     jb_init(&e->j);
     jb_init(&e->h);
     jb_open(&e->j, '{');
@@ -296,6 +298,30 @@ void ev_json(struct ev *e, const char *k, const struct jb *value)
     jb_puts(&e->h, v);
 }
 
+/* With $SHMLAB_EVENT_DIR set, every event also leaves an empty file named after it
+ * there (ROLE.EVENT), after its line is printed: what a compose healthcheck can test from inside
+ * the container ("the writer has attached") without a shell. Best effort: a marker
+ * that cannot be made leaves the event itself alone. */
+static void mark_event(const char *event)
+{
+    static const char *dir;
+    static int looked;
+    char path[512];
+    int fd;
+
+    if (!looked) {
+        dir = getenv("SHMLAB_EVENT_DIR");
+        looked = 1;
+    }
+    if (dir == NULL || *dir == '\0')
+        return;
+    if (snprintf(path, sizeof path, "%s/%s.%s", dir, g_role, event) >= (int)sizeof path)
+        return;
+    fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+    if (fd >= 0)
+        close(fd);
+}
+
 void ev_emit(struct ev *e)
 {
     struct jb *b = g_human ? &e->h : &e->j;
@@ -307,6 +333,7 @@ void ev_emit(struct ev *e)
         fwrite(b->p, 1, b->len, stdout);
         fflush(stdout);
     }
+    mark_event(e->name);
     jb_free(&e->j);
     jb_free(&e->h);
 }

@@ -150,6 +150,7 @@ void jb_rawval(struct jb *b, const char *json);
 struct ev {
     struct jb j; /* JSON rendering */
     struct jb h; /* human rendering: "role: event k=v ..." */
+    char name[48]; /* the event, for the $SHMLAB_EVENT_DIR marker */
 };
 
 void out_init(const char *role, int human);

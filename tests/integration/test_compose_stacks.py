@@ -1,31 +1,32 @@
-"""The stacks in compose/ (rendered from library scenarios) really run under compose."""
+"""Compose files rendered by ``labctl compose`` really run, under Compose v2 and 1.29:
+the stacks in compose/ do what their scenarios say, and for every library scenario a
+service that labctl starts after an event starts only once that event happened."""
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from pathlib import Path
 
+import docker
 import pytest
 
+from labctl import scenario as scen
+from labctl.compose import IMAGE_VARIABLE, render_compose
+from tests.helpers import wait_until
 from tests.integration.compose_flavours import FLAVOURS, compose_command
 from tests.integration.test_compose_demo import DEMO_DEADLINE_S, unique_project
 
 ROOT = Path(__file__).resolve().parents[2]
+LIBRARY = sorted((ROOT / "scenarios").glob("*.yaml"))
+START_DEADLINE_S = 60.0
+PARALLEL = 4  # compose projects at a time: the whole library under one flavour in ~1 min
 
 pytestmark = pytest.mark.compose
-
-
-def events(output: str, role: str) -> list[dict]:
-    """The JSON events of one workload role in compose's prefixed, interleaved output."""
-    found = []
-    for line in output.splitlines():
-        _, _, rest = line.partition("| ")
-        if rest.startswith("{"):
-            e = json.loads(rest)
-            if e.get("role") == role:
-                found.append(e)
-    return found
 
 
 @pytest.fixture(params=FLAVOURS)
@@ -34,27 +35,161 @@ def compose(request: pytest.FixtureRequest) -> str:
     return compose_command(request.param)
 
 
-def compose_up(compose: str, file: str) -> subprocess.CompletedProcess:
-    base = compose.split() + ["-f", str(ROOT / file), "-p", unique_project()]
+class Stack:
+    """One compose project from a file, brought up detached; ``down -v`` on close."""
+
+    def __init__(self, compose: str, file: Path, image: str, client: docker.DockerClient) -> None:
+        self.project = unique_project()
+        self.base = compose.split() + ["-f", str(file), "-p", self.project]
+        self.env = {**os.environ, IMAGE_VARIABLE: image}  # this session's build, not a moving :latest
+        self.client = client
+
+    def compose(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+        return subprocess.run(self.base + list(args), stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                              timeout=timeout, check=False, env=self.env)
+
+    def containers(self) -> dict[str, docker.models.containers.Container]:
+        found = self.client.containers.list(all=True, filters={"label": f"com.docker.compose.project={self.project}"})
+        return {c.labels["com.docker.compose.service"]: c for c in found}
+
+    def close(self) -> None:
+        self.compose("down", "-v", "--remove-orphans", "-t", "2")
+
+
+@pytest.fixture
+def stack(compose: str, shmlab_image: str, docker_client: docker.DockerClient) -> Iterator[callable]:
+    made: list[Stack] = []
+
+    def make(file: Path) -> Stack:
+        s = Stack(compose, file, shmlab_image, docker_client)
+        made.append(s)
+        return s
+
     try:
-        return subprocess.run(base + ["up", "--no-color", "--exit-code-from", "reader"], stdin=subprocess.DEVNULL,
-                              capture_output=True, text=True, timeout=DEMO_DEADLINE_S, check=False)
+        yield make
     finally:
-        subprocess.run(base + ["down", "-v", "--remove-orphans"], stdin=subprocess.DEVNULL,
-                       capture_output=True, timeout=120, check=False)
+        for s in made:
+            s.close()
 
 
-def test_mmap_stack_reader_sees_the_writer(shmlab_image, compose):
-    done = compose_up(compose, "compose/mmap.yml")
-    assert done.returncode == 0, done.stdout + done.stderr
-    reads = [e for e in events(done.stdout, "mmap-reader") if e["event"] == "read"]
+def events(logs: str) -> list[dict]:
+    return [json.loads(line) for line in logs.splitlines() if line.startswith("{")]
+
+
+def run_to_exit(s: Stack, service: str) -> tuple[int, str]:
+    """``up -d``, wait for ``service`` to exit; its exit code and output."""
+    up = s.compose("up", "-d", timeout=DEMO_DEADLINE_S)
+    assert up.returncode == 0, up.stdout + up.stderr
+
+    def exited() -> bool:
+        c = s.containers().get(service)
+        return c is not None and c.status in ("exited", "dead")
+
+    assert wait_until(exited, DEMO_DEADLINE_S, pause=0.2), f"{service} did not exit"
+    c = s.containers()[service]
+    c.reload()
+    return int(c.attrs["State"]["ExitCode"]), c.logs().decode(errors="replace")
+
+
+def test_mmap_stack_reader_sees_the_writer(stack) -> None:
+    code, out = run_to_exit(stack(ROOT / "compose/mmap.yml"), "reader")
+    assert code == 0, out
+    reads = [e for e in events(out) if e["event"] == "read"]
     assert len(reads) == 5 and all(e["ip"] == "127.0.0.1" for e in reads)
     counts = [e["count"] for e in reads]
-    assert counts == sorted(set(counts)), counts
+    assert counts == sorted(set(counts)) and counts[0] > 0, counts
+    assert events(out)[0]["uid"] == 65534  # the workload user, as labctl runs it
 
 
-def test_isolated_stack_reader_gets_enoent(shmlab_image, compose):
-    done = compose_up(compose, "compose/isolated.yml")
-    assert done.returncode == 10, done.stdout + done.stderr  # the shmget exit code
-    errors = [e for e in events(done.stdout, "sysv-reader") if e["event"] == "error"]
+def test_isolated_stack_reader_gets_enoent(stack) -> None:
+    code, out = run_to_exit(stack(ROOT / "compose/isolated.yml"), "reader")
+    assert code == 10, out  # the shmget exit code
+    errors = [e for e in events(out) if e["event"] == "error"]
     assert errors and errors[0]["call"] == "shmget" and errors[0]["errno"] == "ENOENT"
+
+
+# ==== every library scenario: event-gated starts ====
+
+
+def _instant(text: str) -> float:
+    """Docker's RFC 3339 nanosecond timestamps as epoch seconds (microsecond precision)."""
+    head, _, frac = text.rstrip("Z").partition(".")
+    return datetime.fromisoformat(head + "+00:00").timestamp() + float("0." + (frac or "0")[:6])
+
+
+def gated_starts(scenario) -> list[tuple[str, str, str]]:
+    """(dependent, donor, event) for each event condition the renderer gates (workload donors)."""
+    workloads = {c.name for c in scenario.containers if c.workload is not None}
+    return [(c.name, a.container, str(a.value)) for c in scenario.containers for a in c.after
+            if a.condition == "event" and a.container in workloads]
+
+
+def check_order(s: Stack, gated: list[tuple[str, str, str]]) -> list[str]:
+    """Wait until every gated dependent started; each must have started after its donor
+    printed the event (donor start + the event's t_ms). Returns the problems."""
+    def all_started() -> bool:
+        cs = s.containers()
+        return all(d in cs and cs[d].attrs["State"].get("StartedAt", "0001").startswith("20") for d, _, _ in gated)
+
+    if not wait_until(all_started, START_DEADLINE_S, pause=0.25):
+        return [f"not every gated service started within {START_DEADLINE_S:.0f}s: {sorted(s.containers())}"]
+    cs = s.containers()
+    problems = []
+    for dependent, donor, event in gated:
+        d, w = cs[dependent], cs[donor]
+        d.reload()
+        w.reload()
+        seen = [e for e in events(w.logs().decode(errors="replace")) if e.get("event") == event]
+        if not seen:
+            problems.append(f"{donor} never printed '{event}', yet {dependent} started")
+            continue
+        happened = _instant(w.attrs["State"]["StartedAt"]) + seen[0]["t_ms"] / 1000.0
+        started = _instant(d.attrs["State"]["StartedAt"])
+        if started < happened:
+            problems.append(f"{dependent} started {happened - started:.3f}s before {donor} printed '{event}'")
+    return problems
+
+
+def test_every_library_scenario_runs_and_gates_its_starts(compose: str, shmlab_image: str,
+                                                          docker_client: docker.DockerClient,
+                                                          tmp_path: Path) -> None:
+    def one(path: Path) -> list[str]:
+        scenario = scen.load_file(str(path))
+        file = tmp_path / f"{scenario.name}.yml"
+        file.write_text(render_compose(scenario))
+        s = Stack(compose, file, shmlab_image, docker_client)
+        try:
+            up = s.compose("up", "-d", timeout=DEMO_DEADLINE_S)
+            failed_start = up.returncode != 0
+            if failed_start and not any(ch.kind == "refused" for ch in scenario.checks):
+                return [f"{path.name}: up failed: {(up.stdout + up.stderr).strip()[-400:]}"]
+            gated = gated_starts(scenario)
+            return [f"{path.name}: {p}" for p in (check_order(s, gated) if gated and not failed_start else [])]
+        finally:
+            s.close()
+
+    with ThreadPoolExecutor(PARALLEL) as pool:
+        problems = [p for ps in pool.map(one, LIBRARY) for p in ps]
+    assert not problems, "\n".join(problems)
+
+
+def test_the_order_check_fails_on_a_start_that_does_not_wait(compose: str, shmlab_image: str,
+                                                             docker_client: docker.DockerClient, tmp_path: Path) -> None:
+    """What `after: {writer: mapped}` rendered as service_started did: the reader races."""
+    import yaml
+
+    scenario = scen.load_file(str(ROOT / "scenarios/mmap-volume.yaml"))
+    doc = yaml.safe_load(render_compose(scenario))
+    doc["services"]["writer"]["command"] += ["--truncate-delay", "2s"]  # `mapped` comes 2 s late
+    doc["services"]["reader"]["depends_on"]["writer"] = {"condition": "service_started"}
+    file = tmp_path / "racy.yml"
+    file.write_text(yaml.safe_dump(doc))
+    s = Stack(compose, file, shmlab_image, docker_client)
+    try:
+        assert s.compose("up", "-d", timeout=DEMO_DEADLINE_S).returncode == 0
+        problems = check_order(s, gated_starts(scenario))
+    finally:
+        s.close()
+    # caught either way: the reader started before the event, or before it was even printed
+    assert problems and ("before writer printed 'mapped'" in problems[0]
+                         or "never printed 'mapped', yet reader started" in problems[0]), problems
