@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from labctl.labels import KEPT, MANAGED, OWNER_HOST, OWNER_PID, RUN_ID
+from labctl.labels import KEPT, MANAGED, OWNER_CONTAINER, OWNER_HOST, OWNER_PID, RUN_ID
 from labctl.runtime import Engine
 
 
@@ -13,9 +13,15 @@ def remove_run(engine: Engine, run_id: str) -> tuple[list[str], list[str]]:
     return engine.remove_labelled({RUN_ID: run_id})
 
 
-def _owner_alive(labels: dict[str, str]) -> bool:
-    """True unless the labels name a labctl process on this host that no longer exists.
+def _owner_alive(labels: dict[str, str], engine: Engine | None = None) -> bool:
+    """True unless the labels name a labctl process on this host that no longer exists,
+    or a labctl container (the labctl image) that no longer runs on ``engine``.
     Objects from another host, or without owner labels (compose demo), count as alive."""
+    container = labels.get(OWNER_CONTAINER)
+    if container and engine is not None and hasattr(engine, "container_running"):
+        running = engine.container_running(container)
+        if running is not None:
+            return running
     pid, host = labels.get(OWNER_PID), labels.get(OWNER_HOST)
     if not pid or not pid.isdigit() or host != os.uname().nodename:
         return True
@@ -40,7 +46,7 @@ def remove_stale(engine: Engine) -> tuple[list[str], list[str]]:
     removed: list[str] = []
     errors: list[str] = []
     for run_id, labels in engine.run_ids().items():
-        if run_id and labels.get(KEPT) != "true" and not _owner_alive(labels):
+        if run_id and labels.get(KEPT) != "true" and not _owner_alive(labels, engine):
             r, e = remove_run(engine, run_id)
             removed += r
             errors += e

@@ -19,11 +19,23 @@ SCENARIO = "io.labctl.scenario"  # the scenario name (or "bench", "compose", ...
 ROLE = "io.labctl.role"  # the scenario container's name, or probe-X, prep, volume-X, ...
 OWNER_PID = "io.labctl.pid"  # the labctl process that owns the run (stale-run detection)
 OWNER_HOST = "io.labctl.host"  # that process's host (uname nodename)
+OWNER_CONTAINER = "io.labctl.container"  # labctl's own container, when it runs in one on this engine
 KEPT = "io.labctl.keep"  # objects of a `run --keep`: only `labctl clean` removes them
 # On the workload image (not managed: `labctl clean` leaves it; build prunes old ones)
 IMAGE = "io.labctl.image"  # "shmlab"
 SOURCE_HASH = "io.labctl.source-hash"  # the content hash the image was built from
 PLATFORM = "io.labctl.platform"  # the OCI platform its binary is for (linux/arm64)
+
+
+_owner_container: str | None = None
+
+
+def set_owner_container(container_id: str | None) -> None:
+    """labctl runs in container ``container_id`` on the engine (see ``labctl.enginefs``):
+    every object it creates from now on names it, so a crash of that container leaves a
+    run that ``remove_stale`` recognises as dead."""
+    global _owner_container
+    _owner_container = container_id
 
 
 def check_user_labels(user_labels: dict[str, str] | None) -> dict[str, str]:
@@ -45,6 +57,8 @@ def labels_for(run_id: str, scenario: str, role: str, user_labels: dict[str, str
     labels.update({MANAGED: "true", RUN_ID: run_id, SCENARIO: scenario, ROLE: role})
     if owner:
         labels.update({OWNER_PID: str(os.getpid()), OWNER_HOST: os.uname().nodename})
+        if _owner_container is not None:
+            labels[OWNER_CONTAINER] = _owner_container
     if keep:
         labels[KEPT] = "true"
     return labels

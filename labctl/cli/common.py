@@ -112,9 +112,12 @@ def refuse_opt_ins(scenarios: list[Scenario], allowed: dict[str, bool], paths: S
 
 def connect():
     """The engine (``Engine.connect``); EngineError (exit 3) when unreachable."""
+    from labctl import enginefs
     from labctl.runtime import Engine
 
-    return Engine.connect()
+    engine = Engine.connect()
+    enginefs.view(engine)  # before anything is created: in a container, labels name it
+    return engine
 
 
 def ensure_image(engine, progress: Progress, force: bool = False):

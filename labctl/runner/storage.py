@@ -7,6 +7,7 @@ import os
 import shutil
 import tempfile
 
+from labctl import enginefs
 from labctl.errors import LabctlError
 from labctl.runner.context import RunContext
 from labctl.runtime.engine import RunSpec
@@ -43,12 +44,29 @@ class Storage:
                 ctx.engine.create_volume(name, ctx.labels(f"volume-{v.name}"), opts)
                 self.volume_names[v.name] = name
             elif v.type == "tempdir":
+                seen = enginefs.view(ctx.engine)
+                if seen.to_engine(tempfile.gettempdir()) is None:
+                    # labctl in a container (or a remote engine): the engine cannot bind
+                    # our /tmp. A per-run named volume is the same shared directory for
+                    # the containers; only the host cannot look into it.
+                    name = ctx.name(v.name)
+                    ctx.engine.create_volume(name, ctx.labels(f"volume-{v.name}"), None)
+                    self.volume_names[v.name] = name
+                    to_open.append(v.name)
+                    continue
                 path = tempfile.mkdtemp(prefix=f"{ctx.prefix}-{v.name}-")
                 os.chmod(path, 0o1777)
-                self.binds[v.name] = path
+                self.binds[v.name] = seen.to_engine(path) or path
                 self.owned_dirs.append(path)
             else:
-                self.binds[v.name] = os.path.normpath(os.path.join(base, v.path or "."))
+                path = os.path.normpath(os.path.join(base, v.path or "."))
+                engine_path = enginefs.view(ctx.engine).to_engine(path)
+                if engine_path is None:
+                    raise LabctlError(
+                        f"volume {v.name!r}: {path} is not visible to the engine (labctl runs in a container "
+                        f"or talks to a remote engine); bind-mount it into labctl's container, e.g. "
+                        f"-v HOSTDIR:{path}")
+                self.binds[v.name] = engine_path
         if to_open:
             self._open(to_open)
 

@@ -149,6 +149,30 @@ class DockerEngine(Engine):
             pass
         return removed
 
+    # ---- labctl's own container (labctl.enginefs, labctl.cleanup)
+
+    def container_mounts(self, ref: str) -> list[tuple[str, str]] | None:
+        """(container path, host path) of each bind mount of container ``ref``
+        (``docker inspect`` Mounts), or None when the engine has no such container."""
+        try:
+            attrs = self.api.inspect_container(ref)
+        except docker.errors.NotFound:
+            return None
+        except (docker.errors.DockerException, *TRANSIENT) as e:
+            raise EngineError(f"inspecting container {ref[:12]}: {explain(e)}") from e
+        return [(str(m["Destination"]), str(m["Source"])) for m in attrs.get("Mounts") or []
+                if m.get("Type") == "bind" and m.get("Source") and m.get("Destination")]
+
+    def container_running(self, ref: str) -> bool | None:
+        """Whether container ``ref`` runs (``docker inspect`` State.Running); False when it
+        is gone; None when the engine cannot say."""
+        try:
+            return bool(self.api.inspect_container(ref)["State"]["Running"])
+        except docker.errors.NotFound:
+            return False
+        except (docker.errors.DockerException, *TRANSIENT, KeyError):
+            return None
+
     # ---- creation: everything labctl creates is labelled by labels_for()
 
     def create_volume(self, name: str, labels: dict[str, str], driver_opts: dict[str, str] | None = None) -> str:
