@@ -37,6 +37,7 @@ class ProbeSet:
         self.roster = roster
         self.holders: dict[str, Container] = {}  # IPC owner's name, or files-NAME -> holder
         self.refused: dict[str, str] = {}  # probe-OWNER -> why its holder did not start
+        self.gone: dict[str, str] = {}  # owner -> why its namespace ended before a probe joined
 
     def owners(self) -> set[str]:
         """The IPC namespace owners some ``segment`` check looks into."""
@@ -47,17 +48,45 @@ class ProbeSet:
     def start_for(self, owner: str) -> None:
         """Join ``owner``'s IPC namespace with a holder, as soon as the owner runs, so it
         can be probed even after the owner exits (the holder then keeps the namespace,
-        and its segments, alive). A refusal is recorded, not raised."""
+        and its segments, alive). Deterministic whatever the owner's lifetime: an owner
+        that already exited is joined through a container of its namespace still
+        running (a joiner), and with none left the namespace is known to be gone (its
+        last process exited: the kernel destroyed everything in it), which ``probe_ipc``
+        then reports as empty. A refusal of a running owner is recorded, not raised."""
         ctx = self.ctx
         c = ctx.scenario.container(owner)
-        ipc = "host" if c.ipc == "host" else f"container:{self.roster.containers[owner].name}"
         role = f"probe-{owner}"
+        if c.ipc == "host":
+            self._join(owner, role, "host")
+            return
+        for via in [owner, *self._joiners(owner)]:
+            target = self.roster.get(via)
+            if target is None:
+                continue
+            if self._join(owner, role, f"container:{target.name}"):
+                self.refused.pop(role, None)
+                return
+            if target.poll_exit() is None:
+                return  # a running container refused the join: the engine's reason stands
+        if self.roster.get(owner) is not None:
+            self.gone[owner] = (f"the IPC namespace of {owner} ended with its last process before a probe "
+                                f"could join ({owner} exited at once): nothing in it survives")
+
+    def _joiners(self, owner: str) -> list[str]:
+        scenario = self.ctx.scenario
+        return [c.name for c in scenario.containers if c.name != owner and scenario.ipc_owner(c.name) == owner]
+
+    def _join(self, owner: str, role: str, ipc: str) -> bool:
+        ctx = self.ctx
         spec = RunSpec(name=ctx.name(role), image=ctx.image, labels=ctx.labels(role),
                        command=["hold"], ipc_mode=ipc, user="0:0", cap_add=PROBE_CAPS)
         try:
             self.holders[owner] = ctx.engine.start_container(spec, role)
+            return True
         except ContainerStartError as e:
             self.refused[role] = e.reason
+            ctx.engine.remove_labelled(ctx.selector(role))  # the created, unstarted holder
+            return False
 
     def run(self, holder: Container, args: list[str], what: str, timeout: float | None = None) -> dict:
         """``docker exec HOLDER /shmlab ARGS``, bounded by ``timeout`` (the check's deadline)
@@ -74,6 +103,8 @@ class ProbeSet:
         """``shmlab probe ARGS`` in the IPC namespace of ``container`` (its owner's holder)."""
         owner = self.ctx.scenario.ipc_owner(container)
         holder = self.holders.get(owner)
+        if holder is None and owner in self.gone:
+            return {"event": "probe", "segments": [], "note": self.gone[owner]}
         if holder is None:
             why = self.refused.get(f"probe-{owner}") or self.roster.refused.get(owner) or "its owner did not start"
             raise LabctlError(f"cannot probe the IPC namespace of {container}: {why}")

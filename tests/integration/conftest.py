@@ -115,12 +115,10 @@ def _alive(pid: int) -> bool:
 
 
 def _leaked(obj: hostipc.IpcObject) -> bool:
-    """A new host IPC object is a leak, except a segment whose creator still runs: it
-    belongs to a live program (a teammate's benchmark on a shared machine, a container
-    the container check reports anyway). Other kinds record no creator: any new one is."""
-    if obj.kind != "shm" or obj.creator is None:
-        return True
-    return obj.creator in (0, os.getpid()) or not _alive(obj.creator)
+    """A new host IPC object is a leak once no live process other than this one uses it:
+    one still in use belongs to a live program (a teammate's benchmark or test on a
+    shared machine, a container the container check reports anyway)."""
+    return not any(pid not in (0, os.getpid()) and _alive(pid) for pid in obj.users)
 
 
 def _foreign(labels: dict[str, str]) -> bool:

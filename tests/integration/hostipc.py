@@ -31,12 +31,15 @@ CONTAINER_ID = re.compile(r"([0-9a-f]{64})")
 @dataclass(frozen=True)
 class IpcObject:
     """One host IPC object: ``ident`` is unique per kind and stable while it lives;
-    ``creator`` the creating pid where the kernel keeps one (shm only), else None."""
+    ``users`` the pids the kernel or /proc name as using it (shm: creator; sem: last
+    operation; msg: last send and receive; /dev/shm and mqueue entries: processes that
+    have it open or mapped) - an object a live process still uses belongs to a program
+    (another test on a shared machine), not to a leak."""
 
     kind: str
     ident: str
     text: str
-    creator: int | None
+    users: tuple[int, ...]
     remove: Callable[[], None]
 
 
@@ -91,6 +94,39 @@ def mqueue_dir() -> str:
     return _mqueue_dir
 
 
+def _sem_pid(semid: int) -> tuple[int, ...]:
+    try:
+        for key in [k for k in _table("sem") if k["semid"] == semid]:
+            return (sysv_ipc.Semaphore(key["key"]).last_pid,) if key["key"] else ()
+    except sysv_ipc.Error:
+        pass
+    return ()
+
+
+def _held_files() -> dict[str, list[int]]:
+    """Paths open (``/proc/PID/fd``; an mqueue descriptor reads ``/NAME``) or mapped
+    (``/proc/PID/maps``) by each process, other than this one."""
+    held: dict[str, list[int]] = {}
+    me = os.getpid()
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit() or int(entry.name) == me:
+            continue
+        pid = int(entry.name)
+        try:
+            for fd in os.scandir(f"/proc/{pid}/fd"):
+                try:
+                    held.setdefault(os.readlink(fd.path), []).append(pid)
+                except OSError:
+                    continue
+            with open(f"/proc/{pid}/maps") as maps:
+                for line in maps:
+                    if "/dev/shm/" in line:
+                        held.setdefault(line.split(None, 5)[-1].strip().removesuffix(" (deleted)"), []).append(pid)
+        except OSError:
+            continue
+    return held
+
+
 def host_objects() -> dict[str, IpcObject]:
     """Every IPC object of this process's (the host's) namespace, by kind:ident."""
     found: dict[str, IpcObject] = {}
@@ -100,21 +136,24 @@ def host_objects() -> dict[str, IpcObject]:
 
     for r in _table("shm"):
         add(IpcObject("shm", str(r["shmid"]), f"host SysV shm key=0x{r['key'] & 0xFFFFFFFF:08x} shmid={r['shmid']} "
-                      f"cpid={r['cpid']} nattch={r['nattch']}", r["cpid"],
+                      f"cpid={r['cpid']} nattch={r['nattch']}", (r["cpid"],),
                       _ignore_gone(lambda i=r["shmid"]: sysv_ipc.remove_shared_memory(i))))
     for r in _table("sem"):
         add(IpcObject("sem", str(r["semid"]), f"host SysV semaphore set key=0x{r['key'] & 0xFFFFFFFF:08x} "
-                      f"semid={r['semid']} uid={r['uid']}", None,
+                      f"semid={r['semid']} uid={r['uid']}", _sem_pid(r["semid"]),
                       _ignore_gone(lambda i=r["semid"]: sysv_ipc.remove_semaphore(i))))
     for r in _table("msg"):
         add(IpcObject("msg", str(r["msqid"]), f"host SysV message queue key=0x{r['key'] & 0xFFFFFFFF:08x} "
-                      f"msqid={r['msqid']} messages={r['qnum']}", None,
+                      f"msqid={r['msqid']} messages={r['qnum']}", (r["lspid"], r["lrpid"]),
                       _ignore_gone(lambda i=r["msqid"]: sysv_ipc.remove_message_queue(i))))
+    held = _held_files()
     for p in sorted(DEV_SHM.iterdir()) if DEV_SHM.is_dir() else []:
-        add(IpcObject("devshm", p.name, f"host /dev/shm/{p.name}", None, _ignore_gone(p.unlink)))
+        add(IpcObject("devshm", p.name, f"host /dev/shm/{p.name}", tuple(held.get(str(p), ())),
+                      _ignore_gone(p.unlink)))
     mq = Path(mqueue_dir())
     for p in sorted(mq.iterdir()):
-        add(IpcObject("mqueue", p.name, f"host POSIX message queue /{p.name}", None, _ignore_gone(p.unlink)))
+        add(IpcObject("mqueue", p.name, f"host POSIX message queue /{p.name}", tuple(held.get(f"/{p.name}", ())),
+                      _ignore_gone(p.unlink)))
     return found
 
 

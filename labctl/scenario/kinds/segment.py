@@ -105,7 +105,7 @@ def judge(body: SegmentCheck, obs: Observation, look: Look) -> Verdict:
             s = segs[0]
             return Verdict(False, expected, f"present: shmid {s.get('shmid')}, size {s.get('size')}, nattch {s.get('nattch')}"
                            + (", marked for removal" if s.get("dest") else ""))
-        return Verdict(True, expected, "absent")
+        return Verdict(True, expected, "absent" + (f" ({found['note']})" if found.get("note") else ""))
     wants = []
     for label, exp in (("size", body.size), ("nattch", body.nattch), ("perms", body.perms)):
         if exp is not None:
@@ -115,7 +115,8 @@ def judge(body: SegmentCheck, obs: Observation, look: Look) -> Verdict:
     wants += [f"{n} {e.describe()}" for n, e in body.fields]
     expected = f"a segment with {what} {where}" + (f": {', '.join(wants)}" if wants else "")
     if not segs:
-        return Verdict(False, expected, f"no such segment ({len(found.get('segments', []))} segment(s) visible)")
+        return Verdict(False, expected, f"no such segment ({len(found.get('segments', []))} segment(s) visible)"
+                       + (f"; {found['note']}" if found.get("note") else ""))
     s = segs[0]
     bad = []
     for label, exp in (("size", body.size), ("nattch", body.nattch), ("perms", body.perms)):
