@@ -147,14 +147,14 @@ def _lines(count: int) -> list[bytes]:
 
 def ingest(count: int) -> dict:
     """labctl's output path alone: chunks -> lines -> events -> the checks' tallies."""
-    from labctl.checks import watch
+    from labctl.checks import tally
     from labctl.output import Output
     from labctl.scenario import load_text
 
     scenario = load_text(SCENARIO.format(count=count), "flood.yaml")
     chunks = _lines(count)
     out = Output()
-    tallies = [t for t in (watch(ch.body, out) for ch in scenario.checks) if t is not None]
+    tallies = [t for t in (tally(ch.body, out) for ch in scenario.checks) if t is not None]
     t0, c0 = time.perf_counter(), time.process_time()
     for chunk in chunks:
         out.feed("stdout", chunk)
