@@ -58,6 +58,9 @@ class PreprocessError(Exception):
 def spawn_preprocess(text: str, abi: Abi, *, include_dir: str) -> subprocess.Popen[str]:
     """Start ``cc -E`` for ``abi`` over :data:`PRELUDE` + ``text`` without waiting (one per ABI,
     in parallel); :func:`finish` collects it. Raises OSError if the compiler cannot start."""
+    if getattr(sys, "frozen", False):  # the labctl image: sys.executable is labctl itself
+        raise OSError("this labctl is the frozen one of the labctl image, which carries no C toolchain; "
+                      "declare the layout as a list of fields, or run labctl installed by pip")
     argv = [sys.executable, "-m", "ziglang", "cc", "-target", abi.zig_target, "-E", "-x", "c",
             "-I", include_dir, "-"]
     proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
