@@ -359,10 +359,9 @@ def ensure_image(engine: ImageEngine, *, platform: Platform | None = None, force
         digest = content_hash(src, tc)
     image = image_ref(digest, plat, native)
     if not force and engine.image_exists(image):
-        if plat == native:
-            # :latest may point at another build (other sources, CC=...): the compose
-            # demo runs :latest, so move it here; tagging is idempotent and cheap.
-            engine.tag_image(image, REPO, "latest")
+        # :latest may point at another build (other sources, CC=...): the compose
+        # demo runs :latest, so move it here; tagging is idempotent and cheap.
+        engine.tag_image(image, REPO, "latest" if plat == native else f"latest-{plat.suffix}")
         return BuildResult(image, False, time.monotonic() - t0, digest)
     binary = prebuilt if pre is not None else compile_binary(src, tc, digest, progress)
     try:
@@ -377,6 +376,7 @@ def ensure_image(engine: ImageEngine, *, platform: Platform | None = None, force
         engine.tag_image(image, REPO, "latest")
     else:
         engine.build_image(context, image, image_labels(digest, plat.name), platform=plat.name)  # type: ignore[call-arg]
+        engine.tag_image(image, REPO, f"latest-{plat.suffix}")  # a stable name for compose files
     prune = getattr(engine, "prune_images", None)
     if prune is not None:  # earlier builds would otherwise pile up, one per source change
         prune(f"{IMAGE_LABEL}=shmlab", image)

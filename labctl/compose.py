@@ -11,6 +11,7 @@ from typing import Any
 
 import yaml
 
+from labctl import platforms
 from labctl.labels import labels_for
 from labctl.scenario.model import WORKLOAD_IMAGE_REPO, ContainerSpec, Scenario, VolumeSpec, linked_container
 
@@ -95,6 +96,11 @@ def _service(scenario: Scenario, c: ContainerSpec, image: str, volumes: dict[str
     svc: dict[str, Any] = {}
     if c.workload is not None:
         svc["image"] = image
+        if c.platform is not None and image.endswith(":latest"):
+            # `labctl build --platform P` tags its image :latest-<suffix> (labctl.build)
+            plat = platforms.parse(c.platform)
+            svc["image"] = f"{image}-{plat.suffix}"
+            notes.append(f"{c.name} runs on {c.platform}: `labctl build --platform {c.platform}` makes its image")
         svc["command"] = [c.workload, *c.args]
     else:
         svc["image"] = c.image
@@ -102,6 +108,8 @@ def _service(scenario: Scenario, c: ContainerSpec, image: str, volumes: dict[str
             svc["entrypoint"] = list(c.entrypoint)
         if c.command is not None:
             svc["command"] = list(c.command)
+    if c.platform is not None:
+        svc["platform"] = c.platform
     svc["ipc"] = _link(c.ipc)
     depends: dict[str, dict[str, str]] = {}
     for a in c.after:

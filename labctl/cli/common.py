@@ -127,6 +127,46 @@ def ensure_image(engine, progress: Progress, force: bool = False):
     return build.ensure_image(engine, force=force, progress=progress.line)
 
 
+def binfmt_dir():
+    """Where binfmt_misc is read (``LABCTL_BINFMT_DIR``, for tests of the missing-emulation
+    path; default ``/proc/sys/fs/binfmt_misc``)."""
+    from pathlib import Path
+
+    from labctl import platforms
+
+    return Path(os.environ.get("LABCTL_BINFMT_DIR") or platforms.BINFMT_DIR)
+
+
+def check_platforms(engine, names: Iterable[str], progress: Progress) -> None:
+    """Before anything is built or started: every platform in ``names`` runs on the engine,
+    natively or under emulation; PlatformUnavailable (exit 3, with the steps to install
+    the emulation) otherwise. binfmt_misc is per host, so this is read only for an engine
+    on this machine (a unix socket); a remote engine answers for itself at start-up."""
+    from labctl import platforms
+
+    arch = engine.architecture()
+    local = str(getattr(engine, "address", "unix://")).startswith("unix://")
+    for name in sorted(set(names)):
+        plat = platforms.parse(name)
+        if platforms.is_native(plat, arch):
+            continue
+        if not local:
+            progress.line(f"{name}: the engine at {engine.address} is not on this machine; "
+                          "its emulation cannot be checked here")
+        elif platforms.require_runnable(plat, arch, binfmt_dir=binfmt_dir()):
+            progress.line(f"{name} runs under emulation on this {arch} engine (qemu via binfmt_misc: slow, "
+                          "correct for IPC semantics, meaningless for timings)")
+
+
+def ensure_platform_images(engine, names: Iterable[str], progress: Progress, force: bool = False) -> dict[str, str]:
+    """The workload image of each platform in ``names`` (built if missing): platform -> ref."""
+    from labctl import build, platforms
+
+    return {name: build.ensure_image(engine, platform=platforms.parse(name), force=force,
+                                     progress=progress.line).image
+            for name in sorted(set(names))}
+
+
 def quiet(ctx, local: bool) -> bool:
     """``-q`` given after the command, or before it (``labctl -q run``)."""
     return bool(local or ctx.find_root().params.get("quiet"))

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import click
 
 from labctl.cli import common
-from labctl.cli.params import LIST_FORMATS, option, output_format, quiet
+from labctl.cli.params import LIST_FORMATS, option, output_format, platform_option, quiet
 from labctl.errors import EXIT_FAILED, EXIT_OK, UsageError
 
 
@@ -17,31 +17,49 @@ from labctl.errors import EXIT_FAILED, EXIT_OK, UsageError
 @option("--self", "self_image", is_flag=True,
         help="Build labctl itself as the image labctl/labctl:<version> (and :latest), for containerized "
              "CI; needs PyInstaller: pip install 'labctl[image]'.")
+@platform_option("Build the workload image for this platform instead of the engine's own; repeatable",
+                 multiple=True)
 @quiet
 @click.pass_context
-def build_cmd(ctx: click.Context, force: bool, self_image: bool, quiet: bool) -> int:
+def build_cmd(ctx: click.Context, force: bool, self_image: bool, platform: tuple[str, ...], quiet: bool) -> int:
     """Compile the workloads and build the images (a no-op when unchanged).
 
     Prints the image reference (labctl/shmlab:<hash12>, or with --self
     labctl/labctl:<hash12>, also tagged :<version> and :latest) on stdout. Nothing is
-    pulled: both images are FROM scratch, built for the engine's architecture.
+    pulled: both images are FROM scratch, built for the engine's architecture unless
+    --platform says otherwise: one line per platform, the engine's own without a
+    suffix, others ending in -arm64, -386, -armv7 (also tagged :latest-<suffix>).
+    Building for a platform the engine can only emulate needs no emulation; running
+    it does (see `labctl run --platform`).
 
     \b
     Examples:
       IMAGE=$(labctl build -q)
       labctl build --self && docker run --rm -v /var/run/docker.sock:/var/run/docker.sock labctl/labctl run
+      labctl build --platform linux/arm64 --platform linux/386
     """
+    from labctl import build, platforms
+
     progress = common.Progress(common.quiet(ctx, quiet))
     engine = common.connect()
-    t0 = time.monotonic()
     if self_image:
         from labctl.selfimage import ensure_self_image
 
+        if platform:
+            raise UsageError("--self builds labctl for the engine's own platform; --platform is for the workloads")
+        t0 = time.monotonic()
         res = ensure_self_image(engine, force=force, progress=progress.line)
-    else:
-        res = common.ensure_image(engine, progress, force=force)
-    progress.line(f"{'built' if res.built else 'up to date:'} {res.image} ({time.monotonic() - t0:.2f}s)")
-    print(res.image)
+        progress.line(f"{'built' if res.built else 'up to date:'} {res.image} ({time.monotonic() - t0:.2f}s)")
+        print(res.image)
+        return EXIT_OK
+    wanted = [platforms.parse(p) for p in dict.fromkeys(platform)] or [None]
+    for plat in wanted:
+        t0 = time.monotonic()
+        res = (common.ensure_image(engine, progress, force=force) if plat is None
+               else build.ensure_image(engine, platform=plat, force=force, progress=progress.line))
+        what = f" for {plat.name}" if plat else ""
+        progress.line(f"{'built' if res.built else 'up to date:'} {res.image}{what} ({time.monotonic() - t0:.2f}s)")
+        print(res.image)
     return EXIT_OK
 
 

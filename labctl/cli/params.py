@@ -45,6 +45,21 @@ class CommaList(click.ParamType):
         return [x.strip() for x in rv.split(",") if x.strip()]
 
 
+class PlatformType(CommaList):
+    """An OCI platform labctl builds for (``linux/arm64``; aliases such as ``linux/arm64/v8``
+    accepted), converted to its canonical name; anything else is a usage error listing them."""
+
+    name = "platform"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        from labctl import platforms
+
+        plat = platforms.lookup(str(value))
+        if plat is None:
+            self.fail(f"unsupported platform {value!r} (supported: {', '.join(platforms.names())})", param, ctx)
+        return plat.name
+
+
 class EnvOption(click.Option):
     """A click option whose environment variable is ``LABCTL_<FLAG>``.
 
@@ -82,6 +97,8 @@ class EnvOption(click.Option):
     def _expected(self, e: click.BadParameter) -> str:
         if self.is_flag or isinstance(self.type, click.types.BoolParamType):
             return f"expected one of {_BOOL_WORDS}"
+        if isinstance(self.type, PlatformType):
+            return e.message
         if isinstance(self.type, click.Choice):
             return f"expected one of {', '.join(map(str, self.type.choices))}"
         if isinstance(self.type, click.types.IntParamType):
@@ -117,6 +134,13 @@ def filters(f: Callable) -> Callable:
                help="Only scenarios whose name contains SUBSTRING (repeatable).")(f)
     return option("--tag", multiple=True, type=CommaList(), metavar="TAG",
                   help="Only scenarios with this tag (repeatable).")(f)
+
+
+def platform_option(help: str, multiple: bool = False) -> Callable:
+    from labctl.platforms import names  # docker-free and tiny
+
+    return option("--platform", "platform", multiple=multiple, type=PlatformType(), metavar="OS/ARCH",
+                  help=f"{help} ({', '.join(names())}).")
 
 
 def opt_ins(f: Callable) -> Callable:

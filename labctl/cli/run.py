@@ -12,7 +12,8 @@ import uuid
 import click
 
 from labctl.cli import common
-from labctl.cli.params import RUN_FORMATS, CommaList, filters, opt_ins, option, output_format, paths, quiet
+from labctl.cli.params import (RUN_FORMATS, CommaList, filters, opt_ins, option, output_format, paths,
+                               platform_option, quiet)
 from labctl.errors import EXIT_FAILED, EXIT_OK, Interrupted, UsageError
 from labctl.results import STATUS_LABELS
 
@@ -26,6 +27,7 @@ from labctl.results import STATUS_LABELS
 @option("--jobs", "-j", type=click.IntRange(min=1), default=1, show_default=True, metavar="N",
         help="Scenarios run in parallel.")
 @option("--keep", is_flag=True, help="Leave containers for inspection (`labctl clean` removes them).")
+@platform_option("Run workload containers that name no platform: on this one instead of the engine's own")
 @opt_ins
 @quiet
 @click.pass_context
@@ -42,6 +44,11 @@ def run_cmd(ctx: click.Context, **opts) -> int:
       labctl run scenarios/sysv-shareable.yaml --format json
       labctl run -k sysv --tag isolation --jobs 2 --report junit:out/junit.xml
       LABCTL_JOBS=2 LABCTL_FORMAT=junit labctl run > junit.xml
+      labctl run --platform linux/arm64           # the library on arm64 (emulated on x86_64)
+
+    A platform the engine can only emulate needs qemu registered in binfmt_misc
+    with the F flag; without it the run stops before starting anything (exit 3)
+    and prints the commands that install it.
 
     Exit: 0 all passed, 1 a scenario failed, 2 usage or scenario file error
     (nothing started), 3 engine or build error, 130/143 interrupted (after cleanup).
@@ -71,7 +78,12 @@ def run(o: dict, *, quiet: bool) -> int:
         engine = common.connect()
         for r in cleanup.remove_stale(engine)[0]:
             progress.line(f"removed stale {r} (left by a labctl that died)")
+        wanted = {c.platform for s in scenarios for c in s.containers if c.platform and c.workload}
+        if o["platform"]:
+            wanted.add(o["platform"])
+        common.check_platforms(engine, wanted, progress)  # exit 3 before anything is built or started
         image = common.ensure_image(engine, progress).image
+        images = common.ensure_platform_images(engine, wanted, progress)
         total = len(scenarios)
         done = [0]
 
@@ -81,7 +93,8 @@ def run(o: dict, *, quiet: bool) -> int:
 
         progress.line(f"running {total} scenario(s), {o['jobs']} at a time (run {run_id[:8]})")
         result = runner.run_all(engine, scenarios, image, run_id=run_id, jobs=o["jobs"], keep=o["keep"],
-                                cancel=cancel, progress=progress.status, on_result=on_result)
+                                cancel=cancel, progress=progress.status, on_result=on_result,
+                                images=images, platform=o["platform"])
         if received:  # a signal that arrived where nothing raised (e.g. inside a check)
             raise Interrupted(received[0])
     except BaseException:

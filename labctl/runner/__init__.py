@@ -39,10 +39,13 @@ JOIN_S = 5.0  # after an interrupt, how long worker threads get to wind down
 
 def run_all(engine: Engine, scenarios: list[Scenario], image: str, *, run_id: str, jobs: int = 1, keep: bool = False,
             cancel: threading.Event | None = None, progress: Progress | None = None,
-            on_result: Callable[[ScenarioResult], None] | None = None) -> RunResult:
+            on_result: Callable[[ScenarioResult], None] | None = None,
+            images: dict[str, str] | None = None, platform: str | None = None) -> RunResult:
     """Run scenarios, ``jobs`` at a time (host-IPC scenarios one at a time: they share keys).
     ``on_result`` is called once per finished scenario, one call at a time. Raises
-    Interrupted (after the run's objects are removed) when ``cancel`` is set by a signal."""
+    Interrupted (after the run's objects are removed) when ``cancel`` is set by a signal.
+    ``image`` is the engine's own workload image; ``images`` maps other platforms to
+    theirs and ``platform`` is the one of containers that name none (``run --platform``)."""
     t0 = time.monotonic()
     cancel = cancel or threading.Event()
     host_lock = threading.Lock()
@@ -56,9 +59,11 @@ def run_all(engine: Engine, scenarios: list[Scenario], image: str, *, run_id: st
         try:
             if uses_host:
                 with host_lock:
-                    res = run_scenario(engine, s, run_id, image, keep=keep, cancel=cancel, progress=progress)
+                    res = run_scenario(engine, s, run_id, image, keep=keep, cancel=cancel, progress=progress,
+                                       images=images, platform=platform)
             else:
-                res = run_scenario(engine, s, run_id, image, keep=keep, cancel=cancel, progress=progress)
+                res = run_scenario(engine, s, run_id, image, keep=keep, cancel=cancel, progress=progress,
+                                   images=images, platform=platform)
         except Exception as e:  # noqa: BLE001 - one scenario's failure never ends the run
             res = ScenarioResult(s.name, s.file, "error", message=unexpected(e), tags=s.tags)
         with lock:

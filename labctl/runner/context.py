@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-from labctl.errors import Interrupted
+from labctl.errors import Interrupted, LabctlError
 from labctl.labels import labels_for, selector
 from labctl.runtime.engine import Engine
 from labctl.scenario.model import Scenario
@@ -25,7 +25,10 @@ def slug(text: str) -> str:
 
 @dataclass
 class RunContext:
-    """One scenario on one engine. ``deadline`` is on ``clock`` (monotonic seconds)."""
+    """One scenario on one engine. ``deadline`` is on ``clock`` (monotonic seconds).
+    ``image``: the workload image of the engine's own platform (probes and helpers run
+    it); ``images``: platform -> workload image for containers on other platforms;
+    ``platform``: the platform of workload containers that name none (None: the engine's)."""
 
     engine: Engine
     scenario: Scenario
@@ -37,6 +40,8 @@ class RunContext:
     clock: Callable[[], float] = time.monotonic
     deadline: float = 0.0
     prefix: str = ""
+    images: dict[str, str] = field(default_factory=dict)
+    platform: str | None = None
 
     def __post_init__(self) -> None:
         self.deadline = self.deadline or self.clock() + self.scenario.timeout
@@ -53,6 +58,17 @@ class RunContext:
     def selector(self, role: str | None = None) -> dict[str, str]:
         """The labels selecting this scenario's objects (all, or one role's)."""
         return selector(self.run_id, self.scenario.name, role)
+
+    def workload_image(self, platform: str | None) -> str:
+        """The workload image for ``platform`` (None: the engine's own). LabctlError when
+        the run was not given one (the CLI builds every platform its scenarios name)."""
+        if platform is None:
+            return self.image
+        try:
+            return self.images[platform]
+        except KeyError:
+            raise LabctlError(f"no workload image for platform {platform} in this run "
+                              f"(built: {', '.join(sorted(self.images)) or 'none'})") from None
 
     def remaining(self) -> float:
         """Seconds left until the scenario deadline (may be negative)."""

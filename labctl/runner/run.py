@@ -32,9 +32,11 @@ class ScenarioRun:
 
     def __init__(self, engine: Engine, scenario: Scenario, run_id: str, image: str, *,
                  cancel: threading.Event | None = None, progress: Progress | None = None,
-                 clock: Callable[[], float] = time.monotonic, keep: bool = False) -> None:
+                 clock: Callable[[], float] = time.monotonic, keep: bool = False,
+                 images: dict[str, str] | None = None, platform: str | None = None) -> None:
         self.ctx = RunContext(engine, scenario, run_id, image, keep=keep, cancel=cancel or threading.Event(),
-                              progress=progress or (lambda _msg: None), clock=clock)
+                              progress=progress or (lambda _msg: None), clock=clock,
+                              images=dict(images or {}), platform=platform)
         self.scenario = scenario
         self.storage = Storage(self.ctx)
         self.plan = StartPlan(self.ctx, self.storage)
@@ -121,10 +123,13 @@ class ScenarioRun:
 
 
 def run_scenario(engine: Engine, scenario: Scenario, run_id: str, image: str, *, keep: bool = False,
-                 cancel: threading.Event | None = None, progress: Progress | None = None) -> ScenarioResult:
-    """Carry out one scenario and return its result; raises Interrupted after teardown on Ctrl-C."""
+                 cancel: threading.Event | None = None, progress: Progress | None = None,
+                 images: dict[str, str] | None = None, platform: str | None = None) -> ScenarioResult:
+    """Carry out one scenario and return its result; raises Interrupted after teardown on Ctrl-C.
+    ``image``: the engine's own workload image; ``images``/``platform``: see RunContext."""
     t0 = time.monotonic()
-    run = ScenarioRun(engine, scenario, run_id, image, cancel=cancel, progress=progress, keep=keep)
+    run = ScenarioRun(engine, scenario, run_id, image, cancel=cancel, progress=progress, keep=keep,
+                      images=images, platform=platform)
     result = ScenarioResult(scenario.name, scenario.file, "passed", tags=scenario.tags)
     interrupted: Interrupted | None = None
     phase = "setup"

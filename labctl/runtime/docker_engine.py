@@ -209,6 +209,8 @@ class DockerEngine(Engine):
             sysctls=spec.sysctls or None, environment=spec.environment or None, mounts=mounts or None,
             tmpfs=spec.tmpfs or None, privileged=spec.privileged, pid_mode=spec.pid_mode,
             devices=spec.devices or None, volumes_from=spec.volumes_from or None, detach=True,
+            platform=spec.platform,  # create?platform=: the engine refuses an image of another platform
+            init=spec.init or None,
         )
         try:
             obj = self.client.containers.create(**{k: v for k, v in kwargs.items() if v is not None})

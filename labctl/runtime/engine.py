@@ -36,7 +36,9 @@ class RunSpec:
     Namespace modes are the engine's words: ``ipc_mode`` ``private``/``shareable``/
     ``host``/``container:NAME``, ``network_mode`` ``none``/``host``/``container:NAME``/a
     network name. ``mounts``: (type ``volume``|``bind``, source, target, read-only).
-    ``mem_limit`` in Docker's notation (``256m``), ``shm_size`` in bytes."""
+    ``mem_limit`` in Docker's notation (``256m``), ``shm_size`` in bytes. ``platform``:
+    the OCI platform (``linux/arm64``) the image must be for, None = the engine's own.
+    ``init``: run the engine's init as PID 1 (``docker run --init``)."""
 
     name: str
     image: str
@@ -61,6 +63,8 @@ class RunSpec:
     pid_mode: str | None = None
     devices: list[str] = field(default_factory=list)
     volumes_from: list[str] = field(default_factory=list)
+    platform: str | None = None
+    init: bool = False  # the engine's init (docker --init) as PID 1, the command its child
 
 
 class Container(ABC):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 
+from labctl import platforms
 from labctl.scenario.common import (  # noqa: F401  (re-exported: the table's shared leaves)
     CONTAINER_HINT, CONTAINER_RE, COUNT, EVENT_RE, FIELD_TYPE_RE, FIELDS, KEY, LAYOUT, PERMS, SCALAR, Ref,
 )
@@ -35,6 +36,13 @@ def _ipc(node: Node) -> str:
     if not re.match(IPC_RE, s):
         raise ValueError(f"unknown IPC mode '{s}' (expected private, shareable, none, host or container:NAME)")
     return s
+
+
+def _platform(node: Node) -> str:
+    plat = platforms.lookup(node.value)
+    if plat is None:
+        raise ValueError(f"unsupported platform {node.value!r} (supported: {', '.join(platforms.names())})")
+    return plat.name
 
 
 def _version(node: Node) -> int:
@@ -97,6 +105,9 @@ CONTAINER = Obj({
                        key_hint="the io.labctl. prefix is reserved for labctl's own labels; "
                                 "otherwise letters, digits, '.', '-', '_' and '/'")),
     "timeout": F(Duration("the container is killed (and the scenario fails) past this")),
+    "platform": F(Leaf("a platform", (str,), {"type": "string", "enum": platforms.names()}, _platform,
+                       "the OCI platform it runs on: " + " | ".join(platforms.names())
+                       + " (default: the run's --platform, else the engine's own)")),
     "read_only": F(Bool("read-only root filesystem (default true; false gives the container a writable layer of its own)")),
     "network": F(Str("none (default) | bridge | container:NAME", pattern=NETWORK_RE, what="network",
                      hint="expected none, bridge or container:NAME")),

@@ -208,6 +208,8 @@ class ContainerSpec:
     privileged: bool = False
     pid: str | None = None  # None | "host" | "container:<name>"
     devices: tuple[str, ...] = ()
+    # OCI platform (linux/arm64...) it runs on; None: the run's (`run --platform`), else the engine's own
+    platform: str | None = None
     pos: Pos = NOWHERE
 
     @property

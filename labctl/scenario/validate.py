@@ -186,6 +186,7 @@ def build_container(b: Builder, name: str, d: Any, node: Node) -> ContainerSpec:
         privileged=_get(d, "privileged", False),
         pid=_get(d, "pid"),
         devices=strings("devices") or (),
+        platform=_get(d, "platform"),
         pos=pos_of(b.ctx, node),
     )
 

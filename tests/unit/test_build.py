@@ -310,7 +310,8 @@ def test_other_platform_gets_a_suffixed_tag_and_platform_metadata(fake_cc: Path,
     assert engine.build_platforms == [None, "linux/arm64", "linux/386", "linux/arm/v7"]
     assert [labels["io.labctl.platform"] for _, _, labels in engine.builds] == [
         "linux/amd64", "linux/arm64", "linux/386", "linux/arm/v7"]
-    assert engine.tags == [(native.image, "labctl/shmlab", "latest")]  # :latest stays the engine's own
+    assert engine.tags == [(native.image, "labctl/shmlab", "latest"),  # :latest stays the engine's own
+                           *((r.image, "labctl/shmlab", f"latest-{r.image.rsplit('-', 1)[1]}") for r in results.values())]
     assert "-target aarch64-linux-musl" in built["linux/arm64"]
     assert "-target x86-linux-musl" in built["linux/386"]
     assert "-target arm-linux-musleabihf" in built["linux/arm/v7"]
