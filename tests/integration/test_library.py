@@ -26,7 +26,8 @@ from labctl.scenario.kinds.segment import SegmentCheck
 from labctl.scenario.model import CheckSpec, Scenario
 
 ROOT = Path(__file__).resolve().parents[2]
-TAGS = {"sysv", "posix", "mmap", "isolation", "cleanup", "pitfall", "security", "sync", "sharing", "host"}
+TAGS = {"sysv", "posix", "mmap", "isolation", "cleanup", "pitfall", "security", "sync", "sharing", "host",
+        "layout", "platform"}
 
 # Each pitfall scenario: the check that witnesses the failure, and the scenario that shows
 # the fix. A new pitfall must be added here, which forces someone to name both.
@@ -40,6 +41,7 @@ PITFALLS = {
     "sysv-uid-mismatch": ("the stranger's shmat fails with EACCES", "sysv-uid-shared-group"),
     "count-race-lost-updates": ("updates were lost (final count below 2 x 100,000)", "count-race-atomic"),
     "shmmax-einval": ("shmget fails with EINVAL", "shmmax-raised"),
+    "mixed-width-long": ("no read has the right total", "mixed-width-fixed"),
 }
 
 # Items of the library issue the scenarios must cover (a scenario name for each).
