@@ -14,6 +14,8 @@ import platform
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 
+from labctl import platforms
+from labctl.platforms import Platform
 from labctl.errors import UsageError
 
 MECHANISMS = (
@@ -22,6 +24,14 @@ MECHANISMS = (
 )
 SHM_MECHANISMS = ("sysv-shm-spin", "sysv-shm-futex", "mmap-tmpfs", "mmap-disk", "posix-shm")
 PLACEMENTS = ("host", "container")
+# Containers of another platform than the engine's own (container-arm64, container-386...):
+# only where that platform runs natively (labctl.bench.main refuses emulated ones).
+PLATFORM_PLACEMENTS = tuple(f"container-{p.suffix}" for p in platforms.PLATFORMS)
+
+
+def placement_platform(placement: str) -> Platform | None:
+    """The platform of a ``container-<suffix>`` placement; None for host and container."""
+    return next((p for p in platforms.PLATFORMS if placement == f"container-{p.suffix}"), None)
 DEFAULT_SIZES = (64, 4096, 65536, 1048576)
 MEMCPY_SIZE = 1048576
 MAX_SIZE = 64 * 1024 * 1024
@@ -95,9 +105,10 @@ def parse_config(mechanisms: str, sizes: str, placements: str, iterations: int, 
     if unknown:
         raise UsageError(f"unknown mechanism {unknown[0]!r} (expected some of: {', '.join(MECHANISMS)})")
     places = tuple(p.strip() for p in placements.split(",") if p.strip()) or PLACEMENTS
-    bad = [p for p in places if p not in PLACEMENTS]
+    bad = [p for p in places if p not in PLACEMENTS + PLATFORM_PLACEMENTS]
     if bad:
-        raise UsageError(f"unknown placement {bad[0]!r} (expected host, container or both)")
+        raise UsageError(f"unknown placement {bad[0]!r} (expected host, container or both, or a container of "
+                         f"another platform: {', '.join(PLATFORM_PLACEMENTS)})")
     size_list: list[int] = []
     for text in (x.strip() for x in sizes.split(",")):
         if not text:

@@ -224,11 +224,16 @@ class ContainerPairs:
     mechanism is TCP). They run as uid 0 *without capabilities* so they can write the
     root-owned fresh volumes without a prep step."""
 
-    def __init__(self, engine: Engine, image: str, run_id: str) -> None:
+    def __init__(self, engine: Engine, image: str, run_id: str, *, placement: str = "container",
+                 platform: str | None = None) -> None:
+        """``placement``: the name results carry; ``platform``: the image's platform when it
+        is not the engine's own (``container-386`` pairs run ``linux/386`` containers)."""
         self.engine = engine
         self.image = image
         self.run_id = run_id
-        self.prefix = f"labctl-{run_id[:8]}-bench"
+        self.placement = placement
+        self.platform = platform
+        self.prefix = f"labctl-{run_id[:8]}-bench" + ("" if placement == "container" else f"-{placement}")
         self._objects: dict[str, str] = {}
 
     # the shared objects, created on first use and removed by close()
@@ -260,7 +265,7 @@ class ContainerPairs:
     def _spec(self, role: str, spec: PairSpec, argv: list[str], **kw: object) -> RunSpec:
         name = f"{self.prefix}-{spec.mechanism}-{spec.size}-{role}"
         return RunSpec(name=name, image=self.image, labels=labels_for(self.run_id, SCENARIO, role),
-                       command=argv, user="0:0", **kw)  # type: ignore[arg-type]
+                       command=argv, user="0:0", platform=self.platform, **kw)  # type: ignore[arg-type]
 
     def run(self, spec: PairSpec) -> Record:
         """Run one container pair; raises PairError (EngineError when the engine fails)."""
@@ -308,7 +313,7 @@ class ContainerPairs:
                 raise PairError(f"{what}: the client did not exit in time:\n{client.output.tail(5)}")
             # the output stream closes after the exit: let the pump deliver the last line
             client.output.wait_for(lambda: client.output.closed, time.monotonic() + 5.0)
-            record = result_from_events(list(client.output.events), "container", what, client.output.tail(8))
+            record = result_from_events(list(client.output.events), self.placement, what, client.output.tail(8))
             server.wait_exit(SERVER_GRACE_S)
             return record
         finally:

@@ -137,13 +137,15 @@ def binfmt_dir():
     return Path(os.environ.get("LABCTL_BINFMT_DIR") or platforms.BINFMT_DIR)
 
 
-def check_platforms(engine, names: Iterable[str], progress: Progress) -> None:
+def check_platforms(engine, names: set[str], progress: Progress) -> None:
     """Before anything is built or started: every platform in ``names`` runs on the engine,
     natively or under emulation; PlatformUnavailable (exit 3, with the steps to install
     the emulation) otherwise. binfmt_misc is per host, so this is read only for an engine
     on this machine (a unix socket); a remote engine answers for itself at start-up."""
     from labctl import platforms
 
+    if not names:
+        return
     arch = engine.architecture()
     local = str(getattr(engine, "address", "unix://")).startswith("unix://")
     for name in sorted(set(names)):

@@ -63,7 +63,8 @@ def engine(monkeypatch: pytest.MonkeyPatch) -> FakeEngine:
 
 
 def fake_run_all(status: str = "passed", raise_: BaseException | None = None, calls: list | None = None):
-    def run_all(engine, scenarios, image, *, run_id, jobs=1, keep=False, cancel=None, progress=None, on_result=None):
+    def run_all(engine, scenarios, image, *, run_id, jobs=1, keep=False, cancel=None, progress=None, on_result=None,
+                images=None, platform=None):
         if calls is not None:
             calls.append({"run_id": run_id, "jobs": jobs, "keep": keep, "names": [s.name for s in scenarios]})
         if raise_ is not None:
