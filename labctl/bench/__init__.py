@@ -18,12 +18,14 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
+from labctl import platforms
 from labctl.bench import conditions
-from labctl.bench.model import (MEMCPY_SIZE, Config, Record, Report, parse_config, record_from_event,
+from labctl.bench.model import (MEMCPY_SIZE, Config, Record, Report, parse_config, placement_platform,
+                                record_from_event,
                                 render_table, this_machine, to_json)
 from labctl.bench.paired import Paired, combine, pair_rounds
 from labctl.bench.pairs import ContainerPairs, HostPairs, PairError, PairSpec
-from labctl.errors import EXIT_FAILED, EXIT_OK, EngineError, Interrupted, LabctlError
+from labctl.errors import EXIT_FAILED, EXIT_OK, EngineError, Interrupted, LabctlError, UsageError
 from labctl.runtime.engine import Engine
 
 __all__ = ["main", "run_bench", "host_binary"]
@@ -73,10 +75,13 @@ def _memcpy(binary: Path, config: Config) -> Record:
 
 
 def run_bench(engine, image: str, binary: Path | None, config: Config,  # noqa: ANN001
-              progress: Progress = _say, run_id: str | None = None) -> Report:
+              progress: Progress = _say, run_id: str | None = None,
+              platform_images: dict[str, str] | None = None) -> Report:
     """Measure every mechanism x size x placement of ``config``; never leaves a labelled
     object or a host process behind, whatever happens (the ``finally``). Pair failures
-    are collected in ``Report.errors``; engine failures and interrupts propagate."""
+    are collected in ``Report.errors``; engine failures and interrupts propagate.
+    ``platform_images``: the image of each ``container-<suffix>`` placement in ``config``
+    (native platforms only: see ``refuse_emulated``)."""
     from labctl.build import cache_dir
 
     run_id = run_id or str(uuid.uuid4())
@@ -90,6 +95,8 @@ def run_bench(engine, image: str, binary: Path | None, config: Config,  # noqa: 
     rounds: list[Record] = []
     errors: list[str] = []
     containers = ContainerPairs(engine, image, run_id)
+    others = {pl: ContainerPairs(engine, ref, run_id, placement=pl, platform=_platform_name(pl))
+              for pl, ref in (platform_images or {}).items()}
     hosts: HostPairs | None = None
     plan = [(m, s) for m in cfg.mechanisms for s in cfg.sizes]
     total = len(plan) * len(cfg.placements) * cfg.rounds
@@ -117,7 +124,7 @@ def run_bench(engine, image: str, binary: Path | None, config: Config,  # noqa: 
                     done += 1
                     progress(f"[{done}/{total}] {mech} {size} B {placement} round {r + 1}/{cfg.rounds} "
                              f"({spec.iterations} round trips)")
-                    runner = hosts if placement == "host" else containers
+                    runner = hosts if placement == "host" else others.get(placement, containers)
                     assert runner is not None
                     try:
                         rounds.append(runner.run(spec))
@@ -134,6 +141,25 @@ def run_bench(engine, image: str, binary: Path | None, config: Config,  # noqa: 
     return Report(this_machine(), cfg, (*memcpy, *records), (0, 1) if pinned else (), tuple(errors),
                   rounds=tuple(rounds), paired=tuple(paired),
                   conditions=conditions.summary(start, conditions.snapshot()))
+
+
+def _platform_name(placement: str) -> str | None:
+    plat = placement_platform(placement)
+    return plat.name if plat is not None else None
+
+
+def refuse_emulated(placements: tuple[str, ...], engine_arch: str) -> None:
+    """UsageError (exit 2, nothing started) for a ``container-<suffix>`` placement whose
+    platform this engine only emulates: qemu translates every load, store and syscall,
+    so its round trips time the emulator, not the IPC mechanism."""
+    for placement in placements:
+        plat = placement_platform(placement)
+        if plat is not None and not platforms.is_native(plat, engine_arch):
+            raise UsageError(
+                f"placement {placement} refused: {plat.name} does not run natively on this {engine_arch} engine, "
+                f"only under qemu emulation, whose timings measure the emulator rather than the IPC. "
+                f"Run it on a machine whose CPU runs {plat.name} code "
+                f"({', '.join(sorted(plat.native_on)) or 'an arm64 or armv7 machine with AArch32'}).")
 
 
 def summarize_rounds(cfg: Config, rounds: list[Record]) -> tuple[list[Record], list[Paired]]:
@@ -165,7 +191,10 @@ def main(args: argparse.Namespace) -> int:
     quiet = getattr(args, "quiet", False)
     progress: Progress = (lambda _m: None) if quiet else _say
     engine = Engine.connect()
+    refuse_emulated(config.placements, engine.architecture())
     image = build.ensure_image(engine, progress=progress).image
+    platform_images = {pl: build.ensure_image(engine, platform=plat, progress=progress).image
+                       for pl in config.placements if (plat := placement_platform(pl)) is not None}
     binary = host_binary(engine) if "host" in config.placements else None
 
     def on_signal(signum: int, _frame: object) -> None:
@@ -173,7 +202,7 @@ def main(args: argparse.Namespace) -> int:
 
     old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        report = run_bench(engine, image, binary, config, progress)
+        report = run_bench(engine, image, binary, config, progress, platform_images=platform_images)
     finally:
         for s, h in old.items():
             signal.signal(s, h)  # type: ignore[arg-type]

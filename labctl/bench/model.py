@@ -383,6 +383,16 @@ def render_table(report: Report) -> str:
         out.append("load average " + " -> ".join(f"{cond.get(k, {}).get('loadavg_1m', '?')}" for k in ("start", "end"))
                    + (f"; steal {cond['steal_pct']:.1f} %" if cond.get("steal_pct") is not None else ""))
     out += ["", *lines]
+    others = [pl for pl in report.config.placements if placement_platform(pl) is not None]
+    for pl in others:
+        out += ["", f"{pl} ({placement_platform(pl)}, native on this engine): vs container"]
+        for mech in report.config.mechanisms:
+            for size in report.config.sizes:
+                o, c = report.find(mech, pl, size), report.find(mech, "container", size)
+                if o is not None:
+                    vs = f" ({o.rtt_ns_median / c.rtt_ns_median:.2f} x container)" if c and c.rtt_ns_median else ""
+                    out.append(f"  {mech} {human_size(size)}: median {human_ns(o.rtt_ns_median)}, "
+                               f"p99 {human_ns(o.rtt_ns_p99)}, {o.msgs_per_s:,} msgs/s{vs}")
     mem = report.find("memcpy", "host", MEMCPY_SIZE)
     if mem:
         out += ["", f"memcpy 1 MiB (one core): {human_ns(mem.rtt_ns_median)} per copy, {human_bytes(mem.bytes_per_s)}"]

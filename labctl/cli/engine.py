@@ -103,7 +103,8 @@ def clean_cmd(stale: bool, run_id: str) -> int:
         help="Round trips per pair and size.")
 @option("--mechanisms", default="", metavar="NAME,...", help="Comma-separated subset (default: all).")
 @option("--placements", default="host,container", show_default=True, metavar="WHERE,...",
-        help="host, container or both, measured in the same run.")
+        help="host, container or both, measured in the same run; container-386, container-arm64... add "
+             "containers of another platform, only where it runs natively (emulated timings are refused).")
 @option("--chart", default="", metavar="PNG",
         help="Also write a chart (needs matplotlib: pip install 'labctl[bench]').")
 @option("--timeout", type=float, default=20.0, show_default=True, metavar="SECONDS",

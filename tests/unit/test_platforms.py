@@ -111,3 +111,30 @@ def test_install_steps_register_with_the_f_flag(tmp_path: Path, conf_flags: str,
     register = platforms.install_steps(ARM64, d, conf_dir)[-1]
     subprocess.run(["sh", "-c", register], check=True)
     assert (d / "register").read_text() == line + registered + "\n"
+
+
+# ==== the bench: other platforms only where native ====
+
+
+def test_bench_placements_of_other_platforms() -> None:
+    from labctl.bench.model import parse_config, placement_platform
+
+    cfg = parse_config("", "64", "container,container-386,container-arm64", 100, False, 5.0)
+    assert cfg.placements == ("container", "container-386", "container-arm64")
+    assert placement_platform("container-armv7") is ARMV7 and placement_platform("container") is None
+    with pytest.raises(UsageError, match="unknown placement 'container-mips'"):
+        parse_config("", "64", "container-mips", 100, False, 5.0)
+
+
+def test_bench_refuses_emulated_placements_with_the_reason() -> None:
+    from labctl.bench import refuse_emulated
+
+    refuse_emulated(("host", "container", "container-386"), "x86_64")  # i386 is native on x86_64
+    refuse_emulated(("container-arm64",), "aarch64")
+    with pytest.raises(UsageError) as info:
+        refuse_emulated(("container", "container-arm64"), "x86_64")
+    assert info.value.exit_code == 2
+    assert str(info.value) == (
+        "placement container-arm64 refused: linux/arm64 does not run natively on this x86_64 engine, only under "
+        "qemu emulation, whose timings measure the emulator rather than the IPC. Run it on a machine whose CPU "
+        "runs linux/arm64 code (aarch64).")
