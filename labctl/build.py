@@ -326,6 +326,14 @@ def image_ref(digest: str, plat: Platform, native: Platform) -> str:
     return f"{REPO}:{tag}"
 
 
+def _tag_latest(engine: ImageEngine, image: str, plat: Platform, native: Platform) -> None:
+    """``:latest-<suffix>`` for every platform (compose files name a container's platform
+    image by it), and ``:latest`` for the engine's own (the compose demo runs it)."""
+    if plat == native:
+        engine.tag_image(image, REPO, "latest")
+    engine.tag_image(image, REPO, f"latest-{plat.suffix}")
+
+
 def ensure_image(engine: ImageEngine, *, platform: Platform | None = None, force: bool = False,
                  progress: Progress | None = None) -> BuildResult:
     """Make sure the engine has the workload image of ``platform`` (default: the
@@ -361,7 +369,7 @@ def ensure_image(engine: ImageEngine, *, platform: Platform | None = None, force
     if not force and engine.image_exists(image):
         # :latest may point at another build (other sources, CC=...): the compose
         # demo runs :latest, so move it here; tagging is idempotent and cheap.
-        engine.tag_image(image, REPO, "latest" if plat == native else f"latest-{plat.suffix}")
+        _tag_latest(engine, image, plat, native)
         return BuildResult(image, False, time.monotonic() - t0, digest)
     binary = prebuilt if pre is not None else compile_binary(src, tc, digest, progress)
     try:
@@ -373,10 +381,9 @@ def ensure_image(engine: ImageEngine, *, platform: Platform | None = None, force
     context = build_context(src, data)
     if plat == native:
         engine.build_image(context, image, image_labels(digest, plat.name))
-        engine.tag_image(image, REPO, "latest")
     else:
         engine.build_image(context, image, image_labels(digest, plat.name), platform=plat.name)  # type: ignore[call-arg]
-        engine.tag_image(image, REPO, f"latest-{plat.suffix}")  # a stable name for compose files
+    _tag_latest(engine, image, plat, native)
     prune = getattr(engine, "prune_images", None)
     if prune is not None:  # earlier builds would otherwise pile up, one per source change
         prune(f"{IMAGE_LABEL}=shmlab", image)

@@ -19,6 +19,19 @@ from labctl.scenario.model import WORKLOAD_IMAGE_REPO, ContainerSpec, Scenario, 
 # substitutes it, v1.29 and v2 alike, so a file can pin the exact image it was tested with.
 IMAGE_VARIABLE = "LABCTL_SHMLAB_IMAGE"
 DEFAULT_IMAGE = f"${{{IMAGE_VARIABLE}:-{WORKLOAD_IMAGE_REPO}:latest}}"
+
+
+def platform_variable(platform: str) -> str:
+    """The variable naming the workload image of ``platform``: LABCTL_SHMLAB_IMAGE_ARM64..."""
+    return f"{IMAGE_VARIABLE}_{platforms.parse(platform).suffix.upper()}"
+
+
+def platform_image(platform: str) -> str:
+    """A container's image on ``platform``: ``$LABCTL_SHMLAB_IMAGE_<SUFFIX>``, by default the
+    ``:latest-<suffix>`` tag that ``labctl build --platform`` moves."""
+    return f"${{{platform_variable(platform)}:-{WORKLOAD_IMAGE_REPO}:latest-{platforms.parse(platform).suffix}}}"
+
+
 # What labctl enforces on every container it starts (labctl.runner.plan.WORKLOAD_USER and
 # the RunSpec defaults; a unit test keeps them equal), rendered so the compose file
 # behaves like the lab.
@@ -96,10 +109,8 @@ def _service(scenario: Scenario, c: ContainerSpec, image: str, volumes: dict[str
     svc: dict[str, Any] = {}
     if c.workload is not None:
         svc["image"] = image
-        if c.platform is not None and image.endswith(":latest"):
-            # `labctl build --platform P` tags its image :latest-<suffix> (labctl.build)
-            plat = platforms.parse(c.platform)
-            svc["image"] = f"{image}-{plat.suffix}"
+        if c.platform is not None:
+            svc["image"] = platform_image(c.platform)
             notes.append(f"{c.name} runs on {c.platform}: `labctl build --platform {c.platform}` makes its image")
         svc["command"] = [c.workload, *c.args]
     else:

@@ -150,7 +150,7 @@ def check_order(s: Stack, gated: list[tuple[str, str, str]]) -> list[str]:
     return problems
 
 
-def test_every_library_scenario_runs_and_gates_its_starts(compose: str, shmlab_image: str,
+def test_every_library_scenario_runs_and_gates_its_starts(compose: str, shmlab_image: str, engine,
                                                           docker_client: docker.DockerClient,
                                                           tmp_path: Path) -> None:
     def one(path: Path) -> list[str]:
@@ -158,6 +158,7 @@ def test_every_library_scenario_runs_and_gates_its_starts(compose: str, shmlab_i
         file = tmp_path / f"{scenario.name}.yml"
         file.write_text(render_compose(scenario))
         s = Stack(compose, file, shmlab_image, docker_client)
+        s.env.update(platform_env)  # the images of containers with a platform: of their own
         try:
             up = s.compose("up", "-d", timeout=DEMO_DEADLINE_S)
             failed_start = up.returncode != 0
@@ -168,6 +169,12 @@ def test_every_library_scenario_runs_and_gates_its_starts(compose: str, shmlab_i
         finally:
             s.close()
 
+    from labctl import build, platforms
+    from labctl.compose import platform_variable
+
+    named = {c.platform for p in LIBRARY for c in scen.load_file(str(p)).containers if c.platform}
+    platform_env = {platform_variable(name): build.ensure_image(engine, platform=platforms.parse(name)).image
+                    for name in sorted(named)}
     with ThreadPoolExecutor(PARALLEL) as pool:
         problems = [p for ps in pool.map(one, LIBRARY) for p in ps]
     assert not problems, "\n".join(problems)

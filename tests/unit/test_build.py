@@ -222,13 +222,13 @@ def test_build_then_noop(fake_cc: Path, capsys: pytest.CaptureFixture[str]) -> N
                       "io.labctl.platform": "linux/amd64"}
     assert engine.build_platforms == [None]  # the engine's own platform: no --platform needed
     assert not any(k == "io.labctl.managed" for k in labels)
-    assert engine.tags == [(first.image, "labctl/shmlab", "latest")]
+    assert engine.tags == [(first.image, "labctl/shmlab", "latest"), (first.image, "labctl/shmlab", "latest-amd64")]
     assert any("compiling shmlab for linux/amd64" in m for m in messages)
 
     second = build.ensure_image(engine, progress=messages.append)
     assert not second.built and second.image == first.image and second.hash == first.hash
     assert len(calls(fake_cc)) == 1 and len(engine.builds) == 1
-    assert engine.tags[-1] == (first.image, "labctl/shmlab", "latest")  # :latest follows the sources
+    assert engine.tags[-2] == (first.image, "labctl/shmlab", "latest")  # :latest follows the sources
     out = capsys.readouterr()
     assert out.out == "" and out.err == ""  # progress goes through the callable only
 
@@ -311,6 +311,7 @@ def test_other_platform_gets_a_suffixed_tag_and_platform_metadata(fake_cc: Path,
     assert [labels["io.labctl.platform"] for _, _, labels in engine.builds] == [
         "linux/amd64", "linux/arm64", "linux/386", "linux/arm/v7"]
     assert engine.tags == [(native.image, "labctl/shmlab", "latest"),  # :latest stays the engine's own
+                           (native.image, "labctl/shmlab", "latest-amd64"),
                            *((r.image, "labctl/shmlab", f"latest-{r.image.rsplit('-', 1)[1]}") for r in results.values())]
     assert "-target aarch64-linux-musl" in built["linux/arm64"]
     assert "-target x86-linux-musl" in built["linux/386"]
