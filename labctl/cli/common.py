@@ -141,20 +141,25 @@ def check_platforms(engine, names: set[str], progress: Progress) -> None:
     """Before anything is built or started: every platform in ``names`` runs on the engine,
     natively or under emulation; PlatformUnavailable (exit 3, with the steps to install
     the emulation) otherwise. binfmt_misc is per host, so this is read only for an engine
-    on this machine (a unix socket); a remote engine answers for itself at start-up."""
+    on this machine (a unix socket, labctl not in a container); a remote engine answers
+    for itself at start-up."""
     from labctl import platforms
 
     if not names:
         return
+    from labctl.enginefs import in_container
+
     arch = engine.architecture()
-    local = str(getattr(engine, "address", "unix://")).startswith("unix://")
+    address = str(getattr(engine, "address", "unix://"))
+    # in a container (the labctl image) /proc/sys/fs/binfmt_misc is not the engine host's
+    local = address.startswith("unix://") and not in_container()
     for name in sorted(set(names)):
         plat = platforms.parse(name)
         if platforms.is_native(plat, arch):
             continue
         if not local:
-            progress.line(f"{name}: the engine at {engine.address} is not on this machine; "
-                          "its emulation cannot be checked here")
+            progress.line(f"{name}: the binfmt_misc of the engine at {address} cannot be read from here; "
+                          "a missing emulation shows as 'exec format error' when a container starts")
         elif platforms.require_runnable(plat, arch, binfmt_dir=binfmt_dir()):
             progress.line(f"{name} runs under emulation on this {arch} engine (qemu via binfmt_misc: slow, "
                           "correct for IPC semantics, meaningless for timings)")
