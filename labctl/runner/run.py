@@ -124,9 +124,12 @@ class ScenarioRun:
 
 def run_scenario(engine: Engine, scenario: Scenario, run_id: str, image: str, *, keep: bool = False,
                  cancel: threading.Event | None = None, progress: Progress | None = None,
-                 images: dict[str, str] | None = None, platform: str | None = None) -> ScenarioResult:
+                 images: dict[str, str] | None = None, platform: str | None = None,
+                 keep_logs: bool = False) -> ScenarioResult:
     """Carry out one scenario and return its result; raises Interrupted after teardown on Ctrl-C.
-    ``image``: the engine's own workload image; ``images``/``platform``: see RunContext."""
+    ``image``: the engine's own workload image; ``images``/``platform``: see RunContext.
+    ``result.logs`` holds each container's output tail for a scenario that did not pass,
+    and also for one that did with ``keep_logs`` (the pytest fixture's outcomes)."""
     t0 = time.monotonic()
     run = ScenarioRun(engine, scenario, run_id, image, cancel=cancel, progress=progress, keep=keep,
                       images=images, platform=platform)
@@ -175,7 +178,7 @@ def run_scenario(engine: Engine, scenario: Scenario, run_id: str, image: str, *,
                 result.checks.append(checkmod.evaluate(check, run))
     _verdict(result, run.roster.timed_out)
     result.duration_s = time.monotonic() - t0
-    if result.status == "passed":
+    if result.status == "passed" and not keep_logs:
         result.logs = {}
     return result
 
