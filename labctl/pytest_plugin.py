@@ -204,7 +204,8 @@ class LabSession:
         raise LabSetupError(f"labctl: {self.failure or 'the run ended without a result for this scenario'}")
 
     def _run(self, scenarios: list[Scenario]) -> None:
-        from labctl import build, runner
+        from labctl import runner
+        from labctl.cli.common import Progress, prepare_images
         from labctl.errors import Interrupted, LabctlError
         from labctl.runtime import Engine
 
@@ -215,10 +216,11 @@ class LabSession:
 
         try:
             self.engine = Engine.connect()
-            image = build.ensure_image(self.engine).image
+            image, images = prepare_images(self.engine, scenarios, None, Progress(quiet=True))
             runner.run_all(self.engine, scenarios, image, run_id=self.run_id,
                            jobs=self.config.getoption("labctl_jobs") or 1,
-                           keep=self.config.getoption("labctl_keep"), cancel=self.cancel, on_result=deliver)
+                           keep=self.config.getoption("labctl_keep"), cancel=self.cancel, on_result=deliver,
+                           images=images)
         except Interrupted:
             self.failure = "interrupted"
         except LabctlError as e:  # engine unreachable, build failed: every item says so
@@ -343,8 +345,11 @@ class Lab:
         from labctl.cli.common import refuse_opt_ins
         from labctl.runner import run_scenario
 
+        from labctl.cli.common import Progress, prepare_images
+
         refuse_opt_ins([s], self.allowed, [])  # ScenarioErrors naming the opt-in it lacks
-        return Outcome(run_scenario(self.engine, s, self.run_id, self.image, keep_logs=True))
+        _image, images = prepare_images(self.engine, [s], None, Progress(quiet=True))
+        return Outcome(run_scenario(self.engine, s, self.run_id, self.image, keep_logs=True, images=images))
 
 
 @pytest.fixture(scope="session")

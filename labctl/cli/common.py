@@ -165,6 +165,18 @@ def check_platforms(engine, names: set[str], progress: Progress) -> None:
                           "correct for IPC semantics, meaningless for timings)")
 
 
+def prepare_images(engine, scenarios: Iterable[Scenario], platform: str | None, progress: Progress) -> tuple[str, dict[str, str]]:
+    """What a run of ``scenarios`` needs before it starts: every platform it names (and
+    ``platform``) checked to run on the engine (exit 3 otherwise, nothing started), then
+    the engine's own workload image and one per platform built if missing.
+    Returns (image, platform -> image)."""
+    wanted = {c.platform for s in scenarios for c in s.containers if c.platform and c.workload}
+    if platform:
+        wanted.add(platform)
+    check_platforms(engine, wanted, progress)
+    return ensure_image(engine, progress).image, ensure_platform_images(engine, wanted, progress)
+
+
 def ensure_platform_images(engine, names: Iterable[str], progress: Progress, force: bool = False) -> dict[str, str]:
     """The workload image of each platform in ``names`` (built if missing): platform -> ref."""
     from labctl import build, platforms

@@ -78,12 +78,7 @@ def run(o: dict, *, quiet: bool) -> int:
         engine = common.connect()
         for r in cleanup.remove_stale(engine)[0]:
             progress.line(f"removed stale {r} (left by a labctl that died)")
-        wanted = {c.platform for s in scenarios for c in s.containers if c.platform and c.workload}
-        if o["platform"]:
-            wanted.add(o["platform"])
-        common.check_platforms(engine, wanted, progress)  # exit 3 before anything is built or started
-        image = common.ensure_image(engine, progress).image
-        images = common.ensure_platform_images(engine, wanted, progress)
+        image, images = common.prepare_images(engine, scenarios, o["platform"], progress)
         total = len(scenarios)
         done = [0]
 

@@ -67,7 +67,7 @@ def fake_run(monkeypatch: pytest.MonkeyPatch) -> dict:
     state: dict = {"outcomes": {}, "ran": [], "jobs": None, "engine": FakeEngine()}
 
     def run_all(engine, scenarios, image, *, run_id, jobs=1, keep=False, cancel=None, progress=None,
-                on_result=None):
+                on_result=None, images=None, platform=None):
         state["jobs"], state["run_id"] = jobs, run_id
         results = []
         for s in scenarios:
