@@ -9,10 +9,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
+from labctl import platforms
 from labctl.errors import Interrupted, LabctlError
 from labctl.labels import labels_for, selector
 from labctl.runtime.engine import Engine
-from labctl.scenario.model import Scenario
+from labctl.scenario.model import ContainerSpec, Scenario
 
 Progress = Callable[[str], None]
 
@@ -58,6 +59,22 @@ class RunContext:
     def selector(self, role: str | None = None) -> dict[str, str]:
         """The labels selecting this scenario's objects (all, or one role's)."""
         return selector(self.run_id, self.scenario.name, role)
+
+    def platform_of(self, c: ContainerSpec) -> str | None:
+        """The platform container ``c`` runs on: its own ``platform:``, else for a workload
+        the run's ``--platform``; None: the engine's own (an image of the user's keeps its own)."""
+        return c.platform or (self.platform if c.workload else None)
+
+    def emulated(self, platform: str | None) -> bool:
+        """True when ``platform`` runs under qemu on this engine (one ``docker info``, cached)."""
+        if platform is None:
+            return False
+        plat = platforms.lookup(platform)
+        return plat is not None and not platforms.is_native(plat, self.engine.architecture())
+
+    def any_emulated(self) -> bool:
+        """True when one of the scenario's containers runs under emulation."""
+        return any(self.emulated(self.platform_of(c)) for c in self.scenario.containers)
 
     def workload_image(self, platform: str | None) -> str:
         """The workload image for ``platform`` (None: the engine's own). LabctlError when

@@ -6,7 +6,6 @@ Pure: reads the scenario and the storage's mounts, never calls the engine.
 
 from __future__ import annotations
 
-from labctl import platforms
 from labctl.errors import LabctlError
 from labctl.runner.context import RunContext
 from labctl.runner.storage import Storage
@@ -63,8 +62,7 @@ class StartPlan:
         command: list[str] | None
         entrypoint: list[str] | None
         user: str | None
-        # `run --platform` moves the workloads; an image of the user's keeps its own platform
-        platform = c.platform or (self.ctx.platform if c.workload else None)
+        platform = self.ctx.platform_of(c)
         if c.workload:
             image, command, entrypoint = self.ctx.workload_image(platform), [c.workload, *c.args], None
             user = c.user or WORKLOAD_USER
@@ -79,15 +77,8 @@ class StartPlan:
             read_only=c.read_only, cap_add=list(c.cap_add), privileged=c.privileged, pid_mode=pid,
             devices=list(c.devices), shm_size=c.shm_size, sysctls=dict(c.sysctls), environment=dict(c.env),
             mounts=self.storage.mounts(c), tmpfs={m.target: "mode=1777" for m in c.mounts if m.tmpfs},
-            platform=platform, init=self.emulated(platform),
+            # An emulated container gets an init as PID 1: qemu-user dies of a fault (SIGBUS)
+            # by re-raising it with kill(), which PID 1 of a pid namespace ignores, so as
+            # PID 1 it would hang instead of exiting 135 the way the native binary does.
+            platform=platform, init=self.ctx.emulated(platform),
         )
-
-    def emulated(self, platform: str | None) -> bool:
-        """True when ``platform`` runs under qemu on this engine. Such a container gets an
-        init as PID 1: qemu-user dies of a fault (SIGBUS) by re-raising it with kill(),
-        which PID 1 of a pid namespace ignores, so as PID 1 it would hang instead of
-        exiting 135 the way the native binary does."""
-        if platform is None:
-            return False
-        plat = platforms.lookup(platform)
-        return plat is not None and not platforms.is_native(plat, self.ctx.engine.architecture())

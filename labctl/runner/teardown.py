@@ -34,12 +34,16 @@ def teardown(ctx: RunContext, storage: Storage, guard: HostIPCGuard) -> Teardown
         result.problems += [f"temp dir {p}" for p in storage.remove_dirs()]
     new = guard.remove_leftovers(result.problems)
     left = ctx.engine.find(ctx.selector())
+    grace = NS_GRACE_EMULATED_S if ctx.any_emulated() else NS_GRACE_S
     result.leftovers = [f"{kind[:-1]} {n}" for kind, names in left.items() for n in names] + [
-        f"temp dir {p}" for p in storage.leftover_dirs()] + new + live_namespaces(guard.roster.namespaces())
+        f"temp dir {p}" for p in storage.leftover_dirs()] + new + live_namespaces(guard.roster.namespaces(), grace)
     return result
 
 
 NS_GRACE_S = 2.0  # the kernel reaps a SIGKILLed container's processes asynchronously
+# qemu-user reserves the guest's whole address space: tearing down a killed emulated
+# process's memory takes seconds on a loaded machine (seen: > 2 s with load 12 on 2 cores)
+NS_GRACE_EMULATED_S = 15.0
 
 
 def live_namespaces(created: dict[str, str], grace: float = NS_GRACE_S) -> list[str]:
