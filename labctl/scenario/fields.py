@@ -17,6 +17,7 @@ from labctl.scenario.compound import AnyOf, DictOf, F, ListOf, Obj
 from labctl.scenario.kinds.registry import KINDS
 from labctl.scenario.model import WORKLOADS
 from labctl.scenario.spec import Bool, Duration, Leaf, Size, Str, Text
+from labctl.scenario.steps import STEP
 from labctl.scenario.yamlload import Node
 
 NAME_RE = r"^[a-z0-9][a-z0-9-]{0,62}$"
@@ -28,6 +29,7 @@ PID_RE = rf"^(host|container:{_NAME})$"
 MOUNT_RE = rf"^{_NAME}:/[^:]*(:ro|:rw)?$"
 # Namespaced sysctls Docker lets a container set (docs.docker.com, "docker run --sysctl").
 SYSCTL_RE = r"^(kernel\.(shm[a-z_]*|msg[a-z_]*|sem)|fs\.mqueue\.[a-z_]+|net\.[a-z0-9_.]+)$"
+RESTART_RE = r"^(no|always|unless-stopped|on-failure(:[1-9][0-9]{0,3})?)$"
 LABEL_RE = r"^(?!io\.labctl\.)[A-Za-z0-9][A-Za-z0-9._/-]{0,127}$"
 
 
@@ -117,6 +119,13 @@ CONTAINER = Obj({
     "privileged": F(Bool("privileged container (needs --allow-privileged)")),
     "pid": F(Str("host | container:NAME", pattern=PID_RE, what="pid mode",
                  hint="expected host or container:NAME")),
+    "memory": F(Size("cgroup memory limit (default 256m); shared-memory pages count against the "
+                     "limit of the container that first touches them", maximum=2**40)),
+    "memory_swap": F(Size("memory + swap limit (at least memory; equal to it: no swap)", maximum=2**41)),
+    "restart": F(Str("the engine's restart policy: no (default) | on-failure[:N] | always | unless-stopped",
+                     pattern=RESTART_RE, what="restart policy",
+                     hint="expected no, on-failure, on-failure:N, always or unless-stopped")),
+    "start": F(Bool("start with the scenario (default true); false: created, started by a start step")),
     "devices": F(ListOf(Str("HOST[:CONTAINER[:PERMS]]", pattern=r"^/dev/[^:]+(:/dev/[^:]+)?(:[rwm]{1,3})?$",
                             what="device", hint="expected /dev/HOST[:/dev/CONTAINER[:rwm]]"),
                         "devices (needs --allow-privileged)")),
@@ -152,6 +161,8 @@ SCENARIO = Obj({
                         key_hint=CONTAINER_HINT)),
     "containers": F(DictOf(CONTAINER, "name -> container", key_pattern=CONTAINER_RE,
                            key_hint=CONTAINER_HINT, min_items=1, max_items=64), True),
-    "checks": F(ListOf(CHECK, "what must hold", min_items=1,
+    "steps": F(ListOf(STEP, "the timeline: actions and checks in order, once the containers are up",
+                      max_items=1000)),
+    "checks": F(ListOf(CHECK, "what must hold (after the last step)", min_items=1,
                         min_message="a scenario needs at least one check"), True),
 }, "A labctl scenario file")

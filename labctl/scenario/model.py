@@ -45,6 +45,9 @@ WORKLOADS = (
     "mq-recv",
     "probe",
     "hold",
+    "sysv-private",
+    "devshm-fill",
+    "devshm-map",
 )
 
 IPC_MODES = ("private", "shareable", "none", "host")  # plus "container:<name>"
@@ -210,6 +213,14 @@ class ContainerSpec:
     devices: tuple[str, ...] = ()
     # OCI platform (linux/arm64...) it runs on; None: the run's (`run --platform`), else the engine's own
     platform: str | None = None
+    # Lifecycle: the cgroup memory limit (bytes; None = the runner's default, 256m), the
+    # memory+swap limit (None = the engine's default), the engine's restart policy
+    # (no | on-failure[:N] | always | unless-stopped) and whether it starts with the
+    # scenario (false: created, started by a `start` step).
+    memory: int | None = None
+    memory_swap: int | None = None
+    restart: str = "no"
+    start: bool = True
     pos: Pos = NOWHERE
 
     @property
@@ -249,6 +260,42 @@ class CheckSpec:
     pos: Pos = NOWHERE
 
 
+# --------------------------------------------------------------------------- steps
+
+ACTIONS = ("restart", "kill", "stop", "start", "pause", "unpause", "wait")
+WAIT_FOR = ("exited", "running", "restarts")  # or an event name
+DEFAULT_STEP_TIMEOUT = 30.0
+DEFAULT_GRACE = 10.0  # restart/stop: SIGTERM, then SIGKILL after this (docker's default)
+
+
+@dataclass(frozen=True)
+class StepSpec:
+    """One entry of ``steps:``: an engine action on a container, or a check.
+
+    restart  ``docker restart -t GRACE``: SIGTERM, SIGKILL after ``grace`` seconds, start again
+    kill     ``docker kill -s SIGNAL`` (default SIGKILL)
+    stop     ``docker stop -t GRACE``
+    start    ``docker start`` (a ``start: false`` container, or one stopped earlier)
+    pause    ``docker pause`` (cgroup freezer) / unpause ``docker unpause``
+    wait     until the container is ``until`` = exited | running | restarts (the engine's
+             restart count reaches ``count``) | an event name (its output carries it)
+    check    ``check`` (any check kind) must hold; a failure stops the timeline
+
+    ``timeout``: the step's deadline in seconds (clipped by the scenario's).
+    """
+
+    action: str
+    name: str
+    container: str = ""
+    timeout: float = DEFAULT_STEP_TIMEOUT
+    grace: float = DEFAULT_GRACE
+    signal: str = "SIGKILL"
+    until: str | None = None
+    count: int | None = None
+    check: CheckSpec | None = None
+    pos: Pos = NOWHERE
+
+
 # --------------------------------------------------------------------------- scenario
 
 
@@ -269,6 +316,8 @@ class Scenario:
     # Opt-ins the file requires (ipc: host, hostdir, privileged...); the CLI refuses
     # the file unless the user allowed them. Each entry: (flag name, key path, Pos).
     requires: tuple[tuple[str, str, Pos], ...] = field(default_factory=tuple)
+    # The timeline: run in order once every container with start: true is up.
+    steps: tuple[StepSpec, ...] = ()
 
     def container(self, name: str) -> ContainerSpec:
         for c in self.containers:

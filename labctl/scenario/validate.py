@@ -15,6 +15,7 @@ from labctl.errors import ScenarioError, ScenarioErrors
 from labctl.scenario.builder import Builder, get as _get, node_of as _node, pos_of
 from labctl.scenario.checks_build import build_checks
 from labctl.scenario.fields import SCENARIO
+from labctl.scenario.steps import build_steps
 from labctl.scenario.model import (
     After, ContainerSpec, MountSpec, Pos, Scenario, VolumeSpec, linked_container,
 )
@@ -187,8 +188,29 @@ def build_container(b: Builder, name: str, d: Any, node: Node) -> ContainerSpec:
         pid=_get(d, "pid"),
         devices=strings("devices") or (),
         platform=_get(d, "platform"),
+        memory=_get(d, "memory"),
+        memory_swap=_memory_swap(b, d, path),
+        restart=_get(d, "restart", "no"),
+        start=_get(d, "start", True),
         pos=pos_of(b.ctx, node),
     )
+
+
+MIN_MEMORY = 6 * 1024 * 1024  # the engine refuses less
+
+
+def _memory_swap(b: Builder, d: PDict, path: str) -> int | None:
+    """``memory`` at least 6m; ``memory_swap`` needs ``memory`` and is at least it."""
+    mem, swap = _get(d, "memory"), _get(d, "memory_swap")
+    if mem is not None and mem < MIN_MEMORY:
+        b.ctx.at(_node(d, "memory"), join(path, "memory"), "memory must be at least 6m (the engine refuses less)")
+    if swap is not None:
+        if "memory" not in d:
+            b.ctx.at(_node(d, "memory_swap"), join(path, "memory_swap"), "memory_swap needs memory")
+        elif mem is not None and swap < mem:
+            b.ctx.at(_node(d, "memory_swap"), join(path, "memory_swap"),
+                     f"memory_swap ({swap} bytes) is below memory ({mem} bytes); equal to it means no swap")
+    return swap  # type: ignore[no-any-return]
 
 
 def check_cycles(b: Builder, containers: list[ContainerSpec]) -> None:
@@ -240,6 +262,7 @@ def validate_tree(tree: Node, file: str, base_dir: str | None = None) -> Scenari
     check_cycles(b, containers)
     b.containers = containers
     checks = build_checks(b, _get(top, "checks", []))
+    steps = build_steps(b, _get(top, "steps", []), {c.name: c.pos.line for c in checks})
     if ctx.errors:
         raise ScenarioErrors(sort_errors(ctx.errors))
     return Scenario(
@@ -247,6 +270,7 @@ def validate_tree(tree: Node, file: str, base_dir: str | None = None) -> Scenari
         tags=tuple(_get(top, "tags", [])), containers=tuple(containers), checks=tuple(checks),
         volumes=tuple(volumes), timeout=_get(top, "timeout", 120.0), file=file,
         pos=pos_of(ctx, tree), requires=tuple(sorted(b.requires, key=lambda r: (r[2].line, r[2].col))),
+        steps=tuple(steps),
     )
 
 

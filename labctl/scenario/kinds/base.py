@@ -55,6 +55,14 @@ class Observation(Protocol):
         """The tally this check's kind attached (``CheckKind.tally``) to its container's
         output before the container started; None if the container never started."""
 
+    def restart_count(self, container: str) -> int | None:
+        """The engine's restart count of the container (restarts by its restart policy;
+        ``docker restart`` does not count), or None if it never started."""
+
+    def memory_usage(self, container: str) -> int | None:
+        """The container's memory cgroup usage in bytes (page cache and shmem included),
+        or None when it does not run (the engine reports no usage then)."""
+
 
 @dataclass(frozen=True)
 class Verdict:
@@ -109,6 +117,8 @@ class CheckKind:
                     that container's output before it starts; the judge reads it through
                     ``Observation.watcher`` instead of rescanning the output
     after_teardown  judged after the scenario's objects were removed (cleanup)
+    probes          body -> the container whose IPC namespace the judge probes (the
+                    runner then keeps a probe holder in that namespace from its start)
     """
 
     name: str
@@ -119,6 +129,7 @@ class CheckKind:
     watch: Callable[[Any], str | None] = _no_watch
     tally: Callable[[Any, Output], Any] = _no_tally
     after_teardown: bool = False
+    probes: Callable[[Any], str | None] = _no_watch
 
     @property
     def description(self) -> str:
@@ -135,6 +146,21 @@ def ref(b: Builder, d: PDict, key: str, path: str, **kw: Any) -> str:
     value = d.get(key)
     b.ref(value, d.node.value[key], join(path, key), **kw)  # an INVALID name has its error already
     return value if isinstance(value, str) else ""
+
+
+def probe_ref(b: Builder, d: PDict, path: str) -> str:
+    """The ``in:`` container of a kind that probes an IPC namespace: a probe can join only a
+    shareable (or the host) namespace, so ``in`` must live in one (recorded error if not)."""
+    where = ref(b, d, "in", path)
+    owner = b.ipc_owner(where)
+    if owner is not None and where in b.container_names:
+        mode = owner[1]
+        if mode not in ("shareable", "host"):
+            via = f"lives in the IPC namespace of '{owner[0]}', whose" if owner[0] != where else "has"
+            b.ctx.at(d.node.value["in"], join(path, "in"),
+                     f"container '{where}' {via} ipc is '{mode}': a probe can only join a "
+                     "shareable or host namespace")
+    return where
 
 
 def layout(b: Builder, d: PDict, path: str) -> tuple[Field, ...]:

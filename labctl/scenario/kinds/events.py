@@ -18,7 +18,10 @@ from labctl.watch import EventTally
 class EventsCheck:
     """Events (JSON lines) of ``container`` whose "event" is ``event`` and whose fields
     satisfy ``where``: at least ``min``, at most ``max`` of them; with ``rising``, that
-    field strictly increases across them; ``errno`` is shorthand for where errno == X."""
+    field strictly increases across them; ``errno`` is shorthand for where errno == X.
+    Every event carries ``run``: 1 for the container's first run, 2 after its first
+    restart... (``where: {run: 2}``). ``since_step``: count only events printed after
+    the current step of the timeline began (``since: step``)."""
 
     container: str
     event: str
@@ -26,6 +29,7 @@ class EventsCheck:
     min: int = 1
     max: int | None = None
     rising: str | None = None
+    since_step: bool = False  # only events after the current step began (steps only)
 
 
 FIELDS = Obj({
@@ -38,7 +42,9 @@ FIELDS = Obj({
     "max": F(Int("at most this many events", maximum=10**9)),
     "rising": F(Str("this field strictly increases across the events", pattern=r"^[a-z_][a-z0-9_]*$",
                     what="field name")),
-}, "JSON events of a container")
+    "since": F(Str("step: count only events printed after this step began (in steps:)",
+                   enum=("start", "step"), what="since")),
+}, "JSON events of a container (each with run: N, the container's run that printed it)")
 
 
 def build(b: Builder, d: PDict, path: str) -> tuple[EventsCheck, str]:
@@ -50,7 +56,10 @@ def build(b: Builder, d: PDict, path: str) -> tuple[EventsCheck, str]:
     if "errno" in d and get(d, "errno"):
         conds.append(("errno", Expect("eq", d["errno"])))
     event = get(d, "event", "")
-    return EventsCheck(c, event, tuple(conds), mn, mx, get(d, "rising")), f"events {c} {event}"
+    since = get(d, "since", "start") == "step"
+    if since and not path.startswith("steps["):
+        b.ctx.at(d.node.value["since"], join(path, "since"), "since: step applies only to a check in steps:")
+    return EventsCheck(c, event, tuple(conds), mn, mx, get(d, "rising"), since), f"events {c} {event}"
 
 
 def tally(body: EventsCheck, out: Output) -> EventTally:
@@ -71,6 +80,8 @@ def judge(body: EventsCheck, obs: Observation, look: Look) -> Verdict:
     expected = f"{' and '.join(parts)} {body.event!r} event(s) from {body.container}" + (f" with {cond}" if cond else "")
     if body.rising:
         expected += f", {body.rising} strictly rising"
+    if body.since_step:
+        expected += " since this step began"
     observed = f"{matched} matching of {named} {body.event!r} event(s)"
     if last is not None and body.where:
         observed += " (" + ", ".join(f"{k}={last.get(k)!r}" for k, _ in body.where) + ")"

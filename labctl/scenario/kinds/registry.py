@@ -7,7 +7,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from labctl.scenario.kinds import cleanup, events, exit, file, namespace, output, refused, segment
+from labctl.scenario.kinds import (
+    cleanup, events, exit, file, memory, namespace, objects, output, refused, restarts, segment,
+)
 from labctl.scenario.kinds.base import CheckKind
 
 KINDS: dict[str, CheckKind] = {k.name: k for k in (
@@ -18,6 +20,9 @@ KINDS: dict[str, CheckKind] = {k.name: k for k in (
     file.KIND,
     output.KIND,
     refused.KIND,
+    restarts.KIND,
+    objects.KIND,
+    memory.KIND,
     cleanup.KIND,
 )}
 

@@ -8,7 +8,7 @@ from labctl.scenario.builder import Builder, get
 from labctl.scenario.common import COUNT, FIELDS as FIELD_EXPECTS, KEY, LAYOUT, PERMS, Ref
 from labctl.scenario.compound import ExpectT, F, Obj
 from labctl.scenario.kinds.base import (
-    CheckKind, Look, Observation, Verdict, fields, fields_verdict, layout, octal, ref,
+    CheckKind, Look, Observation, Verdict, fields, fields_verdict, layout, octal, probe_ref, ref,
 )
 from labctl.scenario.model import Expect, Field, layout_arg
 from labctl.scenario.spec import Bool, PDict, join
@@ -49,15 +49,7 @@ FIELDS = Obj({
 
 
 def build(b: Builder, d: PDict, path: str) -> tuple[SegmentCheck, str]:
-    where = ref(b, d, "in", path)
-    owner = b.ipc_owner(where)
-    if owner is not None and where in b.container_names:
-        mode = owner[1]
-        if mode not in ("shareable", "host"):
-            via = f"lives in the IPC namespace of '{owner[0]}', whose" if owner[0] != where else "has"
-            b.ctx.at(d.node.value["in"], join(path, "in"),
-                     f"container '{where}' {via} ipc is '{mode}': a probe can only join a "
-                     "shareable or host namespace")
+    where = probe_ref(b, d, path)
     sf = ref(b, d, "shmid_from", path) if "shmid_from" in d else None
     lay = layout(b, d, path)
     key = get(d, "key")
@@ -134,4 +126,4 @@ def judge(body: SegmentCheck, obs: Observation, look: Look) -> Verdict:
     return Verdict(not bad, expected, observed)
 
 
-KIND = CheckKind("segment", SegmentCheck, FIELDS, build, judge)
+KIND = CheckKind("segment", SegmentCheck, FIELDS, build, judge, probes=lambda body: body.in_)
