@@ -8,6 +8,13 @@ A container may print millions of lines. ``Output`` keeps only what is bounded: 
 the first event of each name (``first``). Everything else is *consumed as it arrives* by
 watchers registered before the container starts (``watch_events``, ``watch_lines``):
 each check keeps its own small tally, fed once per line, and never rescans the output.
+
+A container that runs again (a restart, a start after a stop) keeps one Output: every
+event gets ``run`` (1 for the first run, 2 after the first restart...) before any watcher
+sees it. A run begins at ``new_run()`` (labctl starts the container again) or at a second
+``start`` event of the workload within one run (a restart by the engine's restart policy,
+whose lines arrive from the engine's log). ``run_first`` keeps the first event of each
+name in the current run.
 """
 
 from __future__ import annotations
@@ -94,6 +101,21 @@ class Output:
         self._by_name: dict[str, list[EventFn]] = {}
         self._every_event: list[EventFn] = []
         self._line_fns: dict[str, list[LineFn]] = {"stdout": [], "stderr": []}
+        self.run = 1
+        self.run_first: dict[str, dict] = {}  # event name -> its first occurrence in this run
+        self._run_started = False  # a workload `start` event was seen in this run
+        self._new_run_pending = False
+
+    @property
+    def current_run(self) -> int:
+        """The run the next line belongs to (``run`` + 1 right after ``new_run()``)."""
+        return self.run + 1 if self._new_run_pending else self.run
+
+    def new_run(self) -> None:
+        """The container starts again: the next event belongs to a new run."""
+        with self.changed:
+            self._new_run_pending = True
+            self.run_first = {}
 
     # ---------------------------------------------------------------- watchers
 
@@ -148,6 +170,16 @@ class Output:
         except TypeError:  # an unhashable "event" value: not an event name
             events = [e for e in events if isinstance(e.get("event"), str)]
             names = {e.get("event") for e in events}
+        if self._new_run_pending or "start" in names:
+            self._number(events)  # rare: a run may begin inside this batch
+        else:
+            run = self.run
+            for e in events:
+                e["run"] = run
+            run_first = self.run_first
+            for name in names:
+                if name not in run_first and isinstance(name, str) and len(run_first) < MAX_FIRST:
+                    run_first[name] = next(e for e in events if e.get("event") == name)
         first = self.first
         for name in names:
             if name not in first and isinstance(name, str) and len(first) < MAX_FIRST:
@@ -159,6 +191,26 @@ class Output:
                     fn(batch)
         for fn in self._every_event:
             fn(events)
+
+    def _number(self, events: list[dict]) -> None:
+        """Stamp ``run`` on each event; a run starts at a pending ``new_run()`` or at a
+        workload's second ``start`` event."""
+        for e in events:
+            is_start = e.get("event") == "start"
+            if self._new_run_pending:
+                self._new_run_pending = False
+                self.run += 1
+                self._run_started = False
+                self.run_first = {}
+            elif is_start and self._run_started:
+                self.run += 1
+                self.run_first = {}
+            if is_start:
+                self._run_started = True
+            e["run"] = self.run
+            name = e.get("event")
+            if name not in self.run_first and isinstance(name, str) and len(self.run_first) < MAX_FIRST:
+                self.run_first[name] = e
 
     def close(self) -> None:
         """The stream ended: flush a last unterminated line, wake every waiter."""

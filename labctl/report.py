@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from labctl.errors import LabctlError, UsageError
-from labctl.results import REPORT_FORMATS as FORMATS, STATUS_LABELS, CheckResult, RunResult, ScenarioResult
+from labctl.results import REPORT_FORMATS as FORMATS, STATUS_LABELS, CheckResult, RunResult, ScenarioResult, StepResult
 
 # How many trailing lines of each container's output a failure shows. The text report
 # is read in a terminal, so it is kept short; JUnit bodies are read in a CI page.
@@ -79,6 +79,27 @@ def _check_dict(check: CheckResult) -> dict[str, object]:
     return out
 
 
+def _step_dict(step: StepResult) -> dict[str, object]:
+    out: dict[str, object] = {"name": step.name, "action": step.action, "status": step.status,
+                              "at_s": _round(step.at_s), "duration_s": _round(step.duration_s)}
+    for key in ("message", "expected", "observed"):
+        if getattr(step, key):
+            out[key] = getattr(step, key)
+    return out
+
+
+def step_lines(scenario: ScenarioResult) -> list[str]:
+    """The timeline as text, one line per step: number, start offset, name, outcome."""
+    lines = []
+    for i, step in enumerate(scenario.steps, 1):
+        when = f"+{step.at_s:.2f}s" if step.status != "not run" else "     -"
+        took = f" ({step.duration_s:.2f}s)" if step.status != "not run" else ""
+        line = f"step {i:>2} {when:>8} {STATUS_LABELS.get(step.status, step.status.upper()):<7} {step.name}{took}"
+        detail = step.message or (f"observed {step.observed}" if step.observed else "")
+        lines.append(clean_text(f"{line}: {detail}" if detail and step.status != "passed" else line))
+    return lines
+
+
 def _scenario_dict(scenario: ScenarioResult) -> dict[str, object]:
     out: dict[str, object] = {
         "name": scenario.name,
@@ -87,6 +108,8 @@ def _scenario_dict(scenario: ScenarioResult) -> dict[str, object]:
         "duration_s": _round(scenario.duration_s),
         "checks": [_check_dict(c) for c in scenario.checks],
     }
+    if scenario.steps:
+        out["steps"] = [_step_dict(s) for s in scenario.steps]
     if scenario.message:
         out["message"] = scenario.message
     if scenario.tags:
@@ -136,6 +159,9 @@ def _failure_body(scenario: ScenarioResult, log_lines: int) -> str:
     lines: list[str] = []
     if scenario.message:
         lines.append(scenario.message)
+    if scenario.steps:
+        lines.append("timeline:")
+        lines.extend(f"  {line}" for line in step_lines(scenario))
     for check in _failing_checks(scenario):
         head = f"[{check.status}] {check.name}"
         lines.append(f"{head}: {check.message}" if check.message else head)
@@ -179,6 +205,9 @@ def _testcase(scenario: ScenarioResult) -> ET.Element:
         node.text = _failure_body(scenario, JUNIT_LOG_LINES)
     elif scenario.status == "skipped":
         ET.SubElement(case, "skipped", {"message": clean_text(scenario.message)})
+    if scenario.steps and scenario.status == "passed":
+        out = ET.SubElement(case, "system-out")
+        out.text = clean_text("timeline:\n" + "\n".join(f"  {line}" for line in step_lines(scenario)))
     return case
 
 
@@ -238,7 +267,8 @@ def _scenario_text(scenario: ScenarioResult, color: bool, width: int) -> list[st
     if scenario.status in ("passed", "skipped"):
         if scenario.status == "skipped" and scenario.message:
             lines.append(f"      {scenario.message}")
-        # A lab shows what it saw, not only that it passed: one line per check.
+        # A lab shows what it saw, not only that it passed: the timeline, one line per check.
+        lines.extend(f"      {line}" for line in step_lines(scenario))
         for check in scenario.checks:
             if check.status == "passed" and check.observed:
                 seen = clean_text(check.observed)
@@ -247,6 +277,7 @@ def _scenario_text(scenario: ScenarioResult, color: bool, width: int) -> list[st
         return lines
     if scenario.message:
         lines.append(f"      {clean_text(scenario.message)}")
+    lines.extend(f"      {line}" for line in step_lines(scenario))
     for check in _failing_checks(scenario):
         mark = _paint("x", check.status, color)
         head = f"      {mark} {check.name}"

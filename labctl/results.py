@@ -10,7 +10,8 @@ Status = Literal["passed", "failed", "error", "skipped"]
 # The one home of these facts: the CLI's --format/--report choices and the reports use them.
 REPORT_FORMATS = ("text", "json", "junit")
 # How the text report and the CLI's progress lines name each status.
-STATUS_LABELS: dict[str, str] = {"passed": "PASS", "failed": "FAIL", "error": "ERROR", "skipped": "SKIP"}
+STATUS_LABELS: dict[str, str] = {"passed": "PASS", "failed": "FAIL", "error": "ERROR", "skipped": "SKIP",
+                                 "not run": "NOT RUN"}
 
 
 @dataclass
@@ -25,12 +26,32 @@ class CheckResult:
     duration_s: float = 0.0
 
 
+StepStatus = Literal["passed", "failed", "error", "not run"]
+
+
+@dataclass
+class StepResult:
+    """One step of a scenario's timeline: ``action`` (restart, kill... or ``check``),
+    ``at_s`` seconds after the timeline began, ``duration_s`` it took. A step after a
+    failed or erring one is ``not run``. Check steps carry expected/observed."""
+
+    name: str
+    action: str
+    status: StepStatus
+    at_s: float = 0.0
+    duration_s: float = 0.0
+    message: str = ""
+    expected: str = ""
+    observed: str = ""
+
+
 @dataclass
 class ScenarioResult:
     """One scenario's outcome.
 
-    status: passed (every check passed), failed (a check failed), error (the scenario
-    could not be carried out: engine error, container timeout, bad image...).
+    status: passed (every check and step passed), failed (a check or a check step
+    failed), error (the scenario could not be carried out: engine error, container
+    timeout, bad image, an action step the engine refused...).
     ``logs`` maps container name to the tail of its output, kept for failures.
     """
 
@@ -42,6 +63,7 @@ class ScenarioResult:
     message: str = ""
     logs: dict[str, str] = field(default_factory=dict)
     tags: tuple[str, ...] = ()
+    steps: list[StepResult] = field(default_factory=list)
 
 
 @dataclass
