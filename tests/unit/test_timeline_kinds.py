@@ -176,3 +176,13 @@ def test_events_since_step_counts_only_later_events():
     assert run(EventsCheck("donor", "attached", since_step=True, min=1, max=1), obs).status == "passed"
     r = run(EventsCheck("donor", "attached", since_step=True, min=2), obs)
     assert r.status == "failed" and "since this step began" in r.expected
+
+
+def test_current_run_moves_at_new_run_before_any_line():
+    out = Output()
+    out.feed("stdout", b'{"event": "start"}\n{"event": "attached"}\n')
+    assert out.current_run == 1
+    out.new_run()
+    assert out.current_run == 2 and out.run == 1
+    out.feed("stdout", b'{"event": "start"}\n')
+    assert out.current_run == 2 and out.events[-1]["run"] == 2
