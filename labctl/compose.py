@@ -2,7 +2,9 @@
 
 The output has no ``version:`` key, so both docker-compose 1.29 and compose v2 read it.
 What compose cannot express (event/output start conditions, checks, per-run temp
-directories) is kept as comments, so the file stays honest about what it leaves out.
+directories, ``start: false``, the ``steps:`` timeline) is kept as comments, so the file
+stays honest about what it leaves out; each step names the compose command that does it
+by hand.
 """
 
 from __future__ import annotations
@@ -13,7 +15,9 @@ import yaml
 
 from labctl import platforms
 from labctl.labels import labels_for
-from labctl.scenario.model import WORKLOAD_IMAGE_REPO, ContainerSpec, Scenario, VolumeSpec, linked_container
+from labctl.scenario.model import (
+    WORKLOAD_IMAGE_REPO, ContainerSpec, Scenario, StepSpec, VolumeSpec, linked_container,
+)
 
 # `:latest` unless LABCTL_SHMLAB_IMAGE names a build (what `labctl build` prints): compose
 # substitutes it, v1.29 and v2 alike, so a file can pin the exact image it was tested with.
@@ -183,6 +187,13 @@ def _service(scenario: Scenario, c: ContainerSpec, image: str, volumes: dict[str
         env["SHMLAB_EVENT_DIR"] = EVENT_DIR
     if env:
         svc["environment"] = env
+    if c.memory_swap is not None:
+        svc["memswap_limit"] = c.memory_swap
+    if c.restart != "no":
+        svc["restart"] = c.restart
+    if not c.start:
+        notes.append(f"labctl creates {c.name} but starts it only in a step (start: false); compose starts it "
+                     f"with the others (`docker compose up --no-start {c.name}`, then `docker compose start {c.name}`)")
     svc["network_mode"] = _link(c.network)
     if c.pid is not None:
         svc["pid"] = _link(c.pid)
@@ -217,6 +228,24 @@ def _dump(value: Any, indent: int) -> list[str]:
     return [" " * indent + line for line in text.splitlines()]
 
 
+def step_command(step: StepSpec) -> str:
+    """A step as the compose command that does it by hand (checks and waits: what to look for)."""
+    c = step.container
+    if step.action == "restart":
+        return f"docker compose restart -t {step.grace:g} {c}"
+    if step.action == "stop":
+        return f"docker compose stop -t {step.grace:g} {c}"
+    if step.action == "kill":
+        return f"docker compose kill -s {step.signal} {c}"
+    if step.action in ("start", "pause", "unpause"):
+        return f"docker compose {step.action} {c}"
+    if step.action == "wait":
+        what = {"exited": "has exited", "running": "runs", "restarts": f"was restarted {step.count} time(s)"}.get(
+            step.until or "", f"printed the event '{step.until}'")
+        return f"wait until {c} {what} (at most {step.timeout:g}s)"
+    return f"check: {step.name} ({step.check.kind if step.check else step.action})"
+
+
 def render_compose(scenario: Scenario, *, image: str = DEFAULT_IMAGE) -> str:
     """A Compose-spec YAML equivalent to ``scenario`` (deterministic; checks only as comments)."""
     lines = [
@@ -243,6 +272,10 @@ def render_compose(scenario: Scenario, *, image: str = DEFAULT_IMAGE) -> str:
             body, notes = _volume(scenario, v)
             lines += [f"  # {n}" for n in notes]
             lines += _dump({v.name: body}, 2)
+    if scenario.steps:
+        lines.append("# Steps are not rendered: compose has no timeline. `labctl run` carries them out in order;")
+        lines.append("# by hand, after `docker compose up -d`:")
+        lines += [f"#   {i}. {step_command(s)}" for i, s in enumerate(scenario.steps, 1)]
     if scenario.checks:
         lines.append("# Checks are not rendered; `labctl run` evaluates them:")
         lines += [f"#   - {ch.name} ({ch.kind})" for ch in scenario.checks]

@@ -94,3 +94,22 @@ def test_event_gating_names_the_role_and_skips_image_donors() -> None:
     # an output condition cannot be gated: compose only waits for the start, and says so
     assert doc["services"]["other"]["depends_on"]["donor"] == {"condition": "service_started"}
     assert "compose only waits for it to start" in text
+
+
+def test_steps_and_lifecycle_keys_are_rendered_or_commented():
+    from pathlib import Path
+
+    import yaml as _yaml
+
+    from labctl.compose import render_compose
+    from labctl.scenario import load_file
+
+    root = Path(__file__).resolve().parents[2] / "scenarios"
+    text = render_compose(load_file(str(root / "sigterm-cleans-sigkill-leaks.yaml")))
+    assert "# Steps are not rendered: compose has no timeline" in text
+    assert "docker compose stop -t 5 polite" in text and "docker compose kill -s SIGKILL rude" in text
+    assert "wait until rude has exited (at most 10s)" in text
+    svc = _yaml.safe_load(render_compose(load_file(str(root / "shm-oom-killed-writer.yaml"))))["services"]["writer"]
+    assert (int(svc["mem_limit"]), int(svc["memswap_limit"])) == (48 << 20, 48 << 20)
+    app = _yaml.safe_load(render_compose(load_file(str(root / "devshm-crashloop-fills.yaml"))))["services"]["app"]
+    assert app["restart"] == "on-failure:3"
