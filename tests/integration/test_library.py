@@ -27,7 +27,7 @@ from labctl.scenario.model import CheckSpec, Scenario
 
 ROOT = Path(__file__).resolve().parents[2]
 TAGS = {"sysv", "posix", "mmap", "isolation", "cleanup", "pitfall", "security", "sync", "sharing", "host",
-        "layout", "platform"}
+        "layout", "platform", "lifecycle"}
 
 # Each pitfall scenario: the check that witnesses the failure, and the scenario that shows
 # the fix. A new pitfall must be added here, which forces someone to name both.
@@ -42,6 +42,18 @@ PITFALLS = {
     "count-race-lost-updates": ("updates were lost (final count below 2 x 100,000)", "count-race-atomic"),
     "shmmax-einval": ("shmget fails with EINVAL", "shmmax-raised"),
     "mixed-width-long": ("no read has the right total", "mixed-width-fixed"),
+}
+
+# Each lifecycle fault (issue 10): the check (in checks: or a check step) that fails if the
+# fault stopped happening, and its fixed twin (None: a lesson with no twin).
+LIFECYCLE = {
+    "donor-restart-splits-sharing": ("donor and joiner are now in different IPC namespaces", "donor-restart-rejoin"),
+    "devshm-crashloop-fills": ("a later run finds /dev/shm full (ENOSPC)", "devshm-crashloop-cleans"),
+    "sigkill-leaks-private-segments": ("three orphaned segments stay in the namespace", "private-segments-rmid-forced"),
+    "shm-oom-killed-writer": ("the writer is OOM-killed", "shm-writer-enough-memory"),
+    "shm-reader-not-charged": ("the reader is not charged for the pages", None),
+    "pause-freezes-writer": ("the count stands still while the writer is paused", None),
+    "sigterm-cleans-sigkill-leaks": ("exactly rude's three segments remain", None),
 }
 
 # Items of the library issue the scenarios must cover (a scenario name for each).
@@ -92,6 +104,20 @@ def test_the_library_covers_the_issue(library):
     missing = [n for n in REQUIRED if n not in library]
     assert not missing
     assert len(library) >= 20
+
+
+def _all_checks(s: Scenario) -> dict[str, CheckSpec]:
+    return {c.name: c for c in s.checks} | {st.check.name: st.check for st in s.steps if st.check is not None}
+
+
+def test_lifecycle_faults_have_a_witness_and_a_twin(library):
+    tagged = {n for n, s in library.items() if "lifecycle" in s.tags}
+    assert len(tagged) >= 8
+    for name, (witness, twin) in LIFECYCLE.items():
+        assert name in tagged, name
+        assert witness in _all_checks(library[name]), (name, witness)
+        if twin is not None:
+            assert twin in tagged and twin in twins(library[name], list(library.values())), (name, twin)
 
 
 def test_tags_and_descriptions(library):
@@ -151,3 +177,19 @@ def test_run_tag_pitfall_runs_exactly_the_pitfalls_and_they_pass(shmlab_image, l
         witness = PITFALLS[s["name"]][0]
         statuses = {c["name"]: c["status"] for c in s["checks"]}
         assert statuses.get(witness) == "passed", (s["name"], statuses)
+
+
+def test_run_tag_lifecycle_passes_and_leaves_nothing(shmlab_image, library):
+    proc = labctl("run", "--tag", "lifecycle", "--jobs", "2", "--format", "json")
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-3000:]
+    report = json.loads(proc.stdout)
+    names = {s["name"] for s in report["scenarios"]}
+    assert names == {n for n, s in library.items() if "lifecycle" in s.tags} and len(names) >= 8
+    for s in report["scenarios"]:
+        if s["name"] in LIFECYCLE:
+            witness = LIFECYCLE[s["name"]][0]
+            statuses = {c["name"]: c["status"] for c in s["checks"]} | {
+                st["name"]: st["status"] for st in s.get("steps", [])}
+            assert statuses.get(witness) == "passed", (s["name"], statuses)
+        assert all(st["status"] == "passed" for st in s.get("steps", [])), s["name"]
+        assert any(c["name"] == "cleanup" and c["status"] == "passed" for c in s["checks"]), s["name"]
