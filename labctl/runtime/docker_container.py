@@ -7,6 +7,7 @@ container operation is turned into ``labctl.errors`` here, once.
 from __future__ import annotations
 
 import threading
+import time
 from typing import TYPE_CHECKING, Any, Callable
 
 import docker
@@ -61,7 +62,7 @@ class DockerContainer(Container):
     """A running (or exited) Docker container labctl created, with its output being collected."""
 
     def __init__(self, api: "docker.APIClient", obj: "docker.models.containers.Container", role: str,
-                 output: Output | None = None) -> None:
+                 output: Output | None = None, *, restarts: bool = False) -> None:
         """Wrap a *created* container and attach to its output (``output``, with its
         watchers, or a fresh one); ``start()`` it afterwards.
         Attaching before the start (as ``docker run`` does) is what guarantees the first
@@ -75,6 +76,9 @@ class DockerContainer(Container):
         self._exit_lock = threading.Lock()
         self._api = api
         self._started = False
+        # With a restart policy the engine starts the container again on its own: the pump
+        # then follows its next runs from the engine's log (see _follow_restarts).
+        self._restarts = restarts
         self._reader = self._attach(logs=True)
 
     def _attach(self, logs: bool) -> threading.Thread:
@@ -115,8 +119,56 @@ class DockerContainer(Container):
                     self.output.feed("stderr", err)
         except Exception:  # noqa: BLE001 - the stream dies with the container; state tells why
             pass
+        try:
+            if self._restarts:
+                self._follow_restarts()
+        except Exception:  # noqa: BLE001 - removed or unreachable: nothing more will come
+            pass
         finally:
             self.output.close()
+
+    def _follow_restarts(self) -> None:
+        """Follow the runs the engine starts by the restart policy until the container stays
+        exited (or is removed). Their lines come from the engine's log (an attach cannot
+        be made before a start labctl does not do): replayed whole, the lines already
+        collected skipped, stdout live, stderr once each run ends. Runs are numbered by
+        the workload's ``start`` events (Output)."""
+        pause = 0.02
+        while True:
+            state = dict(self._api.inspect_container(self.id).get("State") or {})
+            status = state.get("Status")
+            if status == "running":
+                self._relay("stdout", follow=True)
+                self._relay("stderr", follow=False)
+                pause = 0.02
+                continue
+            if status in ("exited", "dead", "created") and not state.get("Restarting"):
+                self._relay("stdout", follow=False)  # a run too short to be seen running
+                self._relay("stderr", follow=False)
+                return
+            # restarting (the policy's back-off), paused, removing: look again shortly
+            time.sleep(pause)  # engine state has no event to wait on here: bounded backoff
+            pause = min(pause * 2, 0.25)
+
+    def _relay(self, stream: str, follow: bool) -> None:
+        """Feed the lines of ``stream`` in the engine's log beyond those already collected."""
+        seen = self.output.line_counts[stream]
+        chunks = self._api.logs(self.id, stdout=stream == "stdout", stderr=stream == "stderr",
+                                stream=True, follow=follow)
+        buf = b""
+        for chunk in chunks:
+            buf += chunk
+            *lines, buf = buf.split(b"\n")
+            fresh = []
+            for line in lines:
+                if seen > 0:
+                    seen -= 1
+                else:
+                    fresh.append(line)
+            if fresh:
+                self.output.feed(stream, b"\n".join(fresh) + b"\n")
+        if buf and seen <= 0:
+            self.output.feed(stream, buf + b"\n")
 
     def _gone(self, what: str = "was removed behind labctl's back") -> ContainerGone:
         return ContainerGone(f"container {self.role!r} ({self.name}) {what}")
@@ -124,6 +176,8 @@ class DockerContainer(Container):
     def wait_exit(self, timeout: float) -> ExitStatus | None:
         if self._exit is not None:
             return self._exit
+        if self._restarts:
+            return self._wait_final_exit(timeout)
         if timeout <= 0:
             return self.poll_exit()
         try:
@@ -159,11 +213,23 @@ class DockerContainer(Container):
                 self._reader.join(timeout=2.0)
             return self._exit
 
+    def _wait_final_exit(self, timeout: float) -> ExitStatus | None:
+        """With a restart policy an exit is final only once the engine gave up restarting
+        (``docker wait`` returns at every exit): poll the state, bounded backoff."""
+        end = time.monotonic() + timeout
+        pause = 0.02
+        while True:
+            status = self.poll_exit()
+            if status is not None or time.monotonic() >= end:
+                return status
+            time.sleep(min(pause, max(0.0, end - time.monotonic())))
+            pause = min(pause * 2, 0.25)
+
     def poll_exit(self) -> ExitStatus | None:
         if self._exit is not None:
             return self._exit
         state = self.state()
-        if state.get("Status") in ("exited", "dead"):
+        if state.get("Status") in ("exited", "dead") and not state.get("Restarting"):
             return self._record_exit(int(state.get("ExitCode", -1)), state.get("Error", ""))
         return None
 
@@ -226,6 +292,16 @@ class DockerContainer(Container):
     def logs(self) -> tuple[str, str]:
         out, err = (self._do("reading the logs of", self._obj.logs, stdout=o, stderr=not o) for o in (True, False))
         return out.decode("utf-8", errors="replace"), err.decode("utf-8", errors="replace")
+
+    def restart_count(self) -> int:
+        return int(self._inspect().get("RestartCount") or 0)
+
+    def memory_usage(self) -> int | None:
+        if self.state().get("Status") != "running":
+            return None
+        stats = self._do("reading the stats of", self._api.stats, self.id, stream=False, one_shot=True)
+        usage = ((stats or {}).get("memory_stats") or {}).get("usage")
+        return int(usage) if usage is not None else None
 
     def ip_address(self, network: str) -> str | None:
         nets = (self._inspect().get("NetworkSettings") or {}).get("Networks") or {}

@@ -46,6 +46,15 @@ def _label_filter(labels: dict[str, str]) -> dict[str, list[str]]:
     return {"label": [f"{k}={v}" for k, v in labels.items()]}
 
 
+def restart_policy(policy: str) -> dict | None:
+    """``on-failure:3`` -> the SDK's ``{"Name": "on-failure", "MaximumRetryCount": 3}``;
+    None for ``no`` (the engine's default)."""
+    if policy == "no":
+        return None
+    name, _, count = policy.partition(":")
+    return {"Name": name, "MaximumRetryCount": int(count or 0)}
+
+
 class DockerEngine(Engine):
     """A connection to the Docker engine. Create with ``Engine.connect()``."""
 
@@ -195,7 +204,8 @@ class DockerEngine(Engine):
                 return str(gw)
         return None
 
-    def start_container(self, spec: RunSpec, role: str, output: Output | None = None) -> DockerContainer:
+    def start_container(self, spec: RunSpec, role: str, output: Output | None = None, *,
+                        start: bool = True) -> DockerContainer:
         mounts = [
             docker.types.Mount(target=t, source=s, type=kind, read_only=ro)
             for kind, s, t, ro in spec.mounts
@@ -211,6 +221,7 @@ class DockerEngine(Engine):
             devices=spec.devices or None, volumes_from=spec.volumes_from or None, detach=True,
             platform=spec.platform,  # create?platform=: the engine refuses an image of another platform
             init=spec.init or None,
+            memswap_limit=spec.memswap_limit, restart_policy=restart_policy(spec.restart_policy),
         )
         try:
             obj = self.client.containers.create(**{k: v for k, v in kwargs.items() if v is not None})
@@ -220,8 +231,9 @@ class DockerEngine(Engine):
             raise ContainerStartError(role, explain(e)) from e
         except TRANSIENT as e:
             raise EngineError(f"creating container {role!r}: the engine at {self.address} stopped answering") from e
-        container = DockerContainer(self.api, obj, role, output)
-        container.start()
+        container = DockerContainer(self.api, obj, role, output, restarts=spec.restart_policy != "no")
+        if start:
+            container.start()
         return container
 
     # ---- inventory and teardown, by label

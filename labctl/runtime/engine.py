@@ -65,6 +65,10 @@ class RunSpec:
     volumes_from: list[str] = field(default_factory=list)
     platform: str | None = None
     init: bool = False  # the engine's init (docker --init) as PID 1, the command its child
+    # The engine's restart policy (``no``, ``on-failure[:N]``, ``always``, ``unless-stopped``)
+    # and the memory+swap limit in bytes (None: the engine's default, twice mem_limit).
+    restart_policy: str = "no"
+    memswap_limit: int | None = None
 
 
 class Container(ABC):
@@ -140,6 +144,17 @@ class Container(ABC):
     def kill(self, signal: str = "SIGKILL") -> None:
         """Send ``signal`` to the container's first process (``docker kill``). Best
         effort: a container that already exited or is gone is not an error."""
+
+    @abstractmethod
+    def restart_count(self) -> int:
+        """How many times the engine restarted the container by its restart policy
+        (``docker inspect`` RestartCount; ``docker restart`` does not count).
+        ContainerGone, else EngineError."""
+
+    @abstractmethod
+    def memory_usage(self) -> int | None:
+        """The container's memory cgroup usage in bytes (``docker stats``, one sample:
+        page cache and shmem included), or None when it does not run. EngineError."""
 
     @abstractmethod
     def ip_address(self, network: str) -> str | None:
@@ -223,8 +238,10 @@ class Engine(ABC):
         network inspect``), or None. EngineError."""
 
     @abstractmethod
-    def start_container(self, spec: RunSpec, role: str, output: Output | None = None) -> Container:
-        """``docker create`` + attach + ``docker start``. The engine's refusal (bad ipc
+    def start_container(self, spec: RunSpec, role: str, output: Output | None = None, *,
+                        start: bool = True) -> Container:
+        """``docker create`` + attach + ``docker start`` (``start=False``: created and
+        attached only; ``Container.start()`` later, as for ``start: false``). The engine's refusal (bad ipc
         donor, unknown sysctl, missing image...) raises ContainerStartError with its
         words; the container, if created, is left for label-based teardown. ``output``
         (with its watchers attached beforehand) receives the container's output; a fresh
