@@ -13,6 +13,7 @@ from labctl.runtime.engine import RunSpec
 from labctl.scenario.model import ContainerSpec, linked_container
 
 WORKLOAD_USER = "65534:65534"  # nobody: the workloads need no privilege
+DEFAULT_MEMORY = "256m"  # a container's memory limit unless its `memory:` says otherwise
 
 
 def donors(c: ContainerSpec) -> dict[str, str]:
@@ -81,4 +82,6 @@ class StartPlan:
             # by re-raising it with kill(), which PID 1 of a pid namespace ignores, so as
             # PID 1 it would hang instead of exiting 135 the way the native binary does.
             platform=platform, init=self.ctx.emulated(platform),
+            mem_limit=str(c.memory) if c.memory is not None else DEFAULT_MEMORY, memswap_limit=c.memory_swap,
+            restart_policy=c.restart,
         )

@@ -11,6 +11,7 @@ from labctl.runner.context import RunContext
 from labctl.runner.roster import Roster
 from labctl.runtime import process_ipc_namespace
 from labctl.runtime.engine import Container, RunSpec
+from labctl.scenario.kinds.registry import kind_of
 
 PROBE_CAPS = ["IPC_OWNER", "DAC_READ_SEARCH"]  # read any segment / file, change nothing
 PROBE_EXEC_S = 30.0  # the longest one probe exec may take (within the scenario deadline)
@@ -40,10 +41,15 @@ class ProbeSet:
         self.gone: dict[str, str] = {}  # owner -> why its namespace ended before a probe joined
 
     def owners(self) -> set[str]:
-        """The IPC namespace owners some ``segment`` check looks into."""
+        """The IPC namespace owners some check (``segment``, ``objects``; in checks: or in a
+        step) looks into: the kinds that say so (``CheckKind.probes``)."""
         scenario = self.ctx.scenario
-        return {scenario.ipc_owner(ch.body.in_)  # type: ignore[union-attr]
-                for ch in scenario.checks if ch.kind == "segment"}
+        owners = set()
+        for ch in scenario.all_checks():
+            target = kind_of(ch.body).probes(ch.body)
+            if target:
+                owners.add(scenario.ipc_owner(target))
+        return owners
 
     def start_for(self, owner: str) -> None:
         """Join ``owner``'s IPC namespace with a holder, as soon as the owner runs, so it
@@ -130,8 +136,8 @@ class ProbeSet:
         c = self.roster.get(container)
         if c is None:
             return None
-        with c.output.changed:
-            start = c.output.first.get("start") or {}
+        with c.output.changed:  # the latest run's: a restarted container may be in a new one
+            start = c.output.run_first.get("start") or c.output.first.get("start") or {}
         if start.get("ipcns"):
             return str(start["ipcns"])
         pid = c.pid() if c.poll_exit() is None else None

@@ -30,6 +30,7 @@ class Roster:
         self.refused: dict[str, str] = {}  # role -> why it did not start
         self.timers: list[threading.Timer] = []
         self.timed_out: dict[str, float] = {}  # role -> its timeout, for those the timer killed
+        self.not_started: set[str] = set()  # start: false, created, no start step yet
         self.tallies: dict[int, object] = {}  # id(check body) -> the tally its judge reads
         self.conditions: dict[tuple[str, str, str | None], EventSeen | LineSearch] = {}
         self.objects: dict[str, CreatedObjects] = {}  # role -> the IPC objects it reported
@@ -39,7 +40,9 @@ class Roster:
         container starts (so none misses a line, and none rescans): its checks', the
         ``after`` conditions that wait on it, and the IPC objects it reports creating."""
         out = Output()
-        for ch in self.ctx.scenario.checks:
+        for ch in self.ctx.scenario.all_checks():
+            if getattr(ch.body, "since_step", False):
+                continue  # attached when its step begins (Timeline), to see only later events
             if getattr(ch.body, "container", None) == c.name:
                 t = checkmod.tally(ch.body, out)
                 if t is not None:
@@ -93,11 +96,27 @@ class Roster:
         """Create and start ``c`` from ``spec`` and arm its timeout; the engine's refusal is
         recorded (a ``refused`` check may expect it) and gives None."""
         try:
-            container = self.ctx.engine.start_container(spec, c.name, self.output_for(c))
+            container = self.ctx.engine.start_container(spec, c.name, self.output_for(c), start=c.start)
         except ContainerStartError as e:
             self.refused[c.name] = e.reason
             return None
         self.containers[c.name] = container
+        if c.start:
+            self.arm_timeout(c)
+        else:
+            self.not_started.add(c.name)
+        return container
+
+    def start_later(self, c: ContainerSpec) -> Container:
+        """First start of a ``start: false`` container (a ``start`` step); arms its timeout.
+        The engine's refusal is recorded and raised (ContainerStartError)."""
+        container = self.containers[c.name]
+        try:
+            container.start()
+        except ContainerStartError as e:
+            self.refused[c.name] = e.reason
+            raise
+        self.not_started.discard(c.name)
         self.arm_timeout(c)
         return container
 
@@ -166,7 +185,7 @@ class Roster:
 
     def output(self, role: str) -> Output | None:
         c = self.containers.get(role)
-        return c.output if c else None
+        return c.output if c and role not in self.not_started else None
 
     def wait_exit(self, role: str, timeout: float) -> ExitStatus | None:
         """Block up to ``timeout`` s for ``role`` to exit, in slices so Ctrl-C is noticed."""

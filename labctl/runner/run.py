@@ -22,6 +22,7 @@ from labctl.runner.probes import ProbeSet
 from labctl.runner.roster import Roster
 from labctl.runner.storage import Storage
 from labctl.runner.teardown import TeardownResult, teardown
+from labctl.runner.timeline import Timeline
 from labctl.runtime.engine import Engine
 from labctl.scenario.kinds.registry import KINDS
 from labctl.scenario.model import Scenario
@@ -44,6 +45,7 @@ class ScenarioRun:
         self.probes = ProbeSet(self.ctx, self.roster)
         self.host_ipc = HostIPCGuard(self.ctx, self.roster)
         self.torn_down: TeardownResult | None = None
+        self.timeline = Timeline(self)
 
     @property
     def deadline(self) -> float:
@@ -75,8 +77,20 @@ class ScenarioRun:
                 self.roster.refused[c.name] = why
                 continue
             self.ctx.progress(f"{self.scenario.name}: starting {c.name}")
-            if self.roster.start(c, self.plan.run_spec(c)) is not None and c.name in probed:
+            if self.roster.start(c, self.plan.run_spec(c)) is not None and c.name in probed and c.start:
                 self.probes.start_for(c.name)
+
+    def start_later(self, role: str) -> str:
+        """A ``start`` step's first start of a ``start: false`` container (after its ``after``
+        conditions), with its probe holder if a check looks into its namespace."""
+        c = self.scenario.container(role)
+        for a in c.after:
+            self.roster.wait_condition(c.name, a)
+        self.ctx.progress(f"{self.scenario.name}: starting {c.name}")
+        self.roster.start_later(c)
+        if c.name in self.probes.owners():
+            self.probes.start_for(c.name)
+        return "started (first run)"
 
     def disarm(self) -> None:
         """Cancel the container timeouts (the scenario is over: teardown or --keep)."""
@@ -121,6 +135,15 @@ class ScenarioRun:
     def leftovers(self) -> list[str]:
         return list(self.torn_down.leftovers) if self.torn_down else []
 
+    def restart_count(self, container: str) -> int | None:
+        c = self.roster.get(container)
+        return c.restart_count() if c is not None else None
+
+    def memory_usage(self, container: str) -> int | None:
+        self.check_cancel()
+        c = self.roster.get(container)
+        return c.memory_usage() if c is not None else None
+
 
 def run_scenario(engine: Engine, scenario: Scenario, run_id: str, image: str, *, keep: bool = False,
                  cancel: threading.Event | None = None, progress: Progress | None = None,
@@ -140,9 +163,15 @@ def run_scenario(engine: Engine, scenario: Scenario, run_id: str, image: str, *,
         run.setup()
         phase = "start"
         run.start_all()
+        phase = "steps"
+        result.steps = run.timeline.play()
+        stopped = next((i for i, s in enumerate(result.steps, 1) if s.status != "passed"), None)
         phase = "checks"
         for check in scenario.checks:
             if KINDS[check.kind].after_teardown:
+                continue
+            if stopped is not None:
+                result.checks.append(CheckResult(check.name, "skipped", f"the timeline stopped at step {stopped}"))
                 continue
             run.check_cancel()
             result.checks.append(checkmod.evaluate(check, run, hard_deadline=run.deadline))
@@ -203,6 +232,11 @@ def _verdict(result: ScenarioResult, timed_out: dict[str, float]) -> None:
         result.status = "error"
         result.message = "; ".join(f"container {name!r} ran past its timeout ({secs:g}s) and was killed"
                                    for name, secs in timed_out.items())
+    failed_step = next((s for s in result.steps if s.status in ("failed", "error")), None)
+    if result.status == "passed" and failed_step is not None:
+        # A check step that failed is a verdict; an action the engine could not do is not.
+        result.status = "failed" if failed_step.status == "failed" else "error"
+        result.message = f"step {result.steps.index(failed_step) + 1} ({failed_step.name}): {failed_step.message}"
     if result.status == "passed":
         if any(c.status == "failed" for c in result.checks):
             result.status = "failed"

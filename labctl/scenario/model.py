@@ -319,6 +319,10 @@ class Scenario:
     # The timeline: run in order once every container with start: true is up.
     steps: tuple[StepSpec, ...] = ()
 
+    def all_checks(self) -> list[CheckSpec]:
+        """The checks of ``checks:`` and of the check steps, in file order of each."""
+        return list(self.checks) + [st.check for st in self.steps if st.check is not None]
+
     def container(self, name: str) -> ContainerSpec:
         for c in self.containers:
             if c.name == name:
