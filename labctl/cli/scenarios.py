@@ -32,7 +32,8 @@ def validate_cmd(**o) -> int:
     for s in scenarios:
         missing = sorted({f"--{flag}" for flag, _, _ in common.missing_opt_ins(s, o)})
         note = f"; runs only with {' '.join(missing)}" if missing else ""
-        print(f"ok  {s.file}  ({s.name}: {len(s.containers)} containers, {len(s.checks)} checks{note})")
+        steps = f", {len(s.steps)} steps" if s.steps else ""
+        print(f"ok  {s.file}  ({s.name}: {len(s.containers)} containers{steps}, {len(s.checks)} checks{note})")
     return EXIT_OK
 
 
