@@ -111,11 +111,6 @@ class Output:
         """The run the next line belongs to (``run`` + 1 right after ``new_run()``)."""
         return self.run + 1 if self._new_run_pending else self.run
 
-    @property
-    def current_run(self) -> int:
-        """The run the next line belongs to (``run`` + 1 right after ``new_run()``)."""
-        return self.run + 1 if self._new_run_pending else self.run
-
     def new_run(self) -> None:
         """The container starts again: the next event belongs to a new run."""
         with self.changed:

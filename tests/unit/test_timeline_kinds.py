@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from labctl.checks import evaluate
+from labctl.checks import evaluate, tally
 from labctl.output import ExitStatus, Output
 from labctl.scenario.kinds.events import EventsCheck
 from labctl.scenario.kinds.exit import ExitCheck
@@ -22,16 +22,12 @@ class TimelineObs(FakeObs):
         self.restarts: dict[str, int] = kw.get("restarts", {})
         self.memory: dict[str, int] = kw.get("memory", {})
         self.objects: dict[str, dict] = kw.get("objects", {})
-        self.marks: dict[str, int] = kw.get("marks", {})
 
     def restart_count(self, container):
         return self.restarts.get(container)
 
     def memory_usage(self, container):
         return self.memory.get(container)
-
-    def step_mark(self, container):
-        return self.marks.get(container, 0)
 
     def probe_ipc(self, container, args):
         self.probe_calls.append((container, args))
@@ -134,33 +130,43 @@ def test_exit_not_oom_killed_fails_when_it_was():
 
 
 def two_runs() -> Output:
-    out = Output()
     lines = [{"event": "start"}, {"event": "attached", "created": True}, {"event": "start"},
              {"event": "attached", "created": True}, {"event": "read", "count": 1}]
-    out.feed("stdout", "".join(json.dumps(e) + "\n" for e in lines).encode())
-    out.close()
-    return out
+    return closed_output(*lines)
+
+
+def collected(out: Output) -> list[dict]:
+    seen: list[dict] = []
+    out.watch_events(seen.extend)
+    return seen
 
 
 def test_each_event_carries_its_run():
-    out = two_runs()
-    assert [e["run"] for e in out.events] == [1, 1, 2, 2, 2]
+    out = Output()
+    seen = collected(out)
+    out.feed("stdout", "".join(json.dumps(e) + "\n" for e in [
+        {"event": "start"}, {"event": "attached"}, {"event": "start"}, {"event": "attached"},
+        {"event": "read"}]).encode())
+    assert [e["run"] for e in seen] == [1, 1, 2, 2, 2]
+    assert out.run == 2 and out.run_first["attached"] is seen[3]
 
 
 def test_new_run_numbers_an_image_that_prints_no_start():
     out = Output()
+    seen = collected(out)
     out.feed("stdout", b'{"event": "tick"}\n')
     out.new_run()
     out.feed("stdout", b'{"event": "tick"}\n{"event": "tick"}\n')
-    assert [e["run"] for e in out.events] == [1, 2, 2]
+    assert [e["run"] for e in seen] == [1, 2, 2]
 
 
 def test_a_start_right_after_new_run_is_one_run_not_two():
     out = Output()
+    seen = collected(out)
     out.feed("stdout", b'{"event": "start"}\n')
     out.new_run()
     out.feed("stdout", b'{"event": "start"}\n{"event": "read"}\n')
-    assert [e["run"] for e in out.events] == [1, 2, 2]
+    assert [e["run"] for e in seen] == [1, 2, 2]
 
 
 def test_events_where_run_selects_one_run():
@@ -171,11 +177,16 @@ def test_events_where_run_selects_one_run():
     assert run(bad, obs).status == "failed"
 
 
-def test_events_since_step_counts_only_later_events():
-    obs = TimelineObs(outputs={"donor": two_runs()}, marks={"donor": 2})
-    assert run(EventsCheck("donor", "attached", since_step=True, min=1, max=1), obs).status == "passed"
-    r = run(EventsCheck("donor", "attached", since_step=True, min=2), obs)
-    assert r.status == "failed" and "since this step began" in r.expected
+def test_events_since_step_reads_a_tally_attached_when_the_step_began():
+    body = EventsCheck("donor", "attached", since_step=True, min=2)
+    out = Output()
+    out.feed("stdout", b'{"event": "start"}\n{"event": "attached"}\n')
+    obs = TimelineObs(outputs={"donor": out})
+    obs.tallies.append((body, tally(body, out)))  # what the timeline does as the step begins
+    out.feed("stdout", b'{"event": "attached"}\n')
+    out.close()
+    r = run(body, obs)
+    assert r.status == "failed" and "1 matching of 1" in r.observed and "since this step began" in r.expected
 
 
 def test_current_run_moves_at_new_run_before_any_line():
@@ -183,6 +194,6 @@ def test_current_run_moves_at_new_run_before_any_line():
     out.feed("stdout", b'{"event": "start"}\n{"event": "attached"}\n')
     assert out.current_run == 1
     out.new_run()
-    assert out.current_run == 2 and out.run == 1
+    assert out.current_run == 2 and out.run == 1 and out.run_first == {}
     out.feed("stdout", b'{"event": "start"}\n')
-    assert out.current_run == 2 and out.events[-1]["run"] == 2
+    assert out.current_run == 2 and out.run == 2 and "start" in out.run_first

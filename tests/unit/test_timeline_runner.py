@@ -17,9 +17,9 @@ from labctl.scenario import load_text
 class FakeContainer:
     """Plays a role: prints ``script[run]`` events when started (run 1, 2...)."""
 
-    def __init__(self, engine: "FakeEngine", role: str, name: str) -> None:
+    def __init__(self, engine: "FakeEngine", role: str, name: str, output: Output | None) -> None:
         self.engine, self.role, self.name, self.id = engine, role, name, name
-        self.output = Output()
+        self.output = output if output is not None else Output()
         self.status = "created"
         self.runs = 0
         self.restarts = 0
@@ -89,8 +89,8 @@ class FakeEngine:
         self.calls: list[str] = []
         self.created: dict[str, FakeContainer] = {}
 
-    def start_container(self, spec, role: str, *, start: bool = True) -> FakeContainer:
-        c = self.created[role] = FakeContainer(self, role, spec.name)
+    def start_container(self, spec, role: str, output: Output | None = None, *, start: bool = True) -> FakeContainer:
+        c = self.created[role] = FakeContainer(self, role, spec.name, output)
         self.calls.append(f"create {role}")
         if start:
             c.start()
@@ -216,3 +216,21 @@ checks:
     assert step["name"] == "start app" and step["action"] == "start" and step["status"] == "passed"
     assert "at_s" in step and "duration_s" in step
     assert "timeline:" in to_junit(RunResult("r", [res]))
+
+
+def test_since_step_counts_only_what_comes_after_the_step_began():
+    res = run("""steps:
+  - start: {container: app}
+  - name: nothing new
+    events: {container: app, event: holding, since: step, min: 0, max: 0}
+    consistently: 200ms
+  - restart: {container: app}
+  - name: the second run printed it again
+    events: {container: app, event: holding, where: {run: 2}}
+  - name: but not since this step
+    events: {container: app, event: holding, since: step, min: 1}
+    timeout: 300ms
+checks:
+  - objects: {in: holder, shm: 2}
+""", FakeEngine())
+    assert [s.status for s in res.steps] == ["passed", "passed", "passed", "passed", "failed"], res.steps
