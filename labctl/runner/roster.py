@@ -96,7 +96,9 @@ class Roster:
         """Create and start ``c`` from ``spec`` and arm its timeout; the engine's refusal is
         recorded (a ``refused`` check may expect it) and gives None."""
         try:
-            container = self.ctx.engine.start_container(spec, c.name, self.output_for(c), start=c.start)
+            # start=False only when asked: an engine that never sees start: false needs no such option
+            later = {} if c.start else {"start": False}
+            container = self.ctx.engine.start_container(spec, c.name, self.output_for(c), **later)
         except ContainerStartError as e:
             self.refused[c.name] = e.reason
             return None

@@ -75,7 +75,7 @@ class FakeContainer:
     def memory_usage(self) -> int | None:
         return 1 << 20 if self.status == "running" else None
 
-    def exec(self, cmd: list[str]) -> tuple[int, str]:
+    def exec(self, cmd: list[str], timeout: float | None = None) -> tuple[int, str]:
         return 0, json.dumps({"event": "probe", "objects": {"shm": 2}, "ipcns": "ipc:[1]"})
 
 
