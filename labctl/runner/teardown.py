@@ -36,7 +36,8 @@ def teardown(ctx: RunContext, storage: Storage, guard: HostIPCGuard) -> Teardown
     left = ctx.engine.find(ctx.selector())
     grace = NS_GRACE_EMULATED_S if ctx.any_emulated() else NS_GRACE_S
     result.leftovers = [f"{kind[:-1]} {n}" for kind, names in left.items() for n in names] + [
-        f"temp dir {p}" for p in storage.leftover_dirs()] + new + live_namespaces(guard.roster.namespaces(), grace)
+        f"temp dir {p}" for p in storage.leftover_dirs()] + new + live_namespaces(
+        guard.roster.namespaces(), {c.id for c in guard.roster.containers.values()}, grace)
     return result
 
 
@@ -46,12 +47,14 @@ NS_GRACE_S = 2.0  # the kernel reaps a SIGKILLed container's processes asynchron
 NS_GRACE_EMULATED_S = 15.0
 
 
-def live_namespaces(created: dict[str, str], grace: float = NS_GRACE_S) -> list[str]:
-    """The IPC namespaces the scenario's containers created (``{ipc:[N]: role}``) that some
-    process still holds after teardown, with their pids: everything in such a namespace
-    (segments, semaphores, queues, /dev/shm, mqueues) lives on with it. Seen through
-    /proc, so only where labctl shares the engine's pid namespace (on the engine host,
-    as root); elsewhere nothing is reported."""
+def live_namespaces(created: dict[str, str], ours: set[str], grace: float = NS_GRACE_S) -> list[str]:
+    """The IPC namespaces the scenario's containers created (``{ipc:[N]: role}``) that a
+    process of one of its own containers (ids ``ours``, from the process's cgroup) still
+    holds after teardown, with their pids: everything in such a namespace (segments,
+    semaphores, queues, /dev/shm, mqueues) lives on with it. The kernel reuses the number
+    of a destroyed namespace, so a process of anyone else's container in ``ipc:[N]`` is
+    in another namespace. Seen through /proc, so only where labctl shares the engine's
+    pid namespace (on the engine host, as root); elsewhere nothing is reported."""
     deadline = time.monotonic() + grace
     while True:
         held: dict[str, list[int]] = {}
@@ -62,9 +65,19 @@ def live_namespaces(created: dict[str, str], grace: float = NS_GRACE_S) -> list[
                         ns = os.readlink(f"/proc/{entry.name}/ns/ipc")
                     except OSError:
                         continue
-                    if ns in created:
+                    if ns in created and _in_container(int(entry.name), ours):
                         held.setdefault(ns, []).append(int(entry.name))
         if not held or time.monotonic() >= deadline:
             return [f"IPC namespace {ns} of {created[ns]} still alive (held by pid "
                     f"{', '.join(map(str, sorted(pids)[:5]))}): everything in it lives on" for ns, pids in held.items()]
         time.sleep(0.05)
+
+
+def _in_container(pid: int, ids: set[str]) -> bool:
+    """Whether ``pid`` runs in one of the containers ``ids`` (its cgroup path names it)."""
+    try:
+        with open(f"/proc/{pid}/cgroup") as f:
+            text = f.read()
+    except OSError:
+        return False
+    return any(cid in text for cid in ids if cid)
