@@ -133,6 +133,9 @@ class HostIPCGuard:
         c = next((c for c in self.ctx.scenario.containers if c.ipc == "host"), None)
         return (c.user if c is not None and c.user else WORKLOAD_USER)
 
+    def _host_roles(self) -> set[str]:
+        return {c.name for c in self.ctx.scenario.containers if c.ipc == "host"}
+
     def note_exited(self) -> None:
         """Before teardown kills anything: which containers ended on their own. An object
         only they reported was left by the program (a leak the cleanup check names); one
@@ -162,7 +165,9 @@ class HostIPCGuard:
             for text, o in sorted(self._objects.items()):
                 if text not in new:
                     continue
-                reporters = self.roster.reporters(*o.created)
+                # only what containers in the host's namespace reported: an id from a
+                # private namespace may equal a host object's by chance
+                reporters = self.roster.reporters(*o.created) & self._host_roles()
                 if not reporters:
                     continue
                 self.probe(list(o.remove), user=o.owner)
