@@ -119,7 +119,7 @@ def from_header(path: str, struct: str, *, base_dir: str, abis: tuple[str, ...] 
 
     Raises LayoutError: no such file, preprocessing failed, unparseable, no such struct,
     or a member that cannot be laid out (with its FILE:LINE:COL in the header)."""
-    full = os.path.normpath(os.path.join(base_dir, path))
+    full = os.path.abspath(os.path.join(base_dir, path))
     if not os.path.isfile(full):
         raise LayoutError(f"no such header file: {full}")
     mtime = os.stat(full).st_mtime_ns

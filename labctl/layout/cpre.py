@@ -79,7 +79,7 @@ def finish(proc: subprocess.Popen[str]) -> str:
         raise PreprocessError(f"the preprocessor took more than {PREPROCESS_TIMEOUT_S:.0f}s") from None
     if proc.returncode != 0:
         lines = [ln for ln in err.strip().splitlines() if ln.strip()]
-        errs = [ln for ln in lines if "error" in ln] or lines
+        errs = [re.sub(r"^\S*-stdin\.c:\d+:\d+: ", "", ln) for ln in lines if "error" in ln] or lines
         raise PreprocessError("; ".join(errs[:3]) or f"the preprocessor failed (exit {proc.returncode})")
     return out
 
