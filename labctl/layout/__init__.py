@@ -98,7 +98,7 @@ def explicit(fields: list[tuple[str, int, str]], source: str = "the layout list"
     """A layout from (name, offset, type) triples, the same on every ABI."""
     members = tuple(Member(name, off, explicit_type(t)) for name, off, t in fields)
     size = max((m.offset + m.type.size for m in members), default=0)
-    return Layout(source, ((ANY_ABI, Record("struct", "", members, size, 1)),))
+    return Layout(source, ((ANY_ABI, Record("layout", "", members, size, 1)),))
 
 
 def builtin(name: str) -> Layout:

@@ -62,7 +62,7 @@ class Member:
 
 @dataclass(frozen=True)
 class Record:
-    """A struct or union (``kind``), laid out: members with offsets, total size, alignment."""
+    """A struct or union (``kind``; ``layout`` for an explicit field list), laid out: members with offsets, total size, alignment."""
 
     kind: str
     tag: str
@@ -72,6 +72,8 @@ class Record:
 
     @property
     def cname(self) -> str:
+        if self.kind == "layout":
+            return "the layout"  # an explicit field list
         return f"{self.kind} {self.tag}" if self.tag else f"anonymous {self.kind}"
 
 

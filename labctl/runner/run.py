@@ -144,6 +144,10 @@ class ScenarioRun:
         c = self.roster.get(container)
         return c.memory_usage() if c is not None else None
 
+    def architecture(self) -> str:
+        """The engine's architecture: the probe runs natively there, and layouts follow its ABI."""
+        return self.ctx.engine.architecture()
+
 
 def run_scenario(engine: Engine, scenario: Scenario, run_id: str, image: str, *, keep: bool = False,
                  cancel: threading.Event | None = None, progress: Progress | None = None,

@@ -9,14 +9,12 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from labctl.scenario.compound import AnyOf, DictOf, ExpectT, F, ListOf, Obj
-from labctl.scenario.model import BUILTIN_LAYOUTS
+from labctl.scenario.layouts import LAYOUT, fields_spec  # noqa: F401  (LAYOUT: the kinds import it here)
 from labctl.scenario.spec import Int, Leaf, Str
 from labctl.scenario.yamlload import Node
 
 CONTAINER_RE = r"^[a-z][a-z0-9-]{0,30}$"
 CONTAINER_HINT = "lowercase letters, digits and '-', starting with a letter, at most 31 characters"
-FIELD_TYPE_RE = r"^(u?int(8|16|32|64)|cstring\[[1-9][0-9]{0,3}\]|bytes\[[1-9][0-9]{0,3}\])$"
 EVENT_RE = r"^[a-z][a-z0-9_-]{0,62}$"
 
 
@@ -68,14 +66,4 @@ KEY = Leaf("an IPC key (integer or hex string such as 0x4d2)", (int, str),
            {"anyOf": [{"type": "integer", "minimum": -(2**31), "maximum": 2**32 - 1},
                       {"type": "string", "pattern": r"^(0[xX][0-9a-fA-F]{1,8}|[0-9]{1,10})$"}]}, _key)
 
-LAYOUT = AnyOf((
-    Str("a built-in layout", enum=tuple(BUILTIN_LAYOUTS), what="layout"),
-    ListOf(Obj({
-        "name": F(Str("field name", pattern=r"^[a-z_][a-z0-9_]{0,62}$", what="field name"), True),
-        "offset": F(Int("byte offset", maximum=2**30), True),
-        "type": F(Str("int8..int64, uint8..uint64, cstring[N] or bytes[N]", pattern=FIELD_TYPE_RE,
-                      hint="int8..int64, uint8..uint64, cstring[N] or bytes[N]", what="field type"), True),
-    }, "one field of the layout"), min_items=1, max_items=64),
-), expected="a layout name (conn_stat) or a list of {name, offset, type}",
-    description="how to decode the bytes: a built-in layout or a list of fields")
-FIELDS = DictOf(ExpectT(SCALAR), "expected values of layout fields (FIELD: VALUE or FIELD: {OP: VALUE})")
+FIELDS = fields_spec(SCALAR)

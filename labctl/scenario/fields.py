@@ -11,7 +11,7 @@ import re
 
 from labctl import platforms
 from labctl.scenario.common import (  # noqa: F401  (re-exported: the table's shared leaves)
-    CONTAINER_HINT, CONTAINER_RE, COUNT, EVENT_RE, FIELD_TYPE_RE, FIELDS, KEY, LAYOUT, PERMS, SCALAR, Ref,
+    CONTAINER_HINT, CONTAINER_RE, COUNT, EVENT_RE, FIELDS, KEY, LAYOUT, PERMS, SCALAR, Ref,
 )
 from labctl.scenario.compound import AnyOf, DictOf, F, ListOf, Obj
 from labctl.scenario.kinds.registry import KINDS

@@ -61,44 +61,23 @@ def linked_container(mode: str | None) -> str | None:
 
 # --------------------------------------------------------------------------- layouts
 
-FIELD_TYPES = (
-    "int8", "int16", "int32", "int64",
-    "uint8", "uint16", "uint32", "uint64",
-)  # plus "cstring[N]" and "bytes[N]"
-
-
-@dataclass(frozen=True)
-class Field:
-    """One field of a memory layout: ``type`` is an int type above, ``cstring[N]`` or ``bytes[N]``."""
-
-    name: str
-    offset: int
-    type: str
-
-
-# The tutorial's struct conn_stat { int count; char ip[64]; } on every Linux ABI we build for.
-CONN_STAT = (Field("count", 0, "int32"), Field("ip", 4, "cstring[64]"))
-CONN_STAT_SIZE = 68
-BUILTIN_LAYOUTS = {"conn_stat": CONN_STAT}
-
-
-def layout_arg(layout: tuple[Field, ...]) -> str:
-    """The probe's --layout argument: ``name:offset:kind:size,...`` (see labctl.layout)."""
-    from labctl.layout import explicit, probe_arg
-
-    lay = explicit([(f.name, f.offset, f.type) for f in layout])
-    return probe_arg([lay.leaf(f.name, "*") for f in layout])
-
+# Layouts (how a segment's or file's bytes decode) are labctl.layout.Layout objects:
+# built in (conn_stat), an explicit field list, or a struct from C ({header|c, struct}).
 
 # --------------------------------------------------------------------------- expectations
 
-Op = Literal["eq", "ne", "lt", "le", "gt", "ge", "match"]
+Op = Literal["eq", "ne", "lt", "le", "gt", "ge", "match", "approx"]
+
+
+def _nan(v: object) -> bool:
+    return isinstance(v, float) and v != v
 
 
 @dataclass(frozen=True)
 class Expect:
     """An expectation on one value: ``count: 5`` is eq 5, ``count: {gt: 0}`` is gt 0,
-    ``ip: {match: '^127\\.'}`` is a regular-expression search on the text form."""
+    ``ip: {match: '^127\\.'}`` is a regular-expression search on the text form;
+    ``ratio: {approx: 0.1, tol: 1e-9}`` is ``approx`` with value ``(0.1, 1e-9)``."""
 
     op: Op
     value: object
@@ -110,11 +89,14 @@ class Expect:
         if self.op == "match":
             return observed is not None and re.search(str(self.value), str(observed)) is not None
         if self.op == "eq":
-            return observed == self.value
+            return observed == self.value or (_nan(observed) and _nan(self.value))
         if self.op == "ne":
-            return observed != self.value
+            return not (observed == self.value or (_nan(observed) and _nan(self.value)))
         if observed is None or isinstance(observed, bool) or not isinstance(observed, (int, float)):
             return False
+        if self.op == "approx":
+            x, tol = self.value  # type: ignore[misc]
+            return bool(abs(observed - float(x)) <= float(tol))
         if isinstance(self.value, bool) or not isinstance(self.value, (int, float)):
             return False  # validation only builds ordering ops on numbers
         v = self.value
@@ -124,6 +106,9 @@ class Expect:
 
     def describe(self) -> str:
         """Human form for failure messages: ``== 5``, ``> 0``, ``~ /^127/``."""
+        if self.op == "approx":
+            x, tol = self.value  # type: ignore[misc]
+            return f"== {float(x)!r} ± {float(tol):g}"
         sym = {"eq": "==", "ne": "!=", "lt": "<", "le": "<=", "gt": ">", "ge": ">=", "match": "~"}
         v = f"/{self.value}/" if self.op == "match" else repr(self.value)
         return f"{sym[self.op]} {v}"

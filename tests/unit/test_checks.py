@@ -17,7 +17,8 @@ from labctl.scenario.kinds.namespace import NamespaceCheck
 from labctl.scenario.kinds.output import OutputCheck
 from labctl.scenario.kinds.refused import RefusedCheck
 from labctl.scenario.kinds.segment import SegmentCheck
-from labctl.scenario.model import CONN_STAT, CheckSpec, Expect
+from labctl.layout import BUILTINS
+from labctl.scenario.model import CheckSpec, Expect
 
 
 class FakeClock:
@@ -70,6 +71,9 @@ def closed_output(*events: dict, stderr: tuple[str, ...] = ()) -> Output:
     return out
 
 
+CONN_STAT_LAYOUT = BUILTINS["conn_stat"]
+
+
 class FakeObs:
     def __init__(self, **kw) -> None:
         self.outputs: dict[str, Output] = kw.get("outputs", {})
@@ -116,6 +120,9 @@ class FakeObs:
         self.outputs[body.container].replay_into(child)
         self.tallies.append((body, t))
         return t
+
+    def architecture(self):
+        return "x86_64"
 
 
 def run(body, obs, kind="x", timeout=1.0, consistently=None, real_time=False):
@@ -245,15 +252,15 @@ SEG = {"key": 1234, "shmid": 7, "perms": 0o666, "dest": False, "size": 68, "natt
 def test_segment_present_with_fields():
     obs = FakeObs(segments={"w": [SEG]})
     body = SegmentCheck("w", key=1234, size=Expect("eq", 68), nattch=Expect("eq", 1), perms=Expect("eq", 0o666),
-                        layout=CONN_STAT, fields=(("count", Expect("gt", 0)), ("ip", Expect("eq", "127.0.0.1"))))
+                        layout=CONN_STAT_LAYOUT, fields=(("count", Expect("gt", 0)), ("ip", Expect("eq", "127.0.0.1"))))
     assert run(body, obs).status == "passed"
     assert "--layout" in obs.probe_calls[0][1] and "count:0:i:4,ip:4:s:64" in obs.probe_calls[0][1]
 
 
 def test_segment_field_mismatch_fails():
     obs = FakeObs(segments={"w": [SEG]})
-    res = run(SegmentCheck("w", key=1234, layout=CONN_STAT, fields=(("count", Expect("eq", 0)),)), obs, timeout=0.2)
-    assert res.status == "failed" and "count == 0 (observed 5)" in res.observed
+    res = run(SegmentCheck("w", key=1234, layout=CONN_STAT_LAYOUT, fields=(("count", Expect("eq", 0)),)), obs, timeout=0.2)
+    assert res.status == "failed" and "field count (int32): expected == 0, observed 5" in res.observed
 
 
 def test_segment_absent_and_present_wrongly():
@@ -278,7 +285,7 @@ def test_segment_dest_by_shmid_from():
 def test_file_same_inode_and_fields():
     st = {"exists": True, "dev": 10, "ino": 99, "size": 68, "fields": {"ip": "127.0.0.1"}}
     obs = FakeObs(files={"r": st, "w": dict(st)})
-    body = FileCheck("r", "/data/f", same_as="w", size=Expect("eq", 68), layout=CONN_STAT,
+    body = FileCheck("r", "/data/f", same_as="w", size=Expect("eq", 68), layout=CONN_STAT_LAYOUT,
                      fields=(("ip", Expect("eq", "127.0.0.1")),))
     assert run(body, obs).status == "passed"
     obs = FakeObs(files={"r": st, "w": dict(st, ino=100)})

@@ -15,7 +15,8 @@ from labctl.scenario.kinds.namespace import NamespaceCheck
 from labctl.scenario.kinds.output import OutputCheck
 from labctl.scenario.kinds.refused import RefusedCheck
 from labctl.scenario.kinds.segment import SegmentCheck
-from labctl.scenario.model import CONN_STAT, After, Expect, Field, MountSpec
+from labctl.layout import BUILTINS, explicit
+from labctl.scenario.model import After, Expect, MountSpec
 from labctl.scenario.schema import json_schema
 from labctl.scenario.yamlload import load_yaml
 
@@ -63,7 +64,7 @@ def test_sysv_shareable_model() -> None:
     assert c1.body.where == (("count", Expect("gt", 0)), ("ip", Expect("match", r"^127\.")))
     assert c2.body == ExitCheck("reader", (0,), None)
     assert c3.body == SegmentCheck("writer", 1234, None, True, Expect("eq", 68), Expect("ge", 1),
-                                   Expect("eq", 0o666), False, CONN_STAT,
+                                   Expect("eq", 0o666), False, BUILTINS["conn_stat"],
                                    (("ip", Expect("eq", "127.0.0.1")), ("count", Expect("gt", 0))))
     assert (c4.kind, c4.name, c4.body.host_ipc) == ("cleanup", "cleanup", False)
     assert s.requires == ()
@@ -75,7 +76,7 @@ def test_mmap_tempdir_model() -> None:
     assert [a.container for a in s.container("late").after] == ["writer", "reader"]
     f = s.checks[0].body
     assert f == FileCheck("writer", "/shared/stat", True, Expect("eq", 68), "reader",
-                          (Field("count", 0, "int32"), Field("ip", 4, "cstring[64]")),
+                          explicit([("count", 0, "int32"), ("ip", 4, "cstring[64]")]),
                           (("count", Expect("ge", 1)), ("ip", Expect("eq", "127.0.0.1"))))
     assert s.checks[1].body == OutputCheck("reader", '"event": ?"read"', None, "stdout")
     assert s.checks[2].body == OutputCheck("reader", None, "SIGBUS", "stderr")
@@ -108,7 +109,7 @@ def test_host_and_image_records_opt_ins() -> None:
         ("allow-privileged", "containers.app.cap_add"),
     ]  # read_only: false needs no opt-in (a writable layer of its own reaches nothing of the host's)
     seg = s.checks[1].body
-    assert (seg.key, seg.perms, seg.layout) == (0x5000, Expect("eq", 0o600), (Field("seq", 0, "uint64"),))
+    assert (seg.key, seg.perms, seg.layout) == (0x5000, Expect("eq", 0o600), explicit([("seq", 0, "uint64")]))
     assert s.checks[0].body.shmid_from == "writer" and s.checks[0].body.present is False
     assert s.checks[2].body == NamespaceCheck("writer", "host", True)
     assert s.checks[3].body == ExitCheck("app", (), "SIGBUS")

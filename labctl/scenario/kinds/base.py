@@ -12,14 +12,15 @@ the runner implements it over the engine and the unit tests fake it.
 from __future__ import annotations
 
 import signal as _signal
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from labctl.errors import LabctlError
 from labctl.output import ExitStatus, Output
 from labctl.scenario.builder import get
-from labctl.scenario.model import Expect, Field, BUILTIN_LAYOUTS
-from labctl.scenario.spec import INVALID, PDict, did_you_mean, join
+from labctl.scenario.model import Expect
+from labctl.scenario.spec import PDict, join
 
 if TYPE_CHECKING:
     from labctl.scenario.builder import Builder
@@ -62,6 +63,9 @@ class Observation(Protocol):
     def memory_usage(self, container: str) -> int | None:
         """The container's memory cgroup usage in bytes (page cache and shmem included),
         or None when it does not run (the engine reports no usage then)."""
+
+    def architecture(self) -> str:
+        """The engine's architecture (``x86_64``, ``aarch64``): the C ABI layouts are read by."""
 
 
 @dataclass(frozen=True)
@@ -163,39 +167,6 @@ def probe_ref(b: Builder, d: PDict, path: str) -> str:
     return where
 
 
-def layout(b: Builder, d: PDict, path: str) -> tuple[Field, ...]:
-    """The ``layout:`` key: a built-in layout's fields or the listed ones (names unique)."""
-    raw = get(d, "layout")
-    if raw is None:
-        return ()
-    if isinstance(raw, str):
-        return BUILTIN_LAYOUTS[raw]
-    out = []
-    seen: set[str] = set()
-    for i, f in enumerate(raw):
-        if not isinstance(f, PDict) or any(get(f, k) is None for k in ("name", "offset", "type")):
-            continue
-        if f["name"] in seen:
-            b.ctx.at(f.node, f"{join(path, 'layout')}[{i}].name", f"duplicate field name '{f['name']}'")
-        seen.add(f["name"])
-        out.append(Field(f["name"], f["offset"], f["type"]))
-    return tuple(out)
-
-
-def fields(b: Builder, d: PDict, path: str, lay: tuple[Field, ...]) -> tuple[tuple[str, Expect], ...]:
-    """The ``fields:`` key: expectations on fields that must exist in ``lay``."""
-    raw = get(d, "fields", {})
-    names = [f.name for f in lay]
-    out = []
-    for k, v in raw.items():
-        if lay and k not in names:
-            line, col = raw.node.keys[k]
-            b.ctx.err(line, col, join(join(path, "fields"), k), f"no field '{k}' in the layout" + did_you_mean(k, names))
-        if v is not INVALID:
-            out.append((k, v))
-    return tuple(out)
-
-
 # --------------------------------------------------------------------------- judge helpers
 
 
@@ -216,16 +187,6 @@ def describe_exit(status: ExitStatus) -> str:
             name = f"signal {status.signal}"
         return f"killed by {name} (exit {status.code})" + (", OOM-killed" if status.oom_killed else "")
     return f"exit {status.code}" + (", OOM-killed" if status.oom_killed else "")
-
-
-def fields_verdict(expects: tuple[tuple[str, Expect], ...], observed: dict) -> list[str]:
-    """The mismatches of decoded layout fields, as ``name == 5 (observed 3)`` texts."""
-    bad = []
-    for name, exp in expects:
-        got = observed.get(name)
-        if not exp.holds(got):
-            bad.append(f"{name} {exp.describe()} (observed {got!r})")
-    return bad
 
 
 def not_started(obs: Observation, container: str, expected: str = "") -> Verdict | None:

@@ -7,24 +7,35 @@ from dataclasses import dataclass
 from labctl.scenario.builder import Builder, get
 from labctl.scenario.common import COUNT, FIELDS as FIELD_EXPECTS, LAYOUT, Ref
 from labctl.scenario.compound import ExpectT, F, Obj
-from labctl.scenario.kinds.base import CheckKind, Look, Observation, Verdict, fields, fields_verdict, layout, ref
-from labctl.scenario.model import Expect, Field, layout_arg
-from labctl.scenario.spec import Bool, PDict, Str
+from labctl.layout import Layout
+from labctl.scenario.kinds.base import CheckKind, Look, Observation, Verdict, ref
+from labctl.scenario.layouts import build_fields, build_layout, engine_abi, judge_fields, probe_layout
+from labctl.scenario.model import Expect
+from labctl.scenario.spec import Bool, PDict, Str, join
 
 
 @dataclass(frozen=True)
 class FileCheck:
     """A file on the storage ``container`` mounts, at ``path`` (a probe mounts the same
     volumes). ``same_as``: the file at ``path`` seen through ``same_as`` has the same
-    device and inode. ``fields`` read by ``layout``."""
+    device and inode. ``fields`` read by ``layout``. A path under ``/dev/shm/`` (a POSIX
+    shared-memory object) is read by a probe in the container's IPC namespace, whose
+    /dev/shm it is; other paths by a probe with the container's volumes."""
 
     container: str
     path: str
     exists: bool = True
     size: Expect | None = None
     same_as: str | None = None
-    layout: tuple[Field, ...] = ()
+    layout: Layout | None = None
     fields: tuple[tuple[str, Expect], ...] = ()
+
+    @property
+    def in_devshm(self) -> bool:
+        return self.path.startswith(DEVSHM)
+
+
+DEVSHM = "/dev/shm/"
 
 
 FIELDS = Obj({
@@ -42,22 +53,30 @@ FIELDS = Obj({
 def build(b: Builder, d: PDict, path: str) -> tuple[FileCheck, str]:
     c = ref(b, d, "container", path)
     same_as = ref(b, d, "same_as", path) if "same_as" in d else None
-    lay = layout(b, d, path)
+    lay = build_layout(b, d, path)
     p = get(d, "path", "")
+    if p.startswith(DEVSHM) and c in b.container_names:
+        owner = b.ipc_owner(c)
+        if owner is not None and owner[1] not in ("shareable", "host"):
+            b.ctx.at(d.node.value["path"], join(path, "path"),
+                     f"{p} is in the /dev/shm of {c}'s IPC namespace (ipc '{owner[1]}'): a probe reads it by "
+                     "joining that namespace, which must be shareable or host")
     return FileCheck(c, p, get(d, "exists", True), get(d, "size"), same_as, lay,
-                     fields(b, d, path, lay)), f"file {c} {p}"
+                     build_fields(b, d, path, lay)), f"file {c} {p}"
 
 
-def _stat_args(body: FileCheck) -> list[str]:
-    args = ["probe", "--stat", body.path]
-    if body.layout:
-        args += ["--layout", layout_arg(body.layout)]
-    return args
+def _stat(body: FileCheck, obs: Observation, container: str, args: list[str], look: Look) -> dict:
+    args = ["probe", "--stat", body.path, *args]
+    probe = obs.probe_ipc if body.in_devshm else obs.probe_file
+    found = probe(container, args, timeout=look.left())
+    return found.get("stat") or {}
 
 
 def judge(body: FileCheck, obs: Observation, look: Look) -> Verdict:
-    st = obs.probe_file(body.container, _stat_args(body), timeout=look.left()).get("stat") or {}
-    where = f"{body.path} as {body.container} mounts it"
+    abi = engine_abi(obs.architecture()) if body.layout is not None else ""
+    st = _stat(body, obs, body.container, probe_layout(body.layout, body.fields, abi), look)
+    where = f"{body.path} in the IPC namespace of {body.container}" if body.in_devshm else \
+        f"{body.path} as {body.container} mounts it"
     if not body.exists:
         return Verdict(not st.get("exists"), f"no file {where}", "present" if st.get("exists") else "absent")
     wants = []
@@ -66,6 +85,8 @@ def judge(body: FileCheck, obs: Observation, look: Look) -> Verdict:
     if body.same_as:
         wants.append(f"same inode as in {body.same_as}")
     wants += [f"{n} {e.describe()}" for n, e in body.fields]
+    if body.layout is not None and not body.fields:
+        wants.append(f"room for {body.layout.source}")
     expected = f"a file {where}" + (f": {', '.join(wants)}" if wants else "")
     if not st.get("exists"):
         return Verdict(False, expected, "no such file")
@@ -74,13 +95,13 @@ def judge(body: FileCheck, obs: Observation, look: Look) -> Verdict:
         bad.append(f"size {st.get('size')}")
     observed = f"dev {st.get('dev')} inode {st.get('ino')} size {st.get('size')}"
     if body.same_as:
-        other = obs.probe_file(body.same_as, ["probe", "--stat", body.path], timeout=look.left()).get("stat") or {}
+        other = _stat(body, obs, body.same_as, [], look)
         observed += f"; in {body.same_as}: " + (f"dev {other.get('dev')} inode {other.get('ino')}" if other.get("exists") else "absent")
         if (other.get("dev"), other.get("ino")) != (st.get("dev"), st.get("ino")) or not other.get("exists"):
             bad.append("different file")
-    bad += fields_verdict(body.fields, st.get("fields") or {})
-    if st.get("fields"):
-        observed += f", fields {st['fields']}"
+    field_bad, shown = judge_fields(body.layout, body.fields, abi, st.get("fields"), st.get("size"), "file")
+    bad += field_bad
+    observed += shown
     if bad:
         observed += "; mismatched: " + "; ".join(bad)
     return Verdict(not bad, expected, observed)

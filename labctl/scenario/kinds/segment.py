@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from labctl.scenario.builder import Builder, get
 from labctl.scenario.common import COUNT, FIELDS as FIELD_EXPECTS, KEY, LAYOUT, PERMS, Ref
 from labctl.scenario.compound import ExpectT, F, Obj
-from labctl.scenario.kinds.base import (
-    CheckKind, Look, Observation, Verdict, fields, fields_verdict, layout, octal, probe_ref, ref,
-)
-from labctl.scenario.model import Expect, Field, layout_arg
+from labctl.layout import Layout
+from labctl.scenario.kinds.base import CheckKind, Look, Observation, Verdict, octal, probe_ref, ref
+from labctl.scenario.layouts import build_fields, build_layout, engine_abi, judge_fields, probe_layout
+from labctl.scenario.model import Expect
 from labctl.scenario.spec import Bool, PDict, join
 
 
@@ -29,8 +29,8 @@ class SegmentCheck:
     nattch: Expect | None = None
     perms: Expect | None = None  # octal in the file (0666), int here
     dest: bool | None = None  # marked for removal (IPC_RMID while attached)
-    layout: tuple[Field, ...] = ()
-    fields: tuple[tuple[str, Expect], ...] = ()
+    layout: Layout | None = None  # how the segment's bytes decode (see labctl.layout)
+    fields: tuple[tuple[str, Expect], ...] = ()  # field path -> expectation
 
 
 FIELDS = Obj({
@@ -51,24 +51,22 @@ FIELDS = Obj({
 def build(b: Builder, d: PDict, path: str) -> tuple[SegmentCheck, str]:
     where = probe_ref(b, d, path)
     sf = ref(b, d, "shmid_from", path) if "shmid_from" in d else None
-    lay = layout(b, d, path)
+    lay = build_layout(b, d, path)
     key = get(d, "key")
     body = SegmentCheck(where, key, sf, get(d, "present", True), get(d, "size"), get(d, "nattch"),
-                        get(d, "perms"), get(d, "dest"), lay, fields(b, d, path, lay))
+                        get(d, "perms"), get(d, "dest"), lay, build_fields(b, d, path, lay))
     sel = f"key 0x{key:x}" if isinstance(key, int) and key >= 0 else f"key {key}" if key is not None \
         else f"shmid of {sf}"
     return body, f"segment in {where} {sel}"
 
 
-def _probe_args(body: SegmentCheck, shmid: int | None) -> list[str]:
+def _probe_args(body: SegmentCheck, shmid: int | None, abi: str) -> list[str]:
     args = ["probe", "--segments"]
     if body.key is not None:
         args += ["--key", str(body.key)]
     if shmid is not None:
         args += ["--shmid", str(shmid)]
-    if body.layout:
-        args += ["--layout", layout_arg(body.layout)]
-    return args
+    return args + probe_layout(body.layout, body.fields, abi)
 
 
 def _attached_shmid(obs: Observation, container: str) -> int | None:
@@ -87,7 +85,8 @@ def judge(body: SegmentCheck, obs: Observation, look: Look) -> Verdict:
         shmid = _attached_shmid(obs, body.shmid_from)
         if shmid is None:
             return Verdict(False, f"segment ({what})", f"{body.shmid_from} reported no 'attached' event with a shmid")
-    found = obs.probe_ipc(body.in_, _probe_args(body, shmid), timeout=look.left())
+    abi = engine_abi(obs.architecture()) if body.layout is not None else ""
+    found = obs.probe_ipc(body.in_, _probe_args(body, shmid, abi), timeout=look.left())
     segs = [s for s in found.get("segments", []) if (body.key is None or s.get("key") == body.key)
             and (shmid is None or s.get("shmid") == shmid)]
     where = f"in the IPC namespace of {body.in_}"
@@ -105,6 +104,8 @@ def judge(body: SegmentCheck, obs: Observation, look: Look) -> Verdict:
     if body.dest is not None:
         wants.append("marked for removal" if body.dest else "not marked for removal")
     wants += [f"{n} {e.describe()}" for n, e in body.fields]
+    if body.layout is not None and not body.fields:
+        wants.append(f"room for {body.layout.source}")
     expected = f"a segment with {what} {where}" + (f": {', '.join(wants)}" if wants else "")
     if not segs:
         return Verdict(False, expected, f"no such segment ({len(found.get('segments', []))} segment(s) visible)"
@@ -117,10 +118,10 @@ def judge(body: SegmentCheck, obs: Observation, look: Look) -> Verdict:
             bad.append(f"{label} {oct(got) if label == 'perms' and isinstance(got, int) else got}")
     if body.dest is not None and bool(s.get("dest")) != body.dest:
         bad.append("marked for removal" if s.get("dest") else "not marked for removal")
-    bad += fields_verdict(body.fields, s.get("fields") or {})
+    field_bad, shown = judge_fields(body.layout, body.fields, abi, s.get("fields"), s.get("size"), "segment")
+    bad += field_bad
     observed = f"shmid {s.get('shmid')}, size {s.get('size')}, nattch {s.get('nattch')}, perms {oct(s.get('perms') or 0)}"
-    if s.get("fields"):
-        observed += f", fields {s['fields']}"
+    observed += shown
     if bad:
         observed += "; mismatched: " + "; ".join(bad)
     return Verdict(not bad, expected, observed)
