@@ -73,6 +73,12 @@ def _nan(v: object) -> bool:
     return isinstance(v, float) and v != v
 
 
+def _pair(v: object) -> tuple[float, float]:
+    """``approx``'s (value, tolerance)."""
+    assert isinstance(v, tuple) and len(v) == 2
+    return float(v[0]), float(v[1])
+
+
 @dataclass(frozen=True)
 class Expect:
     """An expectation on one value: ``count: 5`` is eq 5, ``count: {gt: 0}`` is gt 0,
@@ -95,8 +101,8 @@ class Expect:
         if observed is None or isinstance(observed, bool) or not isinstance(observed, (int, float)):
             return False
         if self.op == "approx":
-            x, tol = self.value  # type: ignore[misc]
-            return bool(abs(observed - float(x)) <= float(tol))
+            x, tol = _pair(self.value)
+            return bool(abs(observed - x) <= tol)
         if isinstance(self.value, bool) or not isinstance(self.value, (int, float)):
             return False  # validation only builds ordering ops on numbers
         v = self.value
@@ -107,8 +113,8 @@ class Expect:
     def describe(self) -> str:
         """Human form for failure messages: ``== 5``, ``> 0``, ``~ /^127/``."""
         if self.op == "approx":
-            x, tol = self.value  # type: ignore[misc]
-            return f"== {float(x)!r} ± {float(tol):g}"
+            x, tol = _pair(self.value)
+            return f"== {x!r} ± {tol:g}"
         sym = {"eq": "==", "ne": "!=", "lt": "<", "le": "<=", "gt": ">", "ge": ">=", "match": "~"}
         v = f"/{self.value}/" if self.op == "match" else repr(self.value)
         return f"{sym[self.op]} {v}"
