@@ -23,8 +23,7 @@ VALID = Path(__file__).resolve().parents[1] / "data" / "valid"
 ENGINE_SDK_MODULES = {"runtime/docker_engine.py", "runtime/docker_container.py"}
 MAX_LINES = 420  # "about 400"
 # Known to be over as of this test's landing; each should leave this set when split.
-TOO_LONG_FOR_NOW = {
-}
+TOO_LONG_FOR_NOW: set[str] = set()
 
 
 def _modules() -> list[tuple[str, ast.Module, int]]:
