@@ -64,6 +64,27 @@ def library_files() -> dict[str, Path]:
     return {p.stem: p for p in sorted(library_dir().glob("*.yaml"))}
 
 
+_HEADER = re.compile(r"(header:\s*)([^\s,}]+)")
+
+
+def _with_headers(text: str, src_dir: Path, out: Path) -> tuple[str, list[Path]]:
+    """Copy the C headers a scenario's layouts name into ``out/include/`` and point the
+    copied scenario at them (``header: ../images/sensor/sensor.h`` -> ``include/sensor.h``)."""
+    written: list[Path] = []
+
+    def copy(m: re.Match[str]) -> str:
+        header = (src_dir / m.group(2)).resolve()
+        if not header.is_file():
+            return m.group(0)
+        dest = out / "include" / header.name
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_bytes(header.read_bytes())
+        written.append(dest)
+        return f"{m.group(1)}include/{header.name}"
+
+    return _HEADER.sub(copy, text), written
+
+
 def init(dest: str | os.PathLike[str], names: list[str] | None = None, *, force: bool = False,
          schema_json: str | None = None) -> list[Path]:
     """Copy the library (or the scenarios ``names``, by file stem) into folder ``dest``,
@@ -94,8 +115,9 @@ def init(dest: str | os.PathLike[str], names: list[str] | None = None, *, force:
         text = available[stem].read_text()
         if schema_json is not None:
             text = _SCHEMA_COMMENT.sub(f"# yaml-language-server: $schema={SCHEMA_FILE}", text, count=1)
+        text, headers = _with_headers(text, available[stem].parent, out)
         target.write_text(text)
-        written.append(target)
+        written += [target, *headers]
     if schema_json is not None:
         (out / SCHEMA_FILE).write_text(schema_json)
         written.append(out / SCHEMA_FILE)

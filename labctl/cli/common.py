@@ -168,13 +168,20 @@ def check_platforms(engine, names: set[str], progress: Progress) -> None:
 def prepare_images(engine, scenarios: Iterable[Scenario], platform: str | None, progress: Progress) -> tuple[str, dict[str, str]]:
     """What a run of ``scenarios`` needs before it starts: every platform it names (and
     ``platform``) checked to run on the engine (exit 3 otherwise, nothing started), then
-    the engine's own workload image and one per platform built if missing.
+    the engine's own workload image and one per platform built if missing, and the
+    example programs (``image: labctl/<name>`` from ``images/<name>``) they run.
     Returns (image, platform -> image)."""
+    from labctl import examples
+
+    scenarios = list(scenarios)
     wanted = {c.platform for s in scenarios for c in s.containers if c.platform and c.workload}
     if platform:
         wanted.add(platform)
     check_platforms(engine, wanted, progress)
-    return ensure_image(engine, progress).image, ensure_platform_images(engine, wanted, progress)
+    image, per_platform = ensure_image(engine, progress).image, ensure_platform_images(engine, wanted, progress)
+    for name in examples.referenced(c.image for s in scenarios for c in s.containers if c.image):
+        examples.ensure(engine, name, progress=progress.line)
+    return image, per_platform
 
 
 def ensure_platform_images(engine, names: Iterable[str], progress: Progress, force: bool = False) -> dict[str, str]:

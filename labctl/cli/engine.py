@@ -60,6 +60,11 @@ def build_cmd(ctx: click.Context, force: bool, self_image: bool, platform: tuple
         what = f" for {plat.name}" if plat else ""
         progress.line(f"{'built' if res.built else 'up to date:'} {res.image}{what} ({time.monotonic() - t0:.2f}s)")
         print(res.image)
+    from labctl import examples  # the example programs (images/<name>) build with the workload
+
+    for name in examples.names():
+        ex = examples.ensure(engine, name, force=force, progress=progress.line)
+        progress.line(f"{'built' if ex.built else 'up to date:'} {ex.image}")
     return EXIT_OK
 
 

@@ -293,3 +293,30 @@ def test_whatever_validates_a_run_can_evaluate(holder: tuple[Holder, Path], body
     finally:
         seg.detach()
         seg.remove()
+
+
+# --------------------------------------------------------------------------- the library's own-program scenario
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_own_program_wrong_expectation_names_field_expected_and_observed(tmp_path: Path, shmlab_image: str) -> None:
+    """own-program-layout with two wrong values: the run fails and says which, what and what instead."""
+    import subprocess
+    import sys
+
+    text = (ROOT / "scenarios" / "own-program-layout.yaml").read_text()
+    header = ROOT / "images" / "sensor" / "sensor.h"
+    text = text.replace("../images/sensor/sensor.h", str(header))
+    text = text.replace("ratio: 0.25\n", "ratio: 0.5\n", 1).replace("state: SENSOR_RUNNING\n", "state: SENSOR_FAULT\n", 1)
+    path = tmp_path / "own-program-wrong.yaml"
+    path.write_text(text)
+    proc = subprocess.run([sys.executable, "-m", "labctl", "run", str(path), "--format", "json"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    [scen] = json.loads(proc.stdout)["scenarios"]
+    [seg] = [c for c in scen["checks"] if c["name"].startswith("the segment")]
+    assert seg["status"] == "failed"
+    assert "field ratio (double): expected == 0.5, observed 0.25" in seg["message"]
+    assert "field state (enum sensor_state): expected == 2 (SENSOR_FAULT), observed 1 (SENSOR_RUNNING)" in seg["message"]
+    assert all(c["status"] == "passed" for c in scen["checks"] if c is not seg)
