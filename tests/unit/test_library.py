@@ -51,7 +51,13 @@ def test_default_paths_without_any_library_is_a_usage_error(tmp_path: Path, monk
 def test_init_copies_the_whole_library_with_its_schema(tmp_path: Path) -> None:
     written = library.init(tmp_path / "lab", schema_json=json.dumps({"title": "x"}))
     names = {p.name for p in written}
-    assert names == {p.name for p in (ROOT / "scenarios").glob("*.yaml")} | {"scenario.schema.json"}
+    headers = {"conn_stat.h", "sensor.h"}  # the C headers layouts name, copied into include/
+    assert names == {p.name for p in (ROOT / "scenarios").glob("*.yaml")} | {"scenario.schema.json"} | headers
+    assert {p.name for p in (tmp_path / "lab" / "include").iterdir()} == headers
+    assert "header: include/sensor.h" in (tmp_path / "lab" / "own-program-layout.yaml").read_text()
+    from labctl.scenario import load_file
+
+    assert load_file(str(tmp_path / "lab" / "own-program-layout.yaml")).checks[0].body.layout is not None
     text = (tmp_path / "lab" / "sysv-shareable.yaml").read_text()
     assert text.splitlines()[0] == "# yaml-language-server: $schema=scenario.schema.json"
     assert text.split("\n", 1)[1] == (ROOT / "scenarios" / "sysv-shareable.yaml").read_text().split("\n", 1)[1]
