@@ -66,10 +66,10 @@ class Holder:
         return data
 
     # the Observation protocol (what segment and file checks use)
-    def probe_ipc(self, container: str, args: list[str]) -> dict:
+    def probe_ipc(self, container: str, args: list[str], timeout: float | None = None) -> dict:
         return self._probe(args)
 
-    def probe_file(self, container: str, args: list[str]) -> dict:
+    def probe_file(self, container: str, args: list[str], timeout: float | None = None) -> dict:
         return self._probe(args)
 
     def architecture(self) -> str:

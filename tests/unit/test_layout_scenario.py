@@ -192,7 +192,7 @@ LAYOUT_GAIN = struct.unpack("<f", struct.pack("<f", 0.1))[0]
 
 def test_file_in_dev_shm_is_read_in_the_ipc_namespace() -> None:
     class Obs(FakeObs):
-        def probe_ipc(self, container, args):
+        def probe_ipc(self, container, args, timeout=None):
             self.probe_calls.append((container, args))
             return {"event": "probe", "stat": {"exists": True, "dev": 1, "ino": 2, "size": 72,
                                                "fields": {"count": 9}}}
