@@ -15,7 +15,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from labctl.errors import LabctlError, UsageError
-from labctl.results import REPORT_FORMATS as FORMATS, STATUS_LABELS, CheckResult, RunResult, ScenarioResult, StepResult
+from labctl.results import (REPORT_FORMATS as FORMATS, STATUS_LABELS, CheckResult, RunResult, ScenarioResult,
+                            StepResult, side_by_side)
 
 # How many trailing lines of each container's output a failure shows. The text report
 # is read in a terminal, so it is kept short; JUnit bodies are read in a CI page.
@@ -62,7 +63,8 @@ def summary_line(run: RunResult) -> str:
     skipped = run.count("skipped")
     if skipped:
         parts.append(f"{skipped} skipped")
-    return f"{', '.join(parts)} in {run.duration_s:.1f}s"
+    on = f" on {', '.join(map(str, run.engines))}" if run.engines else ""
+    return f"{', '.join(parts)} in {run.duration_s:.1f}s{on}"
 
 
 # ==== JSON ====
@@ -110,6 +112,8 @@ def _scenario_dict(scenario: ScenarioResult) -> dict[str, object]:
     }
     if scenario.steps:
         out["steps"] = [_step_dict(s) for s in scenario.steps]
+    if scenario.engine:
+        out["engine"] = scenario.engine
     if scenario.message:
         out["message"] = scenario.message
     if scenario.tags:
@@ -121,8 +125,9 @@ def _scenario_dict(scenario: ScenarioResult) -> dict[str, object]:
 
 def to_dict(run: RunResult) -> dict[str, object]:
     """The JSON report as a plain dict (DESIGN.md section 1, plus run_id/skipped/extras)."""
-    return {
+    out: dict[str, object] = {
         "run_id": run.run_id,
+        "engines": [{"name": e.name, "version": e.version} for e in run.engines],
         "summary": {
             "passed": run.count("passed"),
             "failed": run.count("failed"),
@@ -132,6 +137,9 @@ def to_dict(run: RunResult) -> dict[str, object]:
         },
         "scenarios": [_scenario_dict(s) for s in run.scenarios],
     }
+    if len(run.engines) > 1:  # the side-by-side view: scenario -> engine -> status
+        out["by_engine"] = {name: {eng: r.status for eng, r in per.items()} for name, per in side_by_side(run)}
+    return out
 
 
 def to_json(run: RunResult) -> str:
@@ -187,12 +195,13 @@ def _failure_message(scenario: ScenarioResult) -> str:
     return clean_text(scenario.message or scenario.status)
 
 
-def _testcase(scenario: ScenarioResult) -> ET.Element:
+def _testcase(scenario: ScenarioResult, engine_suffix: bool = False) -> ET.Element:
+    suffix = f".{scenario.engine}" if engine_suffix and scenario.engine else ""
     case = ET.Element(
         "testcase",
         {
             "name": clean_text(scenario.name),
-            "classname": _classname(scenario.file),
+            "classname": _classname(scenario.file) + suffix,
             "file": clean_text(scenario.file),
             "time": f"{_round(scenario.duration_s):.3f}",
         },
@@ -222,10 +231,11 @@ def _suite_attrs(name: str, scenarios: Sequence[ScenarioResult], duration: float
     }
 
 
-def _group_by_file(scenarios: Iterable[ScenarioResult]) -> dict[str, list[ScenarioResult]]:
-    groups: dict[str, list[ScenarioResult]] = {}
+def _group_by_file(scenarios: Iterable[ScenarioResult]) -> dict[tuple[str, str], list[ScenarioResult]]:
+    """(file, engine) -> its scenarios: one testsuite per file and engine."""
+    groups: dict[tuple[str, str], list[ScenarioResult]] = {}
     for scenario in scenarios:
-        groups.setdefault(scenario.file, []).append(scenario)
+        groups.setdefault((scenario.file, scenario.engine), []).append(scenario)
     return groups
 
 
@@ -237,14 +247,19 @@ def to_junit(run: RunResult) -> str:
     """
     root = ET.Element("testsuites", _suite_attrs("labctl", run.scenarios, run.duration_s))
     root.set("id", clean_text(run.run_id))
-    for file, scenarios in _group_by_file(run.scenarios).items():
+    versions = {e.name: str(e) for e in run.engines}
+    several = len(run.engines) > 1
+    for (file, engine), scenarios in _group_by_file(run.scenarios).items():
+        title = f"{file} [{engine}]" if several and engine else file
         suite = ET.SubElement(
-            root, "testsuite", _suite_attrs(file, scenarios, sum(s.duration_s for s in scenarios))
+            root, "testsuite", _suite_attrs(title, scenarios, sum(s.duration_s for s in scenarios))
         )
         props = ET.SubElement(suite, "properties")
         ET.SubElement(props, "property", {"name": "run_id", "value": clean_text(run.run_id)})
+        if engine:
+            ET.SubElement(props, "property", {"name": "engine", "value": clean_text(versions.get(engine, engine))})
         for scenario in scenarios:
-            suite.append(_testcase(scenario))
+            suite.append(_testcase(scenario, several))
     ET.indent(root)
     body = ET.tostring(root, encoding="unicode")
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + body + "\n"
@@ -293,12 +308,34 @@ def _scenario_text(scenario: ScenarioResult, color: bool, width: int) -> list[st
     return lines
 
 
+def _side_by_side_text(run: RunResult, color: bool, width: int) -> list[str]:
+    """The outcomes per engine, one row per scenario (``labctl run --engine A --engine B``)."""
+    names = [e.name for e in run.engines]
+    lines = ["", "side by side:", (f"  {'scenario':<{width}}  " + "  ".join(f"{n:<7}" for n in names)).rstrip()]
+    for name, per in side_by_side(run):
+        cells = []
+        for n in names:
+            r = per.get(n)
+            status = r.status if r else "skipped"
+            cells.append(_paint(f"{STATUS_LABELS.get(status, status.upper()) if r else '-':<7}", status, color))
+        differs = len({per[n].status for n in names if n in per}) > 1
+        lines.append((f"  {name:<{width}}  " + "  ".join(cells)).rstrip() + ("  <- differs" if differs else ""))
+    lines.append("")
+    return lines
+
+
 def to_text(run: RunResult, color: bool = False) -> str:
     """A human summary: one line per scenario, details for failures, a final count line."""
     width = max((len(s.name) for s in run.scenarios), default=0)
     lines: list[str] = []
+    shown = None
     for scenario in run.scenarios:
+        if len(run.engines) > 1 and scenario.engine != shown:
+            shown = scenario.engine
+            lines.append(f"== on {next((str(e) for e in run.engines if e.name == shown), shown)} ==")
         lines.extend(_scenario_text(scenario, color, width))
+    if len(run.engines) > 1:
+        lines.extend(_side_by_side_text(run, color, width))
     final = summary_line(run)
     if color:
         final = _paint(final, "passed" if run.ok else "failed", True)

@@ -64,6 +64,18 @@ class ScenarioResult:
     logs: dict[str, str] = field(default_factory=dict)
     tags: tuple[str, ...] = ()
     steps: list[StepResult] = field(default_factory=list)
+    engine: str = ""  # the engine it ran on (docker, podman); "" when unknown
+
+
+@dataclass(frozen=True)
+class EngineInfo:
+    """An engine a run used: ``name`` (docker, podman) and its ``version`` (4.3.1)."""
+
+    name: str
+    version: str
+
+    def __str__(self) -> str:
+        return f"{self.name} {self.version}"
 
 
 @dataclass
@@ -73,6 +85,7 @@ class RunResult:
     run_id: str
     scenarios: list[ScenarioResult] = field(default_factory=list)
     duration_s: float = 0.0
+    engines: list[EngineInfo] = field(default_factory=list)  # in the order they ran
 
     def count(self, status: Status) -> int:
         return sum(1 for s in self.scenarios if s.status == status)
@@ -80,3 +93,12 @@ class RunResult:
     @property
     def ok(self) -> bool:
         return all(s.status in ("passed", "skipped") for s in self.scenarios)
+
+
+def side_by_side(run: RunResult) -> list[tuple[str, dict[str, ScenarioResult]]]:
+    """Scenario name -> {engine name: its result}, in first-seen order: the outcomes of
+    one scenario on each engine of a multi-engine run."""
+    rows: dict[str, dict[str, ScenarioResult]] = {}
+    for s in run.scenarios:
+        rows.setdefault(s.name, {})[s.engine] = s
+    return list(rows.items())

@@ -190,7 +190,7 @@ def main(args: argparse.Namespace) -> int:
         require_matplotlib()
     quiet = getattr(args, "quiet", False)
     progress: Progress = (lambda _m: None) if quiet else _say
-    engine = Engine.connect()
+    engine = Engine.connect(getattr(args, "engine", None))
     refuse_emulated(config.placements, engine.architecture())
     image = build.ensure_image(engine, progress=progress).image
     platform_images = {pl: build.ensure_image(engine, platform=plat, progress=progress).image

@@ -110,14 +110,15 @@ def refuse_opt_ins(scenarios: list[Scenario], allowed: dict[str, bool], paths: S
     return runnable, skipped
 
 
-def connect():
-    """The engine (``Engine.connect``); EngineError (exit 3) when unreachable."""
+def connect(engine: str | None = None):
+    """The engine named ``engine`` (``docker``/``podman``; None: the default), through
+    ``Engine.connect``; EngineError (exit 3) when unreachable."""
     from labctl import enginefs
     from labctl.runtime import Engine
 
-    engine = Engine.connect()
-    enginefs.view(engine)  # before anything is created: in a container, labels name it
-    return engine
+    eng = Engine.connect(engine)
+    enginefs.view(eng)  # before anything is created: in a container, labels name it
+    return eng
 
 
 def ensure_image(engine, progress: Progress, force: bool = False):

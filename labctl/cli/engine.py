@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import click
 
 from labctl.cli import common
-from labctl.cli.params import LIST_FORMATS, option, output_format, platform_option, quiet
+from labctl.cli.params import LIST_FORMATS, engine, option, output_format, platform_option, quiet
 from labctl.errors import EXIT_FAILED, EXIT_OK, UsageError
 
 
@@ -19,9 +19,11 @@ from labctl.errors import EXIT_FAILED, EXIT_OK, UsageError
              "CI; needs PyInstaller: pip install 'labctl[image]'.")
 @platform_option("Build the workload image for this platform instead of the engine's own; repeatable",
                  multiple=True)
+@engine
 @quiet
 @click.pass_context
-def build_cmd(ctx: click.Context, force: bool, self_image: bool, platform: tuple[str, ...], quiet: bool) -> int:
+def build_cmd(ctx: click.Context, force: bool, self_image: bool, platform: tuple[str, ...], engine: str | None,
+              quiet: bool) -> int:
     """Compile the workloads and build the images (a no-op when unchanged).
 
     Prints the image reference (labctl/shmlab:<hash12>, or with --self
@@ -41,22 +43,22 @@ def build_cmd(ctx: click.Context, force: bool, self_image: bool, platform: tuple
     from labctl import build, platforms
 
     progress = common.Progress(common.quiet(ctx, quiet))
-    engine = common.connect()
+    eng = common.connect(engine)
     if self_image:
         from labctl.selfimage import ensure_self_image
 
         if platform:
             raise UsageError("--self builds labctl for the engine's own platform; --platform is for the workloads")
         t0 = time.monotonic()
-        res = ensure_self_image(engine, force=force, progress=progress.line)
+        res = ensure_self_image(eng, force=force, progress=progress.line)
         progress.line(f"{'built' if res.built else 'up to date:'} {res.image} ({time.monotonic() - t0:.2f}s)")
         print(res.image)
         return EXIT_OK
     wanted = [platforms.parse(p) for p in dict.fromkeys(platform)] or [None]
     for plat in wanted:
         t0 = time.monotonic()
-        res = (common.ensure_image(engine, progress, force=force) if plat is None
-               else build.ensure_image(engine, platform=plat, force=force, progress=progress.line))
+        res = (common.ensure_image(eng, progress, force=force) if plat is None
+               else build.ensure_image(eng, platform=plat, force=force, progress=progress.line))
         what = f" for {plat.name}" if plat else ""
         progress.line(f"{'built' if res.built else 'up to date:'} {res.image}{what} ({time.monotonic() - t0:.2f}s)")
         print(res.image)
@@ -72,7 +74,8 @@ def build_cmd(ctx: click.Context, force: bool, self_image: bool, platform: tuple
 @option("--stale", is_flag=True, help="Only objects of labctl runs whose process is gone.")
 @option("--run", "run_id", default="", metavar="RUN_ID", envvar="LABCTL_RUN",
         help="Only the objects of this run (label io.labctl.run-id).")
-def clean_cmd(stale: bool, run_id: str) -> int:
+@engine
+def clean_cmd(stale: bool, run_id: str, engine: str | None) -> int:
     """Remove every object labelled io.labctl.managed=true, from any run (even a crashed one).
 
     Exit 1 if an object could not be removed.
@@ -82,16 +85,17 @@ def clean_cmd(stale: bool, run_id: str) -> int:
       labctl clean                 # everything labctl made
       labctl clean --stale         # only what dead labctl processes left
       labctl clean --run 3f2c...   # one run, e.g. after `run --keep`
+      labctl clean --engine podman # containers, pods and volumes on Podman
     """
     from labctl import cleanup
 
     if run_id and stale:  # a usage error is exit 2 whether or not the engine answers
         raise UsageError("--run and --stale cannot be used together")
-    engine = common.connect()
+    eng = common.connect(engine)
     if run_id:
-        removed, errors = cleanup.remove_run(engine, run_id)
+        removed, errors = cleanup.remove_run(eng, run_id)
     else:
-        removed, errors = cleanup.clean(engine, stale_only=stale)
+        removed, errors = cleanup.clean(eng, stale_only=stale)
     for r in removed:
         common.err(f"removed {r}")
     for e in errors:
@@ -118,6 +122,7 @@ def clean_cmd(stale: bool, run_id: str) -> int:
         help="Paired rounds per mechanism and size: host and container back to back, the ratio "
              "taken per round; rows whose rounds disagree are flagged NOISY.")
 @option("--no-pin", is_flag=True, help="Do not pin the server to CPU 0 and the client to CPU 1.")
+@engine
 @quiet
 @click.pass_context
 def bench_cmd(ctx: click.Context, **o) -> int:

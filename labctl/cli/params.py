@@ -14,6 +14,7 @@ from typing import Any, Callable
 
 import click
 
+from labctl.engines import ENGINE_NAMES
 from labctl.results import REPORT_FORMATS
 
 ENV_PREFIX = "LABCTL_"
@@ -152,3 +153,31 @@ def opt_ins(f: Callable) -> Callable:
 def output_format(choices: tuple[str, ...], what: str = "Output format") -> Callable:
     return option("--format", type=click.Choice(choices), default="text", show_default=True,
                   env_ignore=tuple(x for x in ALL_FORMATS if x not in choices), help=f"{what}.")
+
+
+class EngineList(CommaList):
+    """Engine names for a repeatable ``--engine`` (``LABCTL_ENGINE=docker,podman``)."""
+
+    name = "engine"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if value not in ENGINE_NAMES:
+            self.fail(f"{value!r} is not one of {', '.join(ENGINE_NAMES)}", param, ctx)
+        return value
+
+
+_ENGINE_HELP = ("Container engine: docker or podman (default: Docker, or the engine DOCKER_HOST/CONTAINER_HOST "
+                "point at). Podman is reached through its API socket (/run/podman/podman.sock as root, "
+                "$XDG_RUNTIME_DIR/podman/podman.sock rootless).")
+
+
+def engine(f: Callable) -> Callable:
+    """``--engine docker|podman`` of every command that touches an engine."""
+    return option("--engine", type=click.Choice(ENGINE_NAMES), default=None, help=_ENGINE_HELP)(f)
+
+
+def engines(f: Callable) -> Callable:
+    """``run``'s repeatable ``--engine``: the scenarios run on each, reported side by side."""
+    return option("--engine", "engines", multiple=True, type=EngineList(), metavar="ENGINE",
+                  help=_ENGINE_HELP + " Repeat it (--engine docker --engine podman) to run on both and "
+                  "compare the outcomes side by side.")(f)

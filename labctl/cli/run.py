@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import sys
@@ -12,10 +13,10 @@ import uuid
 import click
 
 from labctl.cli import common
-from labctl.cli.params import (RUN_FORMATS, CommaList, filters, opt_ins, option, output_format, paths,
+from labctl.cli.params import (RUN_FORMATS, CommaList, engines, filters, opt_ins, option, output_format, paths,
                                platform_option, quiet)
 from labctl.errors import EXIT_FAILED, EXIT_OK, Interrupted, UsageError
-from labctl.results import STATUS_LABELS
+from labctl.results import STATUS_LABELS, EngineInfo, RunResult
 
 
 @click.command("run")
@@ -29,6 +30,7 @@ from labctl.results import STATUS_LABELS
 @option("--keep", is_flag=True, help="Leave containers for inspection (`labctl clean` removes them).")
 @platform_option("Run workload containers that name no platform: on this one instead of the engine's own")
 @opt_ins
+@engines
 @quiet
 @click.pass_context
 def run_cmd(ctx: click.Context, **opts) -> int:
@@ -45,12 +47,14 @@ def run_cmd(ctx: click.Context, **opts) -> int:
       labctl run -k sysv --tag isolation --jobs 2 --report junit:out/junit.xml
       LABCTL_JOBS=2 LABCTL_FORMAT=junit labctl run > junit.xml
       labctl run --platform linux/arm64           # the library on arm64 (emulated on x86_64)
+      labctl run --engine podman                  # on Podman (its API socket)
+      labctl run --engine docker --engine podman  # both, outcomes side by side
 
     A platform the engine can only emulate needs qemu registered in binfmt_misc
     with the F flag; without it the run stops before starting anything (exit 3)
     and prints the commands that install it.
 
-    Exit: 0 all passed, 1 a scenario failed, 2 usage or scenario file error
+    Exit: 0 all passed, 1 a scenario failed (on any engine), 2 usage or scenario file error
     (nothing started), 3 engine or build error, 130/143 interrupted (after cleanup).
     """
     return run(opts, quiet=common.quiet(ctx, opts["quiet"]))
@@ -58,7 +62,7 @@ def run_cmd(ctx: click.Context, **opts) -> int:
 
 def run(o: dict, *, quiet: bool) -> int:
     """The run itself, from the parsed options ``o`` (parameter name -> value)."""
-    from labctl import cleanup, report, runner
+    from labctl import cleanup, report
 
     # Installed before anything else, so a SIGTERM at any phase (loading, building,
     # creating, checking, tearing down) takes the same path: remove this run's
@@ -75,21 +79,15 @@ def run(o: dict, *, quiet: bool) -> int:
                                                    o, o["paths"], skip_discovered=True)
         if not scenarios and not skipped:
             raise UsageError("no scenario matches the given paths and filters")
-        engine = common.connect()
-        for r in cleanup.remove_stale(engine)[0]:
-            progress.line(f"removed stale {r} (left by a labctl that died)")
-        image, images = common.prepare_images(engine, scenarios, o["platform"], progress)
-        total = len(scenarios)
-        done = [0]
-
-        def on_result(res) -> None:
-            done[0] += 1
-            progress.line(f"[{done[0]}/{total}] {STATUS_LABELS[res.status]} {res.name} ({res.duration_s:.2f}s)")
-
-        progress.line(f"running {total} scenario(s), {o['jobs']} at a time (run {run_id[:8]})")
-        result = runner.run_all(engine, scenarios, image, run_id=run_id, jobs=o["jobs"], keep=o["keep"],
-                                cancel=cancel, progress=progress.status, on_result=on_result,
-                                images=images, platform=o["platform"])
+        names = list(dict.fromkeys(o.get("engines") or ())) or [None]
+        result = RunResult(run_id)
+        for name in names:
+            engine = common.connect(name)
+            one = _run_on(engine, scenarios, run_id, o, cancel, progress)
+            result.scenarios += one.scenarios
+            result.duration_s += one.duration_s
+            result.engines += one.engines
+            engine.close()
         if received:  # a signal that arrived where nothing raised (e.g. inside a check)
             raise Interrupted(received[0])
     except BaseException:
@@ -110,7 +108,8 @@ def run(o: dict, *, quiet: bool) -> int:
         _restore_signals()
     for sk in skipped:
         progress.line(f"SKIP {sk.name}: {sk.message} ({sk.file})")
-    result.scenarios += skipped
+    for info in result.engines:  # what the opt-in refusal skipped, it skipped on every engine
+        result.scenarios += [dataclasses.replace(sk, engine=info.name) for sk in skipped]
     out = report.render(result, o["format"], color=sys.stdout.isatty())
     sys.stdout.write(out if out.endswith("\n") else out + "\n")
     sys.stdout.flush()
@@ -119,6 +118,33 @@ def run(o: dict, *, quiet: bool) -> int:
     if o["keep"]:
         progress.line("--keep: containers left for inspection; remove them with `labctl clean`")
     return EXIT_OK if result.ok else EXIT_FAILED
+
+
+def _run_on(engine, scenarios: list, run_id: str, o: dict, cancel: threading.Event,
+            progress: common.Progress) -> RunResult:
+    """The scenarios on one engine (stale runs removed, image built first); every result
+    names the engine, the run its name and version."""
+    from labctl import cleanup, runner
+
+    info = EngineInfo(engine.name, engine.describe().split(" ", 1)[1])
+    for r in cleanup.remove_stale(engine)[0]:
+        progress.line(f"removed stale {r} (left by a labctl that died)")
+    image, images = common.prepare_images(engine, scenarios, o["platform"], progress)
+    total = len(scenarios)
+    done = [0]
+
+    def on_result(res) -> None:
+        done[0] += 1
+        progress.line(f"[{done[0]}/{total}] {STATUS_LABELS[res.status]} {res.name} ({res.duration_s:.2f}s)")
+
+    progress.line(f"running {total} scenario(s) on {info}, {o['jobs']} at a time (run {run_id[:8]})")
+    result = runner.run_all(engine, scenarios, image, run_id=run_id, jobs=o["jobs"], keep=o["keep"],
+                            cancel=cancel, progress=progress.status, on_result=on_result,
+                            images=images, platform=o["platform"])
+    for s in result.scenarios:
+        s.engine = engine.name
+    result.engines = [info]
+    return result
 
 
 # --------------------------------------------------------------------------- signals

@@ -55,6 +55,13 @@ def run_all(engine: Engine, scenarios: list[Scenario], image: str, *, run_id: st
     def one(s: Scenario) -> ScenarioResult:
         if cancel.is_set():
             return ScenarioResult(s.name, s.file, "skipped", message="interrupted", tags=s.tags)
+        if not s.runs_on(engine.name):
+            res = ScenarioResult(s.name, s.file, "skipped", tags=s.tags,
+                                 message=f"only on {', '.join(s.engines)} (this is {engine.name})")
+            with lock:
+                if on_result:
+                    on_result(res)
+            return res
         uses_host = any(c.ipc == "host" for c in s.containers)
         try:
             if uses_host:

@@ -72,6 +72,8 @@ class StartPlan:
             entrypoint = list(c.entrypoint) if c.entrypoint is not None else None
             user = c.user
         ipc, network, pid = (self.engine_mode(mode) for mode in (c.ipc, c.network, c.pid))
+        if not c.ipc_set:
+            ipc = None  # no `ipc:` in the file: the engine's default (Docker private, Podman shareable)
         return RunSpec(
             name=self.ctx.name(c.name), image=image, labels=self.ctx.labels(c.name, dict(c.labels)),
             command=command, entrypoint=entrypoint, ipc_mode=ipc, network_mode=network, user=user,

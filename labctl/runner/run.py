@@ -174,6 +174,9 @@ def run_scenario(engine: Engine, scenario: Scenario, run_id: str, image: str, *,
         for check in scenario.checks:
             if KINDS[check.kind].after_teardown:
                 continue
+            if check.engines and engine.name not in check.engines:
+                result.checks.append(_not_here(check, engine))
+                continue
             if stopped is not None:
                 result.checks.append(CheckResult(check.name, "skipped", f"the timeline stopped at step {stopped}"))
                 continue
@@ -205,7 +208,9 @@ def run_scenario(engine: Engine, scenario: Scenario, run_id: str, image: str, *,
         raise interrupted
     for check in scenario.checks:
         if KINDS[check.kind].after_teardown:
-            if keep:
+            if check.engines and engine.name not in check.engines:
+                result.checks.append(_not_here(check, engine))
+            elif keep:
                 result.checks.append(CheckResult(check.name, "skipped", "--keep: nothing was torn down"))
             else:
                 result.checks.append(checkmod.evaluate(check, run))
@@ -227,6 +232,10 @@ def unexpected(e: BaseException) -> str:
         f = frames[-1]
         where = f" (at {'/'.join(f.filename.split('/')[-3:])}:{f.lineno})"
     return f"{type(e).__name__}: {e}{where}"
+
+
+def _not_here(check, engine: Engine) -> CheckResult:  # noqa: ANN001 - a CheckSpec
+    return CheckResult(check.name, "skipped", f"only on {', '.join(check.engines)} (this is {engine.name})")
 
 
 def _verdict(result: ScenarioResult, timed_out: dict[str, float]) -> None:

@@ -8,7 +8,6 @@ contract); every object it creates carries the labels it is given.
 from __future__ import annotations
 
 import io
-import os
 import time
 from datetime import datetime
 from typing import Any, Callable
@@ -17,6 +16,7 @@ import docker
 import docker.errors
 import docker.types
 
+from labctl.engines import docker_address
 from labctl.errors import BuildError, ContainerStartError, EngineError, LabctlError
 from labctl.labels import MANAGED, RUN_ID
 from labctl.runtime.docker_container import TRANSIENT, DockerContainer, explain
@@ -30,7 +30,7 @@ PRUNE_AFTER_S = 7 * 24 * 3600.0
 
 def engine_address() -> str:
     """Where the SDK connects: ``$DOCKER_HOST`` or the default socket."""
-    return os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+    return docker_address()
 
 
 def _created_epoch(created: str) -> float:
@@ -55,13 +55,25 @@ def restart_policy(policy: str) -> dict | None:
     return {"Name": name, "MaximumRetryCount": int(count or 0)}
 
 
+def _carrying(objects: list, labels: dict[str, str]) -> list:
+    """The SDK ``objects`` (containers, volumes, networks) that carry every one of ``labels``.
+    The engine filtered already; this holds where an engine ORs several label filters
+    (Podman 4.3 does for volumes), which would let one scenario remove another's volume."""
+    def has(obj) -> bool:  # noqa: ANN001
+        own = (obj.attrs or {}).get("Labels") or ((obj.attrs or {}).get("Config") or {}).get("Labels") or {}
+        return all(own.get(k) == v for k, v in labels.items())
+    return [o for o in objects if has(o)]
+
+
 class DockerEngine(Engine):
     """A connection to the Docker engine. Create with ``Engine.connect()``."""
 
-    def __init__(self, client: "docker.DockerClient") -> None:
+    name = "docker"
+
+    def __init__(self, client: "docker.DockerClient", address: str | None = None) -> None:
         self.client = client
         self.api = client.api
-        self.address = engine_address()
+        self.address = address or engine_address()
         self._arch: str | None = None
 
     @classmethod
@@ -75,9 +87,18 @@ class DockerEngine(Engine):
             raise EngineError(
                 f"cannot reach the Docker engine at {address}: {explain(e)}\n"
                 "Is the daemon running (systemctl start docker / dockerd) and may this user use it? "
-                "Set DOCKER_HOST to use another engine."
+                "Set DOCKER_HOST to use another engine, or --engine podman for Podman."
             ) from e
-        return cls(client)
+        return cls(client, address)
+
+    def serves_podman(self) -> bool:
+        """True when the engine answering is Podman's compatible API (``/version``
+        Components names ``Podman Engine``). False if the version cannot be read."""
+        try:
+            components = self.client.version().get("Components") or []
+        except (docker.errors.DockerException, *TRANSIENT):
+            return False
+        return any("podman" in str(c.get("Name", "")).lower() for c in components)
 
     def close(self) -> None:
         try:
@@ -241,10 +262,13 @@ class DockerEngine(Engine):
     def find(self, labels: dict[str, str]) -> dict[str, list[str]]:
         filters = _label_filter(labels)
         return {
-            "containers": [c.name for c in self._call("listing containers", self.client.containers.list, all=True,
-                                                     filters=filters, ignore_removed=True)],
-            "volumes": [v.name for v in self._call("listing volumes", self.client.volumes.list, filters=filters)],
-            "networks": [n.name for n in self._call("listing networks", self.client.networks.list, filters=filters)],
+            "containers": [c.name for c in _carrying(self._call(
+                "listing containers", self.client.containers.list, all=True, filters=filters, ignore_removed=True),
+                labels)],
+            "volumes": [v.name for v in _carrying(self._call("listing volumes", self.client.volumes.list,
+                                                             filters=filters), labels)],
+            "networks": [n.name for n in _carrying(self._call("listing networks", self.client.networks.list,
+                                                              filters=filters), labels)],
         }
 
     def run_ids(self) -> dict[str, dict[str, str]]:
@@ -258,6 +282,14 @@ class DockerEngine(Engine):
         for n in self._call("listing networks", self.client.networks.list, filters=filters):
             runs.setdefault((n.attrs.get("Labels") or {}).get(RUN_ID, ""), dict(n.attrs.get("Labels") or {}))
         return runs
+
+    def _removal_order(self, containers: list) -> list:
+        """The order ``remove_labelled`` removes containers in (Docker: any)."""
+        return containers
+
+    def _remove_more(self, filters: dict, attempt: Callable[[str, Callable[[], object]], None],
+                     errors: list[str]) -> None:
+        """Objects to remove by label before the containers (Docker: none; Podman: pods)."""
 
     def remove_labelled(self, labels: dict[str, str]) -> tuple[list[str], list[str]]:
         removed: list[str] = []
@@ -284,16 +316,18 @@ class DockerEngine(Engine):
                     return
             errors.append(f"{what}: still in use")
 
+        self._remove_more(filters, attempt, errors)
         try:
-            containers = self.client.containers.list(all=True, filters=filters, ignore_removed=True)
+            containers = _carrying(self.client.containers.list(all=True, filters=filters, ignore_removed=True),
+                                   labels)
         except (docker.errors.DockerException, *TRANSIENT) as e:
-            return removed, [f"listing containers: {explain(e)}"]
-        for c in containers:
+            return removed, errors + [f"listing containers: {explain(e)}"]
+        for c in self._removal_order(containers):
             attempt(f"container {c.name}", lambda c=c: c.remove(force=True, v=True))  # type: ignore[misc]
         try:
-            for v in self.client.volumes.list(filters=filters):
+            for v in _carrying(self.client.volumes.list(filters=filters), labels):
                 attempt(f"volume {v.name}", lambda v=v: v.remove(force=True))  # type: ignore[misc]
-            for n in self.client.networks.list(filters=filters):
+            for n in _carrying(self.client.networks.list(filters=filters), labels):
                 attempt(f"network {n.name}", n.remove)
         except (docker.errors.DockerException, *TRANSIENT) as e:
             errors.append(f"listing volumes/networks: {explain(e)}")

@@ -1,8 +1,9 @@
 """The engine interface: what labctl needs from a container engine, and nothing else.
 
 ``Engine`` and ``Container`` are abstract; ``docker_engine`` implements them on the
-Docker SDK. A second engine (Podman) is one more module implementing the same two
-classes, chosen in ``Engine.connect``. Nothing here imports an engine SDK.
+Docker SDK, ``podman_engine`` on the same SDK against Podman's Docker-compatible API
+(hiding where Podman differs). ``Engine.connect(name)`` picks one by its name in
+``labctl.engines``. Nothing here imports an engine SDK.
 
 Contract of every implementation:
 
@@ -165,17 +166,43 @@ class Container(ABC):
 class Engine(ABC):
     """A connection to one container engine. Create with ``Engine.connect()``.
 
-    ``address``: where the engine listens (for messages)."""
+    ``name``: ``docker`` or ``podman`` (``labctl.engines``); ``address``: where the engine
+    listens (for messages)."""
 
+    name: str = "docker"
     address: str
 
     @classmethod
-    def connect(cls, timeout: float = 10.0) -> "Engine":
-        """Connect to the engine and ping it (``/_ping``); raises EngineError naming the
-        address and what to do. Today always the Docker engine at ``$DOCKER_HOST``."""
+    def connect(cls, name: str | None = None, timeout: float = 10.0) -> "Engine":
+        """Connect to engine ``name`` (``docker``/``podman``; None: ``engines.default_engine()``)
+        and ping it (``/_ping``). Docker: ``$DOCKER_HOST`` or /var/run/docker.sock (with no
+        name, a ``$DOCKER_HOST`` that is Podman's compatible socket gives the Podman engine);
+        Podman: ``$CONTAINER_HOST``, else its rootful or rootless API socket. Raises
+        EngineError (exit 3) naming the address and what to start."""
+        from labctl import engines
+        from labctl.errors import EngineError
         from labctl.runtime.docker_engine import DockerEngine
+        from labctl.runtime.podman_engine import PodmanEngine
 
-        return DockerEngine.connect(timeout)
+        if name == engines.PODMAN or (name is None and engines.default_engine() == engines.PODMAN):
+            return PodmanEngine.connect(timeout)
+        if name not in (None, engines.DOCKER):
+            raise EngineError(f"unknown engine {name!r} (expected one of {', '.join(engines.ENGINE_NAMES)})")
+        engine = DockerEngine.connect(timeout)
+        if engine.serves_podman():
+            if name == engines.DOCKER:
+                engine.close()
+                raise EngineError(f"DOCKER_HOST={engine.address} is Podman's API service, not Docker: "
+                                  "use --engine podman (LABCTL_ENGINE=podman), or unset DOCKER_HOST")
+            return PodmanEngine(engine.client, engine.address)
+        return engine
+
+    def describe(self) -> str:
+        """``NAME VERSION`` for reports (``podman 4.3.1``); the version ``?`` if unreadable."""
+        try:
+            return f"{self.name} {self.version()}"
+        except LabctlError:
+            return f"{self.name} ?"
 
     @abstractmethod
     def close(self) -> None:

@@ -49,6 +49,7 @@ class Builder:
         self.volume_names: list[str] = list(vols.value) if vols is not None and vols.kind == "map" else []
         self.requires: list[tuple[str, str, Pos]] = []
         self.containers: list[ContainerSpec] = []
+        self.engines: tuple[str, ...] = ()  # the scenario's ``engines:`` (() = every engine)
 
     def ref(self, name: Any, node: Node, path: str, *, allow_host: bool = False, what: str = "container") -> bool:
         """Check that ``name`` is a container of this file; record an error if not."""

@@ -33,6 +33,11 @@ def build_checks(b: Builder, checks: Any) -> list[CheckSpec]:
             b.ctx.at(node, join(path, "name") if "name" in d.node.value else path,
                      f"duplicate check name '{name}' (first at line {names[name]}); give each a distinct 'name'")
         names.setdefault(name, d.node.line)
+        engines = tuple(get(d, "engines", []))
+        outside = [e for e in engines if b.engines and e not in b.engines]
+        if outside:
+            b.ctx.at(d.node.value["engines"], join(path, "engines"),
+                     f"the scenario runs only on {', '.join(b.engines)}; this check names {', '.join(outside)}")
         out.append(CheckSpec(name, kind, body, get(d, "timeout", DEFAULT_CHECK_TIMEOUT),
-                             get(d, "consistently"), Pos(b.ctx.file, d.node.line, d.node.col)))
+                             get(d, "consistently"), Pos(b.ctx.file, d.node.line, d.node.col), engines))
     return out

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 
 from labctl import platforms
+from labctl.engines import ENGINE_NAMES
 from labctl.scenario.common import (  # noqa: F401  (re-exported: the table's shared leaves)
     CONTAINER_HINT, CONTAINER_RE, COUNT, EVENT_RE, FIELDS, KEY, LAYOUT, PERMS, SCALAR, Ref,
 )
@@ -85,7 +86,8 @@ CONTAINER = Obj({
     "command": F(ListOf(Text(), "the command (with image)")),
     "entrypoint": F(ListOf(Text(), "the entrypoint (with image)")),
     "ipc": F(Leaf("an IPC mode", (str,), {"type": "string", "pattern": IPC_RE}, _ipc,
-                  "private (default) | shareable | none | host | container:NAME")),
+                  "private | shareable | none | host | container:NAME (default: the engine's own, "
+                  "private on Docker, shareable on Podman)")),
     "after": F(AnyOf((
         Ref(), AFTER_ONE, ListOf(AnyOf((Ref(), AFTER_ONE), expected="a container name or {NAME: CONDITION}")),
     ), expected="NAME, [NAME...], {NAME: COND} or [{NAME: COND}...]",
@@ -143,10 +145,18 @@ VOLUME = Obj({
 
 CHECK_KINDS = tuple(KINDS)
 
+
+def engines_field(what: str) -> F:
+    """``engines: [docker | podman, ...]``: where the engines really differ."""
+    return F(ListOf(Str(enum=ENGINE_NAMES, what="engine", hint="expected " + " or ".join(ENGINE_NAMES)),
+                    what, min_items=1))
+
 CHECK = Obj({
     "name": F(Str("shown in reports; default derived from the kind", max_len=200)),
     "timeout": F(Duration("deadline (default 10s)")),
     "consistently": F(Duration("must hold for this long (negative checks)")),
+    "engines": engines_field("judged only on these engines (where the engines really differ); "
+                             "skipped on the others"),
     **{name: F(kind.fields) for name, kind in KINDS.items()},
 }, "one check: exactly one kind key", one_of=CHECK_KINDS, one_of_what="check kind")
 
@@ -155,6 +165,7 @@ SCENARIO = Obj({
     "name": F(Str("unique in a run", pattern=NAME_RE, what="scenario name",
                   hint="lowercase letters, digits and '-', at most 63 characters"), True),
     "description": F(Str("first line is the one-liner for labctl list", max_len=20000), True),
+    "engines": engines_field("runs only on these engines (default: every engine); skipped on the others"),
     "tags": F(ListOf(Str(pattern=TAG_RE, what="tag", hint="lowercase letters, digits and '-'"), "for --tag")),
     "timeout": F(Duration("whole-scenario deadline (default 120s)")),
     "volumes": F(DictOf(VOLUME, "name -> storage shared by containers", key_pattern=CONTAINER_RE,

@@ -187,6 +187,9 @@ class ContainerSpec:
     command: tuple[str, ...] | None = None
     entrypoint: tuple[str, ...] | None = None
     ipc: str = "private"  # one of IPC_MODES or "container:<name>"
+    # False when the file has no ``ipc:``: the engine's default then applies (Docker
+    # private, Podman shareable); ``ipc`` still says "private", the portable assumption.
+    ipc_set: bool = True
     mounts: tuple[MountSpec, ...] = ()
     user: str | None = None
     shm_size: int | None = None
@@ -249,6 +252,7 @@ class CheckSpec:
     timeout: float = DEFAULT_CHECK_TIMEOUT
     consistently: float | None = None
     pos: Pos = NOWHERE
+    engines: tuple[str, ...] = ()  # judged only on these engines; () = every engine
 
 
 # --------------------------------------------------------------------------- steps
@@ -309,10 +313,15 @@ class Scenario:
     requires: tuple[tuple[str, str, Pos], ...] = field(default_factory=tuple)
     # The timeline: run in order once every container with start: true is up.
     steps: tuple[StepSpec, ...] = ()
+    engines: tuple[str, ...] = ()  # runs only on these engines; () = every engine
 
     def all_checks(self) -> list[CheckSpec]:
         """The checks of ``checks:`` and of the check steps, in file order of each."""
         return list(self.checks) + [st.check for st in self.steps if st.check is not None]
+
+    def runs_on(self, engine: str) -> bool:
+        """True unless ``engines:`` leaves ``engine`` out."""
+        return not self.engines or engine in self.engines
 
     def container(self, name: str) -> ContainerSpec:
         for c in self.containers:

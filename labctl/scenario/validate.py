@@ -173,6 +173,7 @@ def build_container(b: Builder, name: str, d: Any, node: Node) -> ContainerSpec:
         command=strings("command"),
         entrypoint=strings("entrypoint"),
         ipc=ipc,
+        ipc_set="ipc" in d,
         mounts=tuple(_mounts(b, d, path)),
         user=_get(d, "user"),
         shm_size=_get(d, "shm_size"),
@@ -261,6 +262,7 @@ def validate_tree(tree: Node, file: str, base_dir: str | None = None) -> Scenari
     containers = [build_container(b, n, v, conts.node.value[n]) for n, v in conts.items()]
     check_cycles(b, containers)
     b.containers = containers
+    b.engines = tuple(_get(top, "engines", []))
     checks = build_checks(b, _get(top, "checks", []))
     steps = build_steps(b, _get(top, "steps", []), {c.name: c.pos.line for c in checks})
     if ctx.errors:
@@ -271,6 +273,7 @@ def validate_tree(tree: Node, file: str, base_dir: str | None = None) -> Scenari
         volumes=tuple(volumes), timeout=_get(top, "timeout", 120.0), file=file,
         pos=pos_of(ctx, tree), requires=tuple(sorted(b.requires, key=lambda r: (r[2].line, r[2].col))),
         steps=tuple(steps),
+        engines=tuple(_get(top, "engines", [])),
     )
 
 

@@ -1,11 +1,14 @@
-"""Fixtures for tests that use the real Docker engine.
+"""Fixtures for tests that use the real engines (Docker, and Podman through its API socket).
 
 * ``engine`` / ``docker_client``: session connections; an unreachable engine FAILS every
   integration test (naming the address), it never skips them: a green run must mean
   the lab was exercised.
+* ``engine_name`` (params ``docker``, ``podman``, module scope) / ``engine_client``: what
+  the tests that run on both engines are parametrised over; a missing Podman FAILS them.
 * ``shmlab_image``: the workload image, built once per session by ``labctl.build``.
 * ``leak_guard`` (autouse): after each test, nothing labelled ``io.labctl.managed=true``
-  that the test created may remain; no new host IPC object of any kind (SysV segment
+  that the test created may remain on either engine (containers, volumes, networks, and
+  Podman's pods); no new host IPC object of any kind (SysV segment
   outliving its creator, semaphore set, message queue, /dev/shm entry, POSIX message
   queue: ``tests/integration/hostipc.py``); and no IPC namespace created during the test
   may still be held by one of our containers. Leftovers are removed (so one leak does
@@ -43,7 +46,57 @@ def engine_address() -> str:
     return os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
 
 
+ENGINE_NAMES = ("docker", "podman")
+
+
+def podman_address() -> str | None:
+    """Podman's API socket as labctl finds it (None: no service listening)."""
+    from labctl.engines import podman_address as find
+
+    return find()
+
+
 # ==== connections ====
+
+
+def _podman_client() -> docker.DockerClient | None:
+    """A docker SDK client on Podman's compatible socket, or None if none answers."""
+    address = podman_address()
+    if address is None:
+        return None
+    try:
+        client = docker.DockerClient(base_url=address, timeout=30)
+        client.ping()
+    except Exception:  # noqa: BLE001 - "no Podman" for the leak guard; the podman tests fail on their own
+        return None
+    return client
+
+
+@pytest.fixture(scope="session")
+def podman_client() -> Iterator[docker.DockerClient | None]:
+    """Podman's compatible API, or None; the leak guard watches it when there."""
+    client = _podman_client()
+    yield client
+    if client is not None:
+        client.close()
+
+
+@pytest.fixture(scope="module", params=ENGINE_NAMES)
+def engine_name(request: pytest.FixtureRequest, podman_client: docker.DockerClient | None) -> str:
+    """Each engine in turn; Podman missing FAILS (CI installs and starts it: .ci/run)."""
+    if request.param == "podman" and podman_client is None:
+        from labctl.engines import podman_start_hint
+
+        pytest.fail("Podman's API service is not reachable; the tests run on both engines. "
+                    + podman_start_hint(), pytrace=False)
+    return str(request.param)
+
+
+@pytest.fixture(scope="module")
+def engine_client(engine_name: str, docker_client: docker.DockerClient,
+                  podman_client: docker.DockerClient | None) -> docker.DockerClient:
+    """An SDK client on the engine of ``engine_name``."""
+    return podman_client if engine_name == "podman" else docker_client  # type: ignore[return-value]
 
 
 @pytest.fixture(scope="session")
@@ -144,24 +197,63 @@ class Leftover:
     remove: Callable[[], None]
 
 
-def _managed_objects(client: docker.DockerClient) -> dict[str, Leftover]:
-    """Every labelled container (any state), volume and network, keyed by kind:id."""
+def _pods(client: docker.DockerClient) -> list[dict]:
+    """Podman's labelled pods (libpod API on the same socket)."""
+    api = client.api
+    res = api._get(api.base_url + "/v4.0.0/libpod/pods/json",  # noqa: SLF001 - no public SDK call for pods
+                   params={"filters": '{"label": ["io.labctl.managed=true"]}'})
+    return list(api._result(res, json=True) or [])  # noqa: SLF001
+
+
+def _remove_pod(client: docker.DockerClient, pod_id: str) -> None:
+    api = client.api
+    api._result(api._delete(api.base_url + f"/v4.0.0/libpod/pods/{pod_id}", params={"force": True}))  # noqa: SLF001
+
+
+def _managed_objects(client: docker.DockerClient, engine: str = "docker") -> dict[str, Leftover]:
+    """Every labelled container (any state), volume, network (and Podman pod) on one
+    engine, keyed by engine:kind:id."""
     found: dict[str, Leftover] = {}
+    if engine == "podman":  # pods first: removing one removes its containers
+        for p in _pods(client):
+            if not _foreign(p.get("Labels") or {}):
+                found[f"podman:pod:{p['Id']}"] = Leftover(f"podman pod {p.get('Name')}",
+                                                          lambda p=p: _remove_pod(client, p["Id"]))
     for c in client.containers.list(all=True, filters=MANAGED_FILTER, ignore_removed=True):
         if not _foreign(c.labels):
-            found[f"container:{c.id}"] = Leftover(
-                f"container {c.name} ({c.status})", lambda c=c: c.remove(force=True, v=True)
+            found[f"{engine}:container:{c.id}"] = Leftover(
+                f"{engine} container {c.name} ({c.status})", lambda c=c: c.remove(force=True, v=True)
             )
     for v in client.volumes.list(filters=MANAGED_FILTER):
         if not _foreign(v.attrs.get("Labels") or {}):
-            found[f"volume:{v.name}"] = Leftover(f"volume {v.name}", lambda v=v: v.remove(force=True))
+            found[f"{engine}:volume:{v.name}"] = Leftover(f"{engine} volume {v.name}", lambda v=v: v.remove(force=True))
     for n in client.networks.list(filters=MANAGED_FILTER):
         if not _foreign(n.attrs.get("Labels") or {}):
-            found[f"network:{n.id}"] = Leftover(f"network {n.name}", n.remove)
+            found[f"{engine}:network:{n.id}"] = Leftover(f"{engine} network {n.name}", n.remove)
     return found
 
 
-def _held_namespaces(client: docker.DockerClient, before: set[str]) -> dict[str, Leftover]:
+def _all_managed(clients: dict[str, docker.DockerClient | None]) -> dict[str, Leftover]:
+    found: dict[str, Leftover] = {}
+    for name, client in clients.items():
+        if client is not None:
+            found.update(_managed_objects(client, name))
+    return found
+
+
+def _labels_of(clients: list[docker.DockerClient], cid: str) -> dict[str, str] | None:
+    """The labels of container ``cid`` on whichever engine has it."""
+    for client in clients:
+        try:
+            return dict(client.containers.get(cid).labels)
+        except docker.errors.NotFound:
+            continue
+        except docker.errors.APIError:
+            continue
+    return None
+
+
+def _held_namespaces(clients: list[docker.DockerClient], before: set[str]) -> dict[str, Leftover]:
     """IPC namespaces created since ``before`` that one of our containers still holds,
     with what they hold (their objects die with the last holder: removing it is the fix)."""
     found: dict[str, Leftover] = {}
@@ -172,9 +264,8 @@ def _held_namespaces(client: docker.DockerClient, before: set[str]) -> dict[str,
             cid = hostipc.container_of(pid)
             if cid is None:
                 continue
-            try:
-                labels = client.containers.get(cid).labels
-            except docker.errors.NotFound:
+            labels = _labels_of(clients, cid)
+            if labels is None:
                 continue
             if labels.get("io.labctl.managed") == "true" and not _foreign(labels):
                 found[f"ipcns:{ns}"] = Leftover(
@@ -184,21 +275,23 @@ def _held_namespaces(client: docker.DockerClient, before: set[str]) -> dict[str,
     return found
 
 
-def _leaks(client: docker.DockerClient, before_objects: set[str], before_ipc: set[str],
+def _leaks(clients: dict[str, docker.DockerClient | None], before_objects: set[str], before_ipc: set[str],
            before_ns: set[str]) -> dict[str, Leftover]:
-    leaks = {k: v for k, v in _managed_objects(client).items() if k not in before_objects}
+    leaks = {k: v for k, v in _all_managed(clients).items() if k not in before_objects}
     for key, obj in hostipc.host_objects().items():
         if key not in before_ipc and _leaked(obj):
             leaks[key] = Leftover(obj.text, obj.remove)
-    leaks.update(_held_namespaces(client, before_ns))
+    leaks.update(_held_namespaces([c for c in clients.values() if c is not None], before_ns))
     return leaks
 
 
 @pytest.fixture(autouse=True)
-def leak_guard(docker_client: docker.DockerClient, request: pytest.FixtureRequest) -> Iterator[None]:
-    """Fail the test if it leaves labelled objects, host IPC objects of any kind, or IPC
-    namespaces held by its containers behind."""
-    before_objects = set(_managed_objects(docker_client))
+def leak_guard(docker_client: docker.DockerClient, podman_client: docker.DockerClient | None,
+               request: pytest.FixtureRequest) -> Iterator[None]:
+    """Fail the test if it leaves labelled objects (on Docker or Podman), host IPC objects
+    of any kind, or IPC namespaces held by its containers behind."""
+    clients = {"docker": docker_client, "podman": podman_client}
+    before_objects = set(_all_managed(clients))
     before_ipc = set(hostipc.host_objects())
     before_ns = set(hostipc.namespaces())
     yield
@@ -206,7 +299,7 @@ def leak_guard(docker_client: docker.DockerClient, request: pytest.FixtureReques
 
     def clean() -> bool:
         nonlocal leaks
-        leaks = _leaks(docker_client, before_objects, before_ipc, before_ns)
+        leaks = _leaks(clients, before_objects, before_ipc, before_ns)
         return not leaks
 
     if wait_until(clean, LEAK_GRACE_S):

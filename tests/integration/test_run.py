@@ -24,18 +24,23 @@ def labctl(*args: str, env: dict[str, str] | None = None, timeout: float = 300) 
 
 
 @pytest.fixture(scope="module")
-def library_run(shmlab_image, tmp_path_factory):
-    """One run of the whole scenario library, in parallel, with every report format."""
-    out = tmp_path_factory.mktemp("reports")
-    proc = labctl("run", "scenarios", "--jobs", "2", "--format", "json", "--allow-host-ipc",
+def library_run(shmlab_image, engine_name, tmp_path_factory):
+    """One run of the whole scenario library on each engine (``engine_name``), in
+    parallel, with every report format."""
+    out = tmp_path_factory.mktemp(f"reports-{engine_name}")
+    proc = labctl("run", "scenarios", "--engine", engine_name, "--jobs", "2", "--format", "json", "--allow-host-ipc",
                   "--report", f"junit:{out}/junit.xml", "--report", f"text:{out}/summary.txt")
     return proc, out
 
 
-def test_every_library_scenario_passes(library_run):
+def test_every_library_scenario_passes(library_run, engine_name, engine_client):
     proc, _ = library_run
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     report = json.loads(proc.stdout)
+    assert [e["name"] for e in report["engines"]] == [engine_name] and report["engines"][0]["version"]
+    assert {s["engine"] for s in report["scenarios"]} == {engine_name}
+    run_id = report["run_id"]
+    assert not engine_client.containers.list(all=True, filters={"label": [f"io.labctl.run-id={run_id}"]})
     names = {s["name"] for s in report["scenarios"]}
     files = {p.stem for p in SCENARIOS.rglob("*.yaml")}
     assert names == files  # one scenario per file, named as the file
@@ -56,9 +61,11 @@ def test_json_report_matches_the_contract(library_run):
             assert set(c) >= {"name", "status", "message"}
 
 
-def test_junit_report_is_well_formed(library_run):
+def test_junit_report_is_well_formed(library_run, engine_name):
     _, out = library_run
     root = ET.parse(out / "junit.xml").getroot()
+    engines = {p.get("value", "").split()[0] for p in root.iter("property") if p.get("name") == "engine"}
+    assert engines == {engine_name}
     assert root.tag == "testsuites"
     cases = 0
     for suite in root.iter("testsuite"):
@@ -69,7 +76,7 @@ def test_junit_report_is_well_formed(library_run):
             assert case.get("name") and case.get("classname") and case.get("time") is not None
             cases += 1
     assert cases == len(list(SCENARIOS.rglob("*.yaml")))
-    assert "passed" in (out / "summary.txt").read_text()
+    assert "passed" in (out / "summary.txt").read_text() and f"on {engine_name} " in (out / "summary.txt").read_text()
 
 
 def test_failing_scenario_exits_1_with_expected_and_observed(shmlab_image):
@@ -132,8 +139,9 @@ def test_validate_never_contacts_the_engine():
     assert proc.returncode == 0, proc.stderr
 
 
-def test_keep_leaves_containers_and_clean_removes_them(shmlab_image, docker_client):
-    proc = labctl("run", "-k", "sysv-shareable", "--keep")
+def test_keep_leaves_containers_and_clean_removes_them(shmlab_image, engine_name, engine_client):
+    docker_client = engine_client
+    proc = labctl("run", "-k", "sysv-shareable", "--keep", env={"LABCTL_ENGINE": engine_name})
     assert proc.returncode == 0, proc.stdout + proc.stderr
     kept = docker_client.containers.list(all=True, filters={"label": ["io.labctl.scenario=sysv-shareable"]})
     assert kept, "--keep should leave the scenario's containers"
@@ -141,7 +149,7 @@ def test_keep_leaves_containers_and_clean_removes_them(shmlab_image, docker_clie
         assert c.labels["io.labctl.managed"] == "true" and c.labels["io.labctl.run-id"]
         assert c.labels["io.labctl.role"]
     run_ids = {c.labels["io.labctl.run-id"] for c in kept}
-    proc = labctl("clean")
+    proc = labctl("clean", "--engine", engine_name)
     assert proc.returncode == 0, proc.stderr
     for run_id in run_ids:  # scoped to our run: other runs may share the engine
         assert not docker_client.containers.list(all=True, filters={"label": [f"io.labctl.run-id={run_id}"]})
@@ -159,3 +167,28 @@ def test_opt_in_scenario_in_a_folder_is_skipped_with_the_reason(shmlab_image):
     assert proc.returncode == 0, proc.stderr
     [s] = json.loads(proc.stdout)["scenarios"]
     assert s["status"] == "skipped" and "--allow-host-ipc" in s["message"]
+
+
+def test_both_engines_side_by_side_show_the_default_ipc_mode(shmlab_image, podman_client):
+    """The lesson of default-ipc-mode: one file, refused on Docker, joined on Podman."""
+    assert podman_client is not None, "Podman's API service is needed (see .ci/run)"
+    proc = labctl("run", "scenarios/default-ipc-mode.yaml", "--engine", "docker", "--engine", "podman",
+                  "--format", "json")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    report = json.loads(proc.stdout)
+    assert [e["name"] for e in report["engines"]] == ["docker", "podman"]
+    assert report["by_engine"] == {"default-ipc-mode": {"docker": "passed", "podman": "passed"}}
+    checks = {s["engine"]: {c["name"]: c["status"] for c in s["checks"]} for s in report["scenarios"]}
+    refused = "Docker refuses to let the reader join the donor's private (default) namespace"
+    assert checks["docker"][refused] == "passed" and checks["podman"][refused] == "skipped"
+    joined = "Podman puts both in one IPC namespace"
+    assert checks["podman"][joined] == "passed" and checks["docker"][joined] == "skipped"
+    text = labctl("run", "scenarios/default-ipc-mode.yaml", "--engine", "docker", "--engine", "podman")
+    assert "side by side:" in text.stdout and "default-ipc-mode  PASS     PASS" in text.stdout
+
+
+def test_podman_without_its_socket_exits_3_saying_how_to_start_it(tmp_path):
+    proc = labctl("run", "scenarios/sysv-shareable.yaml", "--engine", "podman",
+                  env={"CONTAINER_HOST": f"unix://{tmp_path}/nothing.sock"})
+    assert proc.returncode == 3, proc.stderr
+    assert "podman system service --time=0" in proc.stderr and "Traceback" not in proc.stderr

@@ -3,6 +3,7 @@ interrupt path of ``run``, with a fake where the engine and the runner would be.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -22,7 +23,7 @@ from labctl.results import RunResult, ScenarioResult
 ROOT = Path(__file__).resolve().parents[2]
 PASSES = str(ROOT / "tests" / "data" / "failing" / "passes.yaml")
 ENV_FLAGS = ("JOBS", "FORMAT", "TAG", "K", "KEEP", "REPORT", "QUIET", "ALLOW_HOST_IPC", "ALLOW_HOST_PATHS",
-             "ALLOW_PRIVILEGED", "ITERATIONS", "STALE", "RUN", "FORCE")
+             "ALLOW_PRIVILEGED", "ITERATIONS", "STALE", "RUN", "FORCE", "ENGINE")
 
 
 @pytest.fixture(autouse=True)
@@ -40,6 +41,13 @@ class FakeEngine:
 
     removed_runs: list[dict] = field(default_factory=list)
     stale: dict[str, dict[str, str]] = field(default_factory=dict)
+    name: str = "docker"
+
+    def describe(self) -> str:
+        return f"{self.name} 1.0"
+
+    def close(self) -> None:
+        pass
 
     def run_ids(self) -> dict[str, dict[str, str]]:
         return self.stale
@@ -57,7 +65,7 @@ class FakeImage:
 @pytest.fixture
 def engine(monkeypatch: pytest.MonkeyPatch) -> FakeEngine:
     fake = FakeEngine()
-    monkeypatch.setattr(cli.common, "connect", lambda: fake)
+    monkeypatch.setattr(cli.common, "connect", lambda engine=None: fake)
     monkeypatch.setattr(cli.common, "ensure_image", lambda engine, progress, force=False: FakeImage())
     return fake
 
@@ -192,7 +200,7 @@ def test_clean_run_and_stale_are_exclusive(engine: FakeEngine, capsys: pytest.Ca
 
 def test_clean_usage_error_is_exit_2_even_without_an_engine(monkeypatch: pytest.MonkeyPatch,
                                                             capsys: pytest.CaptureFixture) -> None:
-    def no_engine() -> None:
+    def no_engine(engine=None) -> None:
         raise EngineError("cannot reach the Docker engine at unix:///nowhere")
 
     monkeypatch.setattr(cli.common, "connect", no_engine)
@@ -214,7 +222,7 @@ def test_run_exit_codes_follow_the_results(engine: FakeEngine, monkeypatch: pyte
 
 
 def test_engine_unreachable_is_exit_3(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
-    def refuse():
+    def refuse(engine=None):
         raise EngineError("cannot reach the Docker engine at unix:///x.sock: refused")
 
     monkeypatch.setattr(cli.common, "connect", refuse)
@@ -374,3 +382,49 @@ def test_build_self_goes_to_the_self_image(engine: FakeEngine, monkeypatch: pyte
                         lambda eng, force=False, progress=None: asked.append(force) or build.BuildResult("labctl/labctl:x", True, 0.1, "x"))
     assert cli.main(["build", "--self", "--force"]) == 0
     assert asked == [True] and capsys.readouterr().out.strip() == "labctl/labctl:x"
+
+
+# ==== engines ====
+
+
+def test_engine_option_on_every_engine_command(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert list(parse(["run", "--engine", "docker", "--engine", "podman"]).engines) == ["docker", "podman"]
+    for cmd in ("build", "clean", "bench"):
+        assert parse([cmd, "--engine", "podman"]).engine == "podman"
+    monkeypatch.setenv("LABCTL_ENGINE", "docker,podman")
+    assert list(parse(["run"]).engines) == ["docker", "podman"]
+    monkeypatch.setenv("LABCTL_ENGINE", "podman")
+    assert parse(["clean"]).engine == "podman"
+
+
+@pytest.mark.parametrize("argv", [["run", "--engine", "rkt"], ["clean", "--engine", "lxc"]])
+def test_unknown_engine_is_exit_2(argv: list[str], capsys: pytest.CaptureFixture) -> None:
+    assert cli.main(argv) == 2
+    assert "--engine" in capsys.readouterr().err
+
+
+def test_run_on_two_engines_side_by_side(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    engines = {"docker": FakeEngine(name="docker"), "podman": FakeEngine(name="podman")}
+    asked: list = []
+    monkeypatch.setattr(cli.common, "connect", lambda engine=None: asked.append(engine) or engines[engine])
+    monkeypatch.setattr(cli.common, "ensure_image", lambda engine, progress, force=False: FakeImage())
+    seen: list = []
+
+    def run_all(engine, scenarios, image, **kw):
+        seen.append(engine.name)
+        res = RunResult(kw["run_id"])
+        res.scenarios = [ScenarioResult(s.name, s.file, "failed" if engine.name == "podman" else "passed")
+                         for s in scenarios]
+        return res
+
+    monkeypatch.setattr(runner, "run_all", run_all)
+    assert cli.main(["run", PASSES, "--engine", "docker", "--engine", "podman"]) == 1  # failed on one of them
+    out = capsys.readouterr().out
+    assert asked == ["docker", "podman"] and seen == ["docker", "podman"]
+    assert "side by side:" in out and "minimal-pass  PASS     FAIL  <- differs" in out
+    assert "on docker 1.0, podman 1.0" in out
+    assert cli.main(["run", PASSES, "--engine", "docker", "--engine", "podman", "--format", "json"]) == 1
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["engines"] == [{"name": "docker", "version": "1.0"}, {"name": "podman", "version": "1.0"}]
+    assert [s["engine"] for s in doc["scenarios"]] == ["docker", "podman"]
+    assert doc["by_engine"] == {"minimal-pass": {"docker": "passed", "podman": "failed"}}

@@ -1,0 +1,167 @@
+"""``Engine`` for Podman, through its Docker-compatible API (``podman system service``).
+
+Podman 4 serves the Docker engine API (v1.41) on its socket, so this is the Docker
+implementation (same SDK, same containers, same error translation) with Podman's
+differences hidden here and nowhere else:
+
+* **Removal order.** Podman refuses to remove a container whose namespace others joined
+  ("has dependent containers which must be removed before it"), even with force; Docker
+  does not care. Containers are removed joiners first (reverse start order).
+* **tmpfs volume size.** Podman's ``local`` volume driver takes ``o=size=`` as an XFS
+  project quota ("volume options size and inodes not supported" on other file systems).
+  tmpfs's own ``nr_blocks`` (pages) is the same limit under another name, passed to
+  mount(2) untouched: ``size=16m`` becomes ``nr_blocks=4096`` with 4 KiB pages.
+* **Pods.** Podman has pods (``podman kube play`` makes them, with their infra
+  container); ``find``/``run_ids``/``remove_labelled`` cover labelled pods too, through
+  the libpod API on the same socket (the compatible API has no pods).
+* **Default IPC mode.** Podman makes a container ``shareable`` unless told otherwise,
+  Docker ``private``. Nothing to hide here: the runner passes every mode a scenario
+  writes explicitly, and only a container with no ``ipc:`` gets the engine's default
+  (the ``default-ipc-mode`` lesson shows the difference on purpose).
+* **Image names.** Podman stores a local build as ``localhost/NAME`` (``podman build``)
+  or ``docker.io/NAME`` (the compatible API); both resolve from the short ``NAME`` labctl
+  uses, and the build goes through the compatible API like Docker's.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from typing import Callable
+
+import docker
+import docker.errors
+
+from labctl.engines import podman_address, podman_candidates, podman_start_hint
+from labctl.errors import EngineError
+from labctl.labels import MANAGED, RUN_ID
+from labctl.runtime.docker_container import TRANSIENT, explain
+from labctl.runtime.docker_engine import DockerEngine, _label_filter
+
+LIBPOD = "/v4.0.0/libpod"  # the libpod API prefix (Podman >= 4), served on the same socket
+_SIZE_RE = re.compile(r"^(\d+)([kmg]?)$", re.IGNORECASE)
+_UNIT = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
+
+
+def tmpfs_options(o: str, page_size: int | None = None) -> str:
+    """Mount options of a tmpfs volume in the form Podman passes on to mount(2):
+    ``size=BYTES[k|m|g]`` becomes ``nr_blocks=PAGES`` (rounded up), the rest unchanged.
+    ``mode=1777,size=16m`` -> ``mode=1777,nr_blocks=4096`` with 4096-byte pages."""
+    page = page_size or os.sysconf("SC_PAGE_SIZE")
+    out = []
+    for opt in o.split(","):
+        key, _, value = opt.partition("=")
+        m = _SIZE_RE.match(value) if key == "size" else None
+        if m:
+            size = int(m.group(1)) * _UNIT[m.group(2).lower()]
+            out.append(f"nr_blocks={-(-size // page)}")
+        else:
+            out.append(opt)
+    return ",".join(out)
+
+
+def removal_order(containers: list, deps: Callable[[object], set[str]], ident: Callable[[object], set[str]]) -> list:
+    """``containers`` ordered so that each comes before every container it joined
+    (``deps(c)``: the ids/names it names in ``container:X`` modes; ``ident(c)``: its own id
+    and name). Cycles cannot exist (a container joins an existing one); anything left
+    over is appended as is."""
+    pending = list(containers)
+    out = []
+    while pending:
+        needed = set().union(*(deps(c) for c in pending))
+        free = [c for c in pending if not (ident(c) & needed)]
+        if not free:
+            return out + pending
+        out += free
+        pending = [c for c in pending if c not in free]
+    return out
+
+
+def _joined(c) -> set[str]:  # noqa: ANN001 - a docker SDK container
+    host = (c.attrs or {}).get("HostConfig") or {}
+    modes = [host.get("IpcMode"), host.get("NetworkMode"), host.get("PidMode"), host.get("UTSMode")]
+    return {m.split(":", 1)[1] for m in modes if isinstance(m, str) and m.startswith("container:")}
+
+
+def _ids(c) -> set[str]:  # noqa: ANN001
+    return {str(c.id), str(c.name)}
+
+
+class PodmanEngine(DockerEngine):
+    """A connection to Podman's API service. Create with ``Engine.connect("podman")``."""
+
+    name = "podman"
+
+    @classmethod
+    def connect(cls, timeout: float = 10.0) -> "PodmanEngine":
+        """Find Podman's API socket (``engines.podman_candidates``) and ping it; raises
+        EngineError saying how to start the service when none answers."""
+        address = podman_address()
+        if address is None:
+            raise EngineError("no Podman API service is listening (looked for "
+                              + ", ".join(podman_candidates()) + ");\n" + podman_start_hint())
+        try:
+            client = docker.DockerClient(base_url=address, timeout=max(int(timeout), 1))
+            client.ping()
+        except (docker.errors.DockerException, *TRANSIENT) as e:
+            raise EngineError(f"cannot reach Podman's API service at {address}: {explain(e)}\n"
+                              + podman_start_hint()) from e
+        engine = cls(client, address)
+        if not engine.serves_podman():
+            engine.close()
+            raise EngineError(f"{address} answers, but it is not Podman (its /version names no Podman Engine); "
+                              "use --engine docker, or point CONTAINER_HOST at Podman's socket")
+        return engine
+
+    def version(self) -> str:
+        info = self._call("reading engine version", self.client.version)
+        for c in info.get("Components") or []:
+            if "podman" in str(c.get("Name", "")).lower():
+                return str(c.get("Version", "?"))
+        return str(info.get("Version", "?"))
+
+    # ---- volumes: tmpfs size as nr_blocks
+
+    def create_volume(self, name: str, labels: dict[str, str], driver_opts: dict[str, str] | None = None) -> str:
+        opts = dict(driver_opts or {})
+        if opts.get("type") == "tmpfs" and "o" in opts:
+            opts["o"] = tmpfs_options(opts["o"])
+        return super().create_volume(name, labels, opts)
+
+    # ---- teardown: joiners first, and pods
+
+    def _removal_order(self, containers: list) -> list:
+        return removal_order(containers, _joined, _ids)
+
+    def _libpod(self, method: str, path: str, **params: object) -> object:
+        url = self.api.base_url + LIBPOD + path
+        res = getattr(self.api, f"_{method}")(url, params=params)
+        return self.api._result(res, json=method == "get")
+
+    def _pods(self, filters: dict[str, list[str]]) -> list[dict]:
+        pods = self._call("listing pods", self._libpod, "get", "/pods/json", filters=json.dumps(filters)) or []
+        wanted = dict(f.split("=", 1) for f in filters.get("label", []))
+        return [p for p in pods if all((p.get("Labels") or {}).get(k) == v for k, v in wanted.items())]
+
+    def _remove_more(self, filters: dict, attempt: Callable[[str, Callable[[], object]], None],
+                     errors: list[str]) -> None:
+        try:
+            pods = self._pods(filters)
+        except EngineError as e:
+            errors.append(str(e))
+            return
+        for p in pods:
+            attempt(f"pod {p.get('Name')}", lambda p=p: self._libpod("delete", f"/pods/{p.get('Id')}", force=True))
+
+    def find(self, labels: dict[str, str]) -> dict[str, list[str]]:
+        found = super().find(labels)
+        found["pods"] = [str(p.get("Name")) for p in self._pods(_label_filter(labels))]
+        return found
+
+    def run_ids(self) -> dict[str, dict[str, str]]:
+        runs = super().run_ids()
+        for p in self._pods(_label_filter({MANAGED: "true"})):
+            labels = dict(p.get("Labels") or {})
+            runs.setdefault(labels.get(RUN_ID, ""), labels)
+        return runs
