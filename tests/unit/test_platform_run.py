@@ -44,9 +44,17 @@ ENTRY = "enabled\ninterpreter /usr/libexec/qemu-binfmt/aarch64-binfmt-P\nflags: 
 
 
 class ArchEngine:
+    name = "docker"
+
     def __init__(self, arch: str = "x86_64") -> None:
         self.arch = arch
         self.address = "unix:///var/run/docker.sock"
+
+    def describe(self) -> str:
+        return "docker 1.0"
+
+    def close(self) -> None:
+        pass
 
     def architecture(self) -> str:
         return self.arch
@@ -104,7 +112,7 @@ def test_native_on_arm64_needs_no_init() -> None:
 def no_run(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The engine is a fake; building or running anything is recorded (it must not happen)."""
     calls: list[str] = []
-    monkeypatch.setattr(cli.common, "connect", lambda: ArchEngine())
+    monkeypatch.setattr(cli.common, "connect", lambda engine=None: ArchEngine())
     def build(*_a, **_k):
         calls.append("build")
         return SimpleNamespace(image="img")
