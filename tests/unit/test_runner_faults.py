@@ -31,6 +31,8 @@ def scenario(name: str):
 class FakeEngine:
     """Starting a container raises ``start_error``; teardown raises ``teardown_error``."""
 
+    name = "docker"
+
     def __init__(self, start_error: BaseException | None = None, teardown_error: BaseException | None = None):
         self.start_error = start_error
         self.teardown_error = teardown_error
