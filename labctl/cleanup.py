@@ -9,7 +9,18 @@ from labctl.runtime import Engine
 
 
 def remove_run(engine: Engine, run_id: str) -> tuple[list[str], list[str]]:
-    """Remove every object of run ``run_id`` (containers first, then volumes, networks)."""
+    """Remove every object of run ``run_id`` (containers first, then volumes, networks).
+    ``run_id`` may be the short form progress lines show (a prefix of at least 8
+    characters) when it names one run only; UsageError when it names several."""
+    from labctl.errors import UsageError
+
+    if len(run_id) >= 8 and len(run_id) < 36:
+        matches = sorted(r for r in engine.run_ids() if r.startswith(run_id))
+        if len(matches) > 1:
+            raise UsageError(f"run id {run_id!r} is the start of {len(matches)} runs ({', '.join(matches)}): "
+                             "give more of it")
+        if matches:
+            run_id = matches[0]
     return engine.remove_labelled({RUN_ID: run_id})
 
 

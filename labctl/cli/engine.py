@@ -73,7 +73,8 @@ def build_cmd(ctx: click.Context, force: bool, self_image: bool, platform: tuple
 @click.command("clean")
 @option("--stale", is_flag=True, help="Only objects of labctl runs whose process is gone.")
 @option("--run", "run_id", default="", metavar="RUN_ID", envvar="LABCTL_RUN",
-        help="Only the objects of this run (label io.labctl.run-id).")
+        help="Only the objects of this run (label io.labctl.run-id; the 8-character form "
+             "progress lines show is enough when it names one run).")
 @engine
 def clean_cmd(stale: bool, run_id: str, engine: str | None) -> int:
     """Remove every object labelled io.labctl.managed=true, from any run (even a crashed one).

@@ -116,7 +116,7 @@ def run(o: dict, *, quiet: bool) -> int:
     for path in report.write_reports(result, specs):
         progress.line(f"wrote {path}")
     if o["keep"]:
-        progress.line("--keep: containers left for inspection; remove them with `labctl clean`")
+        progress.line(f"--keep: containers left for inspection; remove them with `labctl clean --run {run_id}`")
     return EXIT_OK if result.ok else EXIT_FAILED
 
 
