@@ -110,7 +110,7 @@ static const struct optdef optdefs[] = {
     { "path", K_STR, C_MW | C_MR, O(path), -1 },
     { "truncate-delay", K_DUR, C_MW | C_PW, O(truncate_delay_ms), -1 },
     { "unlink", K_FLAG, C_MW | C_PW | C_DF | C_QS | C_QR, O(unlink), -1 },
-    { "wait", K_DUR, C_MR | C_PR | C_DM, O(wait_ms), -1 },
+    { "wait", K_DUR, C_SR | C_MR | C_PR | C_DM, O(wait_ms), -1 },
     { "name", K_STR, C_PW | C_PR | C_DF | C_DM | C_QS | C_QR, O(name), -1 },
     { "fill", K_FLAG, C_PW | C_SP, O(fill), -1 },
     { "fallocate", K_FLAG, C_PW, O(fallocate), -1 },
@@ -186,7 +186,8 @@ static void usage(FILE *f)
         "         within --timeout: racing writers start together)\n"
         "         --fill --fallocate (posix); mmap/posix hold: none|mapped|unmapped\n"
         "Readers: --reads M | --until K --timeout D, --interval D, --changes,\n"
-        "         --expect-ip IP, --create --rmid --hold (sysv), --wait D (mmap/posix)\n"
+        "         --expect-ip IP, --create --rmid --hold (sysv), --wait D (sysv: retry\n"
+        "         ENOENT; mmap/posix: until the file exists with its full size)\n"
         "Writers and readers: --struct conn_stat|wide|fixed, the layout counted in\n"
         "         (wide: long/size_t fields, whose offsets differ between 32- and\n"
         "         64-bit builds; fixed: fixed-width types, the same everywhere);\n"

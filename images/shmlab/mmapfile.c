@@ -165,11 +165,23 @@ int mapped_reader(const struct opts *o, const struct file_ops *f)
     long long last = 0, deadline = now_ms() + o->wait_ms, left;
     int fd = -1, rc = SX_OK;
 
-    /* --wait: poll for the writer's file with a deadline (it may not exist yet) */
-    while (open_target(f, O_RDONLY, &fd, &e) < 0) {
+    /* --wait: poll with a deadline until the writer's file exists and has its full
+     * size (a pod starts its containers together: the file may not exist yet, or
+     * not be ftruncated yet, which is the SIGBUS window). At the deadline a file
+     * that is still short is mapped anyway, as without --wait. */
+    for (;;) {
+        struct stat st;
+
         left = deadline - now_ms();
-        if (e.errnum != ENOENT || left <= 0)
-            goto fail;
+        if (open_target(f, O_RDONLY, &fd, &e) < 0) {
+            if (e.errnum != ENOENT || left <= 0)
+                goto fail;
+        } else if (left <= 0 || (fstat(fd, &st) == 0 && st.st_size >= (off_t)CONN_STAT_SIZE)) {
+            break;
+        } else {
+            close(fd);
+            fd = -1;
+        }
         if (sleep_ms(left < 50 ? left : 50))
             return emit_done(0, 0);
     }

@@ -251,7 +251,13 @@ int cmd_sysv_reader(const struct opts *o)
         else if (errno == EEXIST)
             shmid = shmget(key, CONN_STAT_SIZE, 0666);
     } else {
-        shmid = shmget(key, 0, 0);
+        /* --wait D: retry ENOENT until the deadline (the writer of a pod may not have
+         * created the segment yet: containers of a pod start together) */
+        long long deadline = now_ms() + o->wait_ms, left;
+
+        while ((shmid = shmget(key, 0, 0)) < 0 && errno == ENOENT && (left = deadline - now_ms()) > 0)
+            if (sleep_ms(left < 50 ? left : 50))
+                return emit_done(0, 0);
     }
     if (shmid < 0) {
         err_sys(&e, "shmget", errno, SX_SHMGET);

@@ -256,3 +256,39 @@ def test_expect_ip_mismatch_exits_31(lab: Lab) -> None:
     assert exit_code(reader) == 31
     [err] = named(events(reader), "error")
     assert err["call"] == "expect-ip" and err["exit"] == 31
+
+
+def test_sysv_reader_wait_retries_enoent_until_the_segment_exists(lab: Lab) -> None:
+    # the reader starts first (a pod's start-order race) and waits; the writer comes later
+    reader = lab.start("reader", ["sysv-reader", "--wait", "15s", "--reads", "3", "--interval", "50ms"],
+                       ipc_mode="shareable")
+    wait_event(reader, "start")
+    writer = lab.start("writer", ["sysv-writer", "--count", "0", "--interval", "30ms"],
+                       ipc_mode=f"container:{reader.id}")
+    assert exit_code(reader) == 0, reader.logs().decode()
+    reads = named(events(reader), "read")
+    assert len(reads) == 3 and all(r["ip"] == "127.0.0.1" for r in reads)
+    assert named(events(writer), "attached")[0]["created"] is True
+
+
+def test_sysv_reader_wait_gives_up_with_enoent_at_its_deadline(lab: Lab) -> None:
+    reader = lab.start("reader", ["sysv-reader", "--wait", "300ms"], ipc_mode="private")
+    assert exit_code(reader) == 10
+    [err] = named(events(reader), "error")
+    assert err["call"] == "shmget" and err["errno"] == "ENOENT"
+    assert err["t_ms"] >= 300  # it retried until the deadline, not once
+
+
+def test_mmap_reader_wait_waits_for_the_full_size(lab: Lab) -> None:
+    # the writer's ftruncate comes 1 s after its open: the SIGBUS window a pod's reader hits
+    vol = lab.volume("data")
+    mounts = {vol: {"bind": "/data", "mode": "rw"}}
+    writer = lab.start("writer", ["mmap-writer", "--path", "/data/conn", "--truncate-delay", "1s",
+                                  "--count", "0", "--interval", "30ms"], volumes=mounts)
+    wait_event(writer, "opened")
+    reader = lab.start("reader", ["mmap-reader", "--path", "/data/conn", "--wait", "15s", "--reads", "3",
+                                  "--interval", "50ms"], volumes=mounts)
+    assert exit_code(reader) == 0, reader.logs().decode()
+    revs = events(reader)
+    assert named(revs, "opened")[0]["size"] == 68
+    assert all(r["ip"] == "127.0.0.1" for r in named(revs, "read"))
