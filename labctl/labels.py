@@ -21,6 +21,9 @@ OWNER_PID = "io.labctl.pid"  # the labctl process that owns the run (stale-run d
 OWNER_HOST = "io.labctl.host"  # that process's host (uname nodename)
 OWNER_CONTAINER = "io.labctl.container"  # labctl's own container, when it runs in one on this engine
 KEPT = "io.labctl.keep"  # objects of a `run --keep`: only `labctl clean` removes them
+# Annotations of the Pods `labctl export k8s` writes (a pod holds several roles)
+POD_CONTAINERS = "io.labctl.containers"  # the scenario's containers in this pod, comma-separated
+SCENARIO_FILE = "io.labctl.file"  # the scenario file it was exported from
 # On the workload image (not managed: `labctl clean` leaves it; build prunes old ones)
 IMAGE = "io.labctl.image"  # "shmlab"
 SOURCE_HASH = "io.labctl.source-hash"  # the content hash the image was built from
