@@ -42,11 +42,14 @@ def export_cmd(target: str, scenarios: tuple[str, ...], image: str | None, after
 
     loaded = common.load(scenarios)
     ref = image or k8s.default_image()
+    wanted = {c.platform for s in loaded for c in s.containers if c.platform}
+    # with --image, a platform's image is REF-<suffix> (how labctl tags them); else the build's ref
+    per_platform = {} if image else {p: k8s.default_image(p) for p in wanted}
     out: list[str] = []
     errors: list[ScenarioError] = []
     for s in loaded:
         try:
-            out.append(k8s.render(s, image=ref, after=after, run_id=run_id))  # type: ignore[arg-type]
+            out.append(k8s.render(s, image=ref, after=after, run_id=run_id, platform_images=per_platform))  # type: ignore[arg-type]
         except ScenarioErrors as e:
             errors += e.errors
     if errors:

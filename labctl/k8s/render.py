@@ -38,6 +38,7 @@ WAITING = {"sysv-reader", "mmap-reader", "posix-reader", "devshm-map"}
 DEFAULT_IMAGE = f"{WORKLOAD_IMAGE_REPO}:latest"
 
 
+
 def _name(*parts: str) -> str:
     """A DNS-1123 label from ``parts`` (at most 63 characters; a long one keeps its ends)."""
     text = re.sub(r"[^a-z0-9-]+", "-", "-".join(parts).lower()).strip("-")
@@ -100,6 +101,29 @@ def _args(s: Scenario, c: ContainerSpec, pods: list[PodPlan], pod: PodPlan, note
     return args
 
 
+def _platform_image(c: ContainerSpec, image: str, platform_images: dict[str, str], notes: list[str]) -> str:
+    """``image`` for the native platform; for ``platform: P`` the per-platform tag labctl's
+    build gives it (``REF-<suffix>``, e.g. ``labctl/shmlab:latest-arm64``), unless ``image``
+    already names one."""
+    from labctl import platforms
+
+    plat = platforms.lookup(c.platform) if c.platform else None
+    if plat is None or image.endswith(f"-{plat.suffix}"):
+        return image
+    native = platforms.lookup(f"linux/{_host_arch()}")
+    if plat == native:
+        return image
+    notes.append(f"{c.name}: runs {plat.name} code: on a node of another architecture it needs emulation "
+                 "(qemu-user-static registered in binfmt_misc with the F flag)")
+    return platform_images.get(plat.name) or f"{image}-{plat.suffix}"
+
+
+def _host_arch() -> str:
+    from labctl.build import host_arch
+
+    return {"x86_64": "amd64", "aarch64": "arm64"}.get(host_arch(), host_arch())
+
+
 def _reachable(s: Scenario, pods: list[PodPlan], c: ContainerSpec, other: str) -> bool:
     """Whether ``c`` can see what ``other`` makes: one pod, two host-IPC pods, or a common volume."""
     if same_pod(pods, c.name, other):
@@ -128,10 +152,10 @@ def _security(c: ContainerSpec) -> dict[str, Any]:
 
 
 def _container(s: Scenario, c: ContainerSpec, pod: PodPlan, pods: list[PodPlan], image: str,
-               vol_names: dict[str, str], notes: list[str]) -> dict[str, Any]:
+               vol_names: dict[str, str], notes: list[str], platform_images: dict[str, str]) -> dict[str, Any]:
     body: dict[str, Any] = {"name": c.name}
     if c.workload is not None:
-        body["image"] = image
+        body["image"] = _platform_image(c, image, platform_images, notes)
         body["imagePullPolicy"] = "IfNotPresent"
         body["args"] = _args(s, c, pods, pod, notes)
     else:
@@ -158,7 +182,7 @@ def _container(s: Scenario, c: ContainerSpec, pod: PodPlan, pods: list[PodPlan],
 
 
 def _pod(s: Scenario, pod: PodPlan, pods: list[PodPlan], image: str, shared: set[str],
-         after: AfterMode, run_id: str) -> tuple[dict[str, Any], list[str]]:
+         after: AfterMode, run_id: str, platform_images: dict[str, str]) -> tuple[dict[str, Any], list[str]]:
     notes: list[str] = []
     vol_names = {v.name: _name("vol", v.name) for v in s.volumes}
     volumes: list[dict[str, Any]] = []
@@ -184,7 +208,7 @@ def _pod(s: Scenario, pod: PodPlan, pods: list[PodPlan], image: str, shared: set
     sidecars = {n for n in awaited if n in members and n not in pod.init} if after == "sidecar" else set()
     init, main = [], []
     for c in pod.containers:
-        body = _container(s, c, pod, pods, image, vol_names, notes)
+        body = _container(s, c, pod, pods, image, vol_names, notes, platform_images)
         if c.name in pod.init:
             init.append(body)
             notes.append(f"{c.name}: an init container: the others start once it exited "
@@ -221,15 +245,18 @@ def _pod(s: Scenario, pod: PodPlan, pods: list[PodPlan], image: str, shared: set
 
 
 def manifests(s: Scenario, *, image: str = DEFAULT_IMAGE, after: AfterMode = "wait",
-              run_id: str = RUN_ID) -> list[dict[str, Any]]:
+              run_id: str = RUN_ID, platform_images: dict[str, str] | None = None) -> list[dict[str, Any]]:
     """The objects for scenario ``s``: PersistentVolumeClaims first, then one Pod per IPC
     namespace. ``run_id`` labels them (``io.labctl.run-id``) and, unless the default
     ``export``, prefixes their names with its first 8 characters (several copies side by
-    side). Raises ScenarioErrors (exit 2) for what a Pod cannot express."""
-    return [obj for obj, _ in _objects(s, image, after, run_id)]
+    side). ``platform_images``: the image of each other OCI platform a ``platform:``
+    container names (default: ``image`` with the platform's tag suffix). Raises
+    ScenarioErrors (exit 2) for what a Pod cannot express."""
+    return [obj for obj, _ in _objects(s, image, after, run_id, platform_images)]
 
 
-def _objects(s: Scenario, image: str, after: AfterMode, run_id: str) -> list[tuple[dict[str, Any], list[str]]]:
+def _objects(s: Scenario, image: str, after: AfterMode, run_id: str,
+             platform_images: dict[str, str] | None = None) -> list[tuple[dict[str, Any], list[str]]]:
     pods = plan_pods(s)
     shared = {v for v, owners in volume_users(pods).items() if len(owners) > 1}
     out: list[tuple[dict[str, Any], list[str]]] = []
@@ -242,18 +269,19 @@ def _objects(s: Scenario, image: str, after: AfterMode, run_id: str) -> list[tup
                          "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": size}}}},
                         [f"volume '{v.name}' is shared by several pods: a claim, and pod affinity keeps them "
                          "on one node (a shared mapping is one node's page cache)"]))
-    out += [_pod(s, p, pods, image, shared, after, run_id) for p in pods]
+    out += [_pod(s, p, pods, image, shared, after, run_id, platform_images or {}) for p in pods]
     return out
 
 
-def render(s: Scenario, *, image: str = DEFAULT_IMAGE, after: AfterMode = "wait", run_id: str = RUN_ID) -> str:
+def render(s: Scenario, *, image: str = DEFAULT_IMAGE, after: AfterMode = "wait", run_id: str = RUN_ID,
+           platform_images: dict[str, str] | None = None) -> str:
     """A multi-document YAML stream for ``s``, with comments saying what differs from ``labctl run``."""
     head = [f"# Generated by `labctl export k8s {s.file}` (scenario '{s.name}').",
             "# Checks are not rendered: read the containers' output with kubectl logs (docs/kubernetes.md)."]
     if any(c.network == "none" for c in s.containers):
         head.append("# network: none has no Pod equivalent: every pod gets the cluster network.")
     docs = []
-    for obj, notes in _objects(s, image, after, run_id):
+    for obj, notes in _objects(s, image, after, run_id, platform_images):
         docs.append("".join(f"# {n}\n" for n in notes)
                     + yaml.safe_dump(obj, sort_keys=False, default_flow_style=False, width=1000))
     return "\n".join(head) + "\n" + "---\n".join(docs)

@@ -359,3 +359,18 @@ def test_the_schema_check_can_fail() -> None:
     pod["spec"]["containers"][0]["securityContext"]["readOnlyRootFileSystem"] = True  # a typo'd key
     with pytest.raises(kubernetes_validate.ValidationError):
         kubernetes_validate.validate(pod, K8S_VERSION, strict=True)
+
+
+def test_platform_containers_get_their_platforms_image() -> None:
+    s = load_file(str(ROOT / "scenarios/arm64-amd64-shared.yaml"))
+    objs = manifests(s, image=IMAGE, platform_images={"linux/arm64": "labctl/shmlab:feedfeedfeed-arm64"})
+    images = {c["name"]: c["image"] for p in pods_of(objs).values() for c in containers(p).values()}
+    assert images == {"writer": "labctl/shmlab:feedfeedfeed-arm64", "reader": IMAGE}
+    assert "runs linux/arm64 code" in render(s, image=IMAGE)
+    # without a ref for the platform: the native ref with the platform's suffix, as labctl tags them
+    objs = manifests(s, image="labctl/shmlab:latest")
+    images = {c["name"]: c["image"] for p in pods_of(objs).values() for c in containers(p).values()}
+    assert images["writer"] == "labctl/shmlab:latest-arm64"
+    import re
+
+    assert re.fullmatch(r"labctl/shmlab:[0-9a-f]{12}-arm64", default_image("linux/arm64"))

@@ -54,7 +54,7 @@ def test_pyproject_declares_package_script_and_markers() -> None:
     }
     ini = data["tool"]["pytest"]["ini_options"]
     assert "--strict-markers" in ini["addopts"]
-    assert {m.split(":")[0] for m in ini["markers"]} == {"integration", "compose", "slow"}
+    assert {m.split(":")[0] for m in ini["markers"]} == {"integration", "compose", "slow", "podman"}
 
 
 @pytest.fixture(scope="module")
