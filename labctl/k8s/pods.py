@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from labctl.errors import ScenarioError, ScenarioErrors
 from labctl.scenario.model import ContainerSpec, Scenario, linked_container
 
+# the engine's restart policy -> the Pod's (a pod has one, for all its containers)
+RESTART_POLICY = {"no": "Never", "on-failure": "OnFailure", "always": "Always", "unless-stopped": "Always"}
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
 
@@ -29,6 +31,7 @@ class PodPlan:
     shm_size: int | None = None
     sysctls: tuple[tuple[str, str], ...] = ()
     init: set[str] = field(default_factory=set)  # roles that run to completion first (after: exited)
+    restart: str = "Never"  # the pod's restartPolicy
 
 
 def _err(s: Scenario, c: ContainerSpec | None, key: str, msg: str) -> ScenarioError:
@@ -70,6 +73,17 @@ def plan_pods(s: Scenario) -> list[PodPlan]:
                                                f"namespaces cannot be joined across pods"))
         if c.devices:
             errors.append(_err(s, c, "devices", "host devices are not part of the Pod API (use a device plugin)"))
+    for i, st in enumerate(getattr(s, "steps", ())):
+        if st.action not in ("check", "wait"):
+            errors.append(ScenarioError(s.file, st.pos.line or None, st.pos.col or None, f"steps[{i}]",
+                                        f"Kubernetes cannot express this: the timeline's '{st.action}' of "
+                                        f"'{st.container}' is an action at a point in time; a manifest "
+                                        "only declares what runs"))
+            break
+    for c in s.containers:
+        if not getattr(c, "start", True):
+            errors.append(_err(s, c, "start", "'start: false' (started later by a step): a pod starts all "
+                                              "its containers"))
     for v in s.volumes:
         if v.type == "hostdir":
             users = [c for c in s.containers if any(m.source == v.name for m in c.mounts)]
@@ -98,6 +112,17 @@ def plan_pods(s: Scenario) -> list[PodPlan]:
                                                     "containers ask for different ones"))
         elif sysctl_sets:
             pod.sysctls = sysctl_sets.pop()
+        # a pod has one restart policy: one container's (a crash-looping app beside a holder
+        # that never exits) becomes the pod's; two different ones cannot be kept
+        policies = {RESTART_POLICY.get(getattr(c, "restart", "no").split(":")[0], "Never") for c in cs} - {"Never"}
+        if not policies:
+            pass
+        elif len(policies) > 1:
+            odd = [c for c in cs if getattr(c, "restart", "no") != getattr(cs[0], "restart", "no")]
+            errors.append(_err(s, odd[0], "restart", "the restart policy of a pod is one for all its "
+                                                     f"containers; these ask for {sorted(policies)}"))
+        else:
+            pod.restart = policies.pop()
         members = {c.name for c in cs}
         for c in cs:
             for a in c.after:

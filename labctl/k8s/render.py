@@ -177,7 +177,8 @@ def _container(s: Scenario, c: ContainerSpec, pod: PodPlan, pods: list[PodPlan],
     if mounts:
         body["volumeMounts"] = mounts
     body["securityContext"] = _security(c)
-    body["resources"] = {"limits": {"memory": MEMORY_LIMIT}}
+    memory = getattr(c, "memory", None)
+    body["resources"] = {"limits": {"memory": _mib(memory) if memory else MEMORY_LIMIT}}
     return body
 
 
@@ -217,7 +218,15 @@ def _pod(s: Scenario, pod: PodPlan, pods: list[PodPlan], image: str, shared: set
             init.append({**body, "restartPolicy": "Always"})
         else:
             main.append(body)
-    spec: dict[str, Any] = {"restartPolicy": "Never", "activeDeadlineSeconds": int(s.timeout),
+    if pod.restart != "Never" and any(getattr(c, "restart", "no") == "no" for c in pod.containers):
+        notes.append(f"restartPolicy {pod.restart} is the pod's: it applies to every container of the pod, "
+                     "also those labctl runs without a restart policy")
+    for c in pod.containers:
+        if ":" in getattr(c, "restart", ""):
+            notes.append(f"{c.name}: restart {c.restart}: a Pod has no retry count (the kubelet backs off)")
+        if getattr(c, "memory_swap", None) is not None:
+            notes.append(f"{c.name}: memory_swap has no Pod field (swap is the node's setting)")
+    spec: dict[str, Any] = {"restartPolicy": pod.restart, "activeDeadlineSeconds": int(s.timeout),
                             "automountServiceAccountToken": False, "enableServiceLinks": False}
     if pod.ipc == "host":
         spec["hostIPC"] = True

@@ -25,6 +25,12 @@ REFUSED = {
     "ipc-none": "'none' (no IPC namespace, no /dev/shm)",
     "join-private-donor": "joining 'donor', whose IPC namespace is private",
     "ftok-shared-file": "waiting for 'keymaker' (another pod) to exit",
+    "donor-restart-rejoin": "the timeline's 'restart' of 'donor'",
+    "donor-restart-splits-sharing": "the timeline's 'restart' of 'donor'",
+    "pause-freezes-writer": "the timeline's 'pause' of 'writer'",
+    "private-segments-rmid-forced": "the timeline's 'kill' of 'app'",
+    "sigkill-leaks-private-segments": "the timeline's 'kill' of 'app'",
+    "sigterm-cleans-sigkill-leaks": "the timeline's 'stop' of 'polite'",
 }
 IMAGE = "labctl/shmlab:0123456789ab"
 
@@ -374,3 +380,42 @@ def test_platform_containers_get_their_platforms_image() -> None:
     import re
 
     assert re.fullmatch(r"labctl/shmlab:[0-9a-f]{12}-arm64", default_image("linux/arm64"))
+
+
+def test_timeline_memory_and_restart_policy() -> None:
+    s = scenario("""
+    containers:
+      holder: {workload: hold, ipc: shareable}
+      app: {workload: sysv-writer, ipc: "container:holder", restart: "on-failure:3", memory: 48m}
+    checks:
+      - exit: {container: app, code: 0}
+    """)
+    pod = manifests(s, image=IMAGE)[0]
+    assert pod["spec"]["restartPolicy"] == "OnFailure"
+    cs = containers(pod)
+    assert cs["app"]["resources"]["limits"]["memory"] == "48Mi"
+    assert cs["holder"]["resources"]["limits"]["memory"] == "256Mi"
+    text = render(s, image=IMAGE)
+    assert "a Pod has no retry count" in text and "applies to every container of the pod" in text
+
+
+@pytest.mark.parametrize(("body", "why"), [
+    ("""
+    containers:
+      a: {workload: sysv-writer, ipc: shareable, restart: always}
+      b: {workload: sysv-writer, ipc: "container:a", restart: on-failure}
+    checks:
+      - exit: {container: a, code: 0}
+    """, "the restart policy of a pod is one for all its containers"),
+    ("""
+    containers:
+      a: {workload: sysv-writer, start: false}
+    steps:
+      - start: {container: a}
+    checks:
+      - exit: {container: a, code: 0}
+    """, "the timeline's 'start' of 'a'"),
+])
+def test_timeline_refusals(body: str, why: str) -> None:
+    with pytest.raises(ScenarioErrors, match=why):
+        manifests(scenario(body), image=IMAGE)
