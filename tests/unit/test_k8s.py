@@ -24,6 +24,7 @@ K8S_VERSION = "1.30.0"
 REFUSED = {
     "ipc-none": "'none' (no IPC namespace, no /dev/shm)",
     "join-private-donor": "joining 'donor', whose IPC namespace is private",
+    "default-ipc-mode": "joining 'donor', whose IPC namespace is private",
     "ftok-shared-file": "waiting for 'keymaker' (another pod) to exit",
     "donor-restart-rejoin": "the timeline's 'restart' of 'donor'",
     "donor-restart-splits-sharing": "the timeline's 'restart' of 'donor'",
