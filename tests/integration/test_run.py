@@ -44,7 +44,9 @@ def test_every_library_scenario_passes(library_run, engine_name, engine_client):
     names = {s["name"] for s in report["scenarios"]}
     files = {p.stem for p in SCENARIOS.rglob("*.yaml")}
     assert names == files  # one scenario per file, named as the file
-    assert all(s["status"] == "passed" for s in report["scenarios"])
+    # passed, or skipped only where the scenario itself says it is for the other engine
+    assert all(s["status"] == "passed" or (s["status"] == "skipped" and s["message"].startswith("only on "))
+               for s in report["scenarios"]), [(s["name"], s["status"]) for s in report["scenarios"]]
 
 
 def test_json_report_matches_the_contract(library_run):
@@ -52,7 +54,8 @@ def test_json_report_matches_the_contract(library_run):
     report = json.loads(proc.stdout)
     summary = report["summary"]
     assert set(summary) >= {"passed", "failed", "errors", "duration_s"}
-    assert summary["passed"] == len(report["scenarios"]) and summary["failed"] == 0 and summary["errors"] == 0
+    assert summary["passed"] + summary["skipped"] == len(report["scenarios"])
+    assert summary["failed"] == 0 and summary["errors"] == 0
     for s in report["scenarios"]:
         assert set(s) >= {"name", "file", "status", "duration_s", "checks"}
         assert s["file"].startswith("scenarios/")
