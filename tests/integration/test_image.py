@@ -5,6 +5,7 @@ behind, and a crash of the labctl container leaves a run that ``clean --stale`` 
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,11 +13,24 @@ from pathlib import Path
 import docker
 import pytest
 
+from labctl.library import NEEDS_C
 from tests.helpers import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 SOCKET = "/var/run/docker.sock"
 SUBSET = ["sysv-shareable", "sysv-create-trap", "mmap-volume", "mmap-bind-dir", "sysv-host"]
+# The image carries no C toolchain: layouts read from C (header: / c:) are refused there
+# (docs/ci.md), so the folders given to it leave those scenarios out, as its built-in
+# library does.
+NEEDS_CC = NEEDS_C
+
+
+def drop_c_layouts(folder: Path) -> Path:
+    """Remove the scenarios of ``folder`` whose layouts need a C preprocessor; returns it."""
+    for f in folder.glob("*.yaml"):
+        if NEEDS_CC.search(f.read_text()):
+            f.unlink()
+    return folder
 
 pytestmark = pytest.mark.slow
 
@@ -71,8 +85,9 @@ def test_the_image_runs_the_library_from_inside_a_container(labctl_image: str, d
     out.mkdir()
     args = ["run", "/scenarios", "--allow-host-ipc", "--format", "json", "--report", "junit:/out/junit.xml",
             *[a for name in SUBSET for a in ("-k", name)]]
+    library = drop_c_layouts(Path(shutil.copytree(ROOT / "scenarios", tmp_path / "scenarios")))
     code, stdout, stderr = run_image(docker_client, labctl_image, args, {
-        str(ROOT / "scenarios"): {"bind": "/scenarios", "mode": "ro"}, str(out): {"bind": "/out", "mode": "rw"}})
+        str(library): {"bind": "/scenarios", "mode": "ro"}, str(out): {"bind": "/out", "mode": "rw"}})
     assert code == 0, stdout + stderr
     report = json.loads(stdout)
     assert {s["name"]: s["status"] for s in report["scenarios"]} == {n: "passed" for n in SUBSET}
@@ -82,7 +97,8 @@ def test_the_image_runs_the_library_from_inside_a_container(labctl_image: str, d
 def test_the_image_lists_its_built_in_library(labctl_image: str, docker_client) -> None:
     code, stdout, stderr = run_image(docker_client, labctl_image, ["list", "--format", "json"], {})
     assert code == 0, stderr
-    assert {s["name"] for s in json.loads(stdout)} == {p.stem for p in (ROOT / "scenarios").glob("*.yaml")}
+    assert {s["name"] for s in json.loads(stdout)} == {p.stem for p in (ROOT / "scenarios").glob("*.yaml")
+                                                       if not NEEDS_C.search(p.read_text())}
     assert "built-in library" in stderr
 
 

@@ -49,3 +49,21 @@ def test_too_short_or_unknown_prefix_removes_nothing_of_other_runs() -> None:
     cleanup.remove_run(eng, "dec8")  # under 8 characters: taken literally, matches no label
     cleanup.remove_run(eng, "ffffffff")
     assert eng.removed == [{"io.labctl.run-id": "dec8"}, {"io.labctl.run-id": "ffffffff"}]
+
+
+def test_the_frozen_labctl_leaves_c_layouts_out_of_its_built_in_library(monkeypatch: pytest.MonkeyPatch,
+                                                                         tmp_path) -> None:
+    import sys
+
+    from labctl import library
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    (lib / "plain.yaml").write_text("layout: conn_stat\n")
+    (lib / "header.yaml").write_text("      layout: {header: ../x.h, struct: s}\n")
+    (lib / "inline.yaml").write_text("      layout: {c: 'struct s { int a; };', struct: s}\n")
+    monkeypatch.setattr(library, "library_dir", lambda: lib)
+    assert library.default_paths(tmp_path).paths == [str(lib)]  # pip labctl: the whole folder
+    monkeypatch.setattr(sys, "frozen", True, raising=False)
+    chosen = library.default_paths(tmp_path)
+    assert chosen.paths == [str(lib / "plain.yaml")] and "2 scenario(s) with layouts read from C left out" in chosen.note
