@@ -27,7 +27,7 @@ from labctl.scenario.model import CheckSpec, Scenario
 
 ROOT = Path(__file__).resolve().parents[2]
 TAGS = {"sysv", "posix", "mmap", "isolation", "cleanup", "pitfall", "security", "sync", "sharing", "host",
-        "layout", "platform", "lifecycle"}
+        "layout", "platform", "lifecycle", "engines", "pod"}
 
 # Each pitfall scenario: the check that witnesses the failure, and the scenario that shows
 # the fix. A new pitfall must be added here, which forces someone to name both.
@@ -42,6 +42,7 @@ PITFALLS = {
     "count-race-lost-updates": ("updates were lost (final count below 2 x 100,000)", "count-race-atomic"),
     "shmmax-einval": ("shmget fails with EINVAL", "shmmax-raised"),
     "mixed-width-long": ("no read has the right total", "mixed-width-fixed"),
+    "pod-start-race": ("the reader's shmget finds no segment", "pod-start-wait"),
 }
 
 # Each lifecycle fault (issue 10): the check (in checks: or a check step) that fails if the
