@@ -65,7 +65,7 @@ def build_cmd(ctx: click.Context, force: bool, self_image: bool, platform: tuple
     from labctl import examples  # the example programs (images/<name>) build with the workload
 
     for name in examples.names():
-        ex = examples.ensure(engine, name, force=force, progress=progress.line)
+        ex = examples.ensure(eng, name, force=force, progress=progress.line)
         progress.line(f"{'built' if ex.built else 'up to date:'} {ex.image}")
     return EXIT_OK
 
