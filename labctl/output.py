@@ -263,16 +263,7 @@ class Output:
     @property
     def events(self) -> list[dict]:
         """The JSON events among the retained stdout lines (the most recent ones only)."""
-        found = []
-        for line in self.lines("stdout"):
-            if line.startswith("{"):
-                try:
-                    event = _loads(line)
-                except ValueError:
-                    continue
-                if isinstance(event, dict):
-                    found.append(event)
-        return found
+        return _parse_batch([line for line in self.lines("stdout") if line.startswith("{")])
 
     def tail(self, n: int = 20) -> str:
         with self.changed:
