@@ -13,7 +13,7 @@ One command (``python benchmarks/output_flood.py``) measures, for each event cou
   labctl), its attach stream read raw and thrown away; wall from start to end of stream.
   What ``run`` takes beyond it is labctl's share (start, checks, teardown, parsing).
 * ``ingest``: labctl's output path alone, in this process, with no engine: the same
-  event lines (in chunks as the engine delivers them) fed to ``labctl.output.Output``
+  event lines (in chunks as the engine delivers them) fed to ``labctl.runtime.logs.Output``
   with the same checks' consumers, timed; events/s.
 
 Prints a table on stderr and a JSON document on stdout (``--out PATH`` also writes it).
@@ -102,7 +102,7 @@ def engine_floor(count: int) -> dict:
 
     import docker
 
-    from labctl.build import ensure_image
+    from labctl.images.build import ensure_image
     from labctl.runtime import Engine, labels_for
 
     engine = Engine.connect()
@@ -147,8 +147,8 @@ def _lines(count: int) -> list[bytes]:
 
 def ingest(count: int) -> dict:
     """labctl's output path alone: chunks -> lines -> events -> the checks' tallies."""
-    from labctl.checks import tally
-    from labctl.output import Output
+    from labctl.checks.evaluate import tally
+    from labctl.runtime.logs import Output
     from labctl.scenario import load_text
 
     scenario = load_text(SCENARIO.format(count=count), "flood.yaml")

@@ -22,11 +22,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from labctl import build  # noqa: E402
+from labctl.images import build  # noqa: E402
 from labctl.bench import host_binary  # noqa: E402
-from labctl.bench.model import MECHANISMS, this_machine  # noqa: E402
-from labctl.bench.pairs import SCENARIO, ContainerPairs, HostPairs, PairError, PairSpec  # noqa: E402
-from labctl.labels import labels_for  # noqa: E402
+from labctl.bench.records import MECHANISMS, this_machine  # noqa: E402
+from labctl.bench.launch import SCENARIO, ContainerPairs, HostPairs, PairError, PairSpec  # noqa: E402
+from labctl.runtime.labels import labels_for  # noqa: E402
 from labctl.runtime import Engine, RunSpec  # noqa: E402
 
 PLACEMENTS = ("host", "container", "container-unconfined")

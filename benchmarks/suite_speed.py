@@ -17,7 +17,7 @@ Measures, in one script:
       its layer cache, under a throwaway tag removed afterwards).
 
 Prints a JSON document on stdout (``--out`` also writes it). Objects created in (b)
-are labelled through ``labctl.labels.labels_for`` and removed in a ``finally``.
+are labelled through ``labctl.runtime.labels.labels_for`` and removed in a ``finally``.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ sys.path.insert(0, str(ROOT))
 import docker  # noqa: E402  (the SDK, directly: this measures the bare engine)
 import docker.errors  # noqa: E402
 
-from labctl.labels import RUN_ID, labels_for  # noqa: E402
+from labctl.runtime.labels import RUN_ID, labels_for  # noqa: E402
 
 LABCTL = [sys.executable, "-m", "labctl"]
 
@@ -158,7 +158,7 @@ def bare_lifecycles(client: docker.DockerClient, image: str, count: int) -> dict
 COLD_REPO = "labctl/shmlab-coldbench"
 _COLD_CHILD = '''
 import sys
-from labctl import build
+from labctl.images import build
 from labctl.runtime import Engine
 
 class ColdEngine:

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
-    from labctl.results import CheckResult, ScenarioResult
+    from labctl.report.results import CheckResult, ScenarioResult
     from labctl.runtime.engine import Engine
     from labctl.scenario.model import Scenario
 
@@ -150,8 +150,8 @@ class ScenarioFailed(Exception):
         self.result = result
 
     def report(self) -> str:
-        from labctl import report
-        from labctl.results import RunResult
+        from labctl.report import formats as report
+        from labctl.report.results import RunResult
 
         return report.render(RunResult("pytest", [self.result], self.result.duration_s), "text").rstrip()
 
@@ -248,7 +248,7 @@ class LabSession:
 
 
 def _selector(run_id: str) -> dict[str, str]:
-    from labctl.labels import selector
+    from labctl.runtime.labels import selector
 
     return selector(run_id)
 
@@ -354,7 +354,7 @@ class Lab:
 
 @pytest.fixture(scope="session")
 def _labctl_engine(pytestconfig: pytest.Config) -> Iterator[tuple[Engine, str]]:
-    from labctl import build
+    from labctl.images import build
     from labctl.runtime import Engine
 
     engine = Engine.connect()

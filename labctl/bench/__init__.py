@@ -18,13 +18,13 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-from labctl import platforms
+from labctl.images import platforms
 from labctl.bench import conditions
-from labctl.bench.model import (MEMCPY_SIZE, Config, Record, Report, parse_config, placement_platform,
+from labctl.bench.records import (MEMCPY_SIZE, Config, Record, Report, parse_config, placement_platform,
                                 record_from_event,
                                 render_table, this_machine, to_json)
-from labctl.bench.paired import Paired, combine, pair_rounds
-from labctl.bench.pairs import ContainerPairs, HostPairs, PairError, PairSpec
+from labctl.bench.rounds import Paired, combine, pair_rounds
+from labctl.bench.launch import ContainerPairs, HostPairs, PairError, PairSpec
 from labctl.errors import EXIT_FAILED, EXIT_OK, EngineError, Interrupted, LabctlError, UsageError
 from labctl.runtime.engine import Engine
 
@@ -42,7 +42,7 @@ def host_binary(engine: Engine) -> Path:
     """The compiled ``shmlab`` of the current sources from the build cache (compiled if
     missing). It is static, so it runs on this host when the host's architecture is
     the engine's; raises EngineError otherwise."""
-    from labctl import build
+    from labctl.images import build
 
     arch = engine.architecture()
     if build.host_arch() != arch:
@@ -82,7 +82,7 @@ def run_bench(engine, image: str, binary: Path | None, config: Config,  # noqa: 
     are collected in ``Report.errors``; engine failures and interrupts propagate.
     ``platform_images``: the image of each ``container-<suffix>`` placement in ``config``
     (native platforms only: see ``refuse_emulated``)."""
-    from labctl.build import cache_dir
+    from labctl.images.build import cache_dir
 
     run_id = run_id or str(uuid.uuid4())
     pinned = config.pin and (this_machine().cores >= 2)
@@ -181,7 +181,7 @@ def summarize_rounds(cfg: Config, rounds: list[Record]) -> tuple[list[Record], l
 
 def main(args: argparse.Namespace) -> int:
     """``labctl bench`` from parsed arguments; returns the exit code (1 if a pair failed)."""
-    from labctl import build
+    from labctl.images import build
     from labctl.bench.chart import require_matplotlib, write_chart
     config = parse_config(args.mechanisms or "", args.sizes or "", getattr(args, "placements", "") or "",
                           int(args.iterations), not getattr(args, "no_pin", False),

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from labctl.bench.model import Report, human_size
+from labctl.bench.records import Report, human_size
 from labctl.errors import UsageError
 
 INSTALL_HINT = "--chart needs matplotlib: pip install 'labctl[bench]' (or pip install matplotlib)"

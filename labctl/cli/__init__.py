@@ -18,7 +18,7 @@ import click
 
 from labctl import __version__
 from labctl.cli import common, params
-from labctl.cli.engine import bench_cmd, build_cmd, clean_cmd
+from labctl.cli.build_clean_bench import bench_cmd, build_cmd, clean_cmd
 from labctl.cli.export import export_cmd
 from labctl.cli.run import run_cmd
 from labctl.cli.scenarios import compose_cmd, init_cmd, list_cmd, schema_cmd, validate_cmd

@@ -12,7 +12,7 @@ from labctl.cli.params import OPT_INS
 from labctl.errors import ScenarioError, ScenarioErrors
 
 if TYPE_CHECKING:  # the model and results are imported lazily at run time (fast --help)
-    from labctl.results import ScenarioResult
+    from labctl.report.results import ScenarioResult
     from labctl.scenario.model import Pos, Scenario
 
 
@@ -62,7 +62,7 @@ def load(paths: Sequence[str], say: Callable[[str], None] | None = err) -> list[
     """The scenarios of files and folders; ScenarioErrors if any is bad. With no path:
     ``./scenarios`` if there is one, else the built-in library, and ``say`` tells which."""
     from labctl import scenario as scen
-    from labctl.library import default_paths
+    from labctl.images.library import default_paths
 
     if paths:
         return scen.load_all(list(paths))
@@ -90,7 +90,7 @@ def refuse_opt_ins(scenarios: list[Scenario], allowed: dict[str, bool], paths: S
     """Scenarios that need an opt-in the user did not give: a file named on the command line
     is refused (exit 2, nothing started); one found in a folder is skipped with the reason,
     so a library run does not stop on them. Returns (runnable, skipped results)."""
-    from labctl.results import ScenarioResult
+    from labctl.report.results import ScenarioResult
 
     explicit = {os.path.normpath(p) for p in paths if os.path.isfile(p)}
     errors, runnable, skipped = [], [], []
@@ -113,7 +113,7 @@ def refuse_opt_ins(scenarios: list[Scenario], allowed: dict[str, bool], paths: S
 def connect(engine: str | None = None):
     """The engine named ``engine`` (``docker``/``podman``; None: the default), through
     ``Engine.connect``; EngineError (exit 3) when unreachable."""
-    from labctl import enginefs
+    from labctl.runtime import hostpaths as enginefs
     from labctl.runtime import Engine
 
     eng = Engine.connect(engine)
@@ -123,7 +123,7 @@ def connect(engine: str | None = None):
 
 def ensure_image(engine, progress: Progress, force: bool = False):
     """Build the workload image unless up to date; returns build's result (``.image``, ``.built``)."""
-    from labctl import build
+    from labctl.images import build
 
     return build.ensure_image(engine, force=force, progress=progress.line)
 
@@ -133,7 +133,7 @@ def binfmt_dir():
     path; default ``/proc/sys/fs/binfmt_misc``)."""
     from pathlib import Path
 
-    from labctl import platforms
+    from labctl.images import platforms
 
     return Path(os.environ.get("LABCTL_BINFMT_DIR") or platforms.BINFMT_DIR)
 
@@ -144,11 +144,11 @@ def check_platforms(engine, names: set[str], progress: Progress) -> None:
     the emulation) otherwise. binfmt_misc is per host, so this is read only for an engine
     on this machine (a unix socket, labctl not in a container); a remote engine answers
     for itself at start-up."""
-    from labctl import platforms
+    from labctl.images import platforms
 
     if not names:
         return
-    from labctl.enginefs import in_container
+    from labctl.runtime.hostpaths import in_container
 
     arch = engine.architecture()
     address = str(getattr(engine, "address", "unix://"))
@@ -172,7 +172,7 @@ def prepare_images(engine, scenarios: Iterable[Scenario], platform: str | None, 
     the engine's own workload image and one per platform built if missing, and the
     example programs (``image: labctl/<name>`` from ``images/<name>``) they run.
     Returns (image, platform -> image)."""
-    from labctl import examples
+    from labctl.images import examples
 
     scenarios = list(scenarios)
     wanted = {c.platform for s in scenarios for c in s.containers if c.platform and c.workload}
@@ -187,7 +187,8 @@ def prepare_images(engine, scenarios: Iterable[Scenario], platform: str | None, 
 
 def ensure_platform_images(engine, names: Iterable[str], progress: Progress, force: bool = False) -> dict[str, str]:
     """The workload image of each platform in ``names`` (built if missing): platform -> ref."""
-    from labctl import build, platforms
+    from labctl.images import build
+    from labctl.images import platforms
 
     return {name: build.ensure_image(engine, platform=platforms.parse(name), force=force,
                                      progress=progress.line).image

@@ -38,7 +38,7 @@ def export_cmd(target: str, scenarios: tuple[str, ...], image: str | None, after
       labctl export k8s scenarios/posix-shareable.yaml > pods.yaml && podman kube play pods.yaml
       labctl export k8s --after sidecar scenarios/   # native sidecars (Kubernetes 1.29+)
     """
-    from labctl import k8s
+    from labctl.export import k8s
 
     loaded = common.load(scenarios)
     ref = image or k8s.default_image()

@@ -14,8 +14,8 @@ from typing import Any, Callable
 
 import click
 
-from labctl.engines import ENGINE_NAMES
-from labctl.results import REPORT_FORMATS
+from labctl.runtime.lookup import ENGINE_NAMES
+from labctl.report.results import REPORT_FORMATS
 
 ENV_PREFIX = "LABCTL_"
 DEFAULT_PATH = "scenarios"
@@ -53,7 +53,7 @@ class PlatformType(CommaList):
     name = "platform"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
-        from labctl import platforms
+        from labctl.images import platforms
 
         plat = platforms.lookup(str(value))
         if plat is None:
@@ -138,7 +138,7 @@ def filters(f: Callable) -> Callable:
 
 
 def platform_option(help: str, multiple: bool = False) -> Callable:
-    from labctl.platforms import names  # docker-free and tiny
+    from labctl.images.platforms import names  # docker-free and tiny
 
     return option("--platform", "platform", multiple=multiple, type=PlatformType(), metavar="OS/ARCH",
                   help=f"{help} ({', '.join(names())}).")

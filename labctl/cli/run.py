@@ -16,7 +16,7 @@ from labctl.cli import common
 from labctl.cli.params import (RUN_FORMATS, CommaList, engines, filters, opt_ins, option, output_format, paths,
                                platform_option, quiet)
 from labctl.errors import EXIT_FAILED, EXIT_OK, Interrupted, UsageError
-from labctl.results import STATUS_LABELS, EngineInfo, RunResult
+from labctl.report.results import STATUS_LABELS, EngineInfo, RunResult
 
 
 @click.command("run")
@@ -62,9 +62,10 @@ def run_cmd(ctx: click.Context, **opts) -> int:
 
 def run(o: dict, *, quiet: bool) -> int:
     """The run itself, from the parsed options ``o`` (parameter name -> value)."""
-    from labctl import cleanup, report
+    from labctl.runtime import clean as cleanup
 
     # Installed before anything else, so a SIGTERM at any phase (loading, building,
+    from labctl.report import formats as report
     # creating, checking, tearing down) takes the same path: remove this run's
     # objects, then exit 128+signal.
     cancel = threading.Event()
@@ -124,7 +125,8 @@ def _run_on(engine, scenarios: list, run_id: str, o: dict, cancel: threading.Eve
             progress: common.Progress) -> RunResult:
     """The scenarios on one engine (stale runs removed, image built first); every result
     names the engine, the run its name and version."""
-    from labctl import cleanup, runner
+    from labctl import runner
+    from labctl.runtime import clean as cleanup
 
     info = EngineInfo(engine.name, engine.describe().split(" ", 1)[1])
     for r in cleanup.remove_stale(engine)[0]:

@@ -59,7 +59,7 @@ def list_cmd(**o) -> int:
         print(json.dumps([{"name": s.name, "file": s.file, "tags": list(s.tags), "description": _first_line(s.description)}
                           for s in scenarios], indent=2))
     elif o["format"] == "markdown":
-        from labctl.handout import render_markdown
+        from labctl.report.handout import render_markdown
 
         sys.stdout.write(render_markdown(scenarios))
     else:
@@ -93,7 +93,7 @@ def compose_cmd(scenario: str) -> int:
       labctl compose scenarios/sysv-shareable.yaml > compose.yml && docker compose -f compose.yml up
     """
     from labctl import scenario as scen
-    from labctl.compose import render_compose
+    from labctl.export.compose import render_compose
 
     sys.stdout.write(render_compose(scen.load_file(scenario)))
     return EXIT_OK
@@ -114,7 +114,7 @@ def init_cmd(directory: str, scenarios: tuple[str, ...], force: bool) -> int:
       labctl init scenarios                      # the whole library; `labctl run` then runs ./scenarios
       labctl init my-lab sysv-shareable mmap-volume
     """
-    from labctl.library import init
+    from labctl.images.library import init
     from labctl.scenario.schema import json_schema
 
     written = init(directory, list(scenarios), force=force, schema_json=json.dumps(json_schema(), indent=2) + "\n")

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from labctl.layout import cpre, ctree
 from labctl.layout.abi import ABIS, DEFAULT_ABIS, Abi, abi_for
-from labctl.layout.ctypes_ import Array, LayoutError, Leaf, Member, Record, Scalar, member_names, resolve
+from labctl.layout.laid_out import Array, LayoutError, Leaf, Member, Record, Scalar, member_names, resolve
 
 __all__ = [
     "ABIS", "DEFAULT_ABIS", "Abi", "Layout", "LayoutError", "Leaf", "abi_for", "builtin", "explicit",

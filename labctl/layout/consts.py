@@ -11,7 +11,7 @@ from typing import Any
 
 from pycparser import c_ast  # type: ignore[import-untyped]
 
-from labctl.layout.ctypes_ import Array, CType, LayoutError, Record, find_member, parse_path
+from labctl.layout.laid_out import Array, CType, LayoutError, Record, find_member, parse_path
 
 
 def _where(node: Any) -> str:

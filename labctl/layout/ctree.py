@@ -19,7 +19,7 @@ from pycparser import c_ast, c_parser  # type: ignore[import-untyped]
 from labctl.layout import consts
 from labctl.layout.abi import Abi
 from labctl.layout.cpre import BUILTIN_TYPEDEFS, MARK
-from labctl.layout.ctypes_ import (
+from labctl.layout.laid_out import (
     Array, CType, LayoutError, Member, Record, Scalar, did_you_mean,
 )
 

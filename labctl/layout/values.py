@@ -14,7 +14,7 @@ import re
 import struct
 from typing import Any
 
-from labctl.layout.ctypes_ import LayoutError, Leaf
+from labctl.layout.laid_out import LayoutError, Leaf
 
 ORDERING = ("lt", "le", "gt", "ge")
 

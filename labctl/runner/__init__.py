@@ -12,7 +12,7 @@ One scenario's run is split by concern (see docs/internals.md):
 * ``teardown`` teardown(): remove by label, temp dirs, host leftovers; what remains
 * ``run``      ScenarioRun (the checks' Observation) and run_scenario
 
-Everything a run creates is labelled (``labctl.labels``) with the run id and the
+Everything a run creates is labelled (``labctl.runtime.labels``) with the run id and the
 scenario name; teardown removes by those labels whatever happened before it
 (failure, exception, Ctrl-C).
 """
@@ -25,10 +25,10 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
 from labctl.errors import Interrupted
-from labctl.labels import selector
-from labctl.results import RunResult, ScenarioResult
+from labctl.runtime.labels import selector
+from labctl.report.results import RunResult, ScenarioResult
 from labctl.runner.context import Progress
-from labctl.runner.run import ScenarioRun, run_scenario, unexpected
+from labctl.runner.scenario_run import ScenarioRun, run_scenario, unexpected
 from labctl.runtime.engine import Engine
 from labctl.scenario.model import Scenario
 

@@ -9,9 +9,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-from labctl import platforms
+from labctl.images import platforms
 from labctl.errors import Interrupted, LabctlError
-from labctl.labels import labels_for, selector
+from labctl.runtime.labels import labels_for, selector
 from labctl.runtime.engine import Engine
 from labctl.scenario.model import ContainerSpec, Scenario
 

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import threading
 
-from labctl import checks as checkmod
+from labctl.checks import evaluate as checkmod
 from labctl.errors import ContainerStartError, LabctlError
-from labctl.output import ExitStatus, Output
+from labctl.runtime.logs import ExitStatus, Output
 from labctl.runner.context import RunContext
 from labctl.runtime.engine import Container, RunSpec
 from labctl.scenario.model import After, ContainerSpec
-from labctl.watch import CreatedObjects, EventSeen, LineSearch
+from labctl.checks.watch import CreatedObjects, EventSeen, LineSearch
 
 OUTPUT_SLICE_S = 0.5  # how often a wait on output looks at the cancel flag and the deadline
 

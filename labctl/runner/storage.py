@@ -7,7 +7,7 @@ import os
 import shutil
 import tempfile
 
-from labctl import enginefs
+from labctl.runtime import hostpaths as enginefs
 from labctl.errors import LabctlError
 from labctl.runner.context import RunContext
 from labctl.runtime.engine import RunSpec

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Callable
 
-from labctl import checks as checkmod
+from labctl.checks import evaluate as checkmod
 from labctl.errors import ContainerStartError, LabctlError
-from labctl.results import StepResult
+from labctl.report.results import StepResult
 from labctl.runtime.engine import Container
 from labctl.scenario.model import StepSpec
 
 if TYPE_CHECKING:
-    from labctl.runner.run import ScenarioRun
+    from labctl.runner.scenario_run import ScenarioRun
 
 POLL_MIN = 0.02  # engine-state waits poll with a bounded backoff (no event to wait on)
 POLL_MAX = 0.25

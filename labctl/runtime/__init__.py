@@ -3,14 +3,14 @@
 ``engine`` defines the interface (``Engine``, ``Container``, ``RunSpec``) every layer
 above uses; ``docker_engine``/``docker_container`` implement it on the Docker SDK and
 are the only modules importing ``docker``. ``Engine.connect()`` gives the engine to use.
-Labels come from ``labctl.labels`` (re-exported here for older callers).
+Labels come from ``labctl.runtime.labels`` (re-exported here for older callers).
 """
 
 from __future__ import annotations
 
 import os
 
-from labctl.labels import KEPT, LABEL_PREFIX, MANAGED, OWNER_HOST, OWNER_PID, ROLE, RUN_ID, SCENARIO, labels_for
+from labctl.runtime.labels import KEPT, LABEL_PREFIX, MANAGED, OWNER_HOST, OWNER_PID, ROLE, RUN_ID, SCENARIO, labels_for
 from labctl.runtime.engine import Container, ContainerGone, Engine, RunSpec
 
 __all__ = [

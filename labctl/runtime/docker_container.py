@@ -15,7 +15,7 @@ import docker.errors
 import requests.exceptions
 
 from labctl.errors import ContainerStartError, EngineError
-from labctl.output import ExitStatus, Output
+from labctl.runtime.logs import ExitStatus, Output
 from labctl.runtime.engine import Container, ContainerGone
 
 if TYPE_CHECKING:

@@ -16,11 +16,11 @@ import docker
 import docker.errors
 import docker.types
 
-from labctl.engines import docker_address
+from labctl.runtime.lookup import docker_address
 from labctl.errors import BuildError, ContainerStartError, EngineError, LabctlError
-from labctl.labels import MANAGED, RUN_ID
+from labctl.runtime.labels import MANAGED, RUN_ID
 from labctl.runtime.docker_container import TRANSIENT, DockerContainer, explain
-from labctl.output import Output
+from labctl.runtime.logs import Output
 from labctl.runtime.engine import Engine, RunSpec
 
 # Workload builds younger than this are never pruned: 84 kB each, and a second checkout
@@ -179,7 +179,7 @@ class DockerEngine(Engine):
             pass
         return removed
 
-    # ---- labctl's own container (labctl.enginefs, labctl.cleanup)
+    # ---- labctl's own container (labctl.runtime.hostpaths, labctl.runtime.clean)
 
     def container_mounts(self, ref: str) -> list[tuple[str, str]] | None:
         """(container path, host path) of each bind mount of container ``ref``

@@ -3,7 +3,7 @@
 ``Engine`` and ``Container`` are abstract; ``docker_engine`` implements them on the
 Docker SDK, ``podman_engine`` on the same SDK against Podman's Docker-compatible API
 (hiding where Podman differs). ``Engine.connect(name)`` picks one by its name in
-``labctl.engines``. Nothing here imports an engine SDK.
+``labctl.runtime.lookup``. Nothing here imports an engine SDK.
 
 Contract of every implementation:
 
@@ -12,7 +12,7 @@ Contract of every implementation:
   container raises ``ContainerStartError`` with the engine's own words; a container
   removed behind labctl's back raises ``ContainerGone``.
 * Labels: every object it creates carries the labels it is given, which come from
-  ``labctl.labels.labels_for``; ``find``/``remove_labelled`` select by them.
+  ``labctl.runtime.labels.labels_for``; ``find``/``remove_labelled`` select by them.
 * Output: a ``Container``'s stdout/stderr are collected into ``container.output`` from
   before its start (no first line lost) until it exits.
 """
@@ -23,7 +23,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 
 from labctl.errors import LabctlError
-from labctl.output import ExitStatus, Output
+from labctl.runtime.logs import ExitStatus, Output
 
 
 class ContainerGone(LabctlError):
@@ -166,7 +166,7 @@ class Container(ABC):
 class Engine(ABC):
     """A connection to one container engine. Create with ``Engine.connect()``.
 
-    ``name``: ``docker`` or ``podman`` (``labctl.engines``); ``address``: where the engine
+    ``name``: ``docker`` or ``podman`` (``labctl.runtime.lookup``); ``address``: where the engine
     listens (for messages)."""
 
     name: str = "docker"
@@ -179,7 +179,7 @@ class Engine(ABC):
         name, a ``$DOCKER_HOST`` that is Podman's compatible socket gives the Podman engine);
         Podman: ``$CONTAINER_HOST``, else its rootful or rootless API socket. Raises
         EngineError (exit 3) naming the address and what to start."""
-        from labctl import engines
+        from labctl.runtime import lookup as engines
         from labctl.errors import EngineError
         from labctl.runtime.docker_engine import DockerEngine
         from labctl.runtime.podman_engine import PodmanEngine

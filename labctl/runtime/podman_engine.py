@@ -33,9 +33,9 @@ from typing import Callable
 import docker
 import docker.errors
 
-from labctl.engines import podman_address, podman_candidates, podman_start_hint
+from labctl.runtime.lookup import podman_address, podman_candidates, podman_start_hint
 from labctl.errors import EngineError
-from labctl.labels import MANAGED, RUN_ID
+from labctl.runtime.labels import MANAGED, RUN_ID
 from labctl.runtime.docker_container import TRANSIENT, explain
 from labctl.runtime.docker_engine import DockerEngine, _label_filter
 

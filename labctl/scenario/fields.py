@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import re
 
-from labctl import platforms
-from labctl.engines import ENGINE_NAMES
-from labctl.scenario.common import (  # noqa: F401  (re-exported: the table's shared leaves)
+from labctl.images import platforms
+from labctl.runtime.lookup import ENGINE_NAMES
+from labctl.scenario.shared_specs import (  # noqa: F401  (re-exported: the table's shared leaves)
     CONTAINER_HINT, CONTAINER_RE, COUNT, EVENT_RE, FIELDS, KEY, LAYOUT, PERMS, SCALAR, Ref,
 )
 from labctl.scenario.compound import AnyOf, DictOf, F, ListOf, Obj

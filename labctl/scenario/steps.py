@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from labctl.scenario.builder import Builder, get, node_of
-from labctl.scenario.common import EVENT_RE, Ref
+from labctl.scenario.shared_specs import EVENT_RE, Ref
 from labctl.scenario.compound import F, Obj
 from labctl.scenario.kinds.registry import KINDS
 from labctl.scenario.model import (

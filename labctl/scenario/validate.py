@@ -13,7 +13,7 @@ from typing import Any
 
 from labctl.errors import ScenarioError, ScenarioErrors
 from labctl.scenario.builder import Builder, get as _get, node_of as _node, pos_of
-from labctl.scenario.checks_build import build_checks
+from labctl.scenario.check_specs import build_checks
 from labctl.scenario.fields import SCENARIO
 from labctl.scenario.steps import build_steps
 from labctl.scenario.model import (

@@ -5,7 +5,7 @@
   the lab was exercised.
 * ``engine_name`` (params ``docker``, ``podman``, module scope) / ``engine_client``: what
   the tests that run on both engines are parametrised over; a missing Podman FAILS them.
-* ``shmlab_image``: the workload image, built once per session by ``labctl.build``.
+* ``shmlab_image``: the workload image, built once per session by ``labctl.images.build``.
 * ``leak_guard`` (autouse): after each test, nothing labelled ``io.labctl.managed=true``
   that the test created may remain on either engine (containers, volumes, networks, and
   Podman's pods); no new host IPC object of any kind (SysV segment
@@ -51,7 +51,7 @@ ENGINE_NAMES = ("docker", "podman")
 
 def podman_address() -> str | None:
     """Podman's API socket as labctl finds it (None: no service listening)."""
-    from labctl.engines import podman_address as find
+    from labctl.runtime.lookup import podman_address as find
 
     return find()
 
@@ -85,7 +85,7 @@ def podman_client() -> Iterator[docker.DockerClient | None]:
 def engine_name(request: pytest.FixtureRequest, podman_client: docker.DockerClient | None) -> str:
     """Each engine in turn; Podman missing FAILS (CI installs and starts it: .ci/run)."""
     if request.param == "podman" and podman_client is None:
-        from labctl.engines import podman_start_hint
+        from labctl.runtime.lookup import podman_start_hint
 
         pytest.fail("Podman's API service is not reachable; the tests run on both engines. "
                     + podman_start_hint(), pytrace=False)
@@ -138,9 +138,9 @@ def engine(docker_client: docker.DockerClient) -> Iterator[Engine]:
 @pytest.fixture(scope="session")
 def shmlab_image(engine: Engine) -> str:
     """Build (or find up to date) the workload image once per session; returns its ref."""
-    # Imported here: labctl.build is another layer, and a broken build must fail the
+    # Imported here: labctl.images.build is another layer, and a broken build must fail the
     # tests that need the image, not the collection of every test.
-    from labctl.build import ensure_image
+    from labctl.images.build import ensure_image
     from labctl.errors import LabctlError
 
     problem = ""

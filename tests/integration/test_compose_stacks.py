@@ -16,7 +16,7 @@ import docker
 import pytest
 
 from labctl import scenario as scen
-from labctl.compose import IMAGE_VARIABLE, render_compose
+from labctl.export.compose import IMAGE_VARIABLE, render_compose
 from tests.helpers import wait_until
 from tests.integration.compose_flavours import FLAVOURS, compose_command
 from tests.integration.test_compose_demo import DEMO_DEADLINE_S, unique_project
@@ -179,8 +179,10 @@ def test_every_library_scenario_runs_and_gates_its_starts(compose: str, shmlab_i
         finally:
             s.close()
 
-    from labctl import build, platforms
-    from labctl.compose import platform_variable
+    from labctl.images import build
+
+    from labctl.images import platforms
+    from labctl.export.compose import platform_variable
 
     named = {c.platform for p in LIBRARY for c in scen.load_file(str(p)).containers if c.platform}
     platform_env = {platform_variable(name): build.ensure_image(engine, platform=platforms.parse(name)).image

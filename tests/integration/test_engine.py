@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from labctl.labels import labels_for, selector
+from labctl.runtime.labels import labels_for, selector
 from labctl.runtime.engine import ContainerGone, Engine, RunSpec
 
 pytestmark = pytest.mark.integration

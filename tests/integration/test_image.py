@@ -13,7 +13,7 @@ from pathlib import Path
 import docker
 import pytest
 
-from labctl.library import NEEDS_C
+from labctl.images.library import NEEDS_C
 from tests.helpers import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -55,7 +55,7 @@ checks:
 @pytest.fixture(scope="module")
 def labctl_image(engine) -> str:
     from labctl.errors import LabctlError
-    from labctl.selfimage import ensure_self_image
+    from labctl.images.selfimage import ensure_self_image
 
     problem = ""
     ref = None

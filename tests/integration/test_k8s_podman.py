@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from labctl.k8s import manifests, render
+from labctl.export.k8s import manifests, render
 from labctl.scenario import load_file
 
 pytestmark = [pytest.mark.integration, pytest.mark.podman]

@@ -26,9 +26,9 @@ import sysv_ipc
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from labctl.checks import evaluate
+from labctl.checks.evaluate import evaluate
 from labctl.layout import Layout
-from labctl.layout.ctypes_ import Array, CType, Record, Scalar, is_bytes, is_text
+from labctl.layout.laid_out import Array, CType, Record, Scalar, is_bytes, is_text
 from labctl.scenario import load_text
 
 pytestmark = pytest.mark.integration

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from labctl import scenario as scen
-from labctl.handout import parse_description, twins
+from labctl.report.handout import parse_description, twins
 from labctl.scenario.kinds.events import EventsCheck
 from labctl.scenario.kinds.exit import ExitCheck
 from labctl.scenario.kinds.refused import RefusedCheck

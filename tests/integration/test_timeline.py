@@ -9,7 +9,7 @@ import uuid
 
 import pytest
 
-from labctl.results import ScenarioResult
+from labctl.report.results import ScenarioResult
 from labctl.runner import run_scenario
 from labctl.scenario import load_text
 

@@ -18,7 +18,7 @@ import docker.errors
 import pytest
 from docker.models.containers import Container
 
-from labctl import build
+from labctl.images import build
 from tests.helpers import wait_until
 
 pytestmark = pytest.mark.integration

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from labctl.errors import Interrupted, LabctlError
-from labctl.labels import LABEL_PREFIX, MANAGED, OWNER_PID, ROLE, RUN_ID, SCENARIO, labels_for, selector
+from labctl.runtime.labels import LABEL_PREFIX, MANAGED, OWNER_PID, ROLE, RUN_ID, SCENARIO, labels_for, selector
 from labctl.runner.context import RunContext
 from labctl.runner.plan import StartPlan, donors, start_order
 from labctl.runner.storage import Storage
@@ -56,7 +56,7 @@ def test_modules_stay_about_400_lines() -> None:
 
 def test_label_keys_live_only_in_labels() -> None:
     for name, tree, _ in _modules():
-        if name == "labels.py":
+        if name == "runtime/labels.py":
             continue
         literals = {n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)}
         assert not {k for k in literals if k.startswith(LABEL_PREFIX)}, name

@@ -7,9 +7,9 @@ import sys
 
 import pytest
 
-from labctl.bench import model
-from labctl.bench.model import Config, Machine, Record, Report, parse_config, summarize
-from labctl.bench.pairs import PairError, PairSpec, result_from_events
+from labctl.bench import records as model
+from labctl.bench.records import Config, Machine, Record, Report, parse_config, summarize
+from labctl.bench.launch import PairError, PairSpec, result_from_events
 from labctl.errors import UsageError
 
 MACHINE = Machine("Test CPU @ 3 GHz", "6.1.0-test", 2, "x86_64")

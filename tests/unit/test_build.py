@@ -1,4 +1,4 @@
-"""labctl.build without an engine: hashing, toolchain choice, errors, and
+"""labctl.images.build without an engine: hashing, toolchain choice, errors, and
 ensure_image against a fake engine with a fake compiler."""
 
 from __future__ import annotations
@@ -13,7 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from labctl import build, platforms
+from labctl.images import build
+
+from labctl.images import platforms
 from labctl.errors import BuildError
 
 REAL_SOURCES = Path(__file__).resolve().parents[2] / "images" / "shmlab"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from labctl.handout import check_kinds_markdown
+from labctl.report.handout import check_kinds_markdown
 from labctl.scenario import load_all
 from labctl.scenario.fields import CHECK
 from labctl.scenario.kinds.registry import KINDS, kind_of

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from labctl.checks import evaluate, tally
+from labctl.checks.evaluate import evaluate, tally
 from labctl.errors import LabctlError
-from labctl.output import ExitStatus, Output
+from labctl.runtime.logs import ExitStatus, Output
 from labctl.scenario.kinds.cleanup import CleanupCheck
 from labctl.scenario.kinds.events import EventsCheck
 from labctl.scenario.kinds.exit import ExitCheck
@@ -329,7 +329,7 @@ def test_consistently_fails_on_first_violation(consistently):
 
 
 def test_labels_for_refuses_reserved_user_labels_and_adds_its_own():
-    from labctl.labels import labels_for
+    from labctl.runtime.labels import labels_for
 
     labels = labels_for("run-1", "s", "writer", {"com.example.team": "ipc"})
     assert labels["com.example.team"] == "ipc"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from labctl import cleanup
+from labctl.runtime import clean as cleanup
 from labctl.errors import UsageError
 
 FULL_A = "dec82ee2-1111-4222-8333-944445555666"
@@ -55,7 +55,7 @@ def test_the_frozen_labctl_leaves_c_layouts_out_of_its_built_in_library(monkeypa
                                                                          tmp_path) -> None:
     import sys
 
-    from labctl import library
+    from labctl.images import library
 
     lib = tmp_path / "lib"
     lib.mkdir()

@@ -18,7 +18,7 @@ import pytest
 
 from labctl import cli, runner
 from labctl.errors import EngineError, Interrupted
-from labctl.results import RunResult, ScenarioResult
+from labctl.report.results import RunResult, ScenarioResult
 
 ROOT = Path(__file__).resolve().parents[2]
 PASSES = str(ROOT / "tests" / "data" / "failing" / "passes.yaml")
@@ -375,7 +375,8 @@ def test_init_writes_scenarios_and_schema_then_refuses_to_overwrite(tmp_path: Pa
 
 def test_build_self_goes_to_the_self_image(engine: FakeEngine, monkeypatch: pytest.MonkeyPatch,
                                            capsys: pytest.CaptureFixture) -> None:
-    from labctl import build, selfimage
+    from labctl.images import build
+    from labctl.images import selfimage
 
     asked = []
     monkeypatch.setattr(selfimage, "ensure_self_image",

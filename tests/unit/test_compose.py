@@ -6,7 +6,7 @@ from pathlib import Path
 
 import yaml
 
-from labctl.compose import render_compose
+from labctl.export.compose import render_compose
 from labctl.scenario import load_file
 
 VALID = Path(__file__).resolve().parents[1] / "data" / "valid"
@@ -80,7 +80,7 @@ def test_output_is_deterministic() -> None:
 
 
 def test_limits_match_what_the_runner_enforces() -> None:
-    from labctl import compose
+    from labctl.export import compose
     from labctl.runner.plan import WORKLOAD_USER
     from labctl.runtime.engine import RunSpec
 
@@ -101,7 +101,7 @@ def test_steps_and_lifecycle_keys_are_rendered_or_commented():
 
     import yaml as _yaml
 
-    from labctl.compose import render_compose
+    from labctl.export.compose import render_compose
     from labctl.scenario import load_file
 
     root = Path(__file__).resolve().parents[2] / "scenarios"

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from labctl.compose import render_compose
+from labctl.export.compose import render_compose
 from labctl.scenario import load_file
 
 ROOT = Path(__file__).resolve().parents[2]

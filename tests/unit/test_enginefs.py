@@ -1,4 +1,4 @@
-"""labctl.enginefs: which paths the engine sees when labctl runs in a container or remotely."""
+"""labctl.runtime.hostpaths: which paths the engine sees when labctl runs in a container or remotely."""
 
 from __future__ import annotations
 
@@ -6,7 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from labctl import cleanup, enginefs, labels
+from labctl.runtime import clean as cleanup
+
+from labctl.runtime import hostpaths as enginefs
+
+from labctl.runtime import labels
 
 CID = "a" * 64
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from labctl import scenario as scen
-from labctl.handout import expected, mode, parse_description, render_markdown, twins
+from labctl.report.handout import expected, mode, parse_description, render_markdown, twins
 
 ROOT = Path(__file__).resolve().parents[2]
 HANDOUT = ROOT / "docs" / "scenarios.md"

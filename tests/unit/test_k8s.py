@@ -12,7 +12,7 @@ import yaml
 
 from labctl import cli
 from labctl.errors import ScenarioErrors
-from labctl.k8s import default_image, manifests, render
+from labctl.export.k8s import default_image, manifests, render
 from labctl.scenario import load_file, load_text
 
 ROOT = Path(__file__).resolve().parents[2]

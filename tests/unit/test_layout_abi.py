@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from labctl.layout import DEFAULT_ABIS, ABIS, Layout, LayoutError, from_c, from_header
-from labctl.layout.ctypes_ import Array, CType, Record
+from labctl.layout.laid_out import Array, CType, Record
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "layouts"
 HEADER = DATA / "abi_structs.h"
@@ -50,7 +50,7 @@ def _paths(t: CType, prefix: str) -> list[tuple[str, CType]]:
 
 
 def _offset(rec: Record, path: str) -> int:
-    from labctl.layout.ctypes_ import find_member, parse_path
+    from labctl.layout.laid_out import find_member, parse_path
 
     t: CType = rec
     off = 0

@@ -1,4 +1,4 @@
-"""labctl.library: where the scenario library and workload sources are found; `init`."""
+"""labctl.images.library: where the scenario library and workload sources are found; `init`."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from labctl import build, library
+from labctl.images import build
+
+from labctl.images import library
 from labctl.errors import UsageError
 
 ROOT = Path(__file__).resolve().parents[2]

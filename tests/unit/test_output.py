@@ -7,9 +7,9 @@ import re
 
 import pytest
 
-from labctl.output import Output
+from labctl.runtime.logs import Output
 from labctl.scenario.model import Expect
-from labctl.watch import CreatedObjects, EventSeen, EventTally, LineSearch
+from labctl.checks.watch import CreatedObjects, EventSeen, EventTally, LineSearch
 
 
 def feed_lines(out: Output, lines: list[str], stream: str = "stdout", chunk: int = 7) -> None:

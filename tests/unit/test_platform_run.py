@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 from types import SimpleNamespace
 
-from labctl import cleanup, cli, runner
+from labctl import cli, runner
+
+from labctl.runtime import clean as cleanup
 from labctl.errors import LabctlError, ScenarioErrors
 from labctl.runner.context import RunContext
 from labctl.runner.plan import StartPlan

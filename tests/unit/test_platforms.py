@@ -1,4 +1,4 @@
-"""labctl.platforms without an engine: names, native vs emulated, and the emulation
+"""labctl.images.platforms without an engine: names, native vs emulated, and the emulation
 check against a fake binfmt_misc directory (present, missing, disabled, no F flag,
 not mounted), since the real one on a test machine must not be touched."""
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from labctl import platforms
+from labctl.images import platforms
 from labctl.errors import UsageError
 
 ARM64 = platforms.parse("linux/arm64")
@@ -117,7 +117,7 @@ def test_install_steps_register_with_the_f_flag(tmp_path: Path, conf_flags: str,
 
 
 def test_bench_placements_of_other_platforms() -> None:
-    from labctl.bench.model import parse_config, placement_platform
+    from labctl.bench.records import parse_config, placement_platform
 
     cfg = parse_config("", "64", "container,container-386,container-arm64", 100, False, 5.0)
     assert cfg.placements == ("container", "container-386", "container-arm64")

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from labctl import engines
+from labctl.runtime import lookup as engines
 from labctl.runtime.podman_engine import _ids, _joined, removal_order, tmpfs_options
 
 

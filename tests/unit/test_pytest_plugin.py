@@ -10,8 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from labctl import build, runner
-from labctl.results import CheckResult, RunResult, ScenarioResult
+from labctl import runner
+
+from labctl.images import build
+from labctl.report.results import CheckResult, RunResult, ScenarioResult
 from labctl.runtime import Engine
 
 pytest_plugins = ["pytester"]

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from labctl.errors import LabctlError, UsageError
-from labctl.report import (
+from labctl.report.formats import (
     parse_report_spec,
     render,
     to_json,
@@ -17,7 +17,7 @@ from labctl.report import (
     to_text,
     write_reports,
 )
-from labctl.results import CheckResult, RunResult, ScenarioResult
+from labctl.report.results import CheckResult, RunResult, ScenarioResult
 
 WRITER_LOG = "".join(f"writer: wrote count={i}\n" for i in range(1, 41))
 # A reader log with things XML 1.0 cannot carry: NUL, BEL, ESC colour codes, form feed.

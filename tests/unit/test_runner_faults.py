@@ -8,8 +8,8 @@ import pytest
 
 import labctl.runner as runner
 from labctl.errors import Interrupted
-from labctl.results import ScenarioResult
-from labctl.runner.run import run_scenario
+from labctl.report.results import ScenarioResult
+from labctl.runner.scenario_run import run_scenario
 from labctl.scenario import load_text
 
 SCENARIO = """\

@@ -1,4 +1,4 @@
-"""labctl build --self (labctl.selfimage) and the prebuilt workload of a frozen labctl, no engine."""
+"""labctl build --self (labctl.images.selfimage) and the prebuilt workload of a frozen labctl, no engine."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from labctl import build, selfimage
+from labctl.images import build
+
+from labctl.images import selfimage
 from labctl.errors import BuildError
 from tests.unit.test_build import FakeEngine
 

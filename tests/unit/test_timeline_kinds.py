@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import json
 
-from labctl.checks import evaluate, tally
-from labctl.output import ExitStatus, Output
+from labctl.checks.evaluate import evaluate, tally
+from labctl.runtime.logs import ExitStatus, Output
 from labctl.scenario.kinds.events import EventsCheck
 from labctl.scenario.kinds.exit import ExitCheck
 from labctl.scenario.kinds.memory import MemoryCheck

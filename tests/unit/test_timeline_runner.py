@@ -7,9 +7,9 @@ from __future__ import annotations
 import json
 
 from labctl.errors import EngineError
-from labctl.output import ExitStatus, Output
-from labctl.report import to_dict, to_junit, to_text
-from labctl.results import RunResult
+from labctl.runtime.logs import ExitStatus, Output
+from labctl.report.formats import to_dict, to_junit, to_text
+from labctl.report.results import RunResult
 from labctl.runner import run_scenario
 from labctl.scenario import load_text
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from labctl.errors import LabctlError
-from labctl.output import ExitStatus, Output
+from labctl.runtime.logs import ExitStatus, Output
 from labctl.scenario.builder import get
 from labctl.scenario.model import Expect
 from labctl.scenario.spec import PDict, join
@@ -117,7 +117,7 @@ class CheckKind:
     judge           (body, Observation, Look) -> Verdict: one look at the run
     watch           body -> the container whose new output may change the verdict
                     (the driver then waits on that output instead of polling)
-    tally           (body, Output) -> an incremental tally (``labctl.watch``) attached to
+    tally           (body, Output) -> an incremental tally (``labctl.checks.watch``) attached to
                     that container's output before it starts; the judge reads it through
                     ``Observation.watcher`` instead of rescanning the output
     after_teardown  judged after the scenario's objects were removed (cleanup)

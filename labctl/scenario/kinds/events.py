@@ -5,13 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from labctl.scenario.builder import Builder, get
-from labctl.scenario.common import EVENT_RE, SCALAR, Ref
+from labctl.scenario.shared_specs import EVENT_RE, SCALAR, Ref
 from labctl.scenario.compound import DictOf, ExpectT, F, Obj
 from labctl.scenario.kinds.base import CheckKind, Look, Observation, Verdict, not_started, ref
 from labctl.scenario.model import Expect
 from labctl.scenario.spec import INVALID, Int, PDict, Str, join
-from labctl.output import Output
-from labctl.watch import EventTally
+from labctl.runtime.logs import Output
+from labctl.checks.watch import EventTally
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from labctl.scenario.builder import Builder, get
-from labctl.scenario.common import Ref
+from labctl.scenario.shared_specs import Ref
 from labctl.scenario.compound import AnyOf, F, ListOf, Obj
 from labctl.scenario.kinds.base import CheckKind, Look, Observation, Verdict, describe_exit, not_started, ref, signal_number
 from labctl.scenario.spec import INVALID, Bool, Int, PDict, Str

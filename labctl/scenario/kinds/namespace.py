@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from labctl.scenario.builder import Builder, get
-from labctl.scenario.common import Ref
+from labctl.scenario.shared_specs import Ref
 from labctl.scenario.compound import F, ListOf, Obj
 from labctl.scenario.kinds.base import CheckKind, Look, Observation, Verdict
 from labctl.scenario.spec import INVALID, Bool, PDict, PList, join

@@ -6,12 +6,12 @@ from dataclasses import dataclass
 from typing import Literal
 
 from labctl.scenario.builder import Builder, get
-from labctl.scenario.common import Ref
+from labctl.scenario.shared_specs import Ref
 from labctl.scenario.compound import F, Obj
 from labctl.scenario.kinds.base import CheckKind, Look, Observation, Verdict, not_started, ref
 from labctl.scenario.spec import PDict, Regex, Str
-from labctl.output import Output
-from labctl.watch import LineSearch
+from labctl.runtime.logs import Output
+from labctl.checks.watch import LineSearch
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 
 from labctl.scenario.builder import Builder, get
-from labctl.scenario.common import Ref
+from labctl.scenario.shared_specs import Ref
 from labctl.scenario.compound import F, Obj
 from labctl.scenario.kinds.base import CheckKind, Look, Observation, Verdict, ref
 from labctl.scenario.spec import PDict, Regex

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from labctl.scenario.builder import Builder, get
-from labctl.scenario.common import COUNT, Ref
+from labctl.scenario.shared_specs import COUNT, Ref
 from labctl.scenario.compound import ExpectT, F, Obj
 from labctl.scenario.kinds.base import CheckKind, Look, Observation, Verdict, not_started, ref
 from labctl.scenario.model import Expect

@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from labctl.scenario.builder import Builder, get
-from labctl.scenario.common import COUNT, FIELDS as FIELD_EXPECTS, KEY, LAYOUT, PERMS, Ref
+from labctl.scenario.shared_specs import COUNT, FIELDS as FIELD_EXPECTS, KEY, LAYOUT, PERMS, Ref
 from labctl.scenario.compound import ExpectT, F, Obj
 from labctl.layout import Layout
 from labctl.scenario.kinds.base import CheckKind, Look, Observation, Verdict, octal, probe_ref, ref
-from labctl.scenario.layouts import build_fields, build_layout, engine_abi, judge_fields, probe_layout
+from labctl.scenario.layout_keys import build_fields, build_layout, engine_abi, judge_fields, probe_layout
 from labctl.scenario.model import Expect
 from labctl.scenario.spec import Bool, PDict, join
 

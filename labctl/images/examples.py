@@ -2,7 +2,7 @@
 
 They stand for "your own program" in the library (``own-program-layout`` decodes the
 segment of ``images/sensor`` from the program's own header). Each builds like the
-workload image (a static binary from ``labctl.build``'s toolchain, a FROM-scratch image
+workload image (a static binary from ``labctl.images.build``'s toolchain, a FROM-scratch image
 from an in-memory context), tagged ``labctl/<name>:<hash12>`` and ``:latest``.
 ``labctl run`` builds the ones its scenarios name (``image: labctl/<name>...``).
 
@@ -20,7 +20,7 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
-from labctl import build
+from labctl.images import build
 from labctl.errors import BuildError
 
 WORKLOAD = "shmlab"
@@ -29,7 +29,7 @@ LABEL_VALUE_PREFIX = "example-"
 
 def images_root() -> Path:
     """``$LABCTL_IMAGES_DIR`` or the package's / checkout's ``images/``."""
-    from labctl.library import images_dir
+    from labctl.images.library import images_dir
 
     override = os.environ.get("LABCTL_IMAGES_DIR")
     return Path(override) if override else images_dir()

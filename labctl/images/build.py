@@ -8,7 +8,7 @@ removed by hand is rebuilt without recompiling.
 
 Toolchain: ``$CC`` when set (a host compiler, e.g. ``CC=gcc``; it builds for the
 host's architecture), else ``python -m ziglang cc -target <zig target>``, which
-cross-compiles static binaries for every platform of ``labctl.platforms``
+cross-compiles static binaries for every platform of ``labctl.images.platforms``
 (linux/amd64, linux/arm64, linux/386, linux/arm/v7) from PyPI alone.
 
 Platforms: one image per platform. The engine's own platform is
@@ -38,9 +38,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from labctl import labels, platforms
+from labctl.runtime import labels
+
+from labctl.images import platforms
 from labctl.errors import BuildError
-from labctl.platforms import Platform
+from labctl.images.platforms import Platform
 from labctl.scenario.model import WORKLOAD_IMAGE_REPO
 
 REPO = WORKLOAD_IMAGE_REPO  # one home: the scenario model, whose `workload:` containers run it
@@ -107,11 +109,11 @@ class Toolchain:
 
 def source_dir(env: Mapping[str, str] | None = None) -> Path:
     """The ``images/shmlab`` directory: ``$LABCTL_IMAGES_DIR/shmlab`` if that variable is
-    set, else the package's own copy (a wheel) or the checkout's (see ``labctl.library``).
+    set, else the package's own copy (a wheel) or the checkout's (see ``labctl.images.library``).
 
     Raises BuildError when it does not exist.
     """
-    from labctl.library import images_dir
+    from labctl.images.library import images_dir
 
     env = os.environ if env is None else env
     override = env.get("LABCTL_IMAGES_DIR")

@@ -34,7 +34,7 @@ _owner_container: str | None = None
 
 
 def set_owner_container(container_id: str | None) -> None:
-    """labctl runs in container ``container_id`` on the engine (see ``labctl.enginefs``):
+    """labctl runs in container ``container_id`` on the engine (see ``labctl.runtime.hostpaths``):
     every object it creates from now on names it, so a crash of that container leaves a
     run that ``remove_stale`` recognises as dead."""
     global _owner_container

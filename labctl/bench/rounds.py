@@ -17,7 +17,7 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from labctl.bench.model import Record
+from labctl.bench.records import Record
 
 # A row is "stable" when the middle half of its per-round ratios lies within this
 # share of their median (interquartile range inside ±10 %): one disturbed round out

@@ -40,12 +40,13 @@ def build_cmd(ctx: click.Context, force: bool, self_image: bool, platform: tuple
       labctl build --self && docker run --rm -v /var/run/docker.sock:/var/run/docker.sock labctl/labctl run
       labctl build --platform linux/arm64 --platform linux/386
     """
-    from labctl import build, platforms
+    from labctl.images import build
+    from labctl.images import platforms
 
     progress = common.Progress(common.quiet(ctx, quiet))
     eng = common.connect(engine)
     if self_image:
-        from labctl.selfimage import ensure_self_image
+        from labctl.images.selfimage import ensure_self_image
 
         if platform:
             raise UsageError("--self builds labctl for the engine's own platform; --platform is for the workloads")
@@ -62,7 +63,7 @@ def build_cmd(ctx: click.Context, force: bool, self_image: bool, platform: tuple
         what = f" for {plat.name}" if plat else ""
         progress.line(f"{'built' if res.built else 'up to date:'} {res.image}{what} ({time.monotonic() - t0:.2f}s)")
         print(res.image)
-    from labctl import examples  # the example programs (images/<name>) build with the workload
+    from labctl.images import examples  # the example programs (images/<name>) build with the workload
 
     for name in examples.names():
         ex = examples.ensure(eng, name, force=force, progress=progress.line)
@@ -88,7 +89,7 @@ def clean_cmd(stale: bool, run_id: str, engine: str | None) -> int:
       labctl clean --run 3f2c...   # one run, e.g. after `run --keep`
       labctl clean --engine podman # containers, pods and volumes on Podman
     """
-    from labctl import cleanup
+    from labctl.runtime import clean as cleanup
 
     if run_id and stale:  # a usage error is exit 2 whether or not the engine answers
         raise UsageError("--run and --stale cannot be used together")

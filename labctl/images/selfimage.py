@@ -18,7 +18,7 @@ The image is tagged ``labctl/labctl:<hash12>`` (a hash of everything that went i
 ``:<version>`` and ``:latest``; an unchanged tree is a no-op. PyInstaller freezes the
 running interpreter, so the engine must run this machine's architecture.
 
-Engine access goes through ``labctl.build.ImageEngine``; progress goes to a callable.
+Engine access goes through ``labctl.images.build.ImageEngine``; progress goes to a callable.
 """
 
 from __future__ import annotations
@@ -32,7 +32,11 @@ import tarfile
 import time
 from pathlib import Path
 
-from labctl import __version__, build, library
+from labctl import __version__
+
+from labctl.images import build
+
+from labctl.images import library
 from labctl.errors import BuildError
 
 REPO = "labctl/labctl"
@@ -235,7 +239,7 @@ def ensure_self_image(engine: build.ImageEngine, *, force: bool = False,
     ``:latest``, for the current labctl; a no-op (two image lookups) when it does.
 
     Docker operations: ``info``, ``image inspect``, and when building, the workload image
-    (``labctl.build.ensure_image``), ``build`` from an in-memory context and ``tag``.
+    (``labctl.images.build.ensure_image``), ``build`` from an in-memory context and ``tag``.
     Raises BuildError (PyInstaller missing or failing, engine of another architecture,
     docker build failed) or EngineError (engine unreachable).
     """

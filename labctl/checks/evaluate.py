@@ -13,8 +13,8 @@ import time
 from typing import Callable
 
 from labctl.errors import LabctlError
-from labctl.output import Output
-from labctl.results import CheckResult
+from labctl.runtime.logs import Output
+from labctl.report.results import CheckResult
 from labctl.scenario.kinds.base import CheckKind, Look, Observation, Verdict, describe_exit
 from labctl.scenario.kinds.registry import kind_of
 from labctl.scenario.model import CheckSpec

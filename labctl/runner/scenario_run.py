@@ -11,10 +11,10 @@ import threading
 import time
 from typing import Callable
 
-from labctl import checks as checkmod
+from labctl.checks import evaluate as checkmod
 from labctl.errors import Interrupted, LabctlError
-from labctl.output import ExitStatus, Output
-from labctl.results import CheckResult, ScenarioResult
+from labctl.runtime.logs import ExitStatus, Output
+from labctl.report.results import CheckResult, ScenarioResult
 from labctl.runner.context import Progress, RunContext
 from labctl.runner.hostipc import HostIPCGuard
 from labctl.runner.plan import StartPlan, donors

@@ -1,7 +1,7 @@
 """Kubernetes manifests (Pods, PersistentVolumeClaims) for a scenario: ``labctl export k8s``.
 
 Mapping (docs/kubernetes.md has the table and the reasons):
-* one Pod per IPC namespace (``labctl.k8s.pods``); ``ipc: host`` -> ``hostIPC: true``;
+* one Pod per IPC namespace (``labctl.export.k8s.pods``); ``ipc: host`` -> ``hostIPC: true``;
 * ``shm_size`` -> an ``emptyDir`` of ``medium: Memory`` with ``sizeLimit`` at /dev/shm in
   every container of the pod; IPC ``sysctls`` -> the pod's ``securityContext.sysctls``;
 * a volume used within one pod -> ``emptyDir`` (``tmpfs-volume``: ``medium: Memory``), used
@@ -23,9 +23,9 @@ from typing import Any, Literal
 
 import yaml
 
-from labctl.k8s.pods import PodPlan, plan_pods, same_pod, volume_users
-from labctl.labels import POD_CONTAINERS, ROLE, SCENARIO, SCENARIO_FILE, labels_for
-from labctl.labels import RUN_ID as RUN_ID_LABEL
+from labctl.export.k8s.pods import PodPlan, plan_pods, same_pod, volume_users
+from labctl.runtime.labels import POD_CONTAINERS, ROLE, SCENARIO, SCENARIO_FILE, labels_for
+from labctl.runtime.labels import RUN_ID as RUN_ID_LABEL
 from labctl.scenario.model import WORKLOAD_IMAGE_REPO, ContainerSpec, Scenario
 
 AfterMode = Literal["wait", "sidecar"]
@@ -105,7 +105,7 @@ def _platform_image(c: ContainerSpec, image: str, platform_images: dict[str, str
     """``image`` for the native platform; for ``platform: P`` the per-platform tag labctl's
     build gives it (``REF-<suffix>``, e.g. ``labctl/shmlab:latest-arm64``), unless ``image``
     already names one."""
-    from labctl import platforms
+    from labctl.images import platforms
 
     plat = platforms.lookup(c.platform) if c.platform else None
     if plat is None or image.endswith(f"-{plat.suffix}"):
@@ -119,7 +119,7 @@ def _platform_image(c: ContainerSpec, image: str, platform_images: dict[str, str
 
 
 def _host_arch() -> str:
-    from labctl.build import host_arch
+    from labctl.images.build import host_arch
 
     return {"x86_64": "amd64", "aarch64": "arm64"}.get(host_arch(), host_arch())
 

@@ -14,8 +14,8 @@ import platform
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 
-from labctl import platforms
-from labctl.platforms import Platform
+from labctl.images import platforms
+from labctl.images.platforms import Platform
 from labctl.errors import UsageError
 
 MECHANISMS = (
@@ -37,7 +37,7 @@ MEMCPY_SIZE = 1048576
 MAX_SIZE = 64 * 1024 * 1024
 MIN_ITERATIONS = 200
 # Paired rounds per mechanism and size: five give quartiles that one disturbed round
-# cannot move (see labctl.bench.paired); 2 cores here, ~2.5 s per round.
+# cannot move (see labctl.bench.rounds); 2 cores here, ~2.5 s per round.
 DEFAULT_ROUNDS = 5
 MAX_ROUNDS = 99
 
@@ -236,7 +236,7 @@ class Report:
     pinned_cpus: tuple[int, ...] = ()
     errors: tuple[str, ...] = field(default_factory=tuple)
     rounds: tuple[Record, ...] = ()  # every round's record; ``records`` holds their medians
-    paired: tuple = ()  # labctl.bench.paired.Paired rows (typed loosely: that module imports this one)
+    paired: tuple = ()  # labctl.bench.rounds.Paired rows (typed loosely: that module imports this one)
     conditions: dict = field(default_factory=dict)  # load and steal at start and end
 
     def find(self, mechanism: str, placement: str, size: int) -> Record | None:

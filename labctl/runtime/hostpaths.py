@@ -24,7 +24,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from labctl import labels
+from labctl.runtime import labels
 
 IN_CONTAINER_ENV = "LABCTL_IN_CONTAINER"  # the labctl image sets it
 _CONTAINER_ID = re.compile(r"/containers/([0-9a-f]{64})/")

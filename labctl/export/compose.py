@@ -13,8 +13,8 @@ from typing import Any
 
 import yaml
 
-from labctl import platforms
-from labctl.labels import labels_for
+from labctl.images import platforms
+from labctl.runtime.labels import labels_for
 from labctl.scenario.model import (
     WORKLOAD_IMAGE_REPO, ContainerSpec, Scenario, StepSpec, VolumeSpec, linked_container,
 )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from labctl.labels import KEPT, MANAGED, OWNER_CONTAINER, OWNER_HOST, OWNER_PID, RUN_ID
+from labctl.runtime.labels import KEPT, MANAGED, OWNER_CONTAINER, OWNER_HOST, OWNER_PID, RUN_ID
 from labctl.runtime import Engine
 
 

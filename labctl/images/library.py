@@ -16,7 +16,7 @@ from pathlib import Path
 
 from labctl.errors import UsageError
 
-PACKAGE = Path(__file__).resolve().parent
+PACKAGE = Path(__file__).resolve().parents[1]  # the labctl package folder
 PACKAGE_DATA = PACKAGE / "_data"
 CHECKOUT = PACKAGE.parent
 LOCAL_LIBRARY = "scenarios"  # what `labctl run` looks for in the working directory

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from labctl.scenario.layouts import LAYOUT, fields_spec  # noqa: F401  (LAYOUT: the kinds import it here)
+from labctl.scenario.layout_keys import LAYOUT, fields_spec  # noqa: F401  (LAYOUT: the kinds import it here)
 from labctl.scenario.spec import Int, Leaf, Str
 from labctl.scenario.yamlload import Node
 

@@ -13,7 +13,7 @@ import re
 from itertools import repeat
 from typing import Any
 
-from labctl.output import Output
+from labctl.runtime.logs import Output
 
 _NUMBERS = {int, float}
 SAMPLE = 20  # values of a ``rising`` field kept for the report (the first ones, and the last)

@@ -6,8 +6,8 @@ express; ``render`` writes the manifests. See docs/kubernetes.md.
 
 from __future__ import annotations
 
-from labctl.k8s.pods import PodPlan, plan_pods
-from labctl.k8s.render import claim_name, manifests, pod_name, render
+from labctl.export.k8s.pods import PodPlan, plan_pods
+from labctl.export.k8s.render import claim_name, manifests, pod_name, render
 
 
 def default_image(platform: str | None = None) -> str:
@@ -16,7 +16,8 @@ def default_image(platform: str | None = None) -> str:
     (``labctl/shmlab:<hash12>-arm64``), computed from the sources without an engine; a
     frozen labctl (the labctl image) names the binary it carries. BuildError when the
     sources are missing, UsageError for an unknown platform."""
-    from labctl import build, platforms
+    from labctl.images import build
+    from labctl.images import platforms
 
     native = platforms.of_engine(build.host_arch())
     plat = platforms.parse(platform) if platform else native

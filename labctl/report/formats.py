@@ -1,6 +1,6 @@
 """Renderers of a finished run: JSON (the documented contract), JUnit XML and text.
 
-Everything here is a pure function of :class:`labctl.results.RunResult`, so the
+Everything here is a pure function of :class:`labctl.report.results.RunResult`, so the
 reports unit-test without an engine. ``write_reports`` serves ``--report FORMAT:PATH``.
 """
 
@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from labctl.errors import LabctlError, UsageError
-from labctl.results import (REPORT_FORMATS as FORMATS, STATUS_LABELS, CheckResult, RunResult, ScenarioResult,
+from labctl.report.results import (REPORT_FORMATS as FORMATS, STATUS_LABELS, CheckResult, RunResult, ScenarioResult,
                             StepResult, side_by_side)
 
 # How many trailing lines of each container's output a failure shows. The text report

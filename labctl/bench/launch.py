@@ -21,11 +21,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from labctl.bench.model import Record, record_from_event
+from labctl.bench.records import Record, record_from_event
 import sysv_ipc
 
 from labctl.errors import ContainerStartError, LabctlError
-from labctl.labels import ROLE, RUN_ID, labels_for
+from labctl.runtime.labels import ROLE, RUN_ID, labels_for
 from labctl.runtime.engine import Container, Engine, RunSpec
 
 SCENARIO = "bench"

@@ -1,0 +1,1 @@
+"""Export of scenarios to other tools: a Compose file and Kubernetes manifests."""

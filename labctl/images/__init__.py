@@ -1,0 +1,1 @@
+"""Images: building the workload, example and labctl images, their platforms, the scenario library."""

@@ -1,0 +1,1 @@
+"""Reporting: the results model, the text/JSON/JUnit reports and the handout."""
