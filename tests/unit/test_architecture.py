@@ -1,5 +1,5 @@
-"""The layering the code relies on: one module imports the engine SDK, labels have one
-home, Interrupted cannot be swallowed as an error, the start plan is pure."""
+"""The layering the code relies on: one subpackage per concept, imports pointing down, one module
+imports the engine SDK, labels have one home, Interrupted cannot be swallowed as an error, the start plan is pure."""
 
 from __future__ import annotations
 
@@ -142,3 +142,67 @@ def test_storage_maps_volume_and_bind_mounts(tmp_path: Path) -> None:
         for kind, source, target, _ro in storage.mounts(c):
             assert (kind, source) in {("bind", str(tmp_path))} | {("volume", n) for n in storage.volume_names.values()}
             assert target.startswith("/")
+
+
+# ---- the package's shape: one subpackage per concept, one name per file, imports point down
+
+TOP_LEVEL_LEAVES = {"__init__.py", "__main__.py", "errors.py", "units.py", "pytest_plugin.py"}
+# Which labctl subpackages each subpackage may import (besides the top-level leaves).
+# runtime is the bottom (it alone speaks to the engine) and layout (C layouts) stands alone;
+# cli and runner sit on top, and nothing below imports them. Two pairs lean on each other:
+# the check kinds (scenario/kinds) use checks.watch's tallies while checks.evaluate drives
+# the kinds; images.build tags with scenario.model's image name while the scenario table
+# validates platforms from images.platforms.
+MAY_IMPORT = {
+    "runtime": {"runtime"},
+    "layout": {"layout"},
+    "images": {"images", "runtime", "scenario"},
+    "scenario": {"scenario", "layout", "runtime", "images", "checks"},
+    "checks": {"checks", "runtime", "scenario", "report"},
+    "report": {"report", "scenario"},
+    "export": {"export", "scenario", "runtime", "images"},
+    "bench": {"bench", "runtime", "images"},
+    "runner": {"runner", "runtime", "scenario", "checks", "report", "images"},
+    "cli": {"cli", "runtime", "scenario", "checks", "report", "images", "export", "runner", "bench"},
+}
+
+
+def _labctl_imports(tree: ast.Module) -> set[str]:
+    """The labctl subpackages a module imports (``labctl.X...`` -> ``X``), leaves excluded."""
+    out: set[str] = set()
+    for node in ast.walk(tree):
+        names = []
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [node.module + "." + a.name for a in node.names] if node.module == "labctl" else [node.module]
+        for name in names:
+            parts = name.split(".")
+            if parts[0] == "labctl" and len(parts) > 1 and parts[1] + ".py" not in TOP_LEVEL_LEAVES \
+                    and parts[1] not in {"__version__"}:
+                out.add(parts[1])
+    return out
+
+
+def test_top_level_holds_only_the_package_face_and_leaves() -> None:
+    top = {p.name for p in PACKAGE.glob("*.py")}
+    assert top <= TOP_LEVEL_LEAVES and len(top) <= 6
+
+
+def test_no_module_name_is_used_twice() -> None:
+    names = [p.name for p in PACKAGE.rglob("*.py") if p.name != "__init__.py"]
+    assert sorted({n for n in names if names.count(n) > 1}) == []
+
+
+def test_imports_point_down_the_layers() -> None:
+    for name, tree, _ in _modules():
+        package = name.split("/")[0]
+        if package.endswith(".py"):
+            continue  # the top-level leaves and the package face
+        assert _labctl_imports(tree) <= MAY_IMPORT[package], name
+
+
+def test_every_module_opens_with_a_docstring_saying_what_it_is_for() -> None:
+    for name, tree, _ in _modules():
+        doc = ast.get_docstring(tree)
+        assert doc and doc.splitlines()[0].strip(), f"{name} has no docstring"
