@@ -103,7 +103,8 @@ def engine_floor(count: int) -> dict:
     import docker
 
     from labctl.images.build import ensure_image
-    from labctl.runtime import Engine, labels_for
+    from labctl.runtime import Engine
+    from labctl.runtime.labels import labels_for
 
     engine = Engine.connect()
     image = str(ensure_image(engine))

@@ -45,12 +45,3 @@ def parse_size(value: object) -> int:
             unit = (m.group(2) or "").lower()[:1]
             return int(m.group(1)) * _SIZE_FACTOR[unit]
     raise ValueError(f"expected a size such as 64m or 1g, got {value!r}")
-
-
-def format_duration(seconds: float) -> str:
-    """Inverse of parse_duration for messages: ``0.1`` -> ``100ms``, ``2.0`` -> ``2s``."""
-    if seconds < 1 and seconds * 1000 == int(seconds * 1000):
-        return f"{int(seconds * 1000)}ms"
-    if seconds == int(seconds):
-        return f"{int(seconds)}s"
-    return f"{seconds:g}s"

@@ -22,7 +22,6 @@ MECHANISMS = (
     "sysv-shm-spin", "sysv-shm-futex", "mmap-tmpfs", "mmap-disk", "posix-shm",
     "fifo", "unix-socket", "tcp-shared-netns", "tcp-bridge",
 )
-SHM_MECHANISMS = ("sysv-shm-spin", "sysv-shm-futex", "mmap-tmpfs", "mmap-disk", "posix-shm")
 PLACEMENTS = ("host", "container")
 # Containers of another platform than the engine's own (container-arm64, container-386...):
 # only where that platform runs natively (labctl.bench.main refuses emulated ones).
@@ -284,7 +283,7 @@ class Report:
 
 
 def to_json(report: Report) -> dict:
-    """The ``labctl bench --format json`` document (DESIGN.md contract plus extras)."""
+    """The ``labctl bench --format json`` document (its documented fields, see docs/benchmarks.md, plus extras)."""
     pinned = bool(report.pinned_cpus)
     return {
         "machine": asdict(report.machine),

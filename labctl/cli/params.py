@@ -18,7 +18,6 @@ from labctl.runtime.lookup import ENGINE_NAMES
 from labctl.report.results import REPORT_FORMATS
 
 ENV_PREFIX = "LABCTL_"
-DEFAULT_PATH = "scenarios"
 RUN_FORMATS = REPORT_FORMATS
 LIST_FORMATS = ("text", "json")
 HANDOUT_FORMATS = (*LIST_FORMATS, "markdown")  # list only: markdown is the handout

@@ -52,16 +52,6 @@ def _lp64(long_double: tuple[int, int]) -> tuple[tuple[str, tuple[int, int]], ..
     )
 
 
-def _ilp32(align64: int, long_double: tuple[int, int]) -> tuple[tuple[str, tuple[int, int]], ...]:
-    return (
-        ("char", (1, 1)), ("signed char", (1, 1)), ("unsigned char", (1, 1)), ("_Bool", (1, 1)),
-        ("short", (2, 2)), ("unsigned short", (2, 2)), ("int", (4, 4)), ("unsigned int", (4, 4)),
-        ("long", (4, 4)), ("unsigned long", (4, 4)), ("long long", (8, align64)),
-        ("unsigned long long", (8, align64)), ("float", (4, 4)), ("double", (8, align64)),
-        ("long double", long_double), ("pointer", (4, 4)),
-    )
-
-
 ABIS: dict[str, Abi] = {
     "x86_64": Abi("x86_64", "x86_64-linux-musl", _lp64((16, 16)), True, 16, ("amd64", "linux/amd64")),
     "aarch64": Abi("aarch64", "aarch64-linux-musl", _lp64((16, 16)), False, 16, ("arm64", "linux/arm64"),

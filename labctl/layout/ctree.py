@@ -23,14 +23,6 @@ from labctl.layout.laid_out import (
     Array, CType, LayoutError, Member, Record, Scalar, did_you_mean,
 )
 
-_INT_KINDS = {
-    "char": "char", "signed char": "signed char", "unsigned char": "unsigned char",
-    "short": "short", "unsigned short": "unsigned short", "int": "int", "unsigned int": "unsigned int",
-    "long": "long", "unsigned long": "unsigned long", "long long": "long long",
-    "unsigned long long": "unsigned long long",
-}
-
-
 def _where(node: Any) -> str:
     c = getattr(node, "coord", None)
     if c is None or not getattr(c, "file", None):
