@@ -124,7 +124,7 @@ def _scenario_dict(scenario: ScenarioResult) -> dict[str, object]:
 
 
 def to_dict(run: RunResult) -> dict[str, object]:
-    """The JSON report as a plain dict (DESIGN.md section 1, plus run_id/skipped/extras)."""
+    """The JSON report as a plain dict (the documented fields of docs/cli.md, plus run_id/skipped/extras)."""
     out: dict[str, object] = {
         "run_id": run.run_id,
         "engines": [{"name": e.name, "version": e.version} for e in run.engines],

@@ -45,7 +45,7 @@ PITFALLS = {
     "pod-start-race": ("the reader's shmget finds no segment", "pod-start-wait"),
 }
 
-# Each lifecycle fault (issue 10): the check (in checks: or a check step) that fails if the
+# Each lifecycle fault: the check (in checks: or a check step) that fails if the
 # fault stopped happening, and its fixed twin (None: a lesson with no twin).
 LIFECYCLE = {
     "donor-restart-splits-sharing": ("donor and joiner are now in different IPC namespaces", "donor-restart-rejoin"),

@@ -109,7 +109,7 @@ def test_json_has_the_contract_shape(mixed_run: RunResult) -> None:
             assert isinstance(check["message"], str)
 
 
-def test_json_matches_the_design_example_exactly_where_it_is_fixed() -> None:
+def test_json_matches_the_documented_fields_exactly_where_they_are_fixed() -> None:
     run = RunResult(run_id="x", scenarios=[_passed()], duration_s=1.1)
     doc = json.loads(to_json(run))
     assert doc["summary"]["passed"] == 1 and doc["summary"]["failed"] == 0
