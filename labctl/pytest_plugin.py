@@ -150,10 +150,10 @@ class ScenarioFailed(Exception):
         self.result = result
 
     def report(self) -> str:
-        from labctl.report import formats as report
+        from labctl.report import formats
         from labctl.report.results import RunResult
 
-        return report.render(RunResult("pytest", [self.result], self.result.duration_s), "text").rstrip()
+        return formats.render(RunResult("pytest", [self.result], self.result.duration_s), "text").rstrip()
 
 
 class LabSetupError(Exception):

@@ -89,15 +89,15 @@ def clean_cmd(stale: bool, run_id: str, engine: str | None) -> int:
       labctl clean --run 3f2c...   # one run, e.g. after `run --keep`
       labctl clean --engine podman # containers, pods and volumes on Podman
     """
-    from labctl.runtime import clean as cleanup
+    from labctl.runtime import clean
 
     if run_id and stale:  # a usage error is exit 2 whether or not the engine answers
         raise UsageError("--run and --stale cannot be used together")
     eng = common.connect(engine)
     if run_id:
-        removed, errors = cleanup.remove_run(eng, run_id)
+        removed, errors = clean.remove_run(eng, run_id)
     else:
-        removed, errors = cleanup.clean(eng, stale_only=stale)
+        removed, errors = clean.clean(eng, stale_only=stale)
     for r in removed:
         common.err(f"removed {r}")
     for e in errors:

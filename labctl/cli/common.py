@@ -113,11 +113,11 @@ def refuse_opt_ins(scenarios: list[Scenario], allowed: dict[str, bool], paths: S
 def connect(engine: str | None = None):
     """The engine named ``engine`` (``docker``/``podman``; None: the default), through
     ``Engine.connect``; EngineError (exit 3) when unreachable."""
-    from labctl.runtime import hostpaths as enginefs
+    from labctl.runtime import hostpaths
     from labctl.runtime import Engine
 
     eng = Engine.connect(engine)
-    enginefs.view(eng)  # before anything is created: in a container, labels name it
+    hostpaths.view(eng)  # before anything is created: in a container, labels name it
     return eng
 
 

@@ -62,10 +62,10 @@ def run_cmd(ctx: click.Context, **opts) -> int:
 
 def run(o: dict, *, quiet: bool) -> int:
     """The run itself, from the parsed options ``o`` (parameter name -> value)."""
-    from labctl.runtime import clean as cleanup
+    from labctl.runtime import clean
 
     # Installed before anything else, so a SIGTERM at any phase (loading, building,
-    from labctl.report import formats as report
+    from labctl.report import formats
     # creating, checking, tearing down) takes the same path: remove this run's
     # objects, then exit 128+signal.
     cancel = threading.Event()
@@ -74,8 +74,8 @@ def run(o: dict, *, quiet: bool) -> int:
     run_id = str(uuid.uuid4())
     progress = common.Progress(quiet)
     try:
-        specs = [report.parse_report_spec(s) for s in o["report"]]
-        report.check_writable(specs)  # before the run, not after it: exit 2, nothing started
+        specs = [formats.parse_report_spec(s) for s in o["report"]]
+        formats.check_writable(specs)  # before the run, not after it: exit 2, nothing started
         scenarios, skipped = common.refuse_opt_ins(common.select(common.load(o["paths"], progress.line), o["tag"], o["k"]),
                                                    o, o["paths"], skip_discovered=True)
         if not scenarios and not skipped:
@@ -100,7 +100,7 @@ def run(o: dict, *, quiet: bool) -> int:
         if engine is not None:
             progress.line("interrupted: removing this run's containers and volumes...")
             t0 = time.monotonic()
-            removed, errors = cleanup.remove_run(engine, run_id)
+            removed, errors = clean.remove_run(engine, run_id)
             for e in errors:
                 common.err(f"labctl: could not remove {e}")
             progress.line(f"interrupted: removed {len(removed)} object(s) in {time.monotonic() - t0:.2f}s")
@@ -111,10 +111,10 @@ def run(o: dict, *, quiet: bool) -> int:
         progress.line(f"SKIP {sk.name}: {sk.message} ({sk.file})")
     for info in result.engines:  # what the opt-in refusal skipped, it skipped on every engine
         result.scenarios += [dataclasses.replace(sk, engine=info.name) for sk in skipped]
-    out = report.render(result, o["format"], color=sys.stdout.isatty())
+    out = formats.render(result, o["format"], color=sys.stdout.isatty())
     sys.stdout.write(out if out.endswith("\n") else out + "\n")
     sys.stdout.flush()
-    for path in report.write_reports(result, specs):
+    for path in formats.write_reports(result, specs):
         progress.line(f"wrote {path}")
     if o["keep"]:
         progress.line(f"--keep: containers left for inspection; remove them with `labctl clean --run {run_id}`")
@@ -126,10 +126,10 @@ def _run_on(engine, scenarios: list, run_id: str, o: dict, cancel: threading.Eve
     """The scenarios on one engine (stale runs removed, image built first); every result
     names the engine, the run its name and version."""
     from labctl import runner
-    from labctl.runtime import clean as cleanup
+    from labctl.runtime import clean
 
     info = EngineInfo(engine.name, engine.describe().split(" ", 1)[1])
-    for r in cleanup.remove_stale(engine)[0]:
+    for r in clean.remove_stale(engine)[0]:
         progress.line(f"removed stale {r} (left by a labctl that died)")
     image, images = common.prepare_images(engine, scenarios, o["platform"], progress)
     total = len(scenarios)

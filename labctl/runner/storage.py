@@ -7,7 +7,7 @@ import os
 import shutil
 import tempfile
 
-from labctl.runtime import hostpaths as enginefs
+from labctl.runtime import hostpaths
 from labctl.errors import LabctlError
 from labctl.runner.context import RunContext
 from labctl.runtime.engine import RunSpec
@@ -44,7 +44,7 @@ class Storage:
                 ctx.engine.create_volume(name, ctx.labels(f"volume-{v.name}"), opts)
                 self.volume_names[v.name] = name
             elif v.type == "tempdir":
-                seen = enginefs.view(ctx.engine)
+                seen = hostpaths.view(ctx.engine)
                 if seen.to_engine(tempfile.gettempdir()) is None:
                     # labctl in a container (or a remote engine): the engine cannot bind
                     # our /tmp. A per-run named volume is the same shared directory for
@@ -60,7 +60,7 @@ class Storage:
                 self.owned_dirs.append(path)
             else:
                 path = os.path.normpath(os.path.join(base, v.path or "."))
-                engine_path = enginefs.view(ctx.engine).to_engine(path)
+                engine_path = hostpaths.view(ctx.engine).to_engine(path)
                 if engine_path is None:
                     raise LabctlError(
                         f"volume {v.name!r}: {path} is not visible to the engine (labctl runs in a container "

@@ -174,23 +174,23 @@ class Engine(ABC):
 
     @classmethod
     def connect(cls, name: str | None = None, timeout: float = 10.0) -> "Engine":
-        """Connect to engine ``name`` (``docker``/``podman``; None: ``engines.default_engine()``)
+        """Connect to engine ``name`` (``docker``/``podman``; None: ``lookup.default_engine()``)
         and ping it (``/_ping``). Docker: ``$DOCKER_HOST`` or /var/run/docker.sock (with no
         name, a ``$DOCKER_HOST`` that is Podman's compatible socket gives the Podman engine);
         Podman: ``$CONTAINER_HOST``, else its rootful or rootless API socket. Raises
         EngineError (exit 3) naming the address and what to start."""
-        from labctl.runtime import lookup as engines
+        from labctl.runtime import lookup
         from labctl.errors import EngineError
         from labctl.runtime.docker_engine import DockerEngine
         from labctl.runtime.podman_engine import PodmanEngine
 
-        if name == engines.PODMAN or (name is None and engines.default_engine() == engines.PODMAN):
+        if name == lookup.PODMAN or (name is None and lookup.default_engine() == lookup.PODMAN):
             return PodmanEngine.connect(timeout)
-        if name not in (None, engines.DOCKER):
-            raise EngineError(f"unknown engine {name!r} (expected one of {', '.join(engines.ENGINE_NAMES)})")
+        if name not in (None, lookup.DOCKER):
+            raise EngineError(f"unknown engine {name!r} (expected one of {', '.join(lookup.ENGINE_NAMES)})")
         engine = DockerEngine.connect(timeout)
         if engine.serves_podman():
-            if name == engines.DOCKER:
+            if name == lookup.DOCKER:
                 engine.close()
                 raise EngineError(f"DOCKER_HOST={engine.address} is Podman's API service, not Docker: "
                                   "use --engine podman (LABCTL_ENGINE=podman), or unset DOCKER_HOST")

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from labctl.bench import records as model
+from labctl.bench import records
 from labctl.bench.records import Config, Machine, Record, Report, parse_config, summarize
 from labctl.bench.launch import PairError, PairSpec, result_from_events
 from labctl.errors import UsageError
@@ -35,8 +35,8 @@ def test_summarize_odd_and_even_counts() -> None:
 
 
 def test_p99_is_nearest_rank() -> None:
-    assert model.percentile([10], 99) == 10
-    assert model.percentile(list(range(1, 201)), 99) == 198
+    assert records.percentile([10], 99) == 10
+    assert records.percentile(list(range(1, 201)), 99) == 198
     # one huge outlier in 1000 does not move p99
     samples = [100] * 999 + [10**9]
     assert summarize(samples).p99 == 100
@@ -56,14 +56,14 @@ def test_iterations_scale_down_for_big_messages_but_keep_a_floor() -> None:
     assert c.iterations_for(64) == 20000
     assert c.iterations_for(4096) == 20000
     assert c.iterations_for(65536) == 1250
-    assert c.iterations_for(1048576) == model.MIN_ITERATIONS
+    assert c.iterations_for(1048576) == records.MIN_ITERATIONS
     assert Config(iterations=5).iterations_for(1048576) == 5  # a tiny run stays tiny
     assert c.warmup_for(64) == 2000 and Config(iterations=5).warmup_for(64) == 10
 
 
 def test_parse_config_defaults_and_subsets() -> None:
     c = parse_config("", "64,4k,1m", "", 100, True, 5.0)
-    assert c.mechanisms == model.MECHANISMS and c.placements == ("host", "container")
+    assert c.mechanisms == records.MECHANISMS and c.placements == ("host", "container")
     assert c.sizes == (64, 4096, 1048576)
     c = parse_config("fifo, sysv-shm-spin,fifo", "64", "container", 10, False, 1.0)
     assert c.mechanisms == ("fifo", "sysv-shm-spin") and c.placements == ("container",) and not c.pin
@@ -103,7 +103,7 @@ EVENT = {"event": "result", "role": "client", "mechanism": "sysv-shm-spin", "siz
 
 
 def test_record_from_result_event() -> None:
-    r = model.record_from_event(EVENT, "container")
+    r = records.record_from_event(EVENT, "container")
     assert (r.mechanism, r.placement, r.size, r.rtt_ns_median, r.rtt_ns_p99) == ("sysv-shm-spin", "container", 64, 150, 300)
     assert r.pinned and r.complete and r.iterations == 1000
 
@@ -137,7 +137,7 @@ def test_json_has_the_documented_shape() -> None:
 
 def to_doc(rep: Report) -> dict:
     # through the JSON text, as a consumer sees it
-    return json.loads(json.dumps(model.to_json(rep)))
+    return json.loads(json.dumps(records.to_json(rep)))
 
 
 def test_unpinned_run_says_so() -> None:
@@ -178,7 +178,7 @@ def test_table_lists_pairs_ratio_machine_and_targets() -> None:
     rep = Report(MACHINE, Config(mechanisms=("sysv-shm-spin", "fifo"), sizes=(64,)),
                  (rec("sysv-shm-spin", "host", 64, 100), rec("sysv-shm-spin", "container", 64, 150),
                   rec("fifo", "host", 64, 5_000)), (0, 1), ("tcp-bridge 64 B in containers: refused",))
-    text = model.render_table(rep)
+    text = records.render_table(rep)
     assert "Test CPU @ 3 GHz, 2 cores, kernel 6.1.0-test; server on CPU 0, client on CPU 1" in text
     row = next(line for line in text.splitlines() if line.startswith("sysv-shm-spin"))
     assert "100 ns" in row and "150 ns" in row and "1.50" in row
@@ -190,11 +190,11 @@ def test_table_lists_pairs_ratio_machine_and_targets() -> None:
 
 @pytest.mark.parametrize("ns, text", [(850, "850 ns"), (12_345, "12.3 us"), (4_560_000, "4.56 ms")])
 def test_human_ns(ns: int, text: str) -> None:
-    assert model.human_ns(ns) == text
+    assert records.human_ns(ns) == text
 
 
 def test_machine_reads_cpuinfo() -> None:
-    m = model.this_machine("processor : 0\nmodel name\t: Fancy CPU 9000\n")
+    m = records.this_machine("processor : 0\nmodel name\t: Fancy CPU 9000\n")
     assert m.cpu == "Fancy CPU 9000" and m.cores >= 1 and m.kernel
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from labctl.runtime import clean as cleanup
+from labctl.runtime import clean
 from labctl.errors import UsageError
 
 FULL_A = "dec82ee2-1111-4222-8333-944445555666"
@@ -27,27 +27,27 @@ class FakeEngine:
 
 def test_full_id_is_used_as_given() -> None:
     eng = FakeEngine(FULL_A, OTHER)
-    cleanup.remove_run(eng, FULL_A)
+    clean.remove_run(eng, FULL_A)
     assert eng.removed == [{"io.labctl.run-id": FULL_A}]
 
 
 def test_short_id_names_its_one_run() -> None:
     eng = FakeEngine(FULL_A, OTHER)
-    cleanup.remove_run(eng, "dec82ee2")
+    clean.remove_run(eng, "dec82ee2")
     assert eng.removed == [{"io.labctl.run-id": FULL_A}]
 
 
 def test_ambiguous_short_id_is_a_usage_error_naming_the_runs() -> None:
     eng = FakeEngine(FULL_A, FULL_B)
     with pytest.raises(UsageError, match="start of 2 runs"):
-        cleanup.remove_run(eng, "dec82ee2")
+        clean.remove_run(eng, "dec82ee2")
     assert eng.removed == []
 
 
 def test_too_short_or_unknown_prefix_removes_nothing_of_other_runs() -> None:
     eng = FakeEngine(FULL_A)
-    cleanup.remove_run(eng, "dec8")  # under 8 characters: taken literally, matches no label
-    cleanup.remove_run(eng, "ffffffff")
+    clean.remove_run(eng, "dec8")  # under 8 characters: taken literally, matches no label
+    clean.remove_run(eng, "ffffffff")
     assert eng.removed == [{"io.labctl.run-id": "dec8"}, {"io.labctl.run-id": "ffffffff"}]
 
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from labctl.runtime import clean as cleanup
+from labctl.runtime import clean
 
-from labctl.runtime import hostpaths as enginefs
+from labctl.runtime import hostpaths
 
 from labctl.runtime import labels
 
@@ -29,7 +29,7 @@ class FakeEngine:
 
 @pytest.fixture(autouse=True)
 def fresh(monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setattr(enginefs, "_views", {})
+    monkeypatch.setattr(hostpaths, "_views", {})
     monkeypatch.delenv("LABCTL_IN_CONTAINER", raising=False)
     monkeypatch.delenv("DOCKER_HOST", raising=False)
     yield
@@ -37,23 +37,23 @@ def fresh(monkeypatch: pytest.MonkeyPatch):
 
 
 def test_outside_a_container_a_local_engine_sees_every_path() -> None:
-    v = enginefs.view(FakeEngine(None))
+    v = hostpaths.view(FakeEngine(None))
     assert v.shared and v.to_engine("/tmp/x/../y") == "/tmp/y"
 
 
 def test_a_remote_engine_sees_no_path(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DOCKER_HOST", "tcp://docker:2375")
-    v = enginefs.view(FakeEngine(None))
+    v = hostpaths.view(FakeEngine(None))
     assert not v.shared and v.to_engine("/tmp") is None
 
 
 def test_in_a_container_paths_map_through_its_bind_mounts(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     info = tmp_path / "mountinfo"
     info.write_text(f"1 2 0:1 /var/lib/docker/containers/{CID}/hostname /etc/hostname rw - ext4 x rw\n")
-    real = enginefs.own_container_id
-    monkeypatch.setattr(enginefs, "own_container_id", lambda: real(str(info)))
+    real = hostpaths.own_container_id
+    monkeypatch.setattr(hostpaths, "own_container_id", lambda: real(str(info)))
     monkeypatch.setenv("LABCTL_IN_CONTAINER", "1")
-    v = enginefs.view(FakeEngine([("/lab", "/srv/lab"), ("/lab/deep", "/elsewhere")]))
+    v = hostpaths.view(FakeEngine([("/lab", "/srv/lab"), ("/lab/deep", "/elsewhere")]))
     assert v.container == CID
     assert v.to_engine("/lab/fixtures/a") == "/srv/lab/fixtures/a"
     assert v.to_engine("/lab/deep/x") == "/elsewhere/x"  # the longest mount wins
@@ -65,14 +65,14 @@ def test_in_a_container_paths_map_through_its_bind_mounts(monkeypatch: pytest.Mo
 def test_own_container_id_reads_mountinfo(tmp_path: Path) -> None:
     info = tmp_path / "mountinfo"
     info.write_text(f"1 2 0:1 /var/lib/docker/containers/{CID}/resolv.conf /etc/resolv.conf rw - ext4 x rw\n")
-    assert enginefs.own_container_id(str(info)) == CID
+    assert hostpaths.own_container_id(str(info)) == CID
     info.write_text("1 2 0:1 / / rw - ext4 x rw\n")
-    assert enginefs.own_container_id(str(info)) is None
+    assert hostpaths.own_container_id(str(info)) is None
 
 
 def test_a_crashed_labctl_container_makes_its_run_stale() -> None:
     owned = {labels.OWNER_CONTAINER: CID, labels.OWNER_PID: "1", labels.OWNER_HOST: "elsewhere"}
-    assert cleanup._owner_alive(owned, FakeEngine(None, running=False)) is False
-    assert cleanup._owner_alive(owned, FakeEngine(None, running=True)) is True
+    assert clean._owner_alive(owned, FakeEngine(None, running=False)) is False
+    assert clean._owner_alive(owned, FakeEngine(None, running=True)) is True
     # the engine cannot say: the old rule (another host's run counts as alive)
-    assert cleanup._owner_alive(owned, FakeEngine(None, running=None)) is True
+    assert clean._owner_alive(owned, FakeEngine(None, running=None)) is True

@@ -13,7 +13,7 @@ from types import SimpleNamespace
 
 from labctl import cli, runner
 
-from labctl.runtime import clean as cleanup
+from labctl.runtime import clean
 from labctl.errors import LabctlError, ScenarioErrors
 from labctl.runner.context import RunContext
 from labctl.runner.plan import StartPlan
@@ -126,7 +126,7 @@ def no_run(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     monkeypatch.setattr(cli.common, "ensure_image", build)
     monkeypatch.setattr(cli.common, "ensure_platform_images", lambda _e, names, _p: build() and dict.fromkeys(names))
     monkeypatch.setattr(runner, "run_all", run_all)
-    monkeypatch.setattr(cleanup, "remove_stale", lambda engine: ([], []))
+    monkeypatch.setattr(clean, "remove_stale", lambda engine: ([], []))
     return calls
 
 

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from labctl.runtime import lookup as engines
+from labctl.runtime import lookup
 from labctl.runtime.podman_engine import _ids, _joined, removal_order, tmpfs_options
 
 
@@ -35,12 +35,12 @@ def test_podman_socket_rootful_then_rootless(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.delenv("CONTAINER_HOST", raising=False)
     monkeypatch.setenv("XDG_RUNTIME_DIR", "/run/user/1000")
     monkeypatch.setattr(os, "geteuid", lambda: 0)
-    assert engines.podman_candidates() == ["unix:///run/podman/podman.sock", "unix:///run/user/1000/podman/podman.sock"]
+    assert lookup.podman_candidates() == ["unix:///run/podman/podman.sock", "unix:///run/user/1000/podman/podman.sock"]
     monkeypatch.setattr(os, "geteuid", lambda: 1000)
-    assert engines.podman_candidates()[0] == "unix:///run/user/1000/podman/podman.sock"
-    assert "systemctl --user start podman.socket" in engines.podman_start_hint()
+    assert lookup.podman_candidates()[0] == "unix:///run/user/1000/podman/podman.sock"
+    assert "systemctl --user start podman.socket" in lookup.podman_start_hint()
     monkeypatch.setenv("CONTAINER_HOST", "unix:///tmp/p.sock")
-    assert engines.podman_candidates() == ["unix:///tmp/p.sock"]
+    assert lookup.podman_candidates() == ["unix:///tmp/p.sock"]
 
 
 def test_no_podman_socket_says_how_to_start_it(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
@@ -56,8 +56,8 @@ def test_no_podman_socket_says_how_to_start_it(monkeypatch: pytest.MonkeyPatch, 
 def test_default_engine(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("DOCKER_HOST", raising=False)
     monkeypatch.delenv("CONTAINER_HOST", raising=False)
-    assert engines.default_engine() == "docker"
+    assert lookup.default_engine() == "docker"
     monkeypatch.setenv("CONTAINER_HOST", "unix:///run/podman/podman.sock")
-    assert engines.default_engine() == "podman"
+    assert lookup.default_engine() == "podman"
     monkeypatch.setenv("DOCKER_HOST", "unix:///var/run/docker.sock")
-    assert engines.default_engine() == "docker"  # DOCKER_HOST wins; connect() recognises a Podman behind it
+    assert lookup.default_engine() == "docker"  # DOCKER_HOST wins; connect() recognises a Podman behind it
