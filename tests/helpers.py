@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 INVALID = Path(__file__).resolve().parent / "data" / "invalid"
+CI_DOC = Path(__file__).resolve().parents[1] / "docs" / "ci.md"
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float, clock: Callable[[], float] = time.monotonic,
@@ -30,3 +32,13 @@ def expected_errors() -> dict[str, str]:
             name, first = line.split("\t", 1)
             out[name] = first
     return out
+
+
+def ci_recipes() -> dict[str, tuple[str, str]]:
+    """docs/ci.md's ``# recipe: NAME`` fenced blocks -> (language, text)."""
+    found = {}
+    for lang, body in re.findall(r"```(\w+)\n(.*?)```", CI_DOC.read_text(), re.S):
+        m = re.match(r"# recipe: (\S+)\n", body)
+        if m:
+            found[m.group(1)] = (lang, body)
+    return found

@@ -1,12 +1,11 @@
-"""docs/ci.md stays honest: its YAML recipes parse into the shapes GitHub Actions and
-GitLab CI read, and every ``labctl``/``docker`` command in them runs, as written, against
+"""docs/ci.md stays honest: every ``labctl``/``docker`` command of its recipes runs, as written, against
 the local engine (``LABCTL_TAG`` narrows the library to a quick subset; the dind recipe's
-``DOCKER_HOST`` is not applied: there is no ``docker`` service host here)."""
+``DOCKER_HOST`` is not applied: there is no ``docker`` service host here). That the recipes
+parse into the shapes GitHub Actions and GitLab CI read is a unit test (tests/unit/test_docs.py)."""
 
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -15,24 +14,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from labctl import errors
+from tests.helpers import ci_recipes as recipes
 from tests.integration.test_image import drop_c_layouts, labctl_image  # noqa: F401 - the fixture
 
 ROOT = Path(__file__).resolve().parents[2]
-DOC = ROOT / "docs" / "ci.md"
 SUBSET_TAG = "security"  # two quick scenarios
 
 pytestmark = pytest.mark.slow
-
-
-def recipes() -> dict[str, tuple[str, str]]:
-    """``# recipe: NAME`` fenced blocks -> (language, text)."""
-    found = {}
-    for lang, body in re.findall(r"```(\w+)\n(.*?)```", DOC.read_text(), re.S):
-        m = re.match(r"# recipe: (\S+)\n", body)
-        if m:
-            found[m.group(1)] = (lang, body)
-    return found
 
 
 def shell_lines() -> list[tuple[str, str]]:
@@ -49,26 +37,6 @@ def shell_lines() -> list[tuple[str, str]]:
     return lines
 
 
-def test_the_recipes_have_the_shapes_their_ci_reads() -> None:
-    r = recipes()
-    assert {"github", "gitlab-dind", "gitlab-socket", "exit-codes"} <= set(r)
-    gh = yaml.safe_load(r["github"][1])
-    assert gh["on"] if "on" in gh else gh[True]  # YAML 1.1 reads `on:` as True
-    for job in gh["jobs"].values():
-        assert job["runs-on"] and any("junit" in str(s.get("with", {})) for s in job["steps"])
-    for name in ("gitlab-dind", "gitlab-socket"):
-        for job in yaml.safe_load(r[name][1]).values():
-            assert job["artifacts"]["when"] == "always"
-            assert job["artifacts"]["reports"]["junit"] == "reports/junit.xml"
-    dind = next(iter(yaml.safe_load(r["gitlab-dind"][1]).values()))
-    assert dind["variables"]["DOCKER_HOST"] == "tcp://docker:2375"
-
-
-def test_the_exit_code_table_is_labctls() -> None:
-    rows = dict(re.findall(r"^\| (\d+(?: / \d+)?) \| ([^|]+)\|", DOC.read_text(), re.M))
-    assert set(rows) == {"0", "1", "2", "3", "130 / 143"}
-    assert (errors.EXIT_OK, errors.EXIT_FAILED, errors.EXIT_USAGE, errors.EXIT_ENVIRONMENT) == (0, 1, 2, 3)
-    assert (errors.EXIT_INTERRUPTED, errors.EXIT_TERMINATED) == (130, 143)
 
 
 @pytest.fixture

@@ -6,7 +6,11 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import yaml
+
+from labctl import errors
 from labctl.scenario.kinds.registry import KINDS
+from tests.helpers import CI_DOC, ci_recipes as recipes
 
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
@@ -74,3 +78,29 @@ def test_internals_lists_every_check_kind_in_registry_order() -> None:
     block = block[block.index("\n") + 1:block.index("labctl/checks/evaluate.py")]
     listed = re.findall(r"(?<![/\w])(\w+)\.py", block)
     assert listed == list(KINDS)
+
+
+# ---- docs/ci.md: the recipes parse into what GitHub Actions and GitLab CI read (running them
+# needs the engine: tests/integration/test_ci_recipes.py)
+
+
+def test_the_ci_recipes_have_the_shapes_their_ci_reads() -> None:
+    r = recipes()
+    assert {"github", "gitlab-dind", "gitlab-socket", "exit-codes"} <= set(r)
+    gh = yaml.safe_load(r["github"][1])
+    assert gh["on"] if "on" in gh else gh[True]  # YAML 1.1 reads `on:` as True
+    for job in gh["jobs"].values():
+        assert job["runs-on"] and any("junit" in str(s.get("with", {})) for s in job["steps"])
+    for name in ("gitlab-dind", "gitlab-socket"):
+        for job in yaml.safe_load(r[name][1]).values():
+            assert job["artifacts"]["when"] == "always"
+            assert job["artifacts"]["reports"]["junit"] == "reports/junit.xml"
+    dind = next(iter(yaml.safe_load(r["gitlab-dind"][1]).values()))
+    assert dind["variables"]["DOCKER_HOST"] == "tcp://docker:2375"
+
+
+def test_the_ci_exit_code_table_is_labctls() -> None:
+    rows = dict(re.findall(r"^\| (\d+(?: / \d+)?) \| ([^|]+)\|", CI_DOC.read_text(), re.M))
+    assert set(rows) == {"0", "1", "2", "3", "130 / 143"}
+    assert (errors.EXIT_OK, errors.EXIT_FAILED, errors.EXIT_USAGE, errors.EXIT_ENVIRONMENT) == (0, 1, 2, 3)
+    assert (errors.EXIT_INTERRUPTED, errors.EXIT_TERMINATED) == (130, 143)
