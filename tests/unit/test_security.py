@@ -38,17 +38,33 @@ class Measured:
     cpu_s: float
 
 
+# Starts the command from a small process and writes its rusage (max RSS in KiB, CPU seconds)
+# to argv[1]: a child forked straight from pytest would count pytest's own pages in ru_maxrss
+# (hundreds of MB once the unit suite is loaded), not labctl's.
+_MEASURE = """
+import os, subprocess, sys
+child = subprocess.Popen(sys.argv[2:])
+_, status, usage = os.wait4(child.pid, 0)
+with open(sys.argv[1], "w") as f:
+    f.write(f"{usage.ru_maxrss} {usage.ru_utime + usage.ru_stime}")
+code = os.waitstatus_to_exitcode(status)
+sys.exit(code if code >= 0 else 128 - code)
+"""
+
+
 def labctl(*args: str, cwd: Path = ROOT, env: dict[str, str] | None = None) -> Measured:
-    """Run ``python -m labctl ARGS`` and measure that child alone (os.wait4's rusage)."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen([sys.executable, "-m", "labctl", *args], cwd=cwd, stdout=out, stderr=err,
-                                stdin=subprocess.DEVNULL, env={**os.environ, **(env or {})})
-        _, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)
+    """Run ``python -m labctl ARGS`` and measure that process alone (os.wait4's rusage,
+    taken by a small parent so pytest's memory is not counted)."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, \
+            tempfile.NamedTemporaryFile("r") as usage:
+        proc = subprocess.run([sys.executable, "-c", _MEASURE, usage.name, sys.executable, "-m", "labctl", *args],
+                              cwd=cwd, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
+                              env={**os.environ, **(env or {})})
+        max_rss_kb, cpu_s = usage.read().split()
         out.seek(0)
         err.seek(0)
         return Measured(proc.returncode, out.read().decode(errors="replace"), err.read().decode(errors="replace"),
-                        usage.ru_maxrss, usage.ru_utime + usage.ru_stime)
+                        int(max_rss_kb), float(cpu_s))
 
 
 # ==== opt-ins: refused without the flag, named file; skipped with the reason, discovered ====
