@@ -1,0 +1,398 @@
+"""Compose files to containers of the IPC topology model.
+
+What ``docker compose`` (v2) and ``docker-compose`` 1.29 do before they talk to the engine,
+for the keys that matter to shared memory: variable interpolation (``.env``, ``${VAR:-x}``,
+``${VAR?err}``, ``$$``), ``extends`` (same file or another), several files merged in order
+(``-f a.yml -f b.yml``: mappings merged, ``command``/``entrypoint`` replaced, ``volumes``
+merged by target, other lists appended), and ``profiles`` (a service with profiles is
+left out unless one of them is enabled). Both syntaxes: ``version: "2.4"``-style keys
+(``mem_limit``, ``shm_size``) and v3/spec ones (``deploy.resources.limits.memory``).
+"""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from labctl.stack.interpolate import Interpolator
+from labctl.stack.model import Container, Loc, Mount, V, compose_bytes
+from labctl.stack.yamlpos import Node, at
+
+SHM_USE_LABEL = "io.labctl.shm-use"
+# labctl's own workloads that write N bytes into /dev/shm (``--size N``)
+SHM_WRITERS = {"posix-writer", "devshm-fill"}
+
+_REPLACED = {"command", "entrypoint"}
+_AS_MAP = {"environment", "labels", "sysctls", "extra_hosts", "annotations"}
+
+
+def is_compose(doc: Node) -> bool:
+    """A mapping with a ``services:`` key (the Compose spec, and versions 2.x/3.x)."""
+    return doc.is_map and "services" in doc.value
+
+
+def loc(node: Node) -> Loc:
+    return Loc(node.file, node.line, node.col)
+
+
+def key_loc(parent: Node, key: str) -> Loc:
+    line, col = parent.key_pos(key)
+    return Loc(parent.file, line, col)
+
+
+# ---------------------------------------------------------------- merging
+
+def _as_map(node: Node) -> Node:
+    """``environment``/``labels``/``sysctls`` in list form (``K=V``) as a mapping."""
+    if node.is_map or not node.is_seq:
+        return node
+    out: dict[str, Node] = {}
+    keys: dict[str, tuple[int, int]] = {}
+    for item in node.value:
+        text = "" if item.value is None else str(item.value)
+        k, sep, v = text.partition("=")
+        if not sep and ":" in text and node is not None:
+            k, _, v = text.partition(":")
+        out[k.strip()] = item.replace(v if sep or ":" in text else None)
+        keys[k.strip()] = (item.line, item.col)
+    return Node(out, node.file, node.line, node.col, keys)
+
+
+def _volume_target(item: Node) -> str:
+    v = item.value
+    if isinstance(v, dict):
+        t = v.get("target")
+        return str(t.value) if t is not None else ""
+    parts = str(v).split(":")
+    if len(parts) >= 2 and len(parts[0]) == 1 and parts[0].isalpha():  # C:\ (Windows paths)
+        parts = [parts[0] + ":" + parts[1], *parts[2:]]
+    return parts[1] if len(parts) >= 2 else parts[0]
+
+
+def _seq_merge(key: str, base: Node, over: Node) -> Node:
+    if key == "volumes" or key == "devices":
+        by: dict[str, Node] = {}
+        for item in [*base.value, *over.value]:
+            by[_volume_target(item)] = item
+        return over.replace(list(by.values()))
+    seen: set[str] = set()
+    out = []
+    for item in [*base.value, *over.value]:
+        sig = repr(item.plain())
+        if sig not in seen:
+            seen.add(sig)
+            out.append(item)
+    return over.replace(out)
+
+
+def merge(base: Node, over: Node, top: bool = True) -> Node:
+    """``over`` laid onto ``base`` as Compose merges a service (``top``: the service level)."""
+    if not (base.is_map and over.is_map):
+        return over
+    out = dict(base.value)
+    keys = dict(base.keys)
+    for k, v in over.value.items():
+        keys[k] = over.keys.get(k, (v.line, v.col))
+        old = out.get(k)
+        if old is None:
+            out[k] = v
+        elif top and k in _AS_MAP:
+            out[k] = merge(_as_map(old), _as_map(v), top=False)
+        elif top and k in _REPLACED:
+            out[k] = v
+        elif top and k == "tmpfs":
+            a = old if old.is_seq else old.replace([old])
+            b = v if v.is_seq else v.replace([v])
+            out[k] = _seq_merge(k, a, b)
+        elif old.is_map and v.is_map:
+            out[k] = merge(old, v, top=False)
+        elif top and old.is_seq and v.is_seq:
+            out[k] = _seq_merge(k, old, v)
+        else:
+            out[k] = v
+    return Node(out, over.file, over.line, over.col, keys)
+
+
+def merge_projects(docs: list[Node]) -> Node:
+    """Several Compose files as one (``docker compose -f a -f b``): services merged by name,
+    other top-level sections merged by key."""
+    result = docs[0]
+    for nxt in docs[1:]:
+        out = dict(result.value)
+        keys = dict(result.keys)
+        for section, node in nxt.value.items():
+            keys.setdefault(section, nxt.keys.get(section, (node.line, node.col)))
+            old = out.get(section)
+            if section == "services" and old is not None and old.is_map and node.is_map:
+                svcs = dict(old.value)
+                skeys = dict(old.keys)
+                for name, svc in node.value.items():
+                    svcs[name] = merge(svcs[name], svc) if name in svcs else svc
+                    skeys.setdefault(name, node.keys[name])
+                out[section] = Node(svcs, old.file, old.line, old.col, skeys)
+            elif old is not None and old.is_map and node.is_map:
+                out[section] = merge(old, node, top=False)
+            else:
+                out[section] = node
+        result = Node(out, result.file, result.line, result.col, keys)
+    return result
+
+
+# ---------------------------------------------------------------- extends
+
+Loader = Callable[[str], Node]  # file path -> interpolated compose document
+
+
+def resolve_extends(doc: Node, load_file: Loader) -> Node:
+    """Every service of ``doc`` with its ``extends`` chain applied (cycles are errors)."""
+    services = _services(doc)
+    out = {}
+    for name in services.value:
+        out[name] = _extended(doc, name, load_file, [])
+    svc_node = Node(out, services.file, services.line, services.col, services.keys)
+    return doc.replace({**doc.value, "services": svc_node})
+
+
+def _services(doc: Node) -> Node:
+    services = doc.value["services"]
+    if services.value is None:
+        return services.replace({})
+    if not services.is_map:
+        raise at(services, "services", "expected a mapping of service names to services")
+    for name, svc in services.value.items():
+        if not svc.is_map:
+            if svc.value is None:
+                continue
+            raise at(svc, f"services.{name}", "expected a mapping (image, command, ipc, ...)")
+    return services
+
+
+def _extended(doc: Node, name: str, load_file: Loader, chain: list[tuple[str, str]]) -> Node:
+    services = _services(doc)
+    svc = services.value[name]
+    if svc.value is None:
+        svc = svc.replace({})
+    ext = svc.get("extends")
+    if ext is None:
+        return svc
+    me = (doc.file, name)
+    if me in chain:
+        raise at(ext, f"services.{name}.extends", "circular extends: " + " -> ".join(n for _, n in [*chain, me]))
+    if isinstance(ext.value, str):
+        base_name, base_file = ext.value, None
+    elif ext.is_map and ext.get("service") is not None:
+        base_name = str(ext.value["service"].value)
+        f = ext.get("file")
+        base_file = str(f.value) if f is not None else None
+    else:
+        raise at(ext, f"services.{name}.extends", "expected a service name or {service: NAME, file: PATH}")
+    if base_file is not None:
+        path = str(Path(doc.file).parent / base_file) if doc.file != "-" else base_file
+        base_doc = load_file(path)
+    else:
+        base_doc = doc
+    if base_name not in _services(base_doc).value:
+        raise at(ext, f"services.{name}.extends", f"no service '{base_name}' in {base_doc.file}")
+    base = _extended(base_doc, base_name, load_file, [*chain, me])
+    rest = svc.replace({k: v for k, v in svc.value.items() if k != "extends"})
+    return merge(base, rest)
+
+
+# ---------------------------------------------------------------- profiles
+
+def active(svc: Node, profiles: Iterable[str]) -> bool:
+    """A service without ``profiles:`` always runs; one with them only when enabled."""
+    p = svc.get("profiles")
+    if p is None or not p.is_seq or not p.value:
+        return True
+    wanted = set(profiles)
+    return "*" in wanted or any(str(x.value) in wanted for x in p.value)
+
+
+# ---------------------------------------------------------------- to the model
+
+def _words(node: Node | None) -> list[str]:
+    if node is None or node.value is None:
+        return []
+    if node.is_seq:
+        return [str(x.value) for x in node.value if x.value is not None]
+    try:
+        return shlex.split(str(node.value))
+    except ValueError:
+        return str(node.value).split()
+
+
+def shm_use_from_args(words: list[str]) -> int | None:
+    """Bytes a labctl workload writes into /dev/shm, from its arguments (``posix-writer
+    --size 96m``, ``devshm-fill --size 100m``); None for anything else."""
+    ws = [w for w in words if w != "/shmlab"]
+    if not ws or ws[0] not in SHM_WRITERS:
+        return None
+    for i, w in enumerate(ws):
+        if w == "--size" and i + 1 < len(ws):
+            try:
+                return compose_bytes(ws[i + 1])
+            except ValueError:
+                return None
+    return None
+
+
+def _size(node: Node, path: str) -> int:
+    try:
+        return compose_bytes(node.value)
+    except ValueError as e:
+        raise at(node, path, str(e)) from None
+
+
+def _ids(user: str) -> tuple[int | None, int | None]:
+    u, _, g = user.partition(":")
+    return (int(u) if u.strip().isdigit() else None, int(g) if g.strip().isdigit() else None)
+
+
+def _mounts(svc: Node, name: str, folder: Path | None) -> list[Mount]:
+    out: list[Mount] = []
+    tmpfs = svc.get("tmpfs")
+    if tmpfs is not None and tmpfs.value is not None:
+        for item in (tmpfs.value if tmpfs.is_seq else [tmpfs]):
+            text = str(item.value)
+            path, _, opts = text.partition(":")
+            size = None
+            for o in opts.split(","):
+                if o.startswith("size="):
+                    try:
+                        size = compose_bytes(o[5:])
+                    except ValueError:
+                        pass
+            out.append(Mount(V(path, loc(item)), "tmpfs", size=size, loc=loc(item)))
+    vols = svc.get("volumes")
+    if vols is not None and vols.is_seq:
+        for item in vols.value:
+            out.append(_volume(item, folder, name))
+    return out
+
+
+def _volume(item: Node, folder: Path | None, name: str) -> Mount:
+    if item.is_map:
+        t = item.get("target")
+        target = str(t.value) if t is not None else ""
+        kind = str(item.value["type"].value) if item.get("type") is not None else "volume"
+        src = item.get("source")
+        source = str(src.value) if src is not None and src.value is not None else None
+        ro = bool(item.get("read_only").value) if item.get("read_only") is not None else False
+        size = None
+        tm = item.get("tmpfs")
+        if kind == "tmpfs" and tm is not None and tm.get("size") is not None:
+            try:
+                size = compose_bytes(tm.value["size"].value)
+            except ValueError:
+                pass
+        tloc = loc(t) if t is not None else loc(item)
+    else:
+        text = str(item.value)
+        parts = text.split(":")
+        if len(parts) >= 2 and len(parts[0]) == 1 and parts[0].isalpha():
+            parts = [parts[0] + ":" + parts[1], *parts[2:]]
+        if len(parts) == 1:
+            source, target, mode = None, parts[0], ""
+        else:
+            source, target, mode = parts[0], parts[1], (parts[2] if len(parts) > 2 else "")
+        ro = "ro" in mode.split(",")
+        kind = "bind" if source and source[:1] in "/.~$" else "volume"
+        size = None
+        tloc = loc(item)
+    hint = None
+    if kind == "bind" and source:
+        p = Path(source).expanduser()
+        if not p.is_absolute() and folder is not None:
+            p = folder / p
+        if p.is_file():
+            hint = f"{source} is a file"
+    return Mount(V(target, tloc), kind, source=source, size=size, read_only=ro, file_hint=hint, loc=loc(item))
+
+
+def containers(doc: Node, project: str, profiles: Iterable[str] = ()) -> list[Container]:
+    """The active services of a merged, interpolated, extended Compose document."""
+    services = _services(doc)
+    folder = Path(doc.file).parent if doc.file != "-" else None
+    out = []
+    for name, svc in services.value.items():
+        if svc.value is None:
+            svc = svc.replace({})
+        if not active(svc, profiles):
+            continue
+        c = Container(name=name, source="compose", group=project, loc=key_loc(services, name))
+        path = f"services.{name}"
+        ipc = svc.get("ipc")
+        if ipc is not None and ipc.value is not None:
+            c.ipc = V(str(ipc.value), loc(ipc))
+        n = svc.get("shm_size")
+        if n is not None and n.value is not None:
+            c.shm_size = V(_size(n, f"{path}.shm_size"), loc(n))
+        n = svc.get("mem_limit")
+        if n is None:
+            deploy = svc.get("deploy")
+            res = deploy.get("resources") if deploy is not None else None
+            lim = res.get("limits") if res is not None else None
+            n = lim.get("memory") if lim is not None else None
+        if n is not None and n.value is not None:
+            c.memory = V(_size(n, f"{path}.mem_limit"), loc(n))
+        n = svc.get("user")
+        if n is not None and n.value is not None:
+            c.user = V(str(n.value), loc(n))
+            c.uid, c.gid = _ids(str(n.value))
+        n = svc.get("group_add")
+        if n is not None and n.is_seq:
+            c.groups = [int(x.value) for x in n.value if str(x.value).isdigit()]
+        n = svc.get("restart")
+        if n is not None and n.value is not None:
+            c.restart = V(str(n.value), loc(n))
+        n = svc.get("runtime")
+        if n is not None and n.value is not None:
+            c.runtime = V(str(n.value), loc(n))
+        n = svc.get("sysctls")
+        if n is not None and n.value is not None:
+            m = _as_map(n)
+            c.sysctls = [(V(k, key_loc(m, k)), "" if v.value is None else str(v.value)) for k, v in m.value.items()]
+        c.mounts = _mounts(svc, name, folder)
+        cmd = _words(svc.get("entrypoint")) + _words(svc.get("command"))
+        env = svc.get("environment")
+        envs = [str(v.value) for v in _as_map(env).value.values() if v.value is not None] if env is not None and env.value is not None else []
+        c.refs = cmd + envs
+        labels = svc.get("labels")
+        use_node = _as_map(labels).get(SHM_USE_LABEL) if labels is not None and labels.value is not None else None
+        if use_node is not None and use_node.value is not None:
+            c.shm_use = V(_size(use_node, f"{path}.labels.{SHM_USE_LABEL}"), loc(use_node))
+        else:
+            use = shm_use_from_args(_words(svc.get("command")))
+            cnode = svc.get("command")
+            if use is not None and cnode is not None:
+                c.shm_use = V(use, loc(cnode))
+        cn = svc.get("container_name")
+        if cn is not None and cn.value is not None:
+            c.extra["container_name"] = str(cn.value)
+        out.append(c)
+    return out
+
+
+def check_shape(doc: Node) -> None:
+    """Refuse what Compose refuses before any rule runs: ``services`` not a mapping, a
+    service not a mapping, ``ipc`` not a string."""
+    services = _services(doc)
+    for name, svc in services.value.items():
+        if not svc.is_map:
+            continue
+        ipc = svc.get("ipc")
+        if ipc is not None and ipc.value is not None and not isinstance(ipc.value, str):
+            raise at(ipc, f"services.{name}.ipc", "expected a string (private, shareable, host, none, service:NAME, "
+                                                   "container:NAME)")
+
+
+def interpolate(doc: Node, env: dict[str, str], notes: list[str]) -> Node:
+    """``doc`` with every value interpolated from ``env``; unset variables noted."""
+    ip = Interpolator(env)
+    out = ip.tree(doc)
+    for name, node in ip.unset.items():
+        notes.append(f"{node.file}:{node.line}:{node.col}: variable {name} is not set; defaulting to a blank string")
+    return out
+
