@@ -298,7 +298,7 @@ def tmpfs_not_shared(topo: Topology) -> Iterator[Hit]:
                                                                         for r in o.refs)]
                 if others:
                     yield Hit(m.target.loc, f"tmpfs at {path} is private to '{c.name}', but "
-                                            f"{', '.join(repr(o) for o in others)} also use {path}/...: each sees "
+                                            f"{', '.join(repr(o) for o in others)} also {'use' if len(others) > 1 else 'uses'} {path}/...: each sees "
                                             "its own empty tmpfs; mount one shared volume instead")
 
 
