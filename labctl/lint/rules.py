@@ -326,6 +326,31 @@ def unsafe_ipc_sysctl(topo: Topology) -> Iterator[Hit]:
 
 
 @register(
+    id="shmmax-below-segment", severity="error",
+    title="kernel.shmmax set below a segment the containers create",
+    cause="""kernel.shmmax is per IPC namespace: every member of the namespace gets the value set on
+    its holder (a Compose donor's sysctls, a pod's securityContext.sysctls). shmget of a segment
+    larger than shmmax fails with EINVAL, however much memory is free.""",
+    fix="""Raise kernel.shmmax (and kernel.shmall, in pages) on the namespace holder above the largest
+    segment, or drop the sysctl: the kernel's default is practically unlimited.""",
+    scenario="shmmax-einval", twin="shmmax-raised", proof={"compose", "k8s"})
+def shmmax_below_segment(topo: Topology) -> Iterator[Hit]:
+    for ns in topo.namespaces:
+        limit = next(((k, v) for k, v in ns.sysctls if k.value == "kernel.shmmax"), None)
+        if limit is None:
+            continue
+        try:
+            shmmax = int(str(limit[1]).strip())
+        except ValueError:
+            continue
+        for c in ns.members:
+            seg = c.extra.get("sysv_segment")
+            if seg is not None and seg.value > shmmax:
+                yield Hit(seg.loc, f"'{c.name}' creates a {human(seg.value)} SysV segment, above kernel.shmmax="
+                                   f"{shmmax} set at line {limit[0].loc.line}: shmget fails with EINVAL")
+
+
+@register(
     id="sandboxed-runtime-ipc", severity="error",
     title="a sandboxed runtime (gVisor, Kata) on containers that share IPC",
     cause="""Under gVisor (runsc) each sandbox has its own kernel, and Kata each its own VM: two

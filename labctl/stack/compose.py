@@ -238,6 +238,20 @@ def shm_use_from_args(words: list[str]) -> int | None:
     return None
 
 
+def sysv_size_from_args(words: list[str]) -> int | None:
+    """Bytes of the SysV segment a labctl workload creates (``sysv-writer --size 1m``)."""
+    ws = [w for w in words if w != "/shmlab"]
+    if not ws or ws[0] != "sysv-writer":
+        return None
+    for i, w in enumerate(ws):
+        if w == "--size" and i + 1 < len(ws):
+            try:
+                return compose_bytes(ws[i + 1])
+            except ValueError:
+                return None
+    return None
+
+
 def _size(node: Node, path: str) -> int:
     try:
         return compose_bytes(node.value)
@@ -368,6 +382,9 @@ def containers(doc: Node, project: str, profiles: Iterable[str] = ()) -> list[Co
             cnode = svc.get("command")
             if use is not None and cnode is not None:
                 c.shm_use = V(use, loc(cnode))
+        seg = sysv_size_from_args(_words(svc.get("command")))
+        if seg is not None and svc.get("command") is not None:
+            c.extra["sysv_segment"] = V(seg, loc(svc.value["command"]))
         cn = svc.get("container_name")
         if cn is not None and cn.value is not None:
             c.extra["container_name"] = str(cn.value)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Iterator
 
-from labctl.stack.compose import SHM_USE_LABEL, key_loc, loc, shm_use_from_args
+from labctl.stack.compose import SHM_USE_LABEL, key_loc, loc, shm_use_from_args, sysv_size_from_args
 from labctl.stack.model import DEFAULT_DEVSHM, Container, Loc, Mount, Namespace, V, compose_bytes, k8s_bytes
 from labctl.stack.yamlpos import Node, at
 
@@ -251,6 +251,10 @@ def pod(label: str, obj: Node, spec: Node) -> tuple[Namespace, list[Container]]:
                 ct.shm_use = V(compose_bytes(ann.value), loc(ann))
             except ValueError:
                 pass
+        seg = sysv_size_from_args(_words(c.get("command")) + _words(c.get("args")))
+        anchor = c.get("args") or c.get("command")
+        if seg is not None and anchor is not None:
+            ct.extra["sysv_segment"] = V(seg, loc(anchor))
         out.append(ct)
     ns.members = out
     if ns.kind == "pod" and ns.devshm_loc is None:

@@ -552,6 +552,43 @@ def test_ipc_sysctls_in_compose_are_fine(tmp_path: Path) -> None:
     assert fs == []
 
 
+# ---------------------------------------------------------------- shmmax-below-segment
+
+@pytest.mark.parametrize("header", ["", 'version: "2.4"\n'])
+def test_shmmax_below_segment_compose(tmp_path: Path, header: str) -> None:
+    text, fs = check(tmp_path, header + textwrap.dedent("""
+        services:
+          ns:
+            image: labctl/shmlab
+            ipc: shareable
+            sysctls: [kernel.shmmax=65536]
+          writer:
+            image: labctl/shmlab
+            ipc: service:ns
+            command: sysv-writer --size 1m
+        """))
+    assert hits(fs, "shmmax-below-segment") == [where(text, "sysv-writer")]
+
+
+def test_shmmax_below_segment_pod_and_raised_is_clean(tmp_path: Path) -> None:
+    pod = """
+        apiVersion: v1
+        kind: Pod
+        metadata: {name: p}
+        spec:
+          securityContext:
+            sysctls: [{name: kernel.shmmax, value: "65536"}]
+          containers:
+          - name: writer
+            image: labctl/shmlab
+            args: [sysv-writer, --size, 1m]
+        """
+    text, fs = check(tmp_path, pod, "p.yaml")
+    assert hits(fs, "shmmax-below-segment") == [where(text, "[sysv-writer")]
+    _, fs = check(tmp_path, pod.replace('"65536"', '"268435456"'), "p.yaml")
+    assert hits(fs, "shmmax-below-segment") == []
+
+
 # ---------------------------------------------------------------- sandboxed-runtime-ipc
 
 @pytest.mark.parametrize("header", ["", 'version: "2.4"\n'])
