@@ -373,6 +373,9 @@ def containers(doc: Node, project: str, profiles: Iterable[str] = ()) -> list[Co
         env = svc.get("environment")
         envs = [str(v.value) for v in _as_map(env).value.values() if v.value is not None] if env is not None and env.value is not None else []
         c.refs = cmd + envs
+        c.extra["command"] = cmd
+        c.extra["environment"] = ({k: (None if v.value is None else str(v.value)) for k, v in _as_map(env).value.items()}
+                                  if env is not None and env.value is not None else {})
         labels = svc.get("labels")
         use_node = _as_map(labels).get(SHM_USE_LABEL) if labels is not None and labels.value is not None else None
         if use_node is not None and use_node.value is not None:
