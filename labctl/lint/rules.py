@@ -35,10 +35,18 @@ def _ns(topo: Topology) -> Iterator[Namespace]:
 
 def _donor(topo: Topology, c: Container) -> Container | None:
     """The container ``c`` names in ipc: service:/container: (by service or container_name)."""
-    if c.joins is None:
+    joins = c.joins
+    if joins is None:
         return None
-    return next((o for o in topo.containers if o.group == c.group
-                 and (o.name == c.joins or o.extra.get("container_name") == c.joins)), None)
+    index = topo.__dict__.get("_by_name")
+    if index is None:
+        index = {}
+        for o in topo.containers:
+            index.setdefault((o.group, o.name), o)
+            if "container_name" in o.extra:
+                index.setdefault((o.group, o.extra["container_name"]), o)
+        topo.__dict__["_by_name"] = index
+    return index.get((c.group, joins))
 
 
 @register(

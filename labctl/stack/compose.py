@@ -169,7 +169,7 @@ def _services(doc: Node) -> Node:
 
 
 def _extended(doc: Node, name: str, load_file: Loader, chain: list[tuple[str, str]]) -> Node:
-    services = _services(doc)
+    services = doc.value["services"]  # checked by _services before
     svc = services.value[name]
     if svc.value is None:
         svc = svc.replace({})
@@ -192,7 +192,7 @@ def _extended(doc: Node, name: str, load_file: Loader, chain: list[tuple[str, st
         base_doc = load_file(path)
     else:
         base_doc = doc
-    if base_name not in _services(base_doc).value:
+    if base_name not in (base_doc.value["services"].value or {}):
         raise at(ext, f"services.{name}.extends", f"no service '{base_name}' in {base_doc.file}")
     base = _extended(base_doc, base_name, load_file, [*chain, me])
     rest = svc.replace({k: v for k, v in svc.value.items() if k != "extends"})

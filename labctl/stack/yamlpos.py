@@ -12,6 +12,7 @@ Every problem is a :class:`labctl.errors.ScenarioError` located as FILE:LINE:COL
 
 from __future__ import annotations
 
+import gc
 from typing import Any, Iterator
 
 import yaml
@@ -123,6 +124,10 @@ def load_documents(text: str, file: str) -> list[Node]:
     budget = _Budget()
     docs: list[Node] = []
     loader = _Loader(text)
+    # The tree is acyclic and lives as long as the check: the cyclic collector's passes over
+    # a growing tree would cost more than the parse itself.
+    collecting = gc.isenabled()
+    gc.disable()
     try:
         while loader.check_node():
             root = loader.get_node()
@@ -146,6 +151,8 @@ def load_documents(text: str, file: str) -> list[Node]:
         raise error(file, None, None, "", "nesting too deep") from None
     finally:
         loader.dispose()
+        if collecting:
+            gc.enable()
     return docs
 
 
