@@ -15,11 +15,12 @@ import shlex
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
+from labctl.labels import SHM_USE
 from labctl.stack.interpolate import Interpolator
 from labctl.stack.model import Container, Loc, Mount, V, compose_bytes
 from labctl.stack.yamlpos import Node, at
 
-SHM_USE_LABEL = "io.labctl.shm-use"
+SHM_USE_LABEL = SHM_USE  # a label (Compose) or an annotation (Kubernetes)
 # labctl's own workloads that write N bytes into /dev/shm (``--size N``)
 SHM_WRITERS = {"posix-writer", "devshm-fill"}
 
