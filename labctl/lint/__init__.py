@@ -73,8 +73,9 @@ def register(*, id: str, severity: str, title: str, cause: str, fix: str, scenar
         raise ValueError(f"severity {severity!r}")
 
     def deco(fn: Callable[[Topology], Iterable[Hit]]) -> Callable[[Topology], Iterable[Hit]]:
-        if id in RULES:
-            raise ValueError(f"rule {id} registered twice")
+        old = RULES.get(id)
+        if old is not None and (old.check.__module__, old.check.__qualname__) != (fn.__module__, fn.__qualname__):
+            raise ValueError(f"rule {id} registered twice")  # (the same function again: a module re-import)
         RULES[id] = Rule(id, severity, title, " ".join(cause.split()), " ".join(fix.split()), scenario, twin, fn,
                          frozenset(proof), " ".join(proof_note.split()), applies_to, twin_in_file)
         return fn

@@ -379,3 +379,10 @@ def test_helm_style_stream_skips_other_kinds(tmp_path: Path) -> None:
     topo = stack.load([str(f)])
     assert [c.group for c in topo.containers] == ["Job/j"]
     assert [what for _, what in topo.skipped] == ["Service/web", "Certificate/tls (custom resource, not inspected)"]
+
+
+def test_docs_rules_are_generated_from_the_registry() -> None:
+    from labctl.lint import output
+
+    doc = (ROOT / "docs" / "check.md").read_text()
+    assert output.markdown_rules() in doc, "regenerate the rules part of docs/check.md with output.markdown_rules()"
