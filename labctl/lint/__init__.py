@@ -12,7 +12,7 @@ comments and ``ignore`` suppress, and returns located findings in file order.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator
 
 from labctl.stack.model import Loc, Topology
@@ -46,16 +46,16 @@ class Rule:
     twin_in_file: bool = True  # False: the twin's fix is in its program, its file still triggers the rule
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True)
 class Finding:
     """A located finding: ``FILE:LINE:COL RULE message``."""
 
     file: str
     line: int
     col: int
-    rule: str = field(compare=True)
-    severity: str = field(compare=False)
-    message: str = field(compare=False)
+    rule: str
+    severity: str
+    message: str
 
     def text(self) -> str:
         return f"{self.file}:{self.line}:{self.col} {self.rule} {self.message}"

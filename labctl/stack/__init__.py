@@ -118,8 +118,6 @@ def load(paths: Sequence[str] = (), *, files: Sequence[str] = (), profiles: Iter
             _add_compose(topo, merged, project_name(files[0]), prof)
         for path in paths:
             try:
-                if path != "-" and os.path.abspath(path) in cache:
-                    continue
                 label, docs = read_docs(path)
                 if not docs:
                     raise error(label, 1, 1, "", "empty input: expected a Compose file or Kubernetes manifests")

@@ -386,3 +386,11 @@ def test_docs_rules_are_generated_from_the_registry() -> None:
 
     doc = (ROOT / "docs" / "check.md").read_text()
     assert output.markdown_rules() in doc, "regenerate the rules part of docs/check.md with output.markdown_rules()"
+
+
+def test_a_file_both_named_and_extended_is_checked(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    base = write(tmp_path, "base.yml", "services:\n  b: {image: app, ipc: host}\n")
+    top = write(tmp_path, "top.yml", "services:\n  t: {extends: {service: b, file: base.yml}}\n")
+    rc, out, _ = run([str(top), str(base)], capsys)
+    assert rc == 1
+    assert [ln.split(" ")[0] for ln in out.splitlines()] == [f"{base}:2:24", f"{base}:2:24"]
