@@ -396,17 +396,51 @@ def containers(doc: Node, project: str, profiles: Iterable[str] = ()) -> list[Co
     return out
 
 
+_SHAPES = {  # what Compose accepts for the keys the model reads (it refuses anything else)
+    "environment": ("map", "seq"), "labels": ("map", "seq"), "sysctls": ("map", "seq"),
+    "volumes": ("seq",), "group_add": ("seq",), "profiles": ("seq",), "deploy": ("map",),
+    "command": ("str", "seq"), "entrypoint": ("str", "seq"), "tmpfs": ("str", "seq"),
+    "ipc": ("str",), "user": ("str", "num"), "restart": ("str",), "runtime": ("str",),
+    "extends": ("str", "map"),
+}
+_SHAPE_WORDS = {"map": "a mapping", "seq": "a list", "str": "a string", "num": "a number"}
+
+
+def _shape(node: Node) -> str:
+    v = node.value
+    if isinstance(v, dict):
+        return "map"
+    if isinstance(v, list):
+        return "seq"
+    if isinstance(v, bool):
+        return "bool"
+    return "num" if isinstance(v, (int, float)) else "str"
+
+
 def check_shape(doc: Node) -> None:
     """Refuse what Compose refuses before any rule runs: ``services`` not a mapping, a
-    service not a mapping, ``ipc`` not a string."""
+    service not a mapping, a key the model reads with the wrong type (a located error)."""
     services = _services(doc)
     for name, svc in services.value.items():
         if not svc.is_map:
             continue
-        ipc = svc.get("ipc")
-        if ipc is not None and ipc.value is not None and not isinstance(ipc.value, str):
-            raise at(ipc, f"services.{name}.ipc", "expected a string (private, shareable, host, none, service:NAME, "
-                                                   "container:NAME)")
+        for key, node in svc.value.items():
+            want = _SHAPES.get(key)
+            if want is None or node.value is None or _shape(node) in want:
+                continue
+            if key == "restart" and node.value is False:  # `restart: no` unquoted: YAML 1.1 false
+                continue
+            raise at(node, f"services.{name}.{key}", "expected " + " or ".join(_SHAPE_WORDS[w] for w in want))
+        for key in ("volumes",):
+            seq = svc.get(key)
+            for item in (seq.value if seq is not None and seq.is_seq else []):
+                if _shape(item) not in ("str", "map"):
+                    raise at(item, f"services.{name}.{key}", "expected a string (SRC:DST[:MODE]) or a mapping")
+        deploy = svc.get("deploy")
+        for sub in ("resources", "limits"):
+            deploy = deploy.get(sub) if deploy is not None and deploy.is_map else None
+            if deploy is not None and deploy.value is not None and not deploy.is_map:
+                raise at(deploy, f"services.{name}.deploy...{sub}", "expected a mapping")
 
 
 def interpolate(doc: Node, env: dict[str, str], notes: list[str]) -> Node:

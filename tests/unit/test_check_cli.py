@@ -394,3 +394,55 @@ def test_a_file_both_named_and_extended_is_checked(tmp_path: Path, capsys: pytes
     rc, out, _ = run([str(top), str(base)], capsys)
     assert rc == 1
     assert [ln.split(" ")[0] for ln in out.splitlines()] == [f"{base}:2:24", f"{base}:2:24"]
+
+
+K8S = """\
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: d}
+spec:
+  template:
+    spec:
+      hostIPC: false
+      securityContext: {runAsUser: 1000, sysctls: [{name: kernel.shmmax, value: "1"}]}
+      containers:
+      - name: a
+        image: app
+        args: [posix-writer, --size, 96m]
+        env: [{name: X, value: /dev/shm/x}]
+        resources: {limits: {memory: 64Mi}}
+        volumeMounts: [{name: dshm, mountPath: /dev/shm, subPath: x}]
+      volumes:
+      - name: dshm
+        emptyDir: {medium: Memory, sizeLimit: 1Gi}
+"""
+
+
+def test_mutated_inputs_never_crash(tmp_path: Path) -> None:
+    """Lines dropped, re-indented or given other types: a result or a located error, never a traceback."""
+    import random
+
+    from labctl.errors import LabctlError
+
+    rnd = random.Random(7)
+    sources = [(ROOT / "docker-compose.yml").read_text(), K8S]
+    values = [" null", " []", " {}", " 7", ' "x"', " [1, {}]", " true", " [[]]", " {a: [1]}"]
+    for _ in range(400):
+        lines = rnd.choice(sources).splitlines()
+        for _ in range(rnd.randrange(1, 4)):
+            j = rnd.randrange(len(lines))
+            op = rnd.randrange(4)
+            if op == 0:
+                del lines[j]
+            elif op == 1:
+                lines[j] = lines[j].replace(":", "", 1)
+            elif op == 2:
+                lines[j] = "  " + lines[j]
+            else:
+                lines[j] = lines[j].split(":")[0] + ":" + rnd.choice(values)
+        f = tmp_path / "m.yml"
+        f.write_text("\n".join(lines))
+        try:
+            lint.run(stack.load([str(f)], environ={}))
+        except LabctlError as e:
+            assert re.match(rf"{re.escape(str(f))}(:\d+:\d+)?: ", str(e)), str(e)
