@@ -22,8 +22,9 @@ from typing import Iterable, Mapping, Sequence
 from labctl.errors import ScenarioError, ScenarioErrors
 from labctl.stack import compose as _compose
 from labctl.stack import k8s as _k8s
+from labctl.stack import merge as _merge
 from labctl.stack.interpolate import project_env
-from labctl.stack.model import DEFAULT_DEVSHM, Container, Loc, Mount, Namespace, Topology, V, human
+from labctl.stack.model import Container, Loc, Mount, Namespace, Topology, V, human
 from labctl.stack.yamlpos import MAX_BYTES, Node, at, decode, error, load_documents
 
 __all__ = ["load", "render_topology", "Topology", "Container", "Namespace", "Mount", "Loc", "V", "STDIN"]
@@ -102,7 +103,7 @@ def load(paths: Sequence[str] = (), *, files: Sequence[str] = (), profiles: Iter
             doc = _compose.interpolate(doc, env, topo.notes)
             _compose.check_shape(doc)
             cache[key] = doc
-            cache[key] = _compose.resolve_extends(doc, lambda p: compose_file(p, env))
+            cache[key] = _merge.resolve_extends(doc, lambda p: compose_file(p, env))
         return cache[key]
 
     def project_name(label: str) -> str:
@@ -114,7 +115,7 @@ def load(paths: Sequence[str] = (), *, files: Sequence[str] = (), profiles: Iter
         if files:
             env = env_for(files[0])
             docs = [compose_file(f, env) for f in files]
-            merged = _compose.merge_projects(docs)
+            merged = _merge.merge_projects(docs)
             _add_compose(topo, merged, project_name(files[0]), prof)
         for path in paths:
             try:
@@ -126,7 +127,7 @@ def load(paths: Sequence[str] = (), *, files: Sequence[str] = (), profiles: Iter
                     env = env_for(label)
                     doc = _compose.interpolate(doc, env, topo.notes)
                     _compose.check_shape(doc)
-                    doc = _compose.resolve_extends(doc, lambda p: compose_file(p, env))
+                    doc = _merge.resolve_extends(doc, lambda p: compose_file(p, env))
                     _add_compose(topo, doc, project_name(label), prof)
                 else:
                     _add_manifests(topo, docs)
@@ -277,7 +278,3 @@ def render_topology(topo: Topology) -> str:
     for where, what in topo.skipped:
         out.append(f"{where}: skipped {what}")
     return "\n".join(out) + ("\n" if out else "")
-
-
-def shm_default() -> int:
-    return DEFAULT_DEVSHM

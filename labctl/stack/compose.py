@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import shlex
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Iterable
 
 from labctl.labels import SHM_USE
 from labctl.stack.interpolate import Interpolator
+from labctl.stack.merge import as_map, services_of
 from labctl.stack.model import Container, Loc, Mount, V, compose_bytes
 from labctl.stack.yamlpos import Node, at
 
@@ -24,8 +25,6 @@ SHM_USE_LABEL = SHM_USE  # a label (Compose) or an annotation (Kubernetes)
 # labctl's own workloads that write N bytes into /dev/shm (``--size N``)
 SHM_WRITERS = {"posix-writer", "devshm-fill"}
 
-_REPLACED = {"command", "entrypoint"}
-_AS_MAP = {"environment", "labels", "sysctls", "extra_hosts", "annotations"}
 
 
 def is_compose(doc: Node) -> bool:
@@ -40,164 +39,6 @@ def loc(node: Node) -> Loc:
 def key_loc(parent: Node, key: str) -> Loc:
     line, col = parent.key_pos(key)
     return Loc(parent.file, line, col)
-
-
-# ---------------------------------------------------------------- merging
-
-def _as_map(node: Node) -> Node:
-    """``environment``/``labels``/``sysctls`` in list form (``K=V``) as a mapping."""
-    if node.is_map or not node.is_seq:
-        return node
-    out: dict[str, Node] = {}
-    keys: dict[str, tuple[int, int]] = {}
-    for item in node.value:
-        text = "" if item.value is None else str(item.value)
-        k, sep, v = text.partition("=")
-        if not sep and ":" in text and node is not None:
-            k, _, v = text.partition(":")
-        out[k.strip()] = item.replace(v if sep or ":" in text else None)
-        keys[k.strip()] = (item.line, item.col)
-    return Node(out, node.file, node.line, node.col, keys)
-
-
-def _volume_target(item: Node) -> str:
-    v = item.value
-    if isinstance(v, dict):
-        t = v.get("target")
-        return str(t.value) if t is not None else ""
-    parts = str(v).split(":")
-    if len(parts) >= 2 and len(parts[0]) == 1 and parts[0].isalpha():  # C:\ (Windows paths)
-        parts = [parts[0] + ":" + parts[1], *parts[2:]]
-    return parts[1] if len(parts) >= 2 else parts[0]
-
-
-def _seq_merge(key: str, base: Node, over: Node) -> Node:
-    if key == "volumes" or key == "devices":
-        by: dict[str, Node] = {}
-        for item in [*base.value, *over.value]:
-            by[_volume_target(item)] = item
-        return over.replace(list(by.values()))
-    seen: set[str] = set()
-    out = []
-    for item in [*base.value, *over.value]:
-        sig = repr(item.plain())
-        if sig not in seen:
-            seen.add(sig)
-            out.append(item)
-    return over.replace(out)
-
-
-def merge(base: Node, over: Node, top: bool = True) -> Node:
-    """``over`` laid onto ``base`` as Compose merges a service (``top``: the service level)."""
-    if not (base.is_map and over.is_map):
-        return over
-    out = dict(base.value)
-    keys = dict(base.keys)
-    for k, v in over.value.items():
-        keys[k] = over.keys.get(k, (v.line, v.col))
-        old = out.get(k)
-        if old is None:
-            out[k] = v
-        elif top and k in _AS_MAP:
-            out[k] = merge(_as_map(old), _as_map(v), top=False)
-        elif top and k in _REPLACED:
-            out[k] = v
-        elif top and k == "tmpfs":
-            a = old if old.is_seq else old.replace([old])
-            b = v if v.is_seq else v.replace([v])
-            out[k] = _seq_merge(k, a, b)
-        elif old.is_map and v.is_map:
-            out[k] = merge(old, v, top=False)
-        elif top and old.is_seq and v.is_seq:
-            out[k] = _seq_merge(k, old, v)
-        else:
-            out[k] = v
-    return Node(out, over.file, over.line, over.col, keys)
-
-
-def merge_projects(docs: list[Node]) -> Node:
-    """Several Compose files as one (``docker compose -f a -f b``): services merged by name,
-    other top-level sections merged by key."""
-    result = docs[0]
-    for nxt in docs[1:]:
-        out = dict(result.value)
-        keys = dict(result.keys)
-        for section, node in nxt.value.items():
-            keys.setdefault(section, nxt.keys.get(section, (node.line, node.col)))
-            old = out.get(section)
-            if section == "services" and old is not None and old.is_map and node.is_map:
-                svcs = dict(old.value)
-                skeys = dict(old.keys)
-                for name, svc in node.value.items():
-                    svcs[name] = merge(svcs[name], svc) if name in svcs else svc
-                    skeys.setdefault(name, node.keys[name])
-                out[section] = Node(svcs, old.file, old.line, old.col, skeys)
-            elif old is not None and old.is_map and node.is_map:
-                out[section] = merge(old, node, top=False)
-            else:
-                out[section] = node
-        result = Node(out, result.file, result.line, result.col, keys)
-    return result
-
-
-# ---------------------------------------------------------------- extends
-
-Loader = Callable[[str], Node]  # file path -> interpolated compose document
-
-
-def resolve_extends(doc: Node, load_file: Loader) -> Node:
-    """Every service of ``doc`` with its ``extends`` chain applied (cycles are errors)."""
-    services = _services(doc)
-    out = {}
-    for name in services.value:
-        out[name] = _extended(doc, name, load_file, [])
-    svc_node = Node(out, services.file, services.line, services.col, services.keys)
-    return doc.replace({**doc.value, "services": svc_node})
-
-
-def _services(doc: Node) -> Node:
-    services = doc.value["services"]
-    if services.value is None:
-        return services.replace({})
-    if not services.is_map:
-        raise at(services, "services", "expected a mapping of service names to services")
-    for name, svc in services.value.items():
-        if not svc.is_map:
-            if svc.value is None:
-                continue
-            raise at(svc, f"services.{name}", "expected a mapping (image, command, ipc, ...)")
-    return services
-
-
-def _extended(doc: Node, name: str, load_file: Loader, chain: list[tuple[str, str]]) -> Node:
-    services = doc.value["services"]  # checked by _services before
-    svc = services.value[name]
-    if svc.value is None:
-        svc = svc.replace({})
-    ext = svc.get("extends")
-    if ext is None:
-        return svc
-    me = (doc.file, name)
-    if me in chain:
-        raise at(ext, f"services.{name}.extends", "circular extends: " + " -> ".join(n for _, n in [*chain, me]))
-    if isinstance(ext.value, str):
-        base_name, base_file = ext.value, None
-    elif ext.is_map and ext.get("service") is not None:
-        base_name = str(ext.value["service"].value)
-        f = ext.get("file")
-        base_file = str(f.value) if f is not None else None
-    else:
-        raise at(ext, f"services.{name}.extends", "expected a service name or {service: NAME, file: PATH}")
-    if base_file is not None:
-        path = str(Path(doc.file).parent / base_file) if doc.file != "-" else base_file
-        base_doc = load_file(path)
-    else:
-        base_doc = doc
-    if base_name not in (base_doc.value["services"].value or {}):
-        raise at(ext, f"services.{name}.extends", f"no service '{base_name}' in {base_doc.file}")
-    base = _extended(base_doc, base_name, load_file, [*chain, me])
-    rest = svc.replace({k: v for k, v in svc.value.items() if k != "extends"})
-    return merge(base, rest)
 
 
 # ---------------------------------------------------------------- profiles
@@ -328,7 +169,7 @@ def _volume(item: Node, folder: Path | None, name: str) -> Mount:
 
 def containers(doc: Node, project: str, profiles: Iterable[str] = ()) -> list[Container]:
     """The active services of a merged, interpolated, extended Compose document."""
-    services = _services(doc)
+    services = services_of(doc)
     folder = Path(doc.file).parent if doc.file != "-" else None
     out = []
     for name, svc in services.value.items():
@@ -367,18 +208,18 @@ def containers(doc: Node, project: str, profiles: Iterable[str] = ()) -> list[Co
             c.runtime = V(str(n.value), loc(n))
         n = svc.get("sysctls")
         if n is not None and n.value is not None:
-            m = _as_map(n)
+            m = as_map(n)
             c.sysctls = [(V(k, key_loc(m, k)), "" if v.value is None else str(v.value)) for k, v in m.value.items()]
         c.mounts = _mounts(svc, name, folder)
         cmd = _words(svc.get("entrypoint")) + _words(svc.get("command"))
         env = svc.get("environment")
-        envs = [str(v.value) for v in _as_map(env).value.values() if v.value is not None] if env is not None and env.value is not None else []
+        envs = [str(v.value) for v in as_map(env).value.values() if v.value is not None] if env is not None and env.value is not None else []
         c.refs = cmd + envs
         c.extra["command"] = cmd
-        c.extra["environment"] = ({k: (None if v.value is None else str(v.value)) for k, v in _as_map(env).value.items()}
+        c.extra["environment"] = ({k: (None if v.value is None else str(v.value)) for k, v in as_map(env).value.items()}
                                   if env is not None and env.value is not None else {})
         labels = svc.get("labels")
-        use_node = _as_map(labels).get(SHM_USE_LABEL) if labels is not None and labels.value is not None else None
+        use_node = as_map(labels).get(SHM_USE_LABEL) if labels is not None and labels.value is not None else None
         if use_node is not None and use_node.value is not None:
             c.shm_use = V(_size(use_node, f"{path}.labels.{SHM_USE_LABEL}"), loc(use_node))
         else:
@@ -420,7 +261,7 @@ def _shape(node: Node) -> str:
 def check_shape(doc: Node) -> None:
     """Refuse what Compose refuses before any rule runs: ``services`` not a mapping, a
     service not a mapping, a key the model reads with the wrong type (a located error)."""
-    services = _services(doc)
+    services = services_of(doc)
     for name, svc in services.value.items():
         if not svc.is_map:
             continue
