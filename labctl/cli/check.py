@@ -51,7 +51,7 @@ def check_cmd(paths: tuple[str, ...], files: tuple[str, ...], fmt: str, fail_on:
       labctl compose scenarios/tmpfs-not-shared.yaml | labctl check -
     """
     from labctl import lint, stack
-    from labctl.lint import output
+    from labctl.lint import reports as output
 
     if list_rules:
         sys.stdout.write(output.list_rules("json" if fmt == "json" else "text"))

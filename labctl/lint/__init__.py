@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator
 
-from labctl.stack.model import Loc, Topology
+from labctl.stack.topology import Loc, Topology
 
 SEVERITIES = ("error", "warning", "note")  # most severe first
 

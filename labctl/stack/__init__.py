@@ -2,7 +2,7 @@
 
 ``load(paths)`` reads each path (``-``: standard input) on its own; ``load(files=[...])``
 reads several Compose files as one project, as ``docker compose -f a -f b`` does. The
-result, a :class:`~labctl.stack.model.Topology`, says which containers share an IPC
+result, a :class:`~labctl.stack.topology.Topology`, says which containers share an IPC
 namespace and which /dev/shm, with their volumes, users, memory limits, restart policies,
 runtimes and sysctls, each value located FILE:LINE:COL. No engine is contacted.
 
@@ -20,11 +20,11 @@ from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
 from labctl.errors import ScenarioError, ScenarioErrors
-from labctl.stack import compose as _compose
-from labctl.stack import k8s as _k8s
+from labctl.stack import compose_spec as _compose
+from labctl.stack import manifests as _k8s
 from labctl.stack import merge as _merge
 from labctl.stack.interpolate import project_env
-from labctl.stack.model import Container, Loc, Mount, Namespace, Topology, V, human
+from labctl.stack.topology import Container, Loc, Mount, Namespace, Topology, V, human
 from labctl.stack.yamlpos import MAX_BYTES, Node, at, decode, error, load_documents
 
 __all__ = ["load", "render_topology", "Topology", "Container", "Namespace", "Mount", "Loc", "V", "STDIN"]

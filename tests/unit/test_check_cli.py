@@ -382,7 +382,7 @@ def test_helm_style_stream_skips_other_kinds(tmp_path: Path) -> None:
 
 
 def test_docs_rules_are_generated_from_the_registry() -> None:
-    from labctl.lint import output
+    from labctl.lint import reports as output
 
     doc = (ROOT / "docs" / "check.md").read_text()
     assert output.markdown_rules() in doc, "regenerate the rules part of docs/check.md with output.markdown_rules()"

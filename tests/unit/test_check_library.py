@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from labctl import cli, lint
-from labctl.library import library_files
+from labctl.images.library import library_files
 from labctl.scenario import load_all
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Iterator
 
 from labctl.lint import Hit, register
-from labctl.lint.rules.common import IPC_SYSCTL, SAFE_SYSCTLS
-from labctl.stack.model import Container, Topology
+from labctl.lint.rules.shared import IPC_SYSCTL, SAFE_SYSCTLS
+from labctl.stack.topology import Container, Topology
 
 
 @register(

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Iterator
 
 from labctl.lint import Hit, register
-from labctl.lint.rules.common import SANDBOXED, donor, restarting
-from labctl.stack.model import Topology, human
+from labctl.lint.rules.shared import SANDBOXED, donor, restarting
+from labctl.stack.topology import Topology, human
 
 
 @register(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from labctl.stack.model import Container, Topology
+from labctl.stack.topology import Container, Topology
 
 RESTARTING = ("always", "unless-stopped", "on-failure")
 SANDBOXED = re.compile(r"(runsc|gvisor|kata)", re.IGNORECASE)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Iterator
 
 from labctl.lint import Hit, register
-from labctl.stack.model import Topology, human
+from labctl.stack.topology import Topology, human
 
 
 @register(

@@ -15,10 +15,10 @@ import shlex
 from pathlib import Path
 from typing import Iterable
 
-from labctl.labels import SHM_USE
+from labctl.runtime.labels import SHM_USE
 from labctl.stack.interpolate import Interpolator
 from labctl.stack.merge import as_map, services_of
-from labctl.stack.model import Container, Loc, Mount, V, compose_bytes
+from labctl.stack.topology import Container, Loc, Mount, V, compose_bytes
 from labctl.stack.yamlpos import Node, at
 
 SHM_USE_LABEL = SHM_USE  # a label (Compose) or an annotation (Kubernetes)

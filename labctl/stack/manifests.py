@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from typing import Iterator
 
-from labctl.stack.compose import SHM_USE_LABEL, key_loc, loc, shm_use_from_args, sysv_size_from_args
-from labctl.stack.model import DEFAULT_DEVSHM, Container, Loc, Mount, Namespace, V, compose_bytes, k8s_bytes
+from labctl.stack.compose_spec import SHM_USE_LABEL, key_loc, loc, shm_use_from_args, sysv_size_from_args
+from labctl.stack.topology import DEFAULT_DEVSHM, Container, Loc, Mount, Namespace, V, compose_bytes, k8s_bytes
 from labctl.stack.yamlpos import Node, at
 
 # where the pod spec is, by kind
