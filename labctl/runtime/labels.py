@@ -24,6 +24,8 @@ KEPT = "io.labctl.keep"  # objects of a `run --keep`: only `labctl clean` remove
 # Annotations of the Pods `labctl export k8s` writes (a pod holds several roles)
 POD_CONTAINERS = "io.labctl.containers"  # the scenario's containers in this pod, comma-separated
 SCENARIO_FILE = "io.labctl.file"  # the scenario file it was exported from
+# set by users on their own services/pods for `labctl check`: bytes the container writes into /dev/shm
+SHM_USE = "io.labctl.shm-use"
 # On the workload image (not managed: `labctl clean` leaves it; build prunes old ones)
 IMAGE = "io.labctl.image"  # "shmlab"
 SOURCE_HASH = "io.labctl.source-hash"  # the content hash the image was built from

@@ -152,7 +152,7 @@ TOP_LEVEL_LEAVES = {"__init__.py", "__main__.py", "errors.py", "units.py", "pyte
 # cli and runner sit on top, and nothing below imports them. Two pairs lean on each other:
 # the check kinds (scenario/kinds) use checks.watch's tallies while checks.evaluate drives
 # the kinds; images.build tags with scenario.model's image name while the scenario table
-# validates platforms from images.platforms.
+# validates platforms from images.platforms. stack and lint (labctl check) sit beside export.
 MAY_IMPORT = {
     "runtime": {"runtime"},
     "layout": {"layout"},
@@ -163,7 +163,11 @@ MAY_IMPORT = {
     "export": {"export", "scenario", "runtime", "images"},
     "bench": {"bench", "runtime", "images"},
     "runner": {"runner", "runtime", "scenario", "checks", "report", "images"},
-    "cli": {"cli", "runtime", "scenario", "checks", "report", "images", "export", "runner", "bench"},
+    "cli": {"cli", "runtime", "scenario", "checks", "report", "images", "export", "runner", "bench", "stack", "lint"},
+    # labctl check: stack reads users' Compose files and manifests into the IPC topology model
+    # (runtime only for the label names); lint's rules read that model, and name library scenarios
+    "stack": {"stack", "runtime"},
+    "lint": {"lint", "stack", "images"},
 }
 
 
