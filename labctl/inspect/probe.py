@@ -14,8 +14,9 @@ How it enters a namespace:
   and last pids of segments are numbers of that pid namespace and can be named;
 * ``ipc: host`` for the host namespace;
 * a private (or ``none``) namespace cannot be joined that way: only ``--allow-privileged``
-  starts a *privileged* probe with the host's pid namespace, which enters it with
-  ``setns`` on /proc/PID/ns/ipc (``--ns-pid``) and reads /dev through /proc/PID/root.
+  starts a *privileged* probe (host pid namespace, SYS_ADMIN and SYS_PTRACE added), which
+  enters it with ``setns`` on /proc/PID/ns/ipc (``--ns-pid``) and reads /dev through
+  /proc/PID/root.
 """
 
 from __future__ import annotations
@@ -32,10 +33,11 @@ from labctl.runtime.engine import RunSpec
 
 PROBE_ARGS = ["probe", "--ns", "--segments", "--sems", "--queues", "--mqueues", "--devshm", "--statfs"]
 PROBE_CAPS = ["IPC_OWNER", "DAC_READ_SEARCH"]  # read every row and file, change nothing
+PRIVILEGED_CAPS = ["SYS_ADMIN", "SYS_PTRACE"]  # setns by pid (--allow-privileged only)
 PROBE_TIMEOUT_S = 20.0  # one probe's whole life (create .. exit); it reads a few files
 PROBE_WORKERS = 8  # probes started at once: the engine serialises part of each start
 PRIVILEGED_FLAG = "--allow-privileged"
-PRIVATE_REASON = ("its IPC namespace is private ({mode}): `ipc: container:` cannot join it; "
+PRIVATE_REASON = ("a private IPC namespace (IPC mode {mode}): `ipc: container:` cannot join it; "
                   "joining by pid (setns on /proc/PID/ns/ipc, host pid, CAP_SYS_ADMIN: a privileged probe) "
                   "needs " + PRIVILEGED_FLAG)
 
@@ -86,23 +88,25 @@ def plan(ns: Namespace, privileged: bool) -> tuple[dict | None, str | None]:
     if not privileged:
         return None, PRIVATE_REASON.format(mode=mode)
     pid = running[0].pid
-    return {"ipc_mode": None, "pid_mode": "host", "privileged": True, "ns_pid": pid,
-            "via": f"setns pid {pid} of {running[0].name} (privileged probe)"}, None
+    return {"ipc_mode": None, "pid_mode": "host", "ns_pid": pid,
+            "via": f"setns pid {pid} of {running[0].name} (privileged probe: host pid, SYS_ADMIN, SYS_PTRACE)"}, None
 
 
 def spec_for(how: dict, image: str, run_id: str, index: int) -> RunSpec:
-    """The probe container of one namespace (``how`` from ``plan``)."""
+    """The probe container of one namespace (``how`` from ``plan``). The privileged form
+    is not ``--privileged``: it adds only what setns into another container's IPC
+    namespace takes (SYS_ADMIN for setns, SYS_PTRACE to open /proc/PID/ns/ipc and
+    /proc/PID/root of a process it does not own) in the host's pid namespace."""
     role = f"probe-{index}"
     args = list(PROBE_ARGS)
+    caps = list(PROBE_CAPS)
     if how.get("ns_pid"):
         args += ["--ns-pid", str(how["ns_pid"])]
-    privileged = bool(how.get("privileged"))
+        caps += PRIVILEGED_CAPS
     return RunSpec(name=f"labctl-inspect-{run_id[:8]}-{index}", image=image,
                    labels=labels_for(run_id, "inspect", role), command=args, ipc_mode=how.get("ipc_mode"),
-                   network_mode="none", user="0:0", pid_mode=how.get("pid_mode"), privileged=privileged,
-                   cap_drop=[] if privileged else ["ALL"], cap_add=[] if privileged else list(PROBE_CAPS),
-                   security_opt=[] if privileged else ["no-new-privileges:true"], mem_limit="32m", pids_limit=8,
-                   pod=how.get("pod"))
+                   network_mode="none", user="0:0", pid_mode=how.get("pid_mode"), cap_drop=["ALL"], cap_add=caps,
+                   mem_limit="32m", pids_limit=8, pod=how.get("pod"))
 
 
 def fill(ns: Namespace, data: dict) -> None:
