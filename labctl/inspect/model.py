@@ -107,6 +107,7 @@ class Namespace:
     shm_size: int | None = None  # declared size of its /dev/shm (the donor's ShmSize)
     pid_view: Member | None = None  # the probe saw pids as this member's pid namespace numbers them
     pid_host: bool = False  # ... or as the host numbers them (a privileged probe)
+    devshm_note: str | None = None  # why /dev/shm is not shown although the namespace was probed
     warnings: list[Warning] = field(default_factory=list)
 
     @property

@@ -37,6 +37,8 @@ PRIVILEGED_CAPS = ["SYS_ADMIN", "SYS_PTRACE"]  # setns by pid (--allow-privilege
 PROBE_TIMEOUT_S = 20.0  # one probe's whole life (create .. exit); it reads a few files
 PROBE_WORKERS = 8  # probes started at once: the engine serialises part of each start
 PRIVILEGED_FLAG = "--allow-privileged"
+STALE_DEVSHM = ("not visible: a probe joining these joiners gets the restarted donor's new /dev/shm, not "
+                "their old one (" + PRIVILEGED_FLAG + " reads it through /proc/PID/root)")
 PRIVATE_REASON = ("a private IPC namespace (IPC mode {mode}): `ipc: container:` cannot join it; "
                   "joining by pid (setns on /proc/PID/ns/ipc, host pid, CAP_SYS_ADMIN: a privileged probe) "
                   "needs " + PRIVILEGED_FLAG)
@@ -77,6 +79,16 @@ def plan(ns: Namespace, privileged: bool) -> tuple[dict | None, str | None]:
     if ns.kind == "host":
         return {"ipc_mode": "host", "pid_mode": f"container:{pid_of[0].id}", "via": "ipc: host",
                 "pid_view": pid_of[0]}, None
+    if ns.kind == "stale":
+        # A probe joining a joiner gets its IPC namespace but the /dev/shm the engine keeps
+        # for the donor, which it re-made at the restart: the joiners' old /dev/shm is
+        # only reachable through their /proc/PID/root (privileged)
+        joiner = running[0]
+        if privileged:
+            return {"pid_mode": "host", "ns_pid": joiner.pid, "via": f"setns pid {joiner.pid} of {joiner.name} "
+                    "(privileged probe: host pid, SYS_ADMIN, SYS_PTRACE)"}, None
+        return {"ipc_mode": f"container:{joiner.id}", "pid_mode": f"container:{pid_of[0].id}",
+                "via": f"container:{joiner.name}", "pid_view": pid_of[0], "devshm_note": STALE_DEVSHM}, None
     target = next((m for m in ([ns.donor] if ns.donor else []) + running if m in running and _joinable(m)), None)
     if target is not None and target.pod:  # Podman lets only a pod's own containers join it
         return {"pod": target.pod, "pid_mode": f"container:{pid_of[0].id}", "via": f"pod {target.pod}",
@@ -119,8 +131,9 @@ def fill(ns: Namespace, data: dict) -> None:
     ns.sems = list(data.get("sems") or [])
     ns.queues = list(data.get("queues") or [])
     ns.mqueues = list(data.get("mqueues") or [])
-    ns.devshm_files = sorted(data.get("devshm") or [], key=lambda f: str(f.get("name")))
-    ns.devshm_fs = data.get("devshm_fs")
+    if ns.devshm_note is None:
+        ns.devshm_files = sorted(data.get("devshm") or [], key=lambda f: str(f.get("name")))
+        ns.devshm_fs = data.get("devshm_fs")
 
 
 def probe_all(engine: ProbeEngine, namespaces: list[Namespace], image: str, run_id: str, privileged: bool,
@@ -138,6 +151,7 @@ def probe_all(engine: ProbeEngine, namespaces: list[Namespace], image: str, run_
             continue
         ns.via = how["via"]
         ns.pid_view, ns.pid_host = how.get("pid_view"), how.get("pid_mode") == "host"
+        ns.devshm_note = how.get("devshm_note")
         futures.append((ns, submit(_one, engine, spec_for(how, image, run_id, i), cancel)))
     for ns, fut in futures:
         try:

@@ -57,7 +57,8 @@ def _namespace(ns: Namespace) -> dict:
         "devshm": {"size": (fs or {}).get("size", ns.shm_size), "used": (fs or {}).get("used"),
                    "avail": (fs or {}).get("avail"),
                    "files": [{"name": f.get("name"), "size": f.get("size")} for f in ns.devshm_files]
-                   if probed else None},
+                   if probed and not ns.devshm_note else None,
+                   "note": ns.devshm_note},
         "warnings": [_warning(w) for w in ns.warnings],
     }
 
@@ -148,7 +149,9 @@ def namespace_text(ns: Namespace) -> list[str]:
         lines += _objects("message queues", ns.queues, ["key", "msqid", "qnum", "cbytes", "uid", "perms"])
         lines += _objects("POSIX message queues", ns.mqueues, ["name", "uid", "perms"])
         fs = ns.devshm_fs or {}
-        if fs:
+        if ns.devshm_note:
+            lines.append(f"  /dev/shm: {ns.devshm_note}")
+        elif fs:
             size, used = int(fs.get("size") or 0), int(fs.get("used") or 0)
             pct = f"{100 * used / size:.0f} %" if size else "-"
             lines.append(f"  /dev/shm: {human_bytes(size)}, {human_bytes(used)} used ({pct}), "
