@@ -15,6 +15,7 @@ import docker
 import docker.errors
 
 from labctl.errors import ContainerStartError, EngineError
+from labctl.labels import ROLE
 from labctl.runtime.docker_container import TRANSIENT, explain
 
 if TYPE_CHECKING:
@@ -69,7 +70,7 @@ def run_to_exit(engine: "DockerEngine", spec: "RunSpec", timeout: float) -> tupl
     the container raises ContainerStartError with its words; EngineError otherwise."""
     container = None
     try:
-        container = engine.create_container(spec, spec.labels.get("io.labctl.role", spec.name))
+        container = engine.create_container(spec, spec.labels.get(ROLE, spec.name))
         cid = container.id
         try:
             engine.api.start(cid)
