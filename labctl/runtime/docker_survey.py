@@ -65,7 +65,7 @@ def memory_stats(engine: "DockerEngine", ref: str) -> dict | None:
 
 def run_to_exit(engine: "DockerEngine", spec: "RunSpec", timeout: float) -> tuple[int | None, str]:
     """``docker run --rm`` of ``spec`` without attaching: create, start, wait at most
-    ``timeout`` seconds, ``docker logs`` (stdout, then stderr), remove whatever happened.
+    ``timeout`` seconds, ``docker logs`` (stdout and stderr in one text), remove whatever happened.
     Returns (exit code or None if it did not exit in time, output). The engine refusing
     the container raises ContainerStartError with its words; EngineError otherwise."""
     container = None
@@ -86,9 +86,7 @@ def run_to_exit(engine: "DockerEngine", spec: "RunSpec", timeout: float) -> tupl
                 code = int(engine.api.wait(cid, timeout=max(1, int(left) + 1)).get("StatusCode", -1))
             except TRANSIENT:
                 continue  # the wait's read timed out: the deadline decides
-        out = engine.api.logs(cid, stdout=True, stderr=False).decode(errors="replace")
-        err = engine.api.logs(cid, stdout=False, stderr=True).decode(errors="replace")
-        return code, out + err
+        return code, engine.api.logs(cid, stdout=True, stderr=True).decode(errors="replace")
     except (docker.errors.DockerException, *TRANSIENT) as e:
         raise EngineError(f"probe {spec.name}: {explain(e)}") from e
     finally:
