@@ -73,9 +73,7 @@ def inspect_cmd(ctx: click.Context, containers: tuple[str, ...], project: str | 
             while True:
                 report = insp.look(containers, project, labels, all_)
                 if format == "json":
-                    text = to_json(report)
-                    if watch:
-                        text = text.replace("\n", "").replace("  ", "") + "\n"
+                    text = to_json(report, one_line=bool(watch))
                 else:
                     text = to_text(report)
                     if watch and sys.stdout.isatty():

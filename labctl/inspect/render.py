@@ -63,8 +63,9 @@ def _namespace(ns: Namespace) -> dict:
     }
 
 
-def to_json(report: Report) -> str:
-    """The report as one JSON document (pretty-printed, keys in a fixed order)."""
+def to_json(report: Report, *, one_line: bool = False) -> str:
+    """The report as one JSON document, keys in a fixed order: pretty-printed, or on one
+    line (``one_line``: ``--watch`` prints one document per line)."""
     doc = {
         "version": SCHEMA_VERSION, "engine": report.engine, "time": report.time,
         "duration_s": report.duration_s, "privileged": report.privileged,
@@ -73,7 +74,7 @@ def to_json(report: Report) -> str:
         "not_inspected": [{"namespace": ns.key, "containers": [m.name for m in ns.members],
                            "reason": ns.skipped or ns.error} for ns in report.namespaces if not ns.probed],
     }
-    return json.dumps(doc, indent=2) + "\n"
+    return json.dumps(doc, indent=None if one_line else 2) + "\n"
 
 
 # --------------------------------------------------------------------------- text
