@@ -83,9 +83,11 @@ class Inspector:
         for m in members:
             m.ipcns = hostproc.ipc_namespace(m.pid) if m.running and m.pid else None
         namespaces = gather.group(members)
+        # probes first: they are the long part; memory reads queue behind them
+        probes = probe.start_probes(self.engine, namespaces, self.image, self.run_id, self.privileged, self.cancel,
+                                    self._submit)
         memory = {m.id: self._submit(self._memory, m) for m in members if m.running}
-        probe.probe_all(self.engine, namespaces, self.image, self.run_id, self.privileged, self.cancel,
-                        self._submit)
+        probe.collect(probes)
         for m in members:
             if m.id in memory:
                 try:

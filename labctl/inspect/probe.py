@@ -136,13 +136,11 @@ def fill(ns: Namespace, data: dict) -> None:
         ns.devshm_fs = data.get("devshm_fs")
 
 
-def probe_all(engine: ProbeEngine, namespaces: list[Namespace], image: str, run_id: str, privileged: bool,
-              cancel: threading.Event, submit: Callable[..., Future]) -> None:
-    """Probe every namespace that can be entered, in parallel (``submit(fn, *args)``, a
-    thread pool's); fill in what
-    each saw, or ``skipped`` (cannot be entered: the reason and the flag) / ``error``
-    (the engine refused the probe or it failed: the engine's words). Blocks until all
-    finished; ``cancel`` stops new probes from starting."""
+def start_probes(engine: ProbeEngine, namespaces: list[Namespace], image: str, run_id: str, privileged: bool,
+                 cancel: threading.Event, submit: Callable[..., Future]) -> list[tuple[Namespace, Future]]:
+    """Start probing every namespace that can be entered, in parallel (``submit(fn,
+    *args)``, a thread pool's); mark the others ``skipped`` (the reason, with the flag).
+    ``cancel`` stops probes not yet started. ``collect`` the returned futures."""
     futures: list[tuple[Namespace, Future]] = []
     for i, ns in enumerate(namespaces):
         how, why = plan(ns, privileged)
@@ -153,6 +151,12 @@ def probe_all(engine: ProbeEngine, namespaces: list[Namespace], image: str, run_
         ns.pid_view, ns.pid_host = how.get("pid_view"), how.get("pid_mode") == "host"
         ns.devshm_note = how.get("devshm_note")
         futures.append((ns, submit(_one, engine, spec_for(how, image, run_id, i), cancel)))
+    return futures
+
+
+def collect(futures: list[tuple[Namespace, Future]]) -> None:
+    """Wait for the probes ``start_probes`` started; fill in what each saw, or ``error``
+    (the engine refused the probe or it gave no answer: the engine's words)."""
     for ns, fut in futures:
         try:
             fill(ns, fut.result())
