@@ -47,6 +47,8 @@ class Inspector:
         self.run_id = uuid.uuid4().hex
         self.cancel = threading.Event()
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="inspect")
+        # memory reads beside the probes, not queued behind them
+        self.side_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="inspect-memory")
         self._inflight: list[Future] = []
         self._described: str | None = None
 
@@ -61,6 +63,7 @@ class Inspector:
         with this inspect's run id; the errors of that removal (none expected)."""
         self.cancel.set()
         self.pool.shutdown(wait=False, cancel_futures=True)
+        self.side_pool.shutdown(wait=False, cancel_futures=True)
         wait([f for f in self._inflight if not f.done()], timeout=SETTLE_S)
         _removed, errors = self.engine.remove_labelled({RUN_ID: self.run_id})
         return errors
@@ -83,10 +86,9 @@ class Inspector:
         for m in members:
             m.ipcns = hostproc.ipc_namespace(m.pid) if m.running and m.pid else None
         namespaces = gather.group(members)
-        # probes first: they are the long part; memory reads queue behind them
         probes = probe.start_probes(self.engine, namespaces, self.image, self.run_id, self.privileged, self.cancel,
                                     self._submit)
-        memory = {m.id: self._submit(self._memory, m) for m in members if m.running}
+        memory = {m.id: self.side_pool.submit(self._memory, m) for m in members if m.running}
         probe.collect(probes)
         for m in members:
             if m.id in memory:
