@@ -25,7 +25,7 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
-from labctl.build import ensure_image
+from labctl.images.build import ensure_image
 from labctl.runtime import Engine, RunSpec
 
 BENCH_LABEL = "io.labctl-bench.inspect"  # not io.labctl.*: these stand for a user's containers

@@ -55,7 +55,7 @@ def inspect_cmd(ctx: click.Context, containers: tuple[str, ...], project: str | 
       labctl inspect --allow-privileged          # private namespaces too
     """
     from labctl.inspect import Inspector
-    from labctl.inspect.render import to_json, to_text
+    from labctl.inspect.show import to_json, to_text
 
     from labctl.cli.run import _install_signals, _restore_signals
 

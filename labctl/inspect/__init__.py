@@ -4,11 +4,11 @@ and each container's memory, seen by labctl's own short-lived probes; read-only.
 
 Layers: ``gather`` (engine data: selection, members, namespaces) -> ``probe`` (one probe
 container per namespace) -> ``pitfalls`` (warnings naming library scenarios) ->
-``render`` (text, JSON); ``look.Inspector`` runs one look and cleans up. Engine calls go
+``show`` (text, JSON); ``look.Inspector`` runs one look and cleans up. Engine calls go
 through ``labctl.runtime`` only.
 """
 
 from labctl.inspect.look import Inspector
-from labctl.inspect.model import Member, Memory, Namespace, Report, Warning
+from labctl.inspect.findings import Member, Memory, Namespace, Report, Warning
 
 __all__ = ["Inspector", "Member", "Memory", "Namespace", "Report", "Warning"]

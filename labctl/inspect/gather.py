@@ -14,8 +14,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Iterable, Protocol, Sequence
 
 from labctl.errors import UsageError
-from labctl.inspect.model import COMPOSE_PROJECT, Member, Namespace
-from labctl.labels import SCENARIO
+from labctl.inspect.findings import COMPOSE_PROJECT, Member, Namespace
+from labctl.runtime.labels import SCENARIO
 
 INSPECT_SCENARIO = "inspect"  # io.labctl.scenario of inspect's own probes: never inspected
 

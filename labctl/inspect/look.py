@@ -16,8 +16,8 @@ from typing import Protocol, Sequence
 
 from labctl.errors import LabctlError
 from labctl.inspect import gather, pitfalls, probe
-from labctl.inspect.model import Member, Memory, Namespace, Report
-from labctl.labels import RUN_ID
+from labctl.inspect.findings import Member, Memory, Namespace, Report
+from labctl.runtime.labels import RUN_ID
 from labctl.runtime import hostproc
 
 SETTLE_S = 5.0  # on leaving: how long probes in flight get before the final sweep

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from labctl.inspect.model import Namespace, Warning, human_bytes
+from labctl.inspect.findings import Namespace, Warning, human_bytes
 
 DEVSHM_FULL = 0.80  # /dev/shm use above this share of its size
 MEMORY_NEAR = 0.80  # memory usage above this share of the limit ...

@@ -27,8 +27,8 @@ from concurrent.futures import Future
 from typing import Callable, Protocol
 
 from labctl.errors import ContainerStartError, LabctlError
-from labctl.inspect.model import Member, Namespace
-from labctl.labels import labels_for
+from labctl.inspect.findings import Member, Namespace
+from labctl.runtime.labels import labels_for
 from labctl.runtime.engine import RunSpec
 
 PROBE_ARGS = ["probe", "--ns", "--segments", "--sems", "--queues", "--mqueues", "--devshm", "--statfs"]

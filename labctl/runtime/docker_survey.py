@@ -15,7 +15,7 @@ import docker
 import docker.errors
 
 from labctl.errors import ContainerStartError, EngineError
-from labctl.labels import ROLE
+from labctl.runtime.labels import ROLE
 from labctl.runtime.docker_container import TRANSIENT, explain
 
 if TYPE_CHECKING:

@@ -164,7 +164,8 @@ MAY_IMPORT = {
     "export": {"export", "scenario", "runtime", "images"},
     "bench": {"bench", "runtime", "images"},
     "runner": {"runner", "runtime", "scenario", "checks", "report", "images"},
-    "cli": {"cli", "runtime", "scenario", "checks", "report", "images", "export", "runner", "bench"},
+    "inspect": {"inspect", "runtime"},
+    "cli": {"cli", "runtime", "scenario", "checks", "report", "images", "export", "runner", "bench", "inspect"},
 }
 
 

@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 
 from labctl.errors import ContainerStartError, UsageError
-from labctl.inspect import Inspector, gather, pitfalls, probe, render
-from labctl.inspect.model import Member, Memory, Namespace, human_bytes
-from labctl.labels import MANAGED, ROLE, RUN_ID, SCENARIO
+from labctl.inspect import Inspector, gather, pitfalls, probe
+from labctl.inspect import show as render
+from labctl.inspect.findings import Member, Memory, Namespace, human_bytes
+from labctl.runtime.labels import MANAGED, ROLE, RUN_ID, SCENARIO
 from labctl.runtime import hostproc
 
 

@@ -1,7 +1,7 @@
 """What ``labctl inspect`` found: containers (members), IPC namespaces and warnings.
 
 Plain dataclasses, filled by ``labctl.inspect.gather`` (engine data), ``probe`` (what a
-probe saw inside a namespace) and ``pitfalls`` (warnings); read by ``render``. Sizes are
+probe saw inside a namespace) and ``pitfalls`` (warnings); read by ``show``. Sizes are
 bytes, times seconds; a value the engine or the probe could not give is None.
 """
 

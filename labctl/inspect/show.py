@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 
-from labctl.inspect.model import Member, Namespace, Report, Warning, human_bytes
+from labctl.inspect.findings import Member, Namespace, Report, Warning, human_bytes
 
 SCHEMA_VERSION = 1
 
