@@ -96,14 +96,14 @@ void probe_queues(struct ev *ev)
  * filesystem was mounted for (a container's own, or the host's with ipc: host). */
 void probe_mqueues(struct ev *ev)
 {
-    DIR *d = opendir("/dev/mqueue");
+    char dir[128], path[400], msg[200];
+    DIR *d = opendir(probe_path("/dev/mqueue", dir, sizeof dir));
     struct dirent *de;
     struct stat st;
-    char path[300], msg[160];
     struct jb b;
 
     if (d == NULL) {
-        snprintf(msg, sizeof msg, "/dev/mqueue: %s", strerror(errno));
+        snprintf(msg, sizeof msg, "%s: %s", dir, strerror(errno));
         ev_null(ev, "mqueues");
         ev_str(ev, "mqueues_error", msg);
         return;
@@ -113,7 +113,7 @@ void probe_mqueues(struct ev *ev)
     while ((de = readdir(d)) != NULL) {
         if (de->d_name[0] == '.')
             continue;
-        snprintf(path, sizeof path, "/dev/mqueue/%s", de->d_name);
+        snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
         jb_open(&b, '{');
         jb_key(&b, "name");
         jb_str(&b, de->d_name);

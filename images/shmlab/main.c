@@ -131,6 +131,8 @@ static const struct optdef optdefs[] = {
     { "msqid", K_INT, C_PB, O(msqid), (long)O(msqid_set) },
     { "mq-unlink", K_STR, C_PB, O(mq_unlink), -1 },
     { "shm-unlink", K_STR, C_PB, O(shm_unlink), -1 },
+    { "statfs", K_FLAG, C_PB, O(statfs), -1 },
+    { "ns-pid", K_INT, C_PB, O(ns_pid), (long)O(ns_pid_set) },
 };
 #undef O
 
@@ -157,6 +159,9 @@ static void usage(FILE *f)
         "                --unlink)\n"
         "  probe         one JSON object: --ns --segments --key --shmid --layout --objects\n"
         "                --devshm --sems --queues --mqueues --stat PATH --ftok PATH --proj N;\n"
+        "                --statfs (/dev/shm size/used/avail); --ns-pid PID joins PID's IPC\n"
+        "                namespace first (setns: CAP_SYS_ADMIN, host pid) and reads its\n"
+        "                /dev through /proc/PID/root;\n"
         "                --shmid|--semid|--msqid ID --rmid, --mq-unlink|--shm-unlink /NAME\n"
         "                remove one object\n"
         "  hold          wait for SIGTERM/SIGINT (namespace holder, exec target)\n"

@@ -8,9 +8,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
+#include <signal.h>
 #include <sys/ipc.h>
 #include <sys/shm.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "shmlab.h"
@@ -339,6 +342,51 @@ out:
     return rc;
 }
 
+/* ==== the probed root ==== */
+
+/* "" (this container's own /dev), or /proc/PID/root after --ns-pid: /dev/shm and
+ * /dev/mqueue are mounts of the target's mount namespace, not of its IPC namespace */
+static char probe_root[48];
+
+const char *probe_path(const char *path, char *buf, size_t n)
+{
+    snprintf(buf, n, "%s%s", probe_root, path);
+    return buf;
+}
+
+/* --ns-pid PID: enter PID's IPC namespace (needs CAP_SYS_ADMIN over it and a pid
+ * namespace where PID is visible: a privileged probe with host pid) */
+static int join_ns_of(long long pid, struct err *e)
+{
+    char path[64];
+    int fd;
+
+    snprintf(path, sizeof path, "/proc/%lld/ns/ipc", pid);
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return err_msg(e, "open", errno, SX_OPEN, "open %s: %s", path, strerror(errno));
+    if (setns(fd, CLONE_NEWIPC) < 0) {
+        int err = errno;
+
+        close(fd);
+        return err_msg(e, "setns", err, SX_OPEN, "setns %s: %s", path, strerror(err));
+    }
+    close(fd);
+    snprintf(probe_root, sizeof probe_root, "/proc/%lld/root", pid);
+    return 0;
+}
+
+/* A pid as /proc/sysvipc shows it: 0 is a process outside this pid namespace (unknown);
+ * otherwise whether it still exists (EPERM: it does, we may not signal it) */
+static void pid_alive(struct jb *b, const char *name, long long pid)
+{
+    jb_key(b, name);
+    if (pid <= 0)
+        jb_null(b);
+    else
+        jb_bool(b, kill((pid_t)pid, 0) == 0 || errno == EPERM);
+}
+
 static void segment_fields(struct jb *b, const struct seg *s, const struct layout *l)
 {
     void *p = shmat((int)s->shmid, NULL, SHM_RDONLY);
@@ -387,6 +435,8 @@ static void probe_segments(struct ev *ev, const struct opts *o, const struct lay
         jb_key(&b, "gid"); jb_int(&b, s->gid);
         jb_key(&b, "cpid"); jb_int(&b, s->cpid);
         jb_key(&b, "lpid"); jb_int(&b, s->lpid);
+        pid_alive(&b, "cpid_alive", s->cpid);
+        pid_alive(&b, "lpid_alive", s->lpid);
         /* after the whole /proc read, so our own attach never shows in nattch */
         if (l != NULL)
             segment_fields(&b, s, l);
@@ -402,14 +452,14 @@ static void probe_segments(struct ev *ev, const struct opts *o, const struct lay
 
 static void probe_devshm(struct ev *ev)
 {
-    DIR *d = opendir("/dev/shm");
+    char dir[128], path[512], msg[200];
+    DIR *d = opendir(probe_path("/dev/shm", dir, sizeof dir));
     struct dirent *de;
     struct stat st;
-    char path[512], msg[128];
     struct jb b;
 
     if (d == NULL) {
-        snprintf(msg, sizeof msg, "opendir /dev/shm: %s", strerror(errno));
+        snprintf(msg, sizeof msg, "opendir %s: %s", dir, strerror(errno));
         ev_null(ev, "devshm");
         ev_str(ev, "devshm_error", msg);
         return;
@@ -419,7 +469,7 @@ static void probe_devshm(struct ev *ev)
     while ((de = readdir(d)) != NULL) {
         if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
             continue;
-        snprintf(path, sizeof path, "/dev/shm/%s", de->d_name);
+        snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
         jb_open(&b, '{');
         jb_key(&b, "name");
         jb_str(&b, de->d_name);
@@ -461,10 +511,10 @@ static void probe_objects(struct ev *ev)
                                         { "sem", "/proc/sysvipc/sem" },
                                         { "msg", "/proc/sysvipc/msg" } };
     long long files = 0, size = 0, bytes = 0;
-    DIR *d = opendir("/dev/shm");
+    char dir[128], path[512];
+    DIR *d = opendir(probe_path("/dev/shm", dir, sizeof dir));
     struct dirent *de;
     struct stat st;
-    char path[512];
     struct jb b;
     int i;
 
@@ -483,7 +533,7 @@ static void probe_objects(struct ev *ev)
         while ((de = readdir(d)) != NULL) {
             if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
                 continue;
-            snprintf(path, sizeof path, "/dev/shm/%s", de->d_name);
+            snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
             files++;
             if (lstat(path, &st) == 0) {
                 size += (long long)st.st_size;
@@ -500,6 +550,29 @@ static void probe_objects(struct ev *ev)
     if (d == NULL) jb_null(&b); else jb_int(&b, bytes);
     jb_close(&b, '}');
     ev_json(ev, "objects", &b);
+    jb_free(&b);
+}
+
+/* --statfs: the /dev/shm file system's size, use and free space in bytes */
+static void probe_statfs(struct ev *ev)
+{
+    char dir[128], msg[200];
+    struct statvfs sv;
+    struct jb b;
+
+    if (statvfs(probe_path("/dev/shm", dir, sizeof dir), &sv) < 0) {
+        snprintf(msg, sizeof msg, "statvfs %s: %s", dir, strerror(errno));
+        ev_null(ev, "devshm_fs");
+        ev_str(ev, "devshm_fs_error", msg);
+        return;
+    }
+    jb_init(&b);
+    jb_open(&b, '{');
+    jb_key(&b, "size"); jb_uint(&b, (unsigned long long)sv.f_blocks * sv.f_frsize);
+    jb_key(&b, "used"); jb_uint(&b, (unsigned long long)(sv.f_blocks - sv.f_bfree) * sv.f_frsize);
+    jb_key(&b, "avail"); jb_uint(&b, (unsigned long long)sv.f_bavail * sv.f_frsize);
+    jb_close(&b, '}');
+    ev_json(ev, "devshm_fs", &b);
     jb_free(&b);
 }
 
@@ -584,12 +657,17 @@ int cmd_probe(const struct opts *o)
     char ns[64];
     int any = o->ns || o->segments || o->devshm || o->objects || o->stat_path || o->ftok_path ||
               o->key_set || o->shmid_set || o->layout || o->sems || o->queues || o->mqueues ||
-              o->semid_set || o->msqid_set || o->mq_unlink || o->shm_unlink;
+              o->semid_set || o->msqid_set || o->mq_unlink || o->shm_unlink || o->statfs;
     int segments = o->segments || o->key_set || o->shmid_set ||
                    (o->layout != NULL && o->stat_path == NULL);
 
     if (o->layout != NULL && parse_layout(o->layout, &l, &e) < 0)
         return emit_error(&e);
+    if (o->ns_pid_set && join_ns_of(o->ns_pid, &e) < 0) {
+        if (o->layout != NULL)
+            free_layout(&l);
+        return emit_error(&e); /* never a report of our own namespace in its place */
+    }
     ev_begin(&ev, "probe");
     if (o->ns || !any) {
         read_ipcns(ns, sizeof ns);
@@ -601,6 +679,8 @@ int cmd_probe(const struct opts *o)
         probe_devshm(&ev);
     if (o->objects)
         probe_objects(&ev);
+    if (o->statfs)
+        probe_statfs(&ev);
     if (o->sems)
         probe_sems(&ev);
     if (o->queues)

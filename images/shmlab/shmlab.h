@@ -108,6 +108,9 @@ struct opts {
     int msqid_set;
     const char *mq_unlink;  /* probe --mq-unlink /NAME */
     const char *shm_unlink; /* probe --shm-unlink /NAME */
+    int statfs;      /* probe: /dev/shm's size, use and free space (statvfs) */
+    long long ns_pid; /* probe --ns-pid PID: setns into PID's IPC namespace first */
+    int ns_pid_set;
     char **args; /* positional arguments (prep's paths) */
     int nargs;
 };
@@ -234,6 +237,8 @@ int cmd_mq_recv(const struct opts *o);
 void probe_sems(struct ev *ev);
 void probe_queues(struct ev *ev);
 void probe_mqueues(struct ev *ev);
+/* probe.c: PATH under the probed root ("" or /proc/PID/root with --ns-pid) in BUF */
+const char *probe_path(const char *path, char *buf, size_t n);
 int probe_remove(struct ev *ev, const struct opts *o); /* 1 if an option asked for a removal */
 
 /* mmapfile.c: the mapped-file writer/reader bodies, shared with posix.c */

@@ -227,6 +227,17 @@ class DockerEngine(Engine):
 
     def start_container(self, spec: RunSpec, role: str, output: Output | None = None, *,
                         start: bool = True) -> DockerContainer:
+        obj = self.create_container(spec, role)
+        container = DockerContainer(self.api, obj, role, output, restarts=spec.restart_policy != "no")
+        if start:
+            container.start()
+        return container
+
+    def create_container(self, spec: RunSpec, role: str):  # noqa: ANN201 - an SDK container
+        """``docker create`` of ``spec`` (nothing attached, not started); the SDK's
+        container. ContainerStartError with the engine's words, EngineError."""
+        if spec.pod:
+            raise ContainerStartError(role, f"{self.name} has no pods (pod {spec.pod!r})")
         mounts = [
             docker.types.Mount(target=t, source=s, type=kind, read_only=ro)
             for kind, s, t, ro in spec.mounts
@@ -252,10 +263,25 @@ class DockerEngine(Engine):
             raise ContainerStartError(role, explain(e)) from e
         except TRANSIENT as e:
             raise EngineError(f"creating container {role!r}: the engine at {self.address} stopped answering") from e
-        container = DockerContainer(self.api, obj, role, output, restarts=spec.restart_policy != "no")
-        if start:
-            container.start()
-        return container
+        return obj
+
+    # ---- looking at containers labctl did not create (labctl inspect; docker_survey)
+
+    def survey(self, filters: dict[str, list[str]], *, all: bool = False) -> list[dict]:
+        from labctl.runtime import docker_survey
+        return docker_survey.survey(self, filters, all=all)
+
+    def inspect_container(self, ref: str) -> dict | None:
+        from labctl.runtime import docker_survey
+        return docker_survey.inspect_container(self, ref)
+
+    def memory_stats(self, ref: str) -> dict | None:
+        from labctl.runtime import docker_survey
+        return docker_survey.memory_stats(self, ref)
+
+    def run_to_exit(self, spec: RunSpec, timeout: float) -> tuple[int | None, str]:
+        from labctl.runtime import docker_survey
+        return docker_survey.run_to_exit(self, spec, timeout)
 
     # ---- inventory and teardown, by label
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 
-from labctl.errors import LabctlError
+from labctl.errors import EngineError, LabctlError
 from labctl.runtime.logs import ExitStatus, Output
 
 
@@ -70,6 +70,9 @@ class RunSpec:
     # and the memory+swap limit in bytes (None: the engine's default, twice mem_limit).
     restart_policy: str = "no"
     memswap_limit: int | None = None
+    # Podman: create the container inside this pod (it shares the pod's IPC namespace);
+    # the only way into a pod's namespaces without privileges. Other engines refuse it.
+    pod: str | None = None
 
 
 class Container(ABC):
@@ -286,6 +289,30 @@ class Engine(ABC):
     def run_ids(self) -> dict[str, dict[str, str]]:
         """Run ids of every managed object on the engine, each with the labels of one of
         its objects (owner pid/host: stale-run detection). EngineError."""
+
+    # ---- looking at containers labctl did not create (labctl inspect)
+
+    def survey(self, filters: dict[str, list[str]], *, all: bool = False) -> list[dict]:
+        """The inspect documents (``docker inspect``: Id, Name, Config.Labels,
+        HostConfig.IpcMode/ShmSize/Memory, State.Pid/StartedAt...) of the containers
+        ``docker ps [--all] --filter`` lists for ``filters`` (``{"label": ["K=V"], "name":
+        [...]}``), fetched in parallel. EngineError."""
+        raise EngineError(f"{self.name}: listing containers is not supported")
+
+    def inspect_container(self, ref: str) -> dict | None:
+        """``docker inspect REF`` (id, id prefix or name), None when there is none. EngineError."""
+        raise EngineError(f"{self.name}: inspecting containers is not supported")
+
+    def memory_stats(self, ref: str) -> dict | None:
+        """One ``docker stats`` sample's ``memory_stats`` (``usage``, ``limit``, ``stats``)
+        of a running container; None when gone or not running. EngineError."""
+        raise EngineError(f"{self.name}: container stats are not supported")
+
+    def run_to_exit(self, spec: RunSpec, timeout: float) -> tuple[int | None, str]:
+        """Create and start ``spec`` unattached, wait up to ``timeout`` s, read its logs,
+        remove it (``docker run --rm``); (exit code or None if still running, stdout +
+        stderr). ContainerStartError with the engine's refusal, else EngineError."""
+        raise EngineError(f"{self.name}: one-shot containers are not supported")
 
     @abstractmethod
     def remove_labelled(self, labels: dict[str, str]) -> tuple[list[str], list[str]]:

@@ -34,7 +34,9 @@ import docker
 import docker.errors
 
 from labctl.runtime.lookup import podman_address, podman_candidates, podman_start_hint
-from labctl.errors import EngineError
+from labctl.errors import ContainerStartError, EngineError
+from labctl.runtime.engine import RunSpec
+from labctl.units import parse_size
 from labctl.runtime.labels import MANAGED, RUN_ID
 from labctl.runtime.docker_container import TRANSIENT, explain
 from labctl.runtime.docker_engine import DockerEngine, _label_filter
@@ -153,6 +155,59 @@ class PodmanEngine(DockerEngine):
             return
         for p in pods:
             attempt(f"pod {p.get('Name')}", lambda p=p: self._libpod("delete", f"/pods/{p.get('Id')}", force=True))
+
+    def create_container(self, spec: RunSpec, role: str):  # noqa: ANN201 - an SDK container
+        """As Docker's, and with ``spec.pod`` through libpod's create (the compatible API
+        cannot put a container in a pod; Podman refuses a ``container:`` join of a pod
+        member from outside it). Only what a read-only probe needs is passed on there."""
+        if not spec.pod:
+            return super().create_container(spec, role)
+        body: dict = {
+            "name": spec.name, "image": spec.image, "command": spec.command or [], "labels": spec.labels,
+            "pod": spec.pod, "user": spec.user or "", "cap_drop": spec.cap_drop, "cap_add": spec.cap_add,
+            "read_only_filesystem": spec.read_only,
+            "no_new_privileges": "no-new-privileges:true" in spec.security_opt,
+        }
+        if spec.pid_mode and spec.pid_mode.startswith("container:"):
+            body["pidns"] = {"nsmode": "container", "value": spec.pid_mode.split(":", 1)[1]}
+        if spec.mem_limit:
+            body["resource_limits"] = {"memory": {"limit": parse_size(spec.mem_limit)}}
+        url = self.api.base_url + LIBPOD + "/containers/create"
+        try:
+            res = self.api._post_json(url, data=body)
+            cid = self.api._result(res, json=True)["Id"]
+        except docker.errors.APIError as e:
+            raise ContainerStartError(role, explain(e)) from e
+        except (docker.errors.DockerException, *TRANSIENT) as e:
+            raise EngineError(f"creating container {role!r} in pod {spec.pod}: {explain(e)}") from e
+        return self._call(f"inspecting container {role!r}", self.client.containers.get, cid)
+
+    # ---- labctl inspect: the compatible API's inspect says nothing of pods
+
+    def _pod_index(self) -> dict[str, tuple[str, bool]]:
+        """container id -> (pod name, is the pod's infra container), from the libpod pod list."""
+        index: dict[str, tuple[str, bool]] = {}
+        for p in self._call("listing pods", self._libpod, "get", "/pods/json") or []:
+            for c in p.get("Containers") or []:
+                index[str(c.get("Id"))] = (str(p.get("Name")), c.get("Id") == p.get("InfraId"))
+        return index
+
+    def _with_pods(self, docs: list[dict]) -> list[dict]:
+        """Podman's inspect documents with ``Pod`` (the pod's name) and ``IsInfra`` set."""
+        if not docs:
+            return docs
+        index = self._pod_index()
+        for d in docs:
+            pod, infra = index.get(str(d.get("Id")), (None, False))
+            d["Pod"], d["IsInfra"] = pod, infra
+        return docs
+
+    def survey(self, filters: dict[str, list[str]], *, all: bool = False) -> list[dict]:
+        return self._with_pods(super().survey(filters, all=all))
+
+    def inspect_container(self, ref: str) -> dict | None:
+        doc = super().inspect_container(ref)
+        return self._with_pods([doc])[0] if doc is not None else None
 
     def find(self, labels: dict[str, str]) -> dict[str, list[str]]:
         found = super().find(labels)
