@@ -11,6 +11,7 @@
 #include <sys/ipc.h>
 #include <sys/shm.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "shmlab.h"
@@ -454,13 +455,14 @@ static long long count_table(const char *path)
 
 /* --objects: what the namespace holds, in counts: SysV shm/sem/msg objects, and the
  * /dev/shm entries with their size (st_size) and allocated bytes (st_blocks * 512, what
- * fills the tmpfs and is charged to a memory cgroup). */
+ * fills the tmpfs and is charged to a memory cgroup), and the tmpfs's capacity (statvfs). */
 static void probe_objects(struct ev *ev)
 {
     static const char *tables[3][2] = { { "shm", "/proc/sysvipc/shm" },
                                         { "sem", "/proc/sysvipc/sem" },
                                         { "msg", "/proc/sysvipc/msg" } };
     long long files = 0, size = 0, bytes = 0;
+    struct statvfs sv;
     DIR *d = opendir("/dev/shm");
     struct dirent *de;
     struct stat st;
@@ -498,6 +500,12 @@ static void probe_objects(struct ev *ev)
     if (d == NULL) jb_null(&b); else jb_int(&b, size);
     jb_key(&b, "devshm_bytes");
     if (d == NULL) jb_null(&b); else jb_int(&b, bytes);
+    /* the tmpfs's capacity (what shm_size set), as df shows it */
+    jb_key(&b, "devshm_capacity");
+    if (d == NULL || statvfs("/dev/shm", &sv) != 0)
+        jb_null(&b);
+    else
+        jb_int(&b, (long long)sv.f_blocks * (long long)sv.f_frsize);
     jb_close(&b, '}');
     ev_json(ev, "objects", &b);
     jb_free(&b);
