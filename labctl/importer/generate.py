@@ -112,13 +112,25 @@ class _Gen:
         self.by_name = {s.name: s for s in stack.services}
         self.ipc: dict[str, str | None] = {}  # service -> scenario ipc (None: engine default)
         self.volume_names: dict[str, str] = {}
+        self.top: list[Note] = []  # notes that concern no one service: comments at the top
+        for n in stack.notes:  # the reader's notes go above the service they concern
+            svc = next((x for x in stack.services if n.key.startswith(f"services.{x.name}.")
+                        or n.key.startswith(f"containers.{x.name}.")), None)
+            if svc is not None:
+                self.above.setdefault(svc.name, []).append(f"{self.where(n.pos)}: {n.key.split('.', 2)[-1]}: {n.message}")
+            else:
+                self.top.append(n)
+
+    def where(self, pos: Any) -> str:
+        """``LINE:COL`` in the imported file, ``FILE:LINE:COL`` in another (one it extends)."""
+        return f"{pos.line}:{pos.col}" if pos.file == self.stack.file else str(pos)
 
     def note(self, s: Service | None, key: str, message: str, pos: Any = None) -> None:
         where = pos if pos is not None else (s.at(key) if s is not None else self.stack.pos)
         n = Note(where, key if s is None else f"services.{s.name}.{key}" if key else f"services.{s.name}", message)
         self.notes.append(n)
         if s is not None:
-            self.above.setdefault(s.name, []).append(f"{where.line}:{where.col}: {key or s.name}: {message}")
+            self.above.setdefault(s.name, []).append(f"{self.where(where)}: {key or s.name}: {message}")
 
     # ----------------------------------------------------------------- IPC groups
 
@@ -205,8 +217,10 @@ class _Gen:
                 path = rel
             return {"type": "hostdir", "path": path}
         if v.external:
-            self.notes.append(Note(v.pos, f"volumes.{v.name}.external",
-                                   "an existing volume: the scenario makes a fresh one per run instead"))
+            n = Note(v.pos, f"volumes.{v.name}.external", "an existing volume: the scenario makes a fresh one "
+                                                           "per run instead")
+            self.notes.append(n)
+            self.top.append(n)
         return {}
 
     # ----------------------------------------------------------------- one container
@@ -530,8 +544,7 @@ def generate(stack: Stack, *, out_dir: str = ".", command: str = "", name: str |
     opt = sorted(g.opt_ins)
     if opt:
         lines.append(f"# Run it with `labctl run {' '.join(opt)} FILE`: the file asks for it.")
-    top = [n for n in g.notes if not n.key.startswith("services.")]
-    lines += [f"# {n.pos.line}:{n.pos.col}: {n.key}: {n.message}" for n in top]
+    lines += [f"# {g.where(n.pos)}: {n.key}: {n.message}" for n in g.top]
     lines += _dump({"version": 1, "name": scenario["name"]})
     lines += _block("description", desc)
     lines += _dump({"tags": scenario["tags"]})
