@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import combinations
 from typing import Any
 
@@ -415,16 +415,18 @@ class _Gen:
                 self.above.setdefault(o, []).append(
                     f"runs to completion before {waiter.name} starts: its IPC namespace is gone before the checks "
                     "look, so none is compared or probed")
-        apart = [o for o in groups if self.ipc.get(o) != "host" and o not in once]
+        for o in groups:
+            if self.ipc.get(o) == "none":
+                self.above.setdefault(o, []).append(
+                    "ipc: none: a namespace nothing can join or hold, so its id may be reused once it is gone: "
+                    "not compared")
+        apart = [o for o in groups if self.ipc.get(o) not in ("host", "none") and o not in once]
         for a, b in combinations(apart, 2):
             checks.append({"name": f"{self.names[a]} and {self.names[b]} are in different IPC namespaces",
                            "namespace": {"containers": [self.names[a], self.names[b]], "same": False}})
         for owner in apart:
             mode = self.ipc.get(owner)
             s = self.by_name[owner]
-            if mode == "none":
-                self.note(s, "ipc", "ipc: none has no /dev/shm: no /dev/shm size check for its group")
-                continue
             size = s.shm_size if s.shm_size is not None else DEFAULT_SHM
             if mode in (None, "private") and len(groups[owner]) > 1:
                 self.note(s, "ipc", f"{', '.join(groups[owner][1:])} join(s) a namespace that is not shareable: "
@@ -471,6 +473,36 @@ class _Gen:
         return out
 
 
+def hold_lone_namespaces(stack: Stack) -> tuple[Stack, dict[str, str]]:
+    """A service alone in an IPC namespace of its own (ipc private, shareable or unset, no
+    restart policy) gets a holder: a ``hold`` container that owns the namespace and the
+    /dev/shm size, which the service joins. Isolation is the same; the namespace now lives
+    for the whole run, so a probe can join it even when the service exits at once, and its
+    id is never reused by another namespace during the checks. Services with a restart
+    policy keep their own namespace (a restart gives them a new one; a holder would not).
+    Returns the new stack and {holder: service}."""
+    joined = {s.ipc[len("service:"):] for s in stack.services if s.ipc and s.ipc.startswith("service:")}
+    taken = {s.name for s in stack.services}
+    out: list[Service] = []
+    held: dict[str, str] = {}
+    for s in stack.services:
+        lone = (s.ipc in (None, "private", "shareable") and s.name not in joined and not s.holder
+                and s.restart in (None, "no") and s.image is not None and not _is_prep(s))
+        if not lone:
+            out.append(s)
+            continue
+        name, i = f"{s.name}-ipc", 2
+        while name in taken:
+            name, i = f"{s.name}-ipc-{i}", i + 1
+        taken.add(name)
+        held[name] = s.name
+        out.append(Service(name=name, image=f"{WORKLOAD_IMAGE_REPO}:latest", command=("hold",), ipc="shareable",
+                           shm_size=s.shm_size, read_only=True, holder=True, pos=s.pos,
+                           keys={"shm_size": s.at("shm_size")}))
+        out.append(replace(s, ipc=f"service:{name}", shm_size=None))
+    return replace(stack, services=tuple(out)), held
+
+
 def containers_by_service(g: _Gen, containers: dict[str, dict[str, Any]]) -> set[str]:
     return {s.name for s in g.stack.services if containers.get(g.names[s.name])}
 
@@ -511,7 +543,15 @@ def generate(stack: Stack, *, out_dir: str = ".", command: str = "", name: str |
     for the header. Notes come back (and are written in as comments); never raises for
     what the file declares. When no service can run, ``Generated.scenario`` has no
     containers (the caller refuses it)."""
+    stack, held = hold_lone_namespaces(stack)
     g = _Gen(stack, os.path.abspath(out_dir))
+    for holder, owner in held.items():
+        g.above.setdefault(holder, []).append(
+            f"holds the IPC namespace and /dev/shm of {owner}, which is alone in it as in the file, so that "
+            f"labctl's probe can look inside even after {owner} exited (as a pod's sandbox does)")
+        mode = next(x for x in stack.services if x.name == owner).keys.get("ipc")
+        g.above.setdefault(owner, []).append(
+            f"joins {holder}, which holds its namespace" + (f" (ipc at {g.where(mode)} in the file)" if mode else ""))
     g.resolve_ipc()
     volumes = g.volumes()
     containers: dict[str, dict[str, Any]] = {}

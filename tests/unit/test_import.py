@@ -42,14 +42,22 @@ def test_groups_become_same_and_different_namespace_checks(tmp_path):
                  svc("cache"), tmp=tmp_path)
     same = checks_of(doc, "namespace")
     assert {"containers": ["db", "app"], "same": True} in same
-    assert {"containers": ["db", "cache"], "same": False} in same
     assert {"in": "db", "devshm_capacity": "128m"} in checks_of(doc, "objects")
-    assert {"in": "cache", "devshm_capacity": "64m"} in checks_of(doc, "objects")
     assert doc["checks"][-1] == {"name": "nothing left behind", "cleanup": {}}
     assert doc["containers"]["app"]["ipc"] == "container:db"
-    # a lone default container becomes shareable so a probe may join it, and says so
-    assert doc["containers"]["cache"]["ipc"] == "shareable"
-    assert "shareable here so labctl's probe can join" in g.text
+    # a container alone in its namespace joins a holder that keeps the namespace for the
+    # probe (and its id unique) for the whole run, and says so
+    assert doc["containers"]["cache-ipc"] == {"workload": "hold", "ipc": "shareable"}
+    assert doc["containers"]["cache"]["ipc"] == "container:cache-ipc"
+    assert {"containers": ["cache-ipc", "cache"], "same": True} in same
+    assert {"containers": ["db", "cache-ipc"], "same": False} in same
+    assert {"in": "cache-ipc", "devshm_capacity": "64m"} in checks_of(doc, "objects")
+    assert "holds the IPC namespace and /dev/shm of cache" in g.text
+    # with a restart policy it keeps its own namespace (a restart gives a new one), made
+    # shareable so the probe may join it
+    g, doc = gen(svc("db", restart="always", shm_size=8 << 20))
+    assert doc["containers"]["db"]["ipc"] == "shareable" and "shareable here so labctl's probe" in g.text
+    assert {"in": "db", "devshm_capacity": "8m"} in checks_of(doc, "objects")
     assert g.text.startswith("# yaml-language-server: $schema=")
     scen.load_text(g.text, str(tmp_path / "s.yaml"), base_dir=str(tmp_path))  # it validates
 
@@ -236,9 +244,12 @@ def test_round_trip_of_every_library_scenario_validates(path, tmp_path):
     f.write_text(render_compose(s))
     g = generate(read_compose(str(f), env={}), out_dir=str(tmp_path))
     back = scen.load_text(g.text, str(tmp_path / "s.yaml"), base_dir=str(tmp_path))
-    assert {c.name for c in back.containers} == {c.name for c in s.containers}
-    for c in s.containers:  # the IPC grouping survives
-        assert back.ipc_owner(c.name) == s.ipc_owner(c.name)
+    holders = {c.name for c in back.containers if c.workload == "hold" and c.name.endswith("-ipc")}
+    assert {c.name for c in back.containers} - holders == {c.name for c in s.containers}
+    for a in s.containers:  # the IPC grouping survives (a lone container joins its own holder)
+        for b in s.containers:
+            if "none" not in (a.ipc, b.ipc):
+                assert (back.ipc_owner(a.name) == back.ipc_owner(b.name)) == (s.ipc_owner(a.name) == s.ipc_owner(b.name))
     try:
         text = render_k8s(s)
     except Exception:  # noqa: BLE001 - what a Pod cannot express: export refuses it
