@@ -10,12 +10,13 @@ import click
 
 from labctl.cli import common
 from labctl.cli.params import CommaList, option
-from labctl.errors import EXIT_OK, ScenarioError, ScenarioErrors
+from labctl.errors import EXIT_OK, ScenarioError, ScenarioErrors, UsageError
 
 
 @click.command("import")
 @click.argument("kind", type=click.Choice(["compose", "k8s"]))
-@click.argument("file", type=click.Path(dir_okay=False, allow_dash=True), metavar="FILE")
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, allow_dash=True),
+                metavar="FILE...")
 @option("-o", "--output", type=click.Path(dir_okay=False), metavar="PATH",
         help="Write the scenario to PATH (and scenario.schema.json next to it, for editors, unless "
              "one is there) instead of stdout. Host paths of bind mounts are written relative to it.")
@@ -24,9 +25,11 @@ from labctl.errors import EXIT_OK, ScenarioError, ScenarioErrors
              "`docker compose --profile NAME up` would start them.")
 @option("--name", metavar="NAME", help="The scenario's name (default: the project's, or the first pod's, "
                                       "with -imported).")
-def import_cmd(kind: str, file: str, output: str | None, profiles: tuple[str, ...], name: str | None) -> int:
-    """Write a scenario that runs the services of a Compose file (KIND compose) or the pods
-    of Kubernetes manifests (KIND k8s: Pods and the pod templates of Deployments, Jobs...)
+def import_cmd(kind: str, files: tuple[str, ...], output: str | None, profiles: tuple[str, ...],
+               name: str | None) -> int:
+    """Write a scenario that runs the services of a Compose project (KIND compose; several
+    FILEs merge as `docker compose -f A -f B` does) or the pods of Kubernetes manifests
+    (KIND k8s, one FILE: Pods and the pod templates of Deployments, Jobs...)
     with their images, commands, IPC modes, /dev/shm sizes, volumes, users, memory limits
     and restart policies, plus generated checks of what the file declares: which services
     share an IPC namespace and which do not, the /dev/shm size inside each namespace, the
@@ -39,7 +42,7 @@ def import_cmd(kind: str, file: str, output: str | None, profiles: tuple[str, ..
     \b
     Examples:
       labctl import compose docker-compose.yml > stack.yaml && labctl run stack.yaml
-      labctl import compose compose.yml --profile debug -o lab/stack.yaml
+      labctl import compose compose.yml compose.override.yml --profile debug -o lab/stack.yaml
       labctl import k8s pods.yaml -o pods-lab.yaml
       labctl import compose <(labctl compose scenarios/sysv-shareable.yaml)   # round trip
     """
@@ -48,9 +51,12 @@ def import_cmd(kind: str, file: str, output: str | None, profiles: tuple[str, ..
     from labctl.importer.compose import read_compose
     from labctl.importer.k8s import read_k8s
 
-    stack = read_compose(file, profiles=profiles) if kind == "compose" else read_k8s(file)
+    if kind == "k8s" and len(files) > 1:
+        raise UsageError("import k8s reads one FILE (concatenate manifests into one stream)")
+    file = files[0]
+    stack = read_compose(files, profiles=profiles) if kind == "compose" else read_k8s(file)
     out_dir = os.path.dirname(os.path.abspath(output)) if output else os.getcwd()
-    shown = file if file != "-" else "<stdin>"
+    shown = " ".join(f if f != "-" else "-" for f in files)
     result = generate(stack, out_dir=out_dir, command=f"labctl import {kind} {shown}", name=name)
     for note in result.notes:
         common.err(str(note))

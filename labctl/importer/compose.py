@@ -1,9 +1,9 @@
-"""Read a Compose file into a :class:`~labctl.importer.model.Stack`.
+"""Read Compose files into a :class:`~labctl.importer.model.Stack`.
 
-A minimal reader for ``labctl import``: interpolation (``${VAR}``, ``${VAR:-default}``,
-``${VAR-default}``, ``${VAR:?message}``, ``$VAR``, ``$$``) from the environment and the
-``.env`` file next to the Compose file, ``extends`` (same file or ``file:``), merge keys
-and profiles. Then each service's keys that concern a scenario become a
+The files are read by ``labctl.stack`` (the loader ``labctl check`` uses): interpolation
+from the environment and the project's ``.env``, ``extends`` (same file or ``file:``),
+several ``-f`` files merged as one project, merge keys, profiles; every value keeps its
+FILE:LINE:COL. Here each resolved service's keys that concern a scenario become a
 :class:`~labctl.importer.model.Service`; the keys a scenario cannot carry become notes.
 """
 
@@ -13,11 +13,15 @@ import os
 import re
 import shlex
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping, Sequence
 
 from labctl.errors import ScenarioError, ScenarioErrors
 from labctl.importer.model import Mount, Note, Service, Stack, Volume
-from labctl.importer.yamltree import Y, load_one, read_text
+from labctl.importer.yamltree import Y, from_stack_node, read_text
+from labctl.scenario.model import Pos
+from labctl.stack import compose as stack_compose
+from labctl.stack.interpolate import project_env
+from labctl.stack.yamlpos import load_documents
 from labctl.units import parse_size
 
 # Keys whose value labctl enforces anyway or that do not change what runs.
@@ -28,72 +32,11 @@ HANDLED = {"image", "command", "entrypoint", "ipc", "shm_size", "user", "mem_lim
            "restart", "read_only", "volumes", "tmpfs", "environment", "sysctls", "cap_add", "privileged",
            "pid", "platform", "deploy", "network_mode", "security_opt"}
 EVENT_DIR = "/run/labctl-events/"  # where labctl compose's healthchecks look for shmlab's event markers
-_VAR = re.compile(r"\$(?:(\$)|\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?+])((?:[^{}]|\{[^{}]*\})*))?\}|([A-Za-z_][A-Za-z0-9_]*))")
-
-
-def dotenv(path: Path) -> dict[str, str]:
-    """``KEY=VALUE`` lines of a ``.env`` file (comments and blank lines skipped, quotes removed)."""
-    out: dict[str, str] = {}
-    try:
-        text = path.read_text()
-    except OSError:
-        return out
-    for line in text.splitlines():
-        line = line.strip()
-        if not line or line.startswith("#") or "=" not in line:
-            continue
-        key, _, value = line.removeprefix("export ").partition("=")
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-        out[key.strip()] = value
-    return out
-
-
-class Interpolator:
-    """Compose's variable substitution over Y values; problems become notes."""
-
-    def __init__(self, env: dict[str, str], notes: list[Note]) -> None:
-        self.env = env
-        self.notes = notes
-
-    def text(self, s: str, pos: Any) -> str:
-        def sub(m: re.Match[str]) -> str:
-            if m.group(1):
-                return "$"
-            name = m.group(2) or m.group(5)
-            op, arg = m.group(3), m.group(4) or ""
-            value = self.env.get(name)
-            unset_or_empty = value is None or (value == "" and op is not None and op.startswith(":"))
-            if op in (":-", "-"):
-                return self.text(arg, pos) if (value is None if op == "-" else unset_or_empty) else value or ""
-            if op in (":+", "+"):
-                return self.text(arg, pos) if not (value is None if op == "+" else unset_or_empty) else ""
-            if op in (":?", "?") and (value is None if op == "?" else unset_or_empty):
-                self.notes.append(Note(pos, name, f"required variable is not set ({arg or 'no message'}): empty here"))
-                return ""
-            if value is None:
-                self.notes.append(Note(pos, name, "variable is not set: empty here (as compose does)"))
-                return ""
-            return value
-
-        return _VAR.sub(sub, s)
-
-    def __call__(self, y: Y) -> Y:
-        if isinstance(y.value, dict):
-            return Y({k: (v if k.startswith("x-") else self(v)) for k, v in y.value.items()}, y.pos, y.keys)
-        if isinstance(y.value, list):
-            return Y([self(v) for v in y.value], y.pos)
-        if isinstance(y.value, str) and "$" in y.value:
-            return Y(self.text(y.value, y.pos), y.pos)
-        return y
+_NOTE = re.compile(r"^(.*):(\d+):(\d+): (.*)$")
 
 
 def _err(pos: Any, key: str, message: str) -> ScenarioErrors:
     return ScenarioErrors([ScenarioError(pos.file, pos.line, pos.col, key, message)])
-
-
-# --------------------------------------------------------------------------- extends
 
 
 def _as_map(y: Y, sep: str = "=") -> Y:
@@ -109,45 +52,6 @@ def _as_map(y: Y, sep: str = "=") -> Y:
     return Y(out, y.pos, keys)
 
 
-def _target(item: Y) -> str:
-    if item.is_map:
-        t = item.get("target")
-        return str(t.value) if t is not None else ""
-    parts = str(item.value).split(":")
-    return parts[1] if len(parts) > 1 else parts[0]
-
-
-REPLACE = {"command", "entrypoint", "image", "healthcheck"}
-AS_MAP = {"environment", "labels", "sysctls", "depends_on"}
-
-
-def merge(base: Y, over: Y) -> Y:
-    """A service that ``extends`` ``base``: mappings merge, ``volumes`` by target, other
-    sequences add up (duplicates dropped), scalars and commands are replaced."""
-    out = dict(base.value)
-    keys = dict(base.keys)
-    for k, v in over.value.items():
-        old = out.get(k)
-        keys[k] = over.at(k)
-        if old is None or k in REPLACE:
-            out[k] = v
-        elif k in AS_MAP:
-            a, b = _as_map(old) if k != "depends_on" else _deps_map(old), _as_map(v) if k != "depends_on" else _deps_map(v)
-            out[k] = Y({**a.value, **b.value}, v.pos, {**a.keys, **b.keys}) if a.is_map and b.is_map else v
-        elif old.is_map and v.is_map:
-            out[k] = merge(old, v)
-        elif old.is_seq and v.is_seq:
-            if k == "volumes":
-                targets = {_target(i) for i in v.value}
-                out[k] = Y([i for i in old.value if _target(i) not in targets] + list(v.value), v.pos)
-            else:
-                seen = {repr(i.plain()) for i in v.value}
-                out[k] = Y([i for i in old.value if repr(i.plain()) not in seen] + list(v.value), v.pos)
-        else:
-            out[k] = v
-    return Y(out, over.pos, keys)
-
-
 def _deps_map(y: Y) -> Y:
     if y.is_seq:
         return Y({str(i.value): Y({"condition": Y("service_started", i.pos)}, i.pos) for i in y.value},
@@ -155,48 +59,45 @@ def _deps_map(y: Y) -> Y:
     return y
 
 
-class Reader:
-    """Loads a Compose file and the files its services extend."""
+class Project:
+    """The folder relative paths are resolved from, and the interpolation variables."""
 
-    def __init__(self, path: str, env: dict[str, str] | None = None) -> None:
-        self.path = path
-        self.dir = Path(path).resolve().parent if path != "-" and not path.startswith("/dev/fd/") else Path.cwd()
-        self.notes: list[Note] = []
-        base_env = dotenv(self.dir / ".env")
-        base_env.update(os.environ if env is None else env)
-        self.interp = Interpolator(base_env, self.notes)
-        self.files: dict[str, Y] = {}
+    def __init__(self, folder: Path, env: Mapping[str, str]) -> None:
+        self.dir = folder
+        self.env = env
 
-    def load(self, path: str) -> Y:
-        key = path if path in ("-",) or path.startswith("/dev/fd/") else str(Path(path).resolve())
-        if key not in self.files:
-            self.files[key] = self.interp(load_one(read_text(path), path))
-        return self.files[key]
 
-    def service(self, doc: Y, name: str, file: str, stack: tuple[tuple[str, str], ...] = ()) -> Y:
-        """Service ``name`` of ``doc`` with its ``extends`` chain resolved."""
-        services = doc.get("services")
-        svc = services.get(name) if services is not None else None
-        if svc is None or not svc.is_map:
-            raise _err(doc.pos, f"services.{name}", "no such service (named by extends)")
-        ext = svc.get("extends")
-        if ext is None:
-            return svc
-        if (file, name) in stack:
-            raise _err(svc.at("extends"), f"services.{name}.extends", "extends cycle: " +
-                       " -> ".join(n for _, n in (*stack, (file, name))))
-        if isinstance(ext.value, str):
-            base_name, base_file = ext.value, file
-        elif ext.is_map and ext.get("service") is not None:
-            base_name = str(ext.get("service").value)  # type: ignore[union-attr]
-            f = ext.get("file")
-            base_file = file if f is None else str((Path(file).resolve().parent / str(f.value)))
-        else:
-            raise _err(ext.pos, f"services.{name}.extends", "expected a service name or {service, file}")
-        base_doc = doc if base_file == file else self.load(base_file)
-        base = self.service(base_doc, base_name, base_file, (*stack, (file, name)))
-        own = Y({k: v for k, v in svc.value.items() if k != "extends"}, svc.pos, svc.keys)
-        return merge(base, own)
+def resolve(files: Sequence[str], environ: Mapping[str, str] | None = None) -> tuple[Y, Project, list[Note]]:
+    """The Compose project of ``files`` (``docker compose -f A -f B``) with interpolation,
+    extends and merging applied by ``labctl.stack``, as a Y tree. ScenarioErrors (exit 2)."""
+    piped = files[0] == "-" or files[0].startswith("/dev/fd/")
+    folder = Path.cwd() if piped else Path(files[0]).resolve().parent
+    env = project_env(folder, environ)
+    texts: list[str] = []
+    cache: dict[str, Any] = {}
+
+    def load(path: str) -> Any:
+        key = path if path == "-" or path.startswith("/dev/fd/") else os.path.abspath(path)
+        if key not in cache:
+            label = "<stdin>" if path == "-" else path
+            docs = load_documents(read_text(path), label)
+            if len(docs) != 1 or not docs[0].is_map or not stack_compose.is_compose(docs[0]):
+                where = docs[min(1, len(docs) - 1)] if docs else None
+                raise ScenarioErrors([ScenarioError(label, where.line if where else 1, where.col if where else 1, "",
+                                                    "not a Compose file: expected one document with services:")])
+            doc = stack_compose.interpolate(docs[0], env, texts)
+            stack_compose.check_shape(doc)
+            cache[key] = doc
+            cache[key] = stack_compose.resolve_extends(doc, load)
+        return cache[key]
+
+    doc = stack_compose.merge_projects([load(f) for f in files])
+    notes = []
+    for t in texts:
+        m = _NOTE.match(t)
+        notes.append(Note(Pos(m.group(1), int(m.group(2)), int(m.group(3))), "interpolation", m.group(4))
+                     if m else Note(Pos(files[0], 1, 1), "interpolation", t))
+    return from_stack_node(doc), Project(folder, env), notes
 
 
 # --------------------------------------------------------------------------- one service
@@ -244,8 +145,8 @@ def _pairs(y: Y | None, notes: list[Note], key: str, env: dict[str, str] | None 
 class ServiceReader:
     """One resolved service mapping -> a Service, adding notes and volumes to the stack."""
 
-    def __init__(self, reader: Reader, volumes: dict[str, Volume], notes: list[Note]) -> None:
-        self.reader = reader
+    def __init__(self, project: Project, volumes: dict[str, Volume], notes: list[Note]) -> None:
+        self.project = project
         self.volumes = volumes
         self.notes = notes
 
@@ -286,7 +187,7 @@ class ServiceReader:
         if g("read_only") is not None:
             kw["read_only"] = bool(g("read_only").value)  # type: ignore[union-attr]
         kw["mounts"] = self._mounts(name, y)
-        kw["env"] = _pairs(g("environment"), self.notes, f"{path}.environment", self.reader.interp.env)
+        kw["env"] = _pairs(g("environment"), self.notes, f"{path}.environment", self.project.env)
         kw["labels"] = tuple((k, v) for k, v in _pairs(g("labels"), self.notes, f"{path}.labels")
                              if not k.startswith("io.labctl."))
         kw["sysctls"] = _pairs(g("sysctls"), self.notes, f"{path}.sysctls")
@@ -355,7 +256,7 @@ class ServiceReader:
 
     def _bind(self, source: str, pos: Any) -> str:
         host = os.path.expanduser(source)
-        host = str((self.reader.dir / host).resolve()) if not os.path.isabs(host) else os.path.normpath(host)
+        host = str((self.project.dir / host).resolve()) if not os.path.isabs(host) else os.path.normpath(host)
         name = "bind-" + (Path(host).name or "root")
         for v in self.volumes.values():
             if v.kind == "bind" and v.path == host:
@@ -456,25 +357,26 @@ def _volumes(doc: Y, notes: list[Note]) -> dict[str, Volume]:
     return out
 
 
-def read_compose(path: str, *, profiles: tuple[str, ...] = (), env: dict[str, str] | None = None) -> Stack:
-    """The services a ``docker compose up`` of ``path`` would start (with these profiles),
-    as a Stack. ScenarioErrors (exit 2) when the file cannot be read or has no services."""
-    reader = Reader(path, env)
-    doc = reader.load(path)
+def read_compose(path: str | Sequence[str], *, profiles: tuple[str, ...] = (),
+                 env: Mapping[str, str] | None = None) -> Stack:
+    """The services a ``docker compose [-f FILE]... up`` would start (with these profiles),
+    as a Stack. ``env``: interpolation variables (default: the process environment, over
+    the project's ``.env``). ScenarioErrors (exit 2) when a file cannot be read or there
+    is no service."""
+    files = [path] if isinstance(path, str) else list(path)
+    doc, project, notes = resolve(files, env)
     services = doc.get("services")
     if services is None or not services.is_map or not services.value:
         raise _err(doc.pos, "services", "no services: nothing to import")
-    notes = reader.notes
     volumes = _volumes(doc, notes)
-    sr = ServiceReader(reader, volumes, notes)
+    sr = ServiceReader(project, volumes, notes)
     out = []
-    for name in services.value:
-        svc = reader.service(doc, name, path)
-        if not svc.is_map:
-            raise _err(svc.pos, f"services.{name}", "expected a mapping")
+    for name, svc in services.value.items():
+        if svc.value is None:
+            svc = Y({}, svc.pos)
         prof = svc.get("profiles")
         wanted = {str(p.value) for p in prof.value} if prof is not None and prof.is_seq else set()
-        if wanted and not wanted & set(profiles):
+        if wanted and not wanted & set(profiles) and "*" not in profiles:
             notes.append(Note(svc.at("profiles"), f"services.{name}.profiles",
                               f"in profile(s) {', '.join(sorted(wanted))}, not started by default: left out "
                               "(--profile to include it)"))
@@ -483,11 +385,10 @@ def read_compose(path: str, *, profiles: tuple[str, ...] = (), env: dict[str, st
     if not out:
         raise _err(services.pos, "services", "every service is in a profile: nothing to import (use --profile)")
     name_y = doc.get("name")
-    project = str(name_y.value) if name_y is not None and name_y.value else (
-        reader.dir.name if path not in ("-",) and not path.startswith("/dev/fd/") else "stack")
-    if project in ("", "/"):
-        project = "stack"
-    return Stack("compose", project, path, tuple(out), tuple(volumes.values()), tuple(notes), doc.pos)
+    piped = files[0] == "-" or files[0].startswith("/dev/fd/")
+    project_name = str(name_y.value) if name_y is not None and name_y.value else (
+        project.env.get("COMPOSE_PROJECT_NAME") or ("stack" if piped else project.dir.name) or "stack")
+    return Stack("compose", project_name, files[0], tuple(out), tuple(volumes.values()), tuple(notes), doc.pos)
 
 
-__all__ = ["read_compose", "merge", "Interpolator", "dotenv"]
+__all__ = ["read_compose", "resolve"]

@@ -16,13 +16,13 @@ from typing import Any
 
 from labctl.errors import ScenarioError, ScenarioErrors
 from labctl.importer.model import Mount, Note, Service, Stack, Volume
-from labctl.importer.yamltree import Y, load_all, read_text
-from labctl.scenario.model import NOWHERE, WORKLOAD_IMAGE_REPO
+from labctl.importer.yamltree import Y, from_stack_node, read_text
+from labctl.scenario.model import WORKLOAD_IMAGE_REPO, Pos
+from labctl.stack.k8s import is_manifest, pod_specs
+from labctl.stack.yamlpos import load_documents
 
 HOLDER_IMAGE = f"{WORKLOAD_IMAGE_REPO}:latest"
 RESTART = {"Always": "always", "OnFailure": "on-failure", "Never": "no"}
-TEMPLATED = {"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "ReplicationController"}
-IGNORED = {"Service", "ConfigMap", "Secret", "Namespace", "ServiceAccount", "NetworkPolicy", "Ingress"}
 QUANTITY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(Ki|Mi|Gi|Ti|k|K|M|G|T|m)?\s*$")
 FACTOR = {None: 1, "Ki": 1 << 10, "Mi": 1 << 20, "Gi": 1 << 30, "Ti": 1 << 40,
           "k": 10**3, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "m": 0.001}
@@ -39,36 +39,6 @@ def quantity(y: Y, notes: list[Note], key: str) -> int | None:
         notes.append(Note(y.pos, key, f"{y.value!r} is not a memory quantity: left out"))
         return None
     return int(float(m.group(1)) * FACTOR[m.group(2)])
-
-
-def _pod_specs(doc: Y, notes: list[Note]) -> list[tuple[str, Y, Y]]:
-    """(name, pod spec, where) of each pod a document describes."""
-    kind = doc.get("kind")
-    k = str(kind.value) if kind is not None else ""
-    meta = doc.get("metadata")
-    name_y = meta.get("name") or meta.get("generateName") if meta is not None else None
-    name = str(name_y.value).rstrip("-") if name_y is not None else "pod"
-    spec = doc.get("spec")
-    if k == "List":
-        items = doc.get("items")
-        return [p for i in (items.value if items is not None and items.is_seq else []) for p in _pod_specs(i, notes)]
-    if k == "Pod" and spec is not None:
-        return [(name, spec, doc)]
-    if k in TEMPLATED or k == "CronJob":
-        if k == "CronJob":
-            spec = spec.get("jobTemplate").get("spec") if spec is not None and spec.get("jobTemplate") else None  # type: ignore[union-attr]
-        tpl = spec.get("template") if spec is not None else None
-        if tpl is not None and tpl.get("spec") is not None:
-            rep = spec.get("replicas") if spec is not None else None
-            if rep is not None and rep.value not in (None, 1):
-                notes.append(Note(rep.pos, "spec.replicas", "a scenario runs one copy of the pod"))
-            return [(name, tpl.get("spec"), doc)]  # type: ignore[list-item]
-    if k == "PersistentVolumeClaim":
-        return []
-    if k not in IGNORED:
-        notes.append(Note(doc.pos, "kind", f"{k or 'a document without kind'} is not a pod or a pod template: "
-                                           "left out"))
-    return []
 
 
 class PodReader:
@@ -244,23 +214,36 @@ def _with(s: Service, **kw: Any) -> Service:
 
 
 def read_k8s(path: str) -> Stack:
-    """The pods of the manifests in ``path`` (a multi-document YAML stream) as a Stack.
-    ScenarioErrors (exit 2) when it cannot be read or holds no pod."""
-    docs = load_all(read_text(path), path)
+    """The pods of the manifests in ``path`` (a multi-document YAML stream; ``labctl.stack``
+    finds the pod specs of Pods, Deployments, Jobs, CronJobs, Lists...) as a Stack.
+    ScenarioErrors (exit 2) when it cannot be read, names an unknown kind, or holds no pod."""
+    label = "<stdin>" if path == "-" else path
+    docs = load_documents(read_text(path), label)
     notes: list[Note] = []
     volumes: dict[str, Volume] = {}
     reader = PodReader(notes, volumes, set())
     services: list[Service] = []
     first = ""
+    skipped: list = []
     for doc in docs:
-        for name, spec, where in _pod_specs(doc, notes):
+        if not doc.is_map or not is_manifest(doc):
+            raise ScenarioErrors([ScenarioError(label, doc.line, doc.col, "",
+                                                "not a Kubernetes manifest (no apiVersion/kind)")])
+        for kind_name, obj, spec in pod_specs(doc, skipped):
+            name = kind_name.split("/", 1)[1]
+            name = re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-") or "pod"
             first = first or name
-            services += reader.read(name, spec, where)
-    # a claim mounted by volumes only: fine; volumes emptied by /dev/shm use: dropped above
+            o, sp = from_stack_node(obj), from_stack_node(spec)
+            rep = o.get("spec").get("replicas") if o.get("spec") is not None else None  # type: ignore[union-attr]
+            if rep is not None and rep.value not in (None, 1):
+                notes.append(Note(rep.pos, "spec.replicas", "a scenario runs one copy of the pod"))
+            services += reader.read(name, sp, o)
+    for where, what in skipped:
+        if not what.startswith("PersistentVolumeClaim/"):
+            notes.append(Note(Pos(where.file, where.line, where.col), "kind", f"{what}: not a pod: left out"))
     if not services:
-        pos = docs[0].pos if docs else NOWHERE
-        raise ScenarioErrors([ScenarioError(path, pos.line or 1, pos.col or 1, "",
-                                            "no Pod and no pod template: nothing to import")])
+        raise ScenarioErrors([ScenarioError(label, 1, 1, "", "no Pod and no pod template: nothing to import")])
     used = {m.source for s in services for m in s.mounts}
     vols = tuple(v for v in volumes.values() if v.name in used)
-    return Stack("k8s", first or "pods", path, tuple(services), vols, tuple(notes), docs[0].pos)
+    return Stack("k8s", first or "pods", label, tuple(services), vols, tuple(notes),
+                 Pos(label, docs[0].line, docs[0].col))

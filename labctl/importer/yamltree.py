@@ -1,20 +1,18 @@
 """YAML values that remember their file and position, for reading a user's stack.
 
-Built on the scenario loader (strict: duplicate keys and object tags refused, merge keys
-``<<`` honoured, sizes bounded); adds the file name to every position (``extends`` reads
-other files) and splits multi-document streams (Kubernetes manifests).
+The files are parsed by ``labctl.stack`` (the loader ``labctl check`` uses); ``Y`` is the
+small read-only view of its nodes that the importer's readers walk.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from labctl.errors import ScenarioError, ScenarioErrors
 from labctl.scenario.model import Pos
-from labctl.scenario.yamlload import Node, decode, load_yaml
+from labctl.scenario.yamlload import decode
 
 
 @dataclass(frozen=True, eq=False)
@@ -48,14 +46,14 @@ class Y:
         return self.value
 
 
-def from_node(node: Node, file: str) -> Y:
-    """A loaded Node tree as Y values that carry ``file``."""
-    pos = Pos(file, node.line, node.col)
+def from_stack_node(node: Any) -> Y:
+    """A ``labctl.stack.yamlpos.Node`` tree (the stack loader's, which carries its file) as Y."""
+    pos = Pos(node.file, node.line, node.col)
     if isinstance(node.value, dict):
-        return Y({k: from_node(v, file) for k, v in node.value.items()}, pos,
-                 {k: Pos(file, *lc) for k, lc in node.keys.items()})
+        return Y({k: from_stack_node(v) for k, v in node.value.items()}, pos,
+                 {k: Pos(node.file, *node.key_pos(k)) for k in node.value})
     if isinstance(node.value, list):
-        return Y([from_node(v, file) for v in node.value], pos)
+        return Y([from_stack_node(v) for v in node.value], pos)
     return Y(node.value, pos)
 
 
@@ -66,27 +64,3 @@ def read_text(path: str) -> str:
     except OSError as e:
         raise ScenarioErrors([ScenarioError(path, None, None, "", f"cannot read: {e.strerror}")]) from None
     return decode(data, path)
-
-
-def load_one(text: str, file: str) -> Y:
-    """One YAML document whose top level is a mapping."""
-    return from_node(load_yaml(text, file), file)
-
-
-_SEPARATOR = re.compile(r"^---[ \t]*(#.*)?$", re.M)
-_CONTENT = re.compile(r"^[ \t]*[^#\s]", re.M)
-
-
-def load_all(text: str, file: str) -> list[Y]:
-    """Every document of a ``---`` separated stream that holds something (comment-only
-    documents are skipped). Line numbers stay those of the whole file."""
-    docs: list[Y] = []
-    starts = [0] + [m.end() for m in _SEPARATOR.finditer(text)]
-    ends = [m.start() for m in _SEPARATOR.finditer(text)] + [len(text)]
-    for start, end in zip(starts, ends):
-        chunk = text[start:end]
-        if not _CONTENT.search(chunk) or chunk.strip() in ("...",):
-            continue
-        pad = "\n" * text.count("\n", 0, start)  # keep the file's line numbers
-        docs.append(load_one(pad + chunk, file))
-    return docs

@@ -12,7 +12,7 @@ from labctl import scenario as scen
 from labctl.cli import main
 from labctl.compose import render_compose
 from labctl.importer import Mount, Service, Stack, Volume, generate
-from labctl.importer.compose import Interpolator, read_compose
+from labctl.importer.compose import read_compose
 from labctl.importer.k8s import read_k8s
 from labctl.k8s import render as render_k8s
 from labctl.scenario.model import Pos
@@ -130,14 +130,6 @@ def test_nothing_runnable_leaves_no_containers():
     assert not g.scenario["containers"]
 
 
-def test_interpolation_forms():
-    notes: list = []
-    i = Interpolator({"A": "x", "E": ""}, notes)
-    assert i.text("${A}-${A:-d}-${B:-d}-${E:-d}-${E-d}-$A-$$A-${B+s}-${A:+s}", P) == "x-x-d-d--x-$A--s"
-    assert i.text("${B}", P) == "" and notes and notes[0].key == "B"
-    assert i.text("${B:?need B}", P) == "" and "need B" in notes[-1].message
-
-
 def test_compose_extends_interpolation_env_file_and_positions():
     stack = read_compose(str(DATA / "compose.yml"), env={"MEMORY": "96m"})
     by = {s.name: s for s in stack.services}
@@ -150,6 +142,17 @@ def test_compose_extends_interpolation_env_file_and_positions():
     assert lo.mounts[0].read_only and lo.restart is None
     ports = next(n for n in stack.notes if n.key == "services.loner.ports")
     assert (Path(ports.pos.file).name, ports.pos.line, ports.pos.col) == ("compose.yml", 26, 5)
+
+
+def test_compose_files_merge_and_unset_variables_are_noted(tmp_path):
+    a, b = tmp_path / "a.yml", tmp_path / "b.yml"
+    a.write_text("services:\n  app: {image: x, shm_size: 8m, command: [run, $MISSING]}\n")
+    b.write_text("services:\n  app: {shm_size: 16m, ipc: shareable}\n")
+    stack = read_compose([str(a), str(b)], env={})
+    (app,) = stack.services
+    assert (app.image, app.shm_size, app.ipc, app.command) == ("x", 16 << 20, "shareable", ("run", ""))
+    unset = [n for n in stack.notes if "MISSING" in n.message]
+    assert unset and (unset[0].pos.line, unset[0].pos.file) == (2, str(a))
 
 
 def test_compose_profiles_and_unreadable_files(tmp_path):
