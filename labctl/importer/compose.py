@@ -18,6 +18,7 @@ from typing import Any, Mapping, Sequence
 from labctl.errors import ScenarioError, ScenarioErrors
 from labctl.importer.model import Mount, Note, Service, Stack, Volume
 from labctl.importer.yamltree import Y, from_stack_node, read_text
+from labctl.labels import LABEL_PREFIX
 from labctl.scenario.model import Pos
 from labctl.stack import compose as stack_compose
 from labctl.stack.interpolate import project_env
@@ -189,7 +190,7 @@ class ServiceReader:
         kw["mounts"] = self._mounts(name, y)
         kw["env"] = _pairs(g("environment"), self.notes, f"{path}.environment", self.project.env)
         kw["labels"] = tuple((k, v) for k, v in _pairs(g("labels"), self.notes, f"{path}.labels")
-                             if not k.startswith("io.labctl."))
+                             if not k.startswith(LABEL_PREFIX))
         kw["sysctls"] = _pairs(g("sysctls"), self.notes, f"{path}.sysctls")
         if g("cap_add") is not None:
             kw["cap_add"] = _strings(g("cap_add"), False)  # type: ignore[arg-type]
