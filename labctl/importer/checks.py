@@ -17,6 +17,10 @@ from typing import Any
 from labctl.importer.model import Mount, Service
 from labctl.importer.translate import DEFAULT_SHM, Translator, size_text
 
+# /dev/shm when nothing sets shm_size: Docker's 64 MiB; Podman's 64000 KiB (seen here:
+# podman 4.3 mounts /dev/shm with size=64000k, 65536000 bytes).
+ENGINE_DEFAULT_SHM = {"docker": DEFAULT_SHM, "podman": 64000 << 10}
+
 
 def generated_checks(self: Translator, containers: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     """The generated checks (see the module docstring); a lone private owner is made shareable."""
@@ -67,11 +71,19 @@ def generated_checks(self: Translator, containers: dict[str, dict[str, Any]]) ->
             self.above.setdefault(owner, []).append(
                 f"ipc: {mode or 'the engine default'} in the file; shareable here so labctl's probe can join "
                 "the namespace to read its /dev/shm (nothing else joins it)")
-        checks.append({"name": f"/dev/shm in the IPC namespace of {self.names[owner]} is {size_text(size)}",
-                       "objects": {"in": self.names[owner], "devshm_capacity": size_text(size)}})
+        where = f"/dev/shm in the IPC namespace of {self.names[owner]}"
+        if s.shm_size is not None:
+            checks.append({"name": f"{where} is {size_text(size)}",
+                           "objects": {"in": self.names[owner], "devshm_capacity": size_text(size)}})
+            continue
+        # Unset, each engine applies its own default: one check for each.
+        for engine, default in ENGINE_DEFAULT_SHM.items():
+            checks.append({"name": f"{where} is {size_text(default)} ({engine}'s default)", "engines": [engine],
+                           "objects": {"in": self.names[owner], "devshm_capacity": size_text(default)}})
     checks += volume_checks(self, containers)
     checks.append({"name": "nothing left behind", "cleanup": {}})
     return checks
+
 
 def volume_checks(self: Translator, containers: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     """A volume several services mount at one path: the same directory through each."""

@@ -15,7 +15,7 @@ from labctl.importer.model import Note, Service, Stack, Volume
 from labctl.labels import LABEL_PREFIX
 from labctl.scenario.model import WORKLOAD_IMAGE_REPO, WORKLOADS
 
-DEFAULT_SHM = 64 << 20  # Docker's and Podman's /dev/shm when nothing sets it
+DEFAULT_SHM = 64 << 20  # Docker's /dev/shm when nothing sets it (Podman's: see checks)
 MIN_MEMORY = 6 << 20  # the engine refuses less
 DEFAULT_MEMORY = 256 << 20  # the runner's default limit
 WORKLOAD_USER = "65534:65534"  # what labctl runs workloads as (and `labctl compose` writes)
