@@ -201,7 +201,12 @@ class ServiceReader:
         if g("platform") is not None:
             kw["platform"] = str(g("platform").value)  # type: ignore[union-attr]
         nm = g("network_mode")
-        if nm is not None and nm.value != "none":
+        if nm is None:
+            self.notes.append(Note(y.pos, f"services.{name}", "no network_mode: compose gives it the project's "
+                                                              "network; labctl runs it with network none (a "
+                                                              "scenario may say network: bridge, with "
+                                                              "--allow-privileged)"))
+        elif nm.value != "none":
             self.note(name, y, "network_mode", f"network_mode {nm.value}: labctl runs every container with "
                                                "network none unless a scenario says network: bridge "
                                                "(needs --allow-privileged)")

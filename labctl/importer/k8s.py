@@ -238,6 +238,9 @@ def read_k8s(path: str) -> Stack:
             if rep is not None and rep.value not in (None, 1):
                 notes.append(Note(rep.pos, "spec.replicas", "a scenario runs one copy of the pod"))
             services += reader.read(name, sp, o)
+    if services:
+        notes.append(Note(Pos(label, docs[0].line, docs[0].col), "spec",
+                          "every pod gets the cluster network; labctl runs its containers with network none"))
     for where, what in skipped:
         if not what.startswith("PersistentVolumeClaim/"):
             notes.append(Note(Pos(where.file, where.line, where.col), "kind", f"{what}: not a pod: left out"))

@@ -161,7 +161,10 @@ def test_compose_files_merge_and_unset_variables_are_noted(tmp_path):
 def test_compose_profiles_and_unreadable_files(tmp_path):
     f = tmp_path / "c.yml"
     f.write_text("services:\n  a: {image: x}\n  dbg: {image: y, profiles: [debug]}\n")
-    assert [s.name for s in read_compose(str(f)).services] == ["a"]
+    stack = read_compose(str(f))
+    assert [s.name for s in stack.services] == ["a"]
+    net = next(n for n in stack.notes if n.key == "services.a")
+    assert "network none" in net.message and (net.pos.line, net.pos.col) == (2, 6)
     assert [s.name for s in read_compose(str(f), profiles=("debug",)).services] == ["a", "dbg"]
     f.write_text("services: {}\n")
     with pytest.raises(Exception, match="no services"):
