@@ -48,8 +48,8 @@ def import_cmd(kind: str, files: tuple[str, ...], output: str | None, profiles: 
     """
     from labctl import scenario as scen
     from labctl.importer import generate
-    from labctl.importer.compose import read_compose
-    from labctl.importer.k8s import read_k8s
+    from labctl.importer.from_compose import read_compose
+    from labctl.importer.from_k8s import read_k8s
 
     if kind == "k8s" and len(files) > 1:
         raise UsageError("import k8s reads one FILE (concatenate manifests into one stream)")

@@ -1,6 +1,6 @@
 """``labctl import``: a user's Compose file or Kubernetes manifests as a scenario.
 
-Readers (``compose``, ``k8s``) turn a file into a :class:`~labctl.importer.model.Stack`,
+Readers (``from_compose``, ``from_k8s``; the files parsed by ``labctl.stack``) turn a file into a :class:`~labctl.importer.services.Stack`,
 the narrow model of what to run; ``generate`` writes the scenario with generated checks
 (IPC groups, /dev/shm sizes, shared volume paths, cleanup). Engine-free. See docs/import.md.
 """
@@ -8,6 +8,6 @@ the narrow model of what to run; ``generate`` writes the scenario with generated
 from __future__ import annotations
 
 from labctl.importer.generate import Generated, generate
-from labctl.importer.model import Mount, Note, Service, Stack, Volume
+from labctl.importer.services import Mount, Note, Service, Stack, Volume
 
 __all__ = ["Generated", "generate", "Mount", "Note", "Service", "Stack", "Volume"]

@@ -1,9 +1,9 @@
-"""A :class:`~labctl.importer.model.Stack` as a scenario file (the inverse of ``labctl
+"""A :class:`~labctl.importer.services.Stack` as a scenario file (the inverse of ``labctl
 compose`` and ``labctl export k8s``). Engine-free.
 
 The scenario runs every service with what the file declares (image or shmlab workload,
 command, IPC mode, /dev/shm size, volumes, user, memory limit, restart policy) and
-generated checks that verify on the engine what the file declares (``checks``).
+generated checks that verify on the engine what the file declares (``generated_checks``).
 ``translate`` turns each service into a container; this module adds the holders of lone
 namespaces and writes the file. What a scenario cannot carry becomes a :class:`Note` (stderr, located) and a comment in
 the output, next to what it concerns.
@@ -18,8 +18,8 @@ from typing import Any
 
 import yaml
 
-from labctl.importer.checks import generated_checks
-from labctl.importer.model import Note, Service, Stack
+from labctl.importer.generated_checks import generated_checks
+from labctl.importer.services import Note, Service, Stack
 from labctl.importer.translate import Translator, is_prep
 from labctl.scenario.model import WORKLOAD_IMAGE_REPO
 

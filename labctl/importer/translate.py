@@ -1,7 +1,7 @@
-"""A :class:`~labctl.importer.model.Stack`'s services in scenario terms: container names,
+"""A :class:`~labctl.importer.services.Stack`'s services in scenario terms: container names,
 IPC modes and groups, volumes, and each container's keys (engine-free).
 
-What a scenario cannot carry becomes a :class:`~labctl.importer.model.Note` (and a comment
+What a scenario cannot carry becomes a :class:`~labctl.importer.services.Note` (and a comment
 above the container it concerns).
 """
 
@@ -11,7 +11,7 @@ import os
 import re
 from typing import Any
 
-from labctl.importer.model import Note, Service, Stack, Volume
+from labctl.importer.services import Note, Service, Stack, Volume
 from labctl.labels import LABEL_PREFIX
 from labctl.scenario.model import WORKLOAD_IMAGE_REPO, WORKLOADS
 

@@ -12,8 +12,8 @@ from labctl import scenario as scen
 from labctl.cli import main
 from labctl.compose import render_compose
 from labctl.importer import Mount, Service, Stack, Volume, generate
-from labctl.importer.compose import read_compose
-from labctl.importer.k8s import read_k8s
+from labctl.importer.from_compose import read_compose
+from labctl.importer.from_k8s import read_k8s
 from labctl.k8s import render as render_k8s
 from labctl.scenario.model import Pos
 

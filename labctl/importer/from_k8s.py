@@ -1,4 +1,4 @@
-"""Read Kubernetes manifests into a :class:`~labctl.importer.model.Stack`.
+"""Read Kubernetes manifests into a :class:`~labctl.importer.services.Stack`.
 
 A pod is one IPC namespace and one /dev/shm, held by its sandbox (the pause container),
 shared by all its containers. So each pod becomes a holder (the ``hold`` workload, IPC
@@ -15,7 +15,7 @@ import re
 from typing import Any
 
 from labctl.errors import ScenarioError, ScenarioErrors
-from labctl.importer.model import Mount, Note, Service, Stack, Volume
+from labctl.importer.services import Mount, Note, Service, Stack, Volume
 from labctl.importer.yamltree import Y, from_stack_node, read_text
 from labctl.scenario.model import WORKLOAD_IMAGE_REPO, Pos
 from labctl.stack.k8s import is_manifest, pod_specs

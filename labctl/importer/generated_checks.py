@@ -14,7 +14,7 @@ from __future__ import annotations
 from itertools import combinations
 from typing import Any
 
-from labctl.importer.model import Mount, Service
+from labctl.importer.services import Mount, Service
 from labctl.importer.translate import DEFAULT_SHM, Translator, size_text
 
 # /dev/shm when nothing sets shm_size: Docker's 64 MiB; Podman's 64000 KiB (seen here:

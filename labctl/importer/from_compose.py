@@ -1,10 +1,10 @@
-"""Read Compose files into a :class:`~labctl.importer.model.Stack`.
+"""Read Compose files into a :class:`~labctl.importer.services.Stack`.
 
 The files are read by ``labctl.stack`` (the loader ``labctl check`` uses): interpolation
 from the environment and the project's ``.env``, ``extends`` (same file or ``file:``),
 several ``-f`` files merged as one project, merge keys, profiles; every value keeps its
 FILE:LINE:COL. Here each resolved service's keys that concern a scenario become a
-:class:`~labctl.importer.model.Service`; the keys a scenario cannot carry become notes.
+:class:`~labctl.importer.services.Service`; the keys a scenario cannot carry become notes.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from labctl.errors import ScenarioError, ScenarioErrors
-from labctl.importer.model import Mount, Note, Service, Stack, Volume
+from labctl.importer.services import Mount, Note, Service, Stack, Volume
 from labctl.importer.yamltree import Y, from_stack_node, read_text
 from labctl.labels import LABEL_PREFIX
 from labctl.scenario.model import Pos
