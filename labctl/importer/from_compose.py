@@ -18,9 +18,10 @@ from typing import Any, Mapping, Sequence
 from labctl.errors import ScenarioError, ScenarioErrors
 from labctl.importer.services import Mount, Note, Service, Stack, Volume
 from labctl.importer.yamltree import Y, from_stack_node, read_text
-from labctl.labels import LABEL_PREFIX
+from labctl.runtime.labels import LABEL_PREFIX
 from labctl.scenario.model import Pos
-from labctl.stack import compose as stack_compose
+from labctl.stack import compose_spec as stack_compose
+from labctl.stack import merge as stack_merge
 from labctl.stack.interpolate import project_env
 from labctl.stack.yamlpos import load_documents
 from labctl.units import parse_size
@@ -89,10 +90,10 @@ def resolve(files: Sequence[str], environ: Mapping[str, str] | None = None) -> t
             doc = stack_compose.interpolate(docs[0], env, texts)
             stack_compose.check_shape(doc)
             cache[key] = doc
-            cache[key] = stack_compose.resolve_extends(doc, load)
+            cache[key] = stack_merge.resolve_extends(doc, load)
         return cache[key]
 
-    doc = stack_compose.merge_projects([load(f) for f in files])
+    doc = stack_merge.merge_projects([load(f) for f in files])
     notes = []
     for t in texts:
         m = _NOTE.match(t)

@@ -18,7 +18,7 @@ from labctl.errors import ScenarioError, ScenarioErrors
 from labctl.importer.services import Mount, Note, Service, Stack, Volume
 from labctl.importer.yamltree import Y, from_stack_node, read_text
 from labctl.scenario.model import WORKLOAD_IMAGE_REPO, Pos
-from labctl.stack.k8s import is_manifest, pod_specs
+from labctl.stack.manifests import is_manifest, pod_specs
 from labctl.stack.yamlpos import load_documents
 
 HOLDER_IMAGE = f"{WORKLOAD_IMAGE_REPO}:latest"

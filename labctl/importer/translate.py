@@ -12,7 +12,7 @@ import re
 from typing import Any
 
 from labctl.importer.services import Note, Service, Stack, Volume
-from labctl.labels import LABEL_PREFIX
+from labctl.runtime.labels import LABEL_PREFIX
 from labctl.scenario.model import WORKLOAD_IMAGE_REPO, WORKLOADS
 
 DEFAULT_SHM = 64 << 20  # Docker's /dev/shm when nothing sets it (Podman's: see checks)
@@ -288,7 +288,7 @@ class Translator:
         if s.read_only is not True:
             c["read_only"] = False  # compose's default: a writable root
         if s.platform is not None:
-            from labctl import platforms
+            from labctl.images import platforms
 
             plat = platforms.lookup(s.platform)
             if plat is None:

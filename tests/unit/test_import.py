@@ -10,11 +10,11 @@ import yaml
 
 from labctl import scenario as scen
 from labctl.cli import main
-from labctl.compose import render_compose
+from labctl.export.compose import render_compose
 from labctl.importer import Mount, Service, Stack, Volume, generate
 from labctl.importer.from_compose import read_compose
 from labctl.importer.from_k8s import read_k8s
-from labctl.k8s import render as render_k8s
+from labctl.export.k8s import render as render_k8s
 from labctl.scenario.model import Pos
 
 ROOT = Path(__file__).resolve().parents[2]
