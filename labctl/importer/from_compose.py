@@ -395,7 +395,8 @@ def read_compose(path: str | Sequence[str], *, profiles: tuple[str, ...] = (),
     piped = files[0] == "-" or files[0].startswith("/dev/fd/")
     project_name = str(name_y.value) if name_y is not None and name_y.value else (
         project.env.get("COMPOSE_PROJECT_NAME") or ("stack" if piped else project.dir.name) or "stack")
-    return Stack("compose", project_name, files[0], tuple(out), tuple(volumes.values()), tuple(notes), doc.pos)
+    label = "<stdin>" if files[0] == "-" else files[0]
+    return Stack("compose", project_name, label, tuple(out), tuple(volumes.values()), tuple(notes), doc.pos)
 
 
 __all__ = ["read_compose", "resolve"]

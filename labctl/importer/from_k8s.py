@@ -12,6 +12,7 @@ read; init containers run first (the others start once they exited), native side
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from typing import Any
 
 from labctl.errors import ScenarioError, ScenarioErrors
@@ -61,7 +62,6 @@ class PodReader:
         psc = spec.get("securityContext")
         vols = self._volumes(pod, spec)
         shm: int | None = None
-        shm_named = {n for n, (kind, _, _) in vols.items() if kind == "shm"}
         for key in ("shareProcessNamespace", "hostNetwork", "hostPID"):
             if spec.get(key) is not None and spec.get(key).value:  # type: ignore[union-attr]
                 notes.append(Note(spec.at(key), f"spec.{key}", "not carried by a scenario: left out"))
@@ -76,7 +76,7 @@ class PodReader:
         for group, sidecar_ok in ((init, True), (spec.get("containers"), False)):
             for c in (group.value if group is not None and group.is_seq else []):
                 sidecar = sidecar_ok and c.get("restartPolicy") is not None and c.get("restartPolicy").value == "Always"  # type: ignore[union-attr]
-                svc, shm_size = self._container(pod, c, psc, vols, shm_named, restart if not sidecar_ok or sidecar else "no")
+                svc, shm_size = self._container(pod, c, psc, vols, restart if not sidecar_ok or sidecar else "no")
                 if shm_size is not None:
                     shm = shm_size
                 ipc = "host" if host_ipc else f"service:{holder_name}"
@@ -134,7 +134,7 @@ class PodReader:
         return out
 
     def _container(self, pod: str, c: Y, psc: Y | None, vols: dict[str, tuple[str, str | None, int | None]],
-                   shm_named: set[str], restart: str) -> tuple[Service, int | None]:
+                   restart: str) -> tuple[Service, int | None]:
         notes = self.notes
         cname = str(c.get("name").value) if c.get("name") is not None else "container"  # type: ignore[union-attr]
         name = self.name(cname)
@@ -208,8 +208,6 @@ class PodReader:
 
 
 def _with(s: Service, **kw: Any) -> Service:
-    from dataclasses import replace
-
     return replace(s, **kw)
 
 
