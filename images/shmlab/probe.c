@@ -504,7 +504,7 @@ static long long count_table(const char *path)
 
 /* --objects: what the namespace holds, in counts: SysV shm/sem/msg objects, and the
  * /dev/shm entries with their size (st_size) and allocated bytes (st_blocks * 512, what
- * fills the tmpfs and is charged to a memory cgroup). */
+ * fills the tmpfs and is charged to a memory cgroup), and the tmpfs's capacity (statvfs). */
 static void probe_objects(struct ev *ev)
 {
     static const char *tables[3][2] = { { "shm", "/proc/sysvipc/shm" },
@@ -512,6 +512,7 @@ static void probe_objects(struct ev *ev)
                                         { "msg", "/proc/sysvipc/msg" } };
     long long files = 0, size = 0, bytes = 0;
     char dir[128], path[512];
+    struct statvfs sv;
     DIR *d = opendir(probe_path("/dev/shm", dir, sizeof dir));
     struct dirent *de;
     struct stat st;
@@ -548,6 +549,12 @@ static void probe_objects(struct ev *ev)
     if (d == NULL) jb_null(&b); else jb_int(&b, size);
     jb_key(&b, "devshm_bytes");
     if (d == NULL) jb_null(&b); else jb_int(&b, bytes);
+    /* the tmpfs's capacity (what shm_size set), as df shows it */
+    jb_key(&b, "devshm_capacity");
+    if (d == NULL || statvfs(dir, &sv) != 0)
+        jb_null(&b);
+    else
+        jb_int(&b, (long long)sv.f_blocks * (long long)sv.f_frsize);
     jb_close(&b, '}');
     ev_json(ev, "objects", &b);
     jb_free(&b);

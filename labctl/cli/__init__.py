@@ -22,6 +22,7 @@ from labctl.cli.build_clean_bench import bench_cmd, build_cmd, clean_cmd
 from labctl.cli.check import check_cmd
 from labctl.cli.export import export_cmd
 from labctl.cli.inspect import inspect_cmd
+from labctl.cli.importer import import_cmd
 from labctl.cli.run import run_cmd
 from labctl.cli.scenarios import compose_cmd, init_cmd, list_cmd, schema_cmd, validate_cmd
 from labctl.errors import EXIT_OK, Interrupted, LabctlError, ScenarioError, ScenarioErrors
@@ -59,7 +60,7 @@ def labctl(quiet: bool) -> None:
 
 
 for _cmd in (run_cmd, validate_cmd, list_cmd, build_cmd, clean_cmd, schema_cmd, compose_cmd, bench_cmd, init_cmd, export_cmd,
-             check_cmd, inspect_cmd):
+             check_cmd, inspect_cmd, import_cmd):
     labctl.add_command(_cmd)
 
 

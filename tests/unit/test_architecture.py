@@ -165,12 +165,15 @@ MAY_IMPORT = {
     "bench": {"bench", "runtime", "images"},
     "runner": {"runner", "runtime", "scenario", "checks", "report", "images"},
     "cli": {"cli", "runtime", "scenario", "checks", "report", "images", "export", "runner", "bench", "stack", "lint",
-            "inspect"},
+            "inspect", "importer"},
     # labctl check: stack reads users' Compose files and manifests into the IPC topology model
     # (runtime only for the label names); lint's rules read that model, and name library scenarios
     "stack": {"stack", "runtime"},
     "lint": {"lint", "stack", "images"},
     "inspect": {"inspect", "runtime"},
+    # labctl import: files read by stack, written as a scenario (validated by scenario's
+    # loader); runtime for the label prefix, images for the platform names
+    "importer": {"importer", "stack", "scenario", "runtime", "images"},
 }
 
 

@@ -12,14 +12,16 @@ from labctl.scenario.model import Expect
 from labctl.scenario.spec import PDict, Size
 
 # the probe's fields, in the order reports show them
-COUNTS = ("shm", "sem", "msg", "devshm_files", "devshm_bytes")
+COUNTS = ("shm", "sem", "msg", "devshm_files", "devshm_bytes", "devshm_capacity")
 
 
 @dataclass(frozen=True)
 class ObjectsCheck:
     """Counts in the IPC namespace of ``in_``: SysV segments (``shm``), semaphore sets
     (``sem``), message queues (``msg``), /dev/shm entries (``devshm_files``) and the bytes
-    they occupy in the tmpfs (``devshm_bytes``: allocated, what fills it). Each an Expect."""
+    they occupy in the tmpfs (``devshm_bytes``: allocated, what fills it), and the tmpfs's
+    capacity (``devshm_capacity``: statvfs blocks x fragment size, what ``shm_size`` sets;
+    as ``df /dev/shm`` shows it). Each an Expect."""
 
     in_: str
     expects: tuple[tuple[str, Expect], ...]
@@ -32,6 +34,8 @@ FIELDS = Obj({
     "msg": F(ExpectT(COUNT, "SysV message queues")),
     "devshm_files": F(ExpectT(COUNT, "entries in /dev/shm")),
     "devshm_bytes": F(ExpectT(Size(maximum=2**44), "bytes allocated in /dev/shm (sizes take units)")),
+    "devshm_capacity": F(ExpectT(Size(maximum=2**44), "the size of the /dev/shm tmpfs, what shm_size sets "
+                                                      "(sizes take units)")),
 }, "what an IPC namespace holds (SysV objects, /dev/shm), counted by a probe inside it",
     extra={"anyOf": [{"required": [k]} for k in COUNTS]})
 
