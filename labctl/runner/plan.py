@@ -85,5 +85,5 @@ class StartPlan:
             # PID 1 it would hang instead of exiting 135 the way the native binary does.
             platform=platform, init=self.ctx.emulated(platform),
             mem_limit=str(c.memory) if c.memory is not None else DEFAULT_MEMORY, memswap_limit=c.memory_swap,
-            restart_policy=c.restart,
+            restart_policy=c.restart, runtime=c.runtime,
         )

@@ -127,6 +127,10 @@ class DockerEngine(Engine):
     def version(self) -> str:
         return str(self._call("reading engine version", self.client.version).get("Version", "?"))
 
+    def oci_runtimes(self) -> dict[str, str]:
+        info = self._call("reading engine info", self.client.info)
+        return {str(k): str((v or {}).get("path", k)) for k, v in (info.get("Runtimes") or {}).items()}
+
     # ---- images
 
     def image_exists(self, ref: str) -> bool:
@@ -243,19 +247,24 @@ class DockerEngine(Engine):
             platform=spec.platform,  # create?platform=: the engine refuses an image of another platform
             init=spec.init or None,
             memswap_limit=spec.memswap_limit, restart_policy=restart_policy(spec.restart_policy),
+            runtime=spec.runtime,  # create's HostConfig.Runtime: a runtime registered in daemon.json
         )
         try:
-            obj = self.client.containers.create(**{k: v for k, v in kwargs.items() if v is not None})
+            obj = self._client_for(spec).containers.create(**{k: v for k, v in kwargs.items() if v is not None})
         except docker.errors.ImageNotFound as e:
             raise ContainerStartError(role, f"image {spec.image} not found: {explain(e)}") from e
         except docker.errors.APIError as e:
             raise ContainerStartError(role, explain(e)) from e
         except TRANSIENT as e:
             raise EngineError(f"creating container {role!r}: the engine at {self.address} stopped answering") from e
-        container = DockerContainer(self.api, obj, role, output, restarts=spec.restart_policy != "no")
+        container = DockerContainer(obj.client.api, obj, role, output, restarts=spec.restart_policy != "no")
         if start:
             container.start()
         return container
+
+    def _client_for(self, spec: RunSpec) -> Any:
+        """The API client that creates a container of ``spec`` (Docker: the one client)."""
+        return self.client
 
     # ---- inventory and teardown, by label
 

@@ -70,6 +70,8 @@ class RunSpec:
     # and the memory+swap limit in bytes (None: the engine's default, twice mem_limit).
     restart_policy: str = "no"
     memswap_limit: int | None = None
+    # The OCI runtime (``runc``, ``crun``, ``runsc``: ``docker run --runtime``); None: the engine's default.
+    runtime: str | None = None
 
 
 class Container(ABC):
@@ -218,6 +220,11 @@ class Engine(ABC):
     @abstractmethod
     def version(self) -> str:
         """The engine's version string (``docker version``). EngineError."""
+
+    def oci_runtimes(self) -> dict[str, str]:
+        """OCI runtimes this engine can give a container (``RunSpec.runtime``): name -> binary
+        path (``docker info`` Runtimes; see ``labctl.runtime.oci``). Default: runc only."""
+        return {"runc": "runc"}
 
     # ---- images
 

@@ -11,6 +11,7 @@ import re
 
 from labctl.images import platforms
 from labctl.runtime.lookup import ENGINE_NAMES
+from labctl.runtime.oci import RUNTIMES
 from labctl.scenario.shared_specs import (  # noqa: F401  (re-exported: the table's shared leaves)
     CONTAINER_HINT, CONTAINER_RE, COUNT, EVENT_RE, FIELDS, KEY, LAYOUT, PERMS, SCALAR, Ref,
 )
@@ -112,6 +113,9 @@ CONTAINER = Obj({
     "platform": F(Leaf("a platform", (str,), {"type": "string", "enum": platforms.names()}, _platform,
                        "the OCI platform it runs on: " + " | ".join(platforms.names())
                        + " (default: the run's --platform, else the engine's own)")),
+    "runtime": F(Str("the OCI runtime: " + " | ".join(RUNTIMES) + " (default: the run's --runtime, else the "
+                     "engine's own); a runtime the engine lacks skips the scenario (refused when named)",
+                     enum=tuple(RUNTIMES), what="runtime")),
     "read_only": F(Bool("read-only root filesystem (default true; false gives the container a writable layer of its own)")),
     "network": F(Str("none (default) | bridge | container:NAME", pattern=NETWORK_RE, what="network",
                      hint="expected none, bridge or container:NAME")),

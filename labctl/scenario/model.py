@@ -207,6 +207,8 @@ class ContainerSpec:
     devices: tuple[str, ...] = ()
     # OCI platform (linux/arm64...) it runs on; None: the run's (`run --platform`), else the engine's own
     platform: str | None = None
+    # OCI runtime (runc | crun | runsc); None: the run's (`run --runtime`), else the engine's default
+    runtime: str | None = None
     # Lifecycle: the cgroup memory limit (bytes; None = the runner's default, 256m), the
     # memory+swap limit (None = the engine's default), the engine's restart policy
     # (no | on-failure[:N] | always | unless-stopped) and whether it starts with the

@@ -189,6 +189,7 @@ def build_container(b: Builder, name: str, d: Any, node: Node) -> ContainerSpec:
         pid=_get(d, "pid"),
         devices=strings("devices") or (),
         platform=_get(d, "platform"),
+        runtime=_get(d, "runtime"),
         memory=_get(d, "memory"),
         memory_swap=_memory_swap(b, d, path),
         restart=_get(d, "restart", "no"),
