@@ -288,6 +288,11 @@ static int split(char *line, char **tok, int max)
  * are walked until every segment in use was seen (at most STAT_SCAN_MAX). The columns are
  * the same as /proc's; perms carries SHM_DEST as there. */
 #define STAT_SCAN_MAX 32768
+#ifdef __GLIBC__
+#define SHM_USED_IDS(i) ((i).used_ids)
+#else
+#define SHM_USED_IDS(i) ((i).__used_ids) /* musl */
+#endif
 static int stat_segments(struct seg **out, size_t *count, struct err *e)
 {
     struct shm_info info;
@@ -298,7 +303,7 @@ static int stat_segments(struct seg **out, size_t *count, struct err *e)
 
     if (max < 0)
         return err_sys(e, "shmctl SHM_INFO (no /proc/sysvipc/shm)", errno, SX_OPEN);
-    for (idx = 0; (idx <= max || (int)nsegs < info.__used_ids) && idx < STAT_SCAN_MAX; idx++) {
+    for (idx = 0; (idx <= max || (int)nsegs < SHM_USED_IDS(info)) && idx < STAT_SCAN_MAX; idx++) {
         id = shmctl(idx, SHM_STAT, &ds);
         if (id < 0)
             continue;
@@ -310,7 +315,7 @@ static int stat_segments(struct seg **out, size_t *count, struct err *e)
             return err_sys(e, "realloc", ENOMEM, SX_OPEN);
         }
         segs = tmp;
-        segs[nsegs].key = (long long)ds.shm_perm.__ipc_perm_key;
+        segs[nsegs].key = (long long)ds.shm_perm.__key;
         segs[nsegs].shmid = id;
         segs[nsegs].perms = (long long)ds.shm_perm.mode;
         segs[nsegs].size = (long long)ds.shm_segsz;
