@@ -41,28 +41,36 @@ def needed(scenario: Scenario) -> list[str]:
 
 def sort_by_runtime(engine, scenarios: list[Scenario], paths: Sequence[str]  # noqa: ANN001 - an Engine
                     ) -> tuple[list[Scenario], list[ScenarioResult]]:
-    """(runnable, skipped) on ``engine``: a scenario needing a runtime the engine lacks is
+    """(runnable, skipped) on ``engine``: a scenario needing a runtime the engine lacks (or a
+    security module the host does not enforce: SELinux for label=, AppArmor for apparmor=) is
     skipped with the reason and the fix, or, named as a file on the command line, refused
     (EngineError, exit 3, before anything starts on that engine)."""
     from labctl.results import ScenarioResult
     from labctl.runtime.oci import availability
 
+    from labctl.scenario.security import lsm_enabled, needs_lsm
+
     wanted = {r for s in scenarios for r in needed(s)}
-    if not wanted:
-        return scenarios, []
-    registered = engine.oci_runtimes()
-    lacking = {r: a for r in sorted(wanted) if not (a := availability(r, engine.name, registered)).ok}
+    registered = engine.oci_runtimes() if wanted else {}
+    lacking = {r: a.message() for r in sorted(wanted) if not (a := availability(r, engine.name, registered)).ok}
+    for lsm in ("selinux", "apparmor"):
+        if not lsm_enabled(lsm):
+            lacking[lsm] = (f"needs {lsm} enforced by the host kernel (a {'label=' if lsm == 'selinux' else 'apparmor='} "
+                            f"security option), and this host's kernel does not enforce {lsm}: the engine would "
+                            f"accept the option and nothing would be enforced; fix: run it on a host with {lsm} "
+                            "enabled (the option is still validated and exported)")
     explicit = {os.path.normpath(p) for p in paths if os.path.isfile(p)}
     runnable, skipped, refused = [], [], []
     for s in scenarios:
-        missing = [lacking[r] for r in needed(s) if r in lacking]
+        need = needed(s) + sorted({m for c in s.containers for m in needs_lsm(c.security_opt)})
+        missing = [lacking[r] for r in need if r in lacking]
         if not missing:
             runnable.append(s)
         elif os.path.normpath(s.file) in explicit:
-            refused.append(f"{s.file}: " + "; ".join(a.message() for a in missing))
+            refused.append(f"{s.file}: " + "; ".join(missing))
         else:
             skipped.append(ScenarioResult(s.name, s.file, "skipped", tags=s.tags, engine=engine.name,
-                                          message="; ".join(a.message() for a in missing)))
+                                          message="; ".join(missing)))
     if refused:
         raise EngineError("\n".join(refused))
     return runnable, skipped

@@ -11,6 +11,7 @@ from labctl.runner.context import RunContext
 from labctl.runner.storage import Storage
 from labctl.runtime.engine import RunSpec
 from labctl.scenario.model import ContainerSpec, linked_container
+from labctl.scenario.security import seccomp_profile
 
 WORKLOAD_USER = "65534:65534"  # nobody: the workloads need no privilege
 DEFAULT_MEMORY = "256m"  # a container's memory limit unless its `memory:` says otherwise
@@ -79,11 +80,41 @@ class StartPlan:
             command=command, entrypoint=entrypoint, ipc_mode=ipc, network_mode=network, user=user,
             read_only=c.read_only, cap_add=list(c.cap_add), privileged=c.privileged, pid_mode=pid,
             devices=list(c.devices), shm_size=c.shm_size, sysctls=dict(c.sysctls), environment=dict(c.env),
-            mounts=self.storage.mounts(c), tmpfs={m.target: "mode=1777" for m in c.mounts if m.tmpfs},
+            mounts=self.storage.mounts(c),
             # An emulated container gets an init as PID 1: qemu-user dies of a fault (SIGBUS)
             # by re-raising it with kill(), which PID 1 of a pid namespace ignores, so as
             # PID 1 it would hang instead of exiting 135 the way the native binary does.
             platform=platform, init=self.ctx.emulated(platform),
             mem_limit=str(c.memory) if c.memory is not None else DEFAULT_MEMORY, memswap_limit=c.memory_swap,
             restart_policy=c.restart, runtime=c.runtime,
+            security_opt=security_opt(c), seccomp_profile=seccomp_profile(c.security_opt),
+            tmpfs={m.target: "mode=1777" for m in c.mounts if m.tmpfs} | devshm_tmpfs(c),
         )
+
+
+def security_opt(c: ContainerSpec) -> list[str]:
+    """The engine's ``security_opt`` for ``c`` but its seccomp profile file (passed apart):
+    no-new-privileges unless the file says otherwise, then its label=/apparmor= entries."""
+    opts = [("no-new-privileges:true" if o == "no-new-privileges" else o) for o in c.security_opt
+            if not o.startswith("seccomp=") or o == "seccomp=unconfined"]
+    if not any(o.startswith("no-new-privileges") for o in opts):
+        opts.insert(0, "no-new-privileges:true")
+    return opts
+
+
+DEFAULT_SHM = 64 * 1024 * 1024  # the engines' /dev/shm size
+
+
+def devshm_tmpfs(c: ContainerSpec) -> dict[str, str]:
+    """``shm_options``: a /dev/shm of the container's own, a tmpfs mounted like the engine's
+    (nosuid, nodev, mode 1777, shm_size) with the options given (``exec`` replaces the
+    engine's noexec). Empty without shm_options: the engine's /dev/shm."""
+    if not c.shm_options:
+        return {}
+    opts = ["rw", "nosuid", "nodev"]
+    if not any(o.startswith("mode=") for o in c.shm_options):
+        opts.append("mode=1777")
+    if "exec" not in c.shm_options and "noexec" not in c.shm_options:
+        opts.append("noexec")
+    opts += [*c.shm_options, f"size={c.shm_size or DEFAULT_SHM}"]
+    return {"/dev/shm": ",".join(opts)}

@@ -8,6 +8,7 @@ contract); every object it creates carries the labels it is given.
 from __future__ import annotations
 
 import io
+import json
 import time
 from datetime import datetime
 from typing import Any, Callable
@@ -239,7 +240,7 @@ class DockerEngine(Engine):
             image=spec.image, name=spec.name, labels=spec.labels, command=spec.command,
             entrypoint=spec.entrypoint, ipc_mode=spec.ipc_mode, network_mode=spec.network_mode,
             user=spec.user or None, read_only=spec.read_only, cap_drop=spec.cap_drop or None,
-            cap_add=spec.cap_add or None, security_opt=spec.security_opt or None,
+            cap_add=spec.cap_add or None, security_opt=self._security_opt(spec) or None,
             pids_limit=spec.pids_limit, mem_limit=spec.mem_limit, shm_size=spec.shm_size,
             sysctls=spec.sysctls or None, environment=spec.environment or None, mounts=mounts or None,
             tmpfs=spec.tmpfs or None, privileged=spec.privileged, pid_mode=spec.pid_mode,
@@ -261,6 +262,18 @@ class DockerEngine(Engine):
         if start:
             container.start()
         return container
+
+    def _security_opt(self, spec: RunSpec) -> list[str]:
+        """``security_opt`` as the engine takes it: Docker wants a seccomp profile's content
+        (the docker CLI reads the file), so ``seccomp=PATH`` becomes ``seccomp=JSON``."""
+        if spec.seccomp_profile is None:
+            return list(spec.security_opt)
+        try:
+            with open(spec.seccomp_profile, encoding="utf-8") as f:
+                content = json.dumps(json.load(f))
+        except (OSError, ValueError) as e:
+            raise ContainerStartError(spec.name, f"seccomp profile {spec.seccomp_profile}: {e}") from e
+        return [*spec.security_opt, f"seccomp={content}"]
 
     def _client_for(self, spec: RunSpec) -> Any:
         """The API client that creates a container of ``spec`` (Docker: the one client)."""

@@ -72,6 +72,8 @@ class RunSpec:
     memswap_limit: int | None = None
     # The OCI runtime (``runc``, ``crun``, ``runsc``: ``docker run --runtime``); None: the engine's default.
     runtime: str | None = None
+    # A seccomp profile file (JSON, absolute path): Docker takes its content, Podman its path.
+    seccomp_profile: str | None = None
 
 
 class Container(ABC):

@@ -139,6 +139,10 @@ class PodmanEngine(DockerEngine):
                     client.close()
         return self._by_runtime
 
+    def _security_opt(self, spec: RunSpec) -> list[str]:
+        # Podman's compatible API reads seccomp=VALUE as a file path (Docker's sends the content)
+        return [*spec.security_opt, *([f"seccomp={spec.seccomp_profile}"] if spec.seccomp_profile else [])]
+
     def default_oci_runtime(self) -> str:
         info = self._call("reading engine info", self.client.info)
         return os.path.basename(str(info.get("DefaultRuntime") or "runc"))

@@ -12,6 +12,7 @@ import re
 from labctl.images import platforms
 from labctl.runtime.lookup import ENGINE_NAMES
 from labctl.runtime.oci import RUNTIMES
+from labctl.scenario.security import MOUNT_OPT_HINT, MOUNT_OPT_RE, SECURITY_OPT_HINT, SECURITY_OPT_RE
 from labctl.scenario.shared_specs import (  # noqa: F401  (re-exported: the table's shared leaves)
     CONTAINER_HINT, CONTAINER_RE, COUNT, EVENT_RE, FIELDS, KEY, LAYOUT, PERMS, SCALAR, Ref,
 )
@@ -116,6 +117,14 @@ CONTAINER = Obj({
     "runtime": F(Str("the OCI runtime: " + " | ".join(RUNTIMES) + " (default: the run's --runtime, else the "
                      "engine's own); a runtime the engine lacks skips the scenario (refused when named)",
                      enum=tuple(RUNTIMES), what="runtime")),
+    "security_opt": F(ListOf(Str("seccomp=FILE|unconfined | label=... | apparmor=PROFILE | no-new-privileges[:BOOL]",
+                                 pattern=SECURITY_OPT_RE, what="security option", hint=SECURITY_OPT_HINT),
+                             "security options (default: no-new-privileges); seccomp=FILE is relative to the "
+                             "scenario file; label=/apparmor= skip the scenario where the host does not enforce them")),
+    "shm_options": F(ListOf(Str("exec | noexec | mode=OCTAL | uid=N | gid=N", pattern=MOUNT_OPT_RE,
+                                what="/dev/shm option", hint=MOUNT_OPT_HINT),
+                            "a /dev/shm of its own (a tmpfs of shm_size, default 64m) mounted with these options "
+                            "instead of the engine's nosuid,nodev,noexec one; not with ipc: container:/host")),
     "read_only": F(Bool("read-only root filesystem (default true; false gives the container a writable layer of its own)")),
     "network": F(Str("none (default) | bridge | container:NAME", pattern=NETWORK_RE, what="network",
                      hint="expected none, bridge or container:NAME")),

@@ -209,6 +209,9 @@ class ContainerSpec:
     platform: str | None = None
     # OCI runtime (runc | crun | runsc); None: the run's (`run --runtime`), else the engine's default
     runtime: str | None = None
+    # security_opt entries (seccomp=ABSOLUTE_PATH once validated) and /dev/shm mount options
+    security_opt: tuple[str, ...] = ()
+    shm_options: tuple[str, ...] = ()
     # Lifecycle: the cgroup memory limit (bytes; None = the runner's default, 256m), the
     # memory+swap limit (None = the engine's default), the engine's restart policy
     # (no | on-failure[:N] | always | unless-stopped) and whether it starts with the
