@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 
-from labctl.errors import ContainerStartError, LabctlError
+from labctl.errors import ContainerStartError, EngineError, LabctlError
 from labctl.runner.context import RunContext
 from labctl.runner.roster import Roster
 from labctl.runtime import process_ipc_namespace
@@ -123,8 +123,9 @@ class ProbeSet:
         try:
             self.holders[owner] = ctx.engine.start_container(spec, role)
             return True
-        except ContainerStartError as e:
-            self.refused[role] = e.reason
+        except (ContainerStartError, EngineError) as e:
+            # Podman refuses at start (attach), not create, a holder whose donor already exited
+            self.refused[role] = getattr(e, "reason", None) or str(e)
             ctx.engine.remove_labelled(ctx.selector(role))  # the created, unstarted holder
             return False
 
