@@ -74,7 +74,6 @@ def k8s_runtime_class(containers: list[ContainerSpec], notes: list[str]) -> str 
     notes.append(f"runtimeClassName {RUNTIME_CLASS[rt]}: the cluster needs a RuntimeClass of that name "
                  f"whose handler is {rt}")
     if rt == "runsc":
-        notes.append("under gVisor the containers of one pod run in one sandbox (one kernel): they share its "
-                     "SysV IPC and /dev/shm, unlike two containers on runsc under Docker or Podman, which are "
-                     "two sandboxes")
+        notes.append("under gVisor the containers of one pod run in one sandbox (one kernel) and share its "
+                     "System V IPC, unlike two containers on runsc under Docker or Podman, which are two sandboxes")
     return RUNTIME_CLASS[rt]

@@ -17,7 +17,8 @@ from typing import Callable, Mapping
 RUNTIMES: dict[str, str] = {
     "runc": "the reference runtime (Docker's and Debian Podman's default): namespaces of the host kernel",
     "crun": "a runtime in C, namespaces of the host kernel (Podman's default where installed)",
-    "runsc": "gVisor: each container is a sandbox with a kernel of its own (SysV IPC, /dev/shm are the sandbox's)",
+    "runsc": "gVisor: each container is a sandbox with a kernel of its own (System V IPC is the sandbox's; "
+             "host mounts such as a joined /dev/shm or a bind-mounted directory pass through)",
 }
 
 # Runtimes whose containers each run on a kernel of their own (one sandbox per container on

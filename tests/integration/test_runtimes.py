@@ -48,7 +48,7 @@ checks:
     segment: {in: writer, key: 1234, present: true, nattch: 1, layout: conn_stat, fields: {count: {gt: 0}}}
   - name: one segment in the reader's sandbox, seen from inside it
     objects: {in: reader, shm: 1}
-  - name: the reader's /dev/shm is its sandbox's, empty
+  - name: no POSIX object in the /dev/shm the reader sees
     objects: {in: reader, devshm_files: 0}
 """
 
@@ -85,7 +85,7 @@ def test_gvisor_sandboxes_are_observed_from_inside(runsc_ready, engine_name, eng
         for name in ("the reader sees its own zeroed segment, not the writer's",
                      "the writer's segment is counting in the writer's sandbox",
                      "one segment in the reader's sandbox, seen from inside it",
-                     "the reader's /dev/shm is its sandbox's, empty"):
+                     "no POSIX object in the /dev/shm the reader sees"):
             assert checks[name]["status"] == "passed", checks[name]
         # The trap labctl avoided: the engine says the reader joined the writer's IPC namespace,
         # and inside both sandboxes /proc/self/ns/ipc is unreadable ("unknown" in both start
@@ -124,3 +124,18 @@ def test_a_missing_runtime_is_skipped_in_a_folder_and_refused_by_name(engine_nam
     assert s["status"] == "skipped" and "runtime crun is not available" in s["message"] and "fix:" in s["message"]
     named = labctl("run", str(tmp_path / "needs-crun.yaml"), "--engine", engine_name)
     assert named.returncode == 3 and "runtime crun is not available" in named.stderr
+
+
+def test_the_committed_runtime_table_is_what_the_runs_give(runsc_ready, engine_name) -> None:
+    """docs/runtimes.md's mechanism x runtime table, this engine's columns, against real runs."""
+    from tests import runtime_table
+
+    committed = runtime_table.committed()
+    for runtime in runtime_table.RUNTIMES:
+        for name, got in runtime_table.run(engine_name, runtime).items():
+            row = next(ln for ln in committed.splitlines() if ln.startswith(f"| {runtime_table.MECHANISMS[name]} |"))
+            col = [f"{e} {r}" for e in runtime_table.ENGINES for r in runtime_table.RUNTIMES].index(
+                f"{engine_name} {runtime}")
+            want = [c.strip() for c in row.strip("|").split("|")][1 + col]
+            assert got == want, f"{name} on {engine_name} with {runtime}: the run says {got}, docs/runtimes.md {want} " \
+                                "(regenerate: python -m tests.runtime_table)"
