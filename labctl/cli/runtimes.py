@@ -48,7 +48,7 @@ def sort_by_runtime(engine, scenarios: list[Scenario], paths: Sequence[str]  # n
     from labctl.results import ScenarioResult
     from labctl.runtime.oci import availability
 
-    from labctl.scenario.security import lsm_enabled, needs_lsm
+    from labctl.scenario.security import USERNS_ENGINES, lsm_enabled, needs_lsm
 
     wanted = {r for s in scenarios for r in needed(s)}
     registered = engine.oci_runtimes() if wanted else {}
@@ -64,6 +64,10 @@ def sort_by_runtime(engine, scenarios: list[Scenario], paths: Sequence[str]  # n
     for s in scenarios:
         need = needed(s) + sorted({m for c in s.containers for m in needs_lsm(c.security_opt)})
         missing = [lacking[r] for r in need if r in lacking]
+        missing += [f"userns {c.userns} (containers.{c.name}) is not a per-container mode on {engine.name} "
+                    f"(only on {', '.join(USERNS_ENGINES[c.userns])}); fix: run it with --engine "
+                    f"{USERNS_ENGINES[c.userns][0]}" for c in s.containers
+                    if c.userns and engine.name not in USERNS_ENGINES[c.userns]]
         if not missing:
             runnable.append(s)
         elif os.path.normpath(s.file) in explicit:

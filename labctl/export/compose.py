@@ -213,6 +213,8 @@ def _service(scenario: Scenario, c: ContainerSpec, image: str, volumes: dict[str
     svc["security_opt"], extra = compose_security(c, os.path.dirname(os.path.abspath(scenario.file)))
     if "runtime" in extra:
         svc["runtime"] = extra["runtime"]
+    if "userns_mode" in extra:
+        svc["userns_mode"] = extra["userns_mode"]
     if "tmpfs_devshm" in extra:
         svc["tmpfs"] = [*svc.get("tmpfs", []), extra["tmpfs_devshm"]]
         notes.append(f"{c.name} gets a /dev/shm of its own ({extra['tmpfs_devshm']}), as labctl's shm_options do")

@@ -31,6 +31,8 @@ def compose_security(c: ContainerSpec, scenario_dir: str) -> tuple[list[str], di
     extra: dict[str, Any] = {}
     if c.runtime:
         extra["runtime"] = c.runtime
+    if c.userns:
+        extra["userns_mode"] = c.userns
     if c.shm_options:
         from labctl.runner.plan import devshm_tmpfs
 

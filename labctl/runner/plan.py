@@ -87,7 +87,7 @@ class StartPlan:
             platform=platform, init=self.ctx.emulated(platform),
             mem_limit=str(c.memory) if c.memory is not None else DEFAULT_MEMORY, memswap_limit=c.memory_swap,
             restart_policy=c.restart, runtime=c.runtime,
-            security_opt=security_opt(c), seccomp_profile=seccomp_profile(c.security_opt),
+            security_opt=security_opt(c), seccomp_profile=seccomp_profile(c.security_opt), userns_mode=c.userns,
             tmpfs={m.target: "mode=1777" for m in c.mounts if m.tmpfs} | devshm_tmpfs(c),
         )
 

@@ -249,9 +249,10 @@ class DockerEngine(Engine):
             init=spec.init or None,
             memswap_limit=spec.memswap_limit, restart_policy=restart_policy(spec.restart_policy),
             runtime=spec.runtime,  # create's HostConfig.Runtime: a runtime registered in daemon.json
+            userns_mode=spec.userns_mode,  # HostConfig.UsernsMode (Podman: also keep-id, auto)
         )
         try:
-            obj = self._client_for(spec).containers.create(**{k: v for k, v in kwargs.items() if v is not None})
+            obj = self._create(self._client_for(spec), {k: v for k, v in kwargs.items() if v is not None})
         except docker.errors.ImageNotFound as e:
             raise ContainerStartError(role, f"image {spec.image} not found: {explain(e)}") from e
         except docker.errors.APIError as e:
@@ -262,6 +263,20 @@ class DockerEngine(Engine):
         if start:
             container.start()
         return container
+
+    @staticmethod
+    def _create(client: Any, kwargs: dict[str, Any]) -> Any:
+        """``containers.create(**kwargs)``; a ``userns_mode`` the SDK does not know (Podman's
+        keep-id, auto: the SDK accepts only host) is set in HostConfig.UsernsMode directly."""
+        userns = kwargs.get("userns_mode")
+        if userns in (None, "host"):
+            return client.containers.create(**kwargs)
+        from docker.models.containers import _create_container_args  # the SDK's own mapping
+
+        kwargs = {**kwargs, "userns_mode": None, "version": client.api._version}
+        args = _create_container_args({k: v for k, v in kwargs.items() if v is not None} | {"command": kwargs.get("command")})
+        args["host_config"]["UsernsMode"] = userns
+        return client.containers.get(client.api.create_container(**args)["Id"])
 
     def _security_opt(self, spec: RunSpec) -> list[str]:
         """``security_opt`` as the engine takes it: Docker wants a seccomp profile's content

@@ -74,6 +74,7 @@ class RunSpec:
     runtime: str | None = None
     # A seccomp profile file (JSON, absolute path): Docker takes its content, Podman its path.
     seccomp_profile: str | None = None
+    userns_mode: str | None = None  # host | keep-id | auto (Podman); None: the engine's default
 
 
 class Container(ABC):

@@ -12,7 +12,9 @@ import re
 from labctl.images import platforms
 from labctl.runtime.lookup import ENGINE_NAMES
 from labctl.runtime.oci import RUNTIMES
-from labctl.scenario.security import MOUNT_OPT_HINT, MOUNT_OPT_RE, SECURITY_OPT_HINT, SECURITY_OPT_RE
+from labctl.scenario.security import (
+    MOUNT_OPT_HINT, MOUNT_OPT_RE, SECURITY_OPT_HINT, SECURITY_OPT_RE, USERNS_MODES,
+)
 from labctl.scenario.shared_specs import (  # noqa: F401  (re-exported: the table's shared leaves)
     CONTAINER_HINT, CONTAINER_RE, COUNT, EVENT_RE, FIELDS, KEY, LAYOUT, PERMS, SCALAR, Ref,
 )
@@ -121,6 +123,8 @@ CONTAINER = Obj({
                                  pattern=SECURITY_OPT_RE, what="security option", hint=SECURITY_OPT_HINT),
                              "security options (default: no-new-privileges); seccomp=FILE is relative to the "
                              "scenario file; label=/apparmor= skip the scenario where the host does not enforce them")),
+    "userns": F(Str("the user namespace: host (Docker and Podman) | keep-id | auto (Podman); a mode the "
+                     "engine lacks skips the scenario", enum=USERNS_MODES, what="user namespace mode")),
     "shm_options": F(ListOf(Str("exec | noexec | mode=OCTAL | uid=N | gid=N", pattern=MOUNT_OPT_RE,
                                 what="/dev/shm option", hint=MOUNT_OPT_HINT),
                             "a /dev/shm of its own (a tmpfs of shm_size, default 64m) mounted with these options "

@@ -212,6 +212,7 @@ class ContainerSpec:
     # security_opt entries (seccomp=ABSOLUTE_PATH once validated) and /dev/shm mount options
     security_opt: tuple[str, ...] = ()
     shm_options: tuple[str, ...] = ()
+    userns: str | None = None  # host | keep-id | auto; None: the engine's default
     # Lifecycle: the cgroup memory limit (bytes; None = the runner's default, 256m), the
     # memory+swap limit (None = the engine's default), the engine's restart policy
     # (no | on-failure[:N] | always | unless-stopped) and whether it starts with the

@@ -23,6 +23,11 @@ SECURITY_OPT_HINT = ("expected seccomp=FILE|unconfined, label=disable|user:U|rol
 MOUNT_OPT_RE = r"^(exec|noexec|mode=[0-7]{3,4}|uid=[0-9]{1,10}|gid=[0-9]{1,10})$"
 MOUNT_OPT_HINT = "expected exec, noexec, mode=OCTAL, uid=N or gid=N"
 
+# user namespace modes: host everywhere; keep-id and auto are Podman's (Docker's only other mode
+# is the daemon-wide userns-remap, not a per-container choice)
+USERNS_MODES = ("host", "keep-id", "auto")
+USERNS_ENGINES = {"host": ("docker", "podman"), "keep-id": ("podman",), "auto": ("podman",)}
+
 SELINUX_ENFORCE = Path("/sys/fs/selinux/enforce")
 APPARMOR_ENABLED = Path("/sys/module/apparmor/parameters/enabled")
 

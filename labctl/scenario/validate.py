@@ -193,6 +193,7 @@ def build_container(b: Builder, name: str, d: Any, node: Node) -> ContainerSpec:
         runtime=_get(d, "runtime"),
         security_opt=security_opts(b, _get(d, "security_opt"), join(path, "security_opt")),
         shm_options=_shm_options(b, d, path, ipc),
+        userns=_get(d, "userns"),
         memory=_get(d, "memory"),
         memory_swap=_memory_swap(b, d, path),
         restart=_get(d, "restart", "no"),

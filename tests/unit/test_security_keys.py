@@ -133,3 +133,33 @@ def test_a_label_scenario_skips_where_selinux_is_not_enforced(tmp_path: Path, mo
     (s,) = json.loads(capsys.readouterr().out)["scenarios"]
     assert s["status"] == "skipped" and "needs selinux enforced by the host kernel" in s["message"]
     assert cli.main(["run", str(d / "sec.yaml")]) == 3
+
+
+def test_userns_is_validated_mapped_and_exported(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    f = write(tmp_path, "    userns: auto")
+    c = load_file(str(f)).containers[0]
+    assert c.userns == "auto"
+    (pod,) = _pods(f)
+    kubernetes_validate.validate(pod, K8S_VERSION, strict=True)
+    assert pod["spec"]["hostUsers"] is False
+    assert yaml.safe_load(render_compose(load_file(str(f))))["services"]["writer"]["userns_mode"] == "auto"
+    bad = write(tmp_path, "    userns: remap")
+    assert "containers.writer.userns: unknown user namespace mode 'remap'" in errors_of(bad, capsys)
+
+
+def test_userns_keep_id_is_podmans_and_skipped_on_docker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                          capsys: pytest.CaptureFixture) -> None:
+    from tests.unit.test_runtimes import RuntimeEngine
+    from labctl import runner
+    from labctl.results import RunResult
+
+    monkeypatch.setattr(cli.common, "connect", lambda engine=None: RuntimeEngine())
+    monkeypatch.setattr(cli.common, "prepare_images", lambda *a, **k: ("labctl/shmlab:test", {}))
+    monkeypatch.setattr(runner, "run_all", lambda engine, scenarios, image, **kw: RunResult(kw["run_id"]))
+    d = tmp_path / "lib"
+    d.mkdir()
+    write(d, "    userns: keep-id")
+    assert cli.main(["run", str(d), "--format", "json"]) == 0
+    (s,) = json.loads(capsys.readouterr().out)["scenarios"]
+    assert s["status"] == "skipped" and "userns keep-id (containers.writer) is not a per-container mode on docker" \
+        in s["message"]

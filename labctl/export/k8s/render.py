@@ -249,6 +249,13 @@ def _pod(s: Scenario, pod: PodPlan, pods: list[PodPlan], image: str, shared: set
     gids = [o.split("=", 1)[1] for o in shm_opts if o.startswith("gid=")]
     if gids:
         psc["fsGroup"] = int(gids[0])
+    userns = {c.userns for c in pod.containers if c.userns}
+    if userns:
+        # hostUsers: false is the pod's own user namespace (Podman's auto; keep-id maps the
+        # user's uid, which a pod expresses with runAsUser inside its own namespace)
+        spec["hostUsers"] = userns == {"host"}
+        if len(userns) > 1:
+            notes.append(f"containers of one pod ask for user namespaces {', '.join(sorted(userns))}: a pod has one")
     runtime_class = k8s_runtime_class(list(pod.containers), notes)
     if runtime_class:
         spec["runtimeClassName"] = runtime_class
