@@ -169,7 +169,7 @@ def _service(scenario: Scenario, c: ContainerSpec, image: str, volumes: dict[str
         mounts.append(f"{src}:{m.target}" + (":ro" if m.read_only else ""))
     if mounts:
         svc["volumes"] = mounts
-    tmpfs = [m.target for m in c.mounts if m.tmpfs]
+    tmpfs = [m.target + (":" + ",".join(m.options) if m.options else "") for m in c.mounts if m.tmpfs]
     if c.name in gated:
         tmpfs.append(EVENT_DIR)
     if tmpfs:

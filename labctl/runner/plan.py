@@ -88,7 +88,7 @@ class StartPlan:
             mem_limit=str(c.memory) if c.memory is not None else DEFAULT_MEMORY, memswap_limit=c.memory_swap,
             restart_policy=c.restart, runtime=c.runtime,
             security_opt=security_opt(c), seccomp_profile=seccomp_profile(c.security_opt), userns_mode=c.userns,
-            tmpfs={m.target: "mode=1777" for m in c.mounts if m.tmpfs} | devshm_tmpfs(c),
+            tmpfs={m.target: tmpfs_options(m.options) for m in c.mounts if m.tmpfs} | devshm_tmpfs(c),
         )
 
 
@@ -100,6 +100,11 @@ def security_opt(c: ContainerSpec) -> list[str]:
     if not any(o.startswith("no-new-privileges") for o in opts):
         opts.insert(0, "no-new-privileges:true")
     return opts
+
+
+def tmpfs_options(options: tuple[str, ...]) -> str:
+    """A per-container tmpfs's mount options: mode 1777 unless given, then the scenario's."""
+    return ",".join(([] if any(o.startswith("mode=") for o in options) else ["mode=1777"]) + list(options))
 
 
 DEFAULT_SHM = 64 * 1024 * 1024  # the engines' /dev/shm size

@@ -35,6 +35,8 @@ MOUNT_RE = rf"^{_NAME}:/[^:]*(:ro|:rw)?$"
 # Namespaced sysctls Docker lets a container set (docs.docker.com, "docker run --sysctl").
 SYSCTL_RE = r"^(kernel\.(shm[a-z_]*|msg[a-z_]*|sem)|fs\.mqueue\.[a-z_]+|net\.[a-z0-9_.]+)$"
 RESTART_RE = r"^(no|always|unless-stopped|on-failure(:[1-9][0-9]{0,3})?)$"
+_OPT = MOUNT_OPT_RE[1:-1]
+TMPFS_RE = rf"^/[^:]*(:{_OPT}(,{_OPT})*)?$"
 LABEL_RE = r"^(?!io\.labctl\.)[A-Za-z0-9][A-Za-z0-9._/-]{0,127}$"
 
 
@@ -99,8 +101,10 @@ CONTAINER = Obj({
     "volumes": F(ListOf(Str("VOLUME:/TARGET[:ro]", pattern=MOUNT_RE, what="mount",
                             hint="expected VOLUME:/TARGET or VOLUME:/TARGET:ro with VOLUME from volumes:"),
                         "scenario volumes to mount")),
-    "tmpfs": F(ListOf(Str("an absolute path", pattern=r"^/[^:]*$", what="tmpfs path",
-                          hint="expected an absolute path"), "per-container tmpfs mounts")),
+    "tmpfs": F(ListOf(Str("/PATH or /PATH:OPTIONS (exec, noexec, mode=OCTAL, uid=N, gid=N; comma-separated)",
+                          pattern=TMPFS_RE, what="tmpfs path",
+                          hint="expected an absolute path, optionally :OPTIONS (exec, noexec, mode=OCTAL, uid=N, "
+                               "gid=N, comma-separated)"), "per-container tmpfs mounts")),
     "user": F(Leaf("a user (UID, UID:GID or a name)", (str, int), {"type": ["string", "integer"]},
                    _user, "UID[:GID] the processes run as")),
     "shm_size": F(Size("size of /dev/shm", maximum=2**36)),

@@ -152,6 +152,7 @@ class MountSpec:
     read_only: bool = False
     tmpfs: bool = False
     pos: Pos = NOWHERE
+    options: tuple[str, ...] = ()  # tmpfs only: exec | noexec | mode=OCTAL | uid=N | gid=N
 
 
 # --------------------------------------------------------------------------- containers

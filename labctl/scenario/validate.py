@@ -77,9 +77,11 @@ def _mounts(b: Builder, d: PDict, path: str) -> list[MountSpec]:
         if target is INVALID:
             continue
         node = tmpfs.node.value[i]
+        target, _, opts = target.partition(":")
         if ".." in target.split("/"):
             b.ctx.at(node, f"{join(path, 'tmpfs')}[{i}]", f"tmpfs path {target!r} may not contain '..'")
-        out.append(MountSpec(None, target, False, True, pos_of(b.ctx, node)))
+        out.append(MountSpec(None, target, False, True, pos_of(b.ctx, node),
+                             tuple(o for o in opts.split(",") if o)))
     seen: dict[str, int] = {}
     for m in out:
         if m.target in seen:

@@ -163,3 +163,17 @@ def test_userns_keep_id_is_podmans_and_skipped_on_docker(tmp_path: Path, monkeyp
     (s,) = json.loads(capsys.readouterr().out)["scenarios"]
     assert s["status"] == "skipped" and "userns keep-id (containers.writer) is not a per-container mode on docker" \
         in s["message"]
+
+
+def test_tmpfs_options_are_validated_and_mapped(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from labctl.runner.plan import tmpfs_options
+
+    f = write(tmp_path, '    tmpfs: ["/scratch:exec,uid=1000,gid=1000", /plain]')
+    c = load_file(str(f)).containers[0]
+    assert [(m.target, m.options) for m in c.mounts] == [("/scratch", ("exec", "uid=1000", "gid=1000")), ("/plain", ())]
+    assert tmpfs_options(c.mounts[0].options) == "mode=1777,exec,uid=1000,gid=1000"
+    assert tmpfs_options(("mode=0700",)) == "mode=0700"
+    svc = yaml.safe_load(render_compose(load_file(str(f))))["services"]["writer"]
+    assert "/scratch:exec,uid=1000,gid=1000" in svc["tmpfs"] and "/plain" in svc["tmpfs"]
+    err = errors_of(write(tmp_path, '    tmpfs: ["/scratch:suid"]'), capsys)
+    assert "sec.yaml:8:13: containers.writer.tmpfs[0]" in err and "gid=N, comma-separated" in err

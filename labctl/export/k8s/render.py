@@ -206,6 +206,10 @@ def _pod(s: Scenario, pod: PodPlan, pods: list[PodPlan], image: str, shared: set
     for c in pod.containers:
         volumes += [{"name": _name("tmp", c.name, str(i)), "emptyDir": {"medium": "Memory"}}
                     for i, m in enumerate(c.mounts) if m.tmpfs]
+        for m in c.mounts:
+            if m.tmpfs and m.options:
+                notes.append(f"{c.name}: tmpfs {m.target} options {','.join(m.options)}: an emptyDir takes no mount "
+                             "options (the kubelet mounts a Memory emptyDir without noexec, mode 0777)")
     shm_opts = _devshm_options(pod)
     if pod.shm_size is not None or shm_opts:
         volumes.append({"name": "dshm", "emptyDir": {"medium": "Memory",
