@@ -14,7 +14,7 @@ from labctl.cli.params import option
 from labctl.errors import EngineError
 
 if TYPE_CHECKING:
-    from labctl.results import ScenarioResult
+    from labctl.report.results import ScenarioResult
     from labctl.scenario.model import Scenario
 
 
@@ -45,7 +45,7 @@ def sort_by_runtime(engine, scenarios: list[Scenario], paths: Sequence[str]  # n
     security module the host does not enforce: SELinux for label=, AppArmor for apparmor=) is
     skipped with the reason and the fix, or, named as a file on the command line, refused
     (EngineError, exit 3, before anything starts on that engine)."""
-    from labctl.results import ScenarioResult
+    from labctl.report.results import ScenarioResult
     from labctl.runtime.oci import availability
 
     from labctl.scenario.security import USERNS_ENGINES, lsm_enabled, needs_lsm

@@ -9,7 +9,7 @@ import os
 from typing import Any
 
 from labctl.scenario.model import ContainerSpec
-from labctl.scenario.security import seccomp_profile
+from labctl.scenario.security import devshm_tmpfs, seccomp_profile
 
 # runtime -> the RuntimeClass a cluster conventionally names it by (gVisor's docs use "gvisor")
 RUNTIME_CLASS = {"runsc": "gvisor", "crun": "crun"}
@@ -34,8 +34,6 @@ def compose_security(c: ContainerSpec, scenario_dir: str) -> tuple[list[str], di
     if c.userns:
         extra["userns_mode"] = c.userns
     if c.shm_options:
-        from labctl.runner.plan import devshm_tmpfs
-
         extra["tmpfs_devshm"] = "/dev/shm:" + devshm_tmpfs(c)["/dev/shm"]
     return opts, extra
 

@@ -11,7 +11,7 @@ from labctl.runner.context import RunContext
 from labctl.runner.storage import Storage
 from labctl.runtime.engine import RunSpec
 from labctl.scenario.model import ContainerSpec, linked_container
-from labctl.scenario.security import seccomp_profile
+from labctl.scenario.security import devshm_tmpfs, seccomp_profile, security_opt, tmpfs_options
 
 WORKLOAD_USER = "65534:65534"  # nobody: the workloads need no privilege
 DEFAULT_MEMORY = "256m"  # a container's memory limit unless its `memory:` says otherwise
@@ -91,35 +91,3 @@ class StartPlan:
             tmpfs={m.target: tmpfs_options(m.options) for m in c.mounts if m.tmpfs} | devshm_tmpfs(c),
         )
 
-
-def security_opt(c: ContainerSpec) -> list[str]:
-    """The engine's ``security_opt`` for ``c`` but its seccomp profile file (passed apart):
-    no-new-privileges unless the file says otherwise, then its label=/apparmor= entries."""
-    opts = [("no-new-privileges:true" if o == "no-new-privileges" else o) for o in c.security_opt
-            if not o.startswith("seccomp=") or o == "seccomp=unconfined"]
-    if not any(o.startswith("no-new-privileges") for o in opts):
-        opts.insert(0, "no-new-privileges:true")
-    return opts
-
-
-def tmpfs_options(options: tuple[str, ...]) -> str:
-    """A per-container tmpfs's mount options: mode 1777 unless given, then the scenario's."""
-    return ",".join(([] if any(o.startswith("mode=") for o in options) else ["mode=1777"]) + list(options))
-
-
-DEFAULT_SHM = 64 * 1024 * 1024  # the engines' /dev/shm size
-
-
-def devshm_tmpfs(c: ContainerSpec) -> dict[str, str]:
-    """``shm_options``: a /dev/shm of the container's own, a tmpfs mounted like the engine's
-    (nosuid, nodev, mode 1777, shm_size) with the options given (``exec`` replaces the
-    engine's noexec). Empty without shm_options: the engine's /dev/shm."""
-    if not c.shm_options:
-        return {}
-    opts = ["rw", "nosuid", "nodev"]
-    if not any(o.startswith("mode=") for o in c.shm_options):
-        opts.append("mode=1777")
-    if "exec" not in c.shm_options and "noexec" not in c.shm_options:
-        opts.append("noexec")
-    opts += [*c.shm_options, f"size={c.shm_size or DEFAULT_SHM}"]
-    return {"/dev/shm": ",".join(opts)}

@@ -10,7 +10,8 @@ import os
 from pathlib import Path
 
 from labctl.scenario.builder import Builder
-from labctl.scenario.spec import PList, join
+from labctl.scenario.model import ContainerSpec
+from labctl.scenario.spec import PList
 
 # seccomp=unconfined | seccomp=PATH (a JSON profile, relative to the scenario file);
 # label=disable | label=user:U | role:R | type:T | level:L (SELinux); apparmor=PROFILE
@@ -96,5 +97,38 @@ def lsm_enabled(name: str) -> bool:
         return False
 
 
-def join_path(path: str, key: str) -> str:
-    return join(path, key)
+
+# ---- what the engines get (the runner's RunSpec and the compose export use these)
+
+
+def security_opt(c: ContainerSpec) -> list[str]:
+    """The engine's ``security_opt`` for ``c`` but its seccomp profile file (passed apart):
+    no-new-privileges unless the file says otherwise, then its label=/apparmor= entries."""
+    opts = [("no-new-privileges:true" if o == "no-new-privileges" else o) for o in c.security_opt
+            if not o.startswith("seccomp=") or o == "seccomp=unconfined"]
+    if not any(o.startswith("no-new-privileges") for o in opts):
+        opts.insert(0, "no-new-privileges:true")
+    return opts
+
+
+def tmpfs_options(options: tuple[str, ...]) -> str:
+    """A per-container tmpfs's mount options: mode 1777 unless given, then the scenario's."""
+    return ",".join(([] if any(o.startswith("mode=") for o in options) else ["mode=1777"]) + list(options))
+
+
+DEFAULT_SHM = 64 * 1024 * 1024  # the engines' /dev/shm size
+
+
+def devshm_tmpfs(c: ContainerSpec) -> dict[str, str]:
+    """``shm_options``: a /dev/shm of the container's own, a tmpfs mounted like the engine's
+    (nosuid, nodev, mode 1777, shm_size) with the options given (``exec`` replaces the
+    engine's noexec). Empty without shm_options: the engine's /dev/shm."""
+    if not c.shm_options:
+        return {}
+    opts = ["rw", "nosuid", "nodev"]
+    if not any(o.startswith("mode=") for o in c.shm_options):
+        opts.append("mode=1777")
+    if "exec" not in c.shm_options and "noexec" not in c.shm_options:
+        opts.append("noexec")
+    opts += [*c.shm_options, f"size={c.shm_size or DEFAULT_SHM}"]
+    return {"/dev/shm": ",".join(opts)}

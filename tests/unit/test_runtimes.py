@@ -13,7 +13,7 @@ import pytest
 
 from labctl import cli, runner
 from labctl.errors import LabctlError
-from labctl.results import RunResult, ScenarioResult
+from labctl.report.results import RunResult, ScenarioResult
 from labctl.runner.probes import ProbeSet
 from labctl.runtime import oci
 from labctl.scenario import load_text

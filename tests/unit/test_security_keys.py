@@ -12,9 +12,9 @@ import pytest
 import yaml
 
 from labctl import cli
-from labctl.compose import render_compose
-from labctl.k8s.render import manifests
-from labctl.runner.plan import devshm_tmpfs, security_opt
+from labctl.export.compose import render_compose
+from labctl.export.k8s.render import manifests
+from labctl.scenario.security import devshm_tmpfs, security_opt
 from labctl.scenario import load_file
 from labctl.scenario.security import needs_lsm, seccomp_profile
 
@@ -120,7 +120,7 @@ def test_a_label_scenario_skips_where_selinux_is_not_enforced(tmp_path: Path, mo
                                                                capsys: pytest.CaptureFixture) -> None:
     from tests.unit.test_runtimes import RuntimeEngine
     from labctl import runner
-    from labctl.results import RunResult
+    from labctl.report.results import RunResult
 
     monkeypatch.setattr("labctl.scenario.security.lsm_enabled", lambda name: False)
     monkeypatch.setattr(cli.common, "connect", lambda engine=None: RuntimeEngine())
@@ -151,7 +151,7 @@ def test_userns_keep_id_is_podmans_and_skipped_on_docker(tmp_path: Path, monkeyp
                                                           capsys: pytest.CaptureFixture) -> None:
     from tests.unit.test_runtimes import RuntimeEngine
     from labctl import runner
-    from labctl.results import RunResult
+    from labctl.report.results import RunResult
 
     monkeypatch.setattr(cli.common, "connect", lambda engine=None: RuntimeEngine())
     monkeypatch.setattr(cli.common, "prepare_images", lambda *a, **k: ("labctl/shmlab:test", {}))
@@ -166,7 +166,7 @@ def test_userns_keep_id_is_podmans_and_skipped_on_docker(tmp_path: Path, monkeyp
 
 
 def test_tmpfs_options_are_validated_and_mapped(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    from labctl.runner.plan import tmpfs_options
+    from labctl.scenario.security import tmpfs_options
 
     f = write(tmp_path, '    tmpfs: ["/scratch:exec,uid=1000,gid=1000", /plain]')
     c = load_file(str(f)).containers[0]
