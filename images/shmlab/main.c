@@ -88,7 +88,9 @@ static const struct optdef optdefs[] = {
     { "ftok", K_STR, C_SW | C_SR | C_MS | C_MV | C_SC | C_PB, O(ftok_path), -1 },
     { "proj", K_INT, C_SW | C_SR | C_MS | C_MV | C_SC | C_PB, O(proj), (long)O(proj_set) },
     { "size", K_SIZE, C_SW | C_PW | C_SP | C_DF, O(size), (long)O(size_set) },
-    { "mode", K_MODE, C_SW, O(mode), -1 },
+    { "mode", K_MODE, C_SW | C_MW | C_PW, O(mode), (long)O(mode_set) },
+    { "rdwr", K_FLAG, C_MR | C_PR, O(rdwr), -1 },
+    { "exec", K_FLAG, C_MW | C_PW, O(exec_map), -1 },
     { "ip", K_STR, C_WRITERS, O(ip), -1 },
     { "count", K_INT, C_WRITERS | C_MS | C_MV | C_SC | C_SP | C_QS | C_QR, O(count), (long)O(count_set) },
     { "interval", K_DUR, C_WRITERS | C_READERS | C_MS | C_SC | C_QS, O(interval_ms), (long)O(interval_set) },
@@ -190,9 +192,13 @@ static void usage(FILE *f)
         "         --start-nattch N (sysv: count only once N processes are attached,\n"
         "         within --timeout: racing writers start together)\n"
         "         --fill --fallocate (posix); mmap/posix hold: none|mapped|unmapped\n"
+        "         mmap/posix: --mode M fchmods the new object to M whatever the umask,\n"
+        "         --exec maps it PROT_EXEC too (a noexec mount: mmap EPERM, exit 22)\n"
         "Readers: --reads M | --until K --timeout D, --interval D, --changes,\n"
         "         --expect-ip IP, --create --rmid --hold (sysv), --wait D (sysv: retry\n"
-        "         ENOENT; mmap/posix: until the file exists with its full size)\n"
+        "         ENOENT; mmap/posix: until the file exists with its full size),\n"
+        "         --rdwr (mmap/posix: open O_RDWR and map it writable, as a peer that\n"
+        "         writes back does: a 0644 object of another uid gives EACCES, exit 25/20)\n"
         "Writers and readers: --struct conn_stat|wide|fixed, the layout counted in\n"
         "         (wide: long/size_t fields, whose offsets differ between 32- and\n"
         "         64-bit builds; fixed: fixed-width types, the same everywhere);\n"
@@ -206,7 +212,7 @@ static void usage(FILE *f)
         "   0 ok (also after SIGTERM/SIGINT: detach, unmap, exit 0)\n"
         "   2 usage\n"
         "  10 shmget   11 shmat   12 shmdt   13 shmctl   14 ftok\n"
-        "  20 open/unlink/chmod   21 ftruncate/posix_fallocate   22 mmap/msync\n"
+        "  20 open/unlink/chmod/fchmod   21 ftruncate/posix_fallocate   22 mmap/msync\n"
         "  23 munmap   24 fstat   25 shm_open   26 shm_unlink\n"
         "  27 msgget/msgsnd/msgrcv/msgctl   28 semget/semop/semctl\n"
         "  29 write (ENOSPC: /dev/shm is full)   --exit CODE: CODE, as asked\n"

@@ -90,6 +90,12 @@ int mapped_writer(const struct opts *o, const struct file_ops *f)
 
     if (open_target(f, O_RDWR | O_CREAT | (f->posix ? 0 : O_TRUNC), &fd, &e) < 0)
         goto fail;
+    /* --mode: the mode asked for, whatever the umask (a root runtime's 022 turns the
+     * 0666 of shm_open/open into 0644, which a peer of another uid cannot open O_RDWR) */
+    if (o->mode_set && fchmod(fd, (mode_t)o->mode) < 0) {
+        err_sys(&e, "fchmod", errno, SX_OPEN);
+        goto fail;
+    }
     if (emit_opened(f, fd, 0, &e) < 0)
         goto fail;
     /* the window in which a reader mapping the empty file gets SIGBUS */
@@ -108,7 +114,9 @@ int mapped_writer(const struct opts *o, const struct file_ops *f)
                 goto fail;
             }
         }
-        p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        /* --exec: an executable mapping, as JITs and some databases make; a file on a
+         * noexec mount (Docker's /dev/shm) refuses it with EPERM */
+        p = mmap(NULL, size, PROT_READ | PROT_WRITE | (o->exec_map ? PROT_EXEC : 0), MAP_SHARED, fd, 0);
         if (p == MAP_FAILED) {
             err_sys(&e, "mmap", errno, SX_MMAP);
             goto fail;
@@ -173,7 +181,7 @@ int mapped_reader(const struct opts *o, const struct file_ops *f)
         struct stat st;
 
         left = deadline - now_ms();
-        if (open_target(f, O_RDONLY, &fd, &e) < 0) {
+        if (open_target(f, o->rdwr ? O_RDWR : O_RDONLY, &fd, &e) < 0) {
             if (e.errnum != ENOENT || left <= 0)
                 goto fail;
         } else if (left <= 0 || (fstat(fd, &st) == 0 && st.st_size >= (off_t)CONN_STAT_SIZE)) {
@@ -188,7 +196,7 @@ int mapped_reader(const struct opts *o, const struct file_ops *f)
     if (emit_opened(f, fd, 1, &e) < 0)
         goto fail;
     /* sizeof the struct whatever the file size: past EOF is SIGBUS, on purpose */
-    p = mmap(NULL, CONN_STAT_SIZE, PROT_READ, MAP_SHARED, fd, 0);
+    p = mmap(NULL, CONN_STAT_SIZE, PROT_READ | (o->rdwr ? PROT_WRITE : 0), MAP_SHARED, fd, 0);
     if (p == MAP_FAILED) {
         err_sys(&e, "mmap", errno, SX_MMAP);
         goto fail;

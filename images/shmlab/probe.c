@@ -284,6 +284,56 @@ static int split(char *line, char **tok, int max)
     return n;
 }
 
+/* Without /proc/sysvipc (gVisor has none): shmctl(SHM_INFO) gives the number of segments in
+ * use (and on Linux the highest index), shmctl(index, SHM_STAT) each segment (EINVAL/EACCES
+ * for a free or unreadable index). Linux returns the shmid; gVisor (checked with release
+ * 20221219) returns 0 and its SHM_INFO returns 0: there the index is the shmid, so indexes
+ * are walked until every segment in use was seen (at most STAT_SCAN_MAX). The columns are
+ * the same as /proc's; perms carries SHM_DEST as there. */
+#define STAT_SCAN_MAX 32768
+#ifdef __GLIBC__
+#define SHM_USED_IDS(i) ((i).used_ids)
+#else
+#define SHM_USED_IDS(i) ((i).__used_ids) /* musl */
+#endif
+static int stat_segments(struct seg **out, size_t *count, struct err *e)
+{
+    struct shm_info info;
+    struct shmid_ds ds;
+    struct seg *segs = NULL, *tmp;
+    size_t nsegs = 0;
+    int max = shmctl(0, SHM_INFO, (struct shmid_ds *)(void *)&info), idx, id;
+
+    if (max < 0)
+        return err_sys(e, "shmctl SHM_INFO (no /proc/sysvipc/shm)", errno, SX_OPEN);
+    for (idx = 0; (idx <= max || (int)nsegs < SHM_USED_IDS(info)) && idx < STAT_SCAN_MAX; idx++) {
+        id = shmctl(idx, SHM_STAT, &ds);
+        if (id < 0)
+            continue;
+        if (id == 0)
+            id = idx; /* gVisor; on Linux 0 comes only from index 0, whose shmid is 0 */
+        tmp = realloc(segs, (nsegs + 1) * sizeof *segs);
+        if (tmp == NULL) {
+            free(segs);
+            return err_sys(e, "realloc", ENOMEM, SX_OPEN);
+        }
+        segs = tmp;
+        segs[nsegs].key = (long long)ds.shm_perm.__key;
+        segs[nsegs].shmid = id;
+        segs[nsegs].perms = (long long)ds.shm_perm.mode;
+        segs[nsegs].size = (long long)ds.shm_segsz;
+        segs[nsegs].cpid = ds.shm_cpid;
+        segs[nsegs].lpid = ds.shm_lpid;
+        segs[nsegs].nattch = (long long)ds.shm_nattch;
+        segs[nsegs].uid = ds.shm_perm.uid;
+        segs[nsegs].gid = ds.shm_perm.gid;
+        nsegs++;
+    }
+    *out = segs;
+    *count = nsegs;
+    return 0;
+}
+
 /* The header names the columns, so a kernel that adds or moves one does not
  * shift our values. perms is printed in octal and carries SHM_DEST. */
 static int read_segments(struct seg **out, size_t *count, struct err *e)
@@ -296,6 +346,8 @@ static int read_segments(struct seg **out, size_t *count, struct err *e)
 
     *out = NULL;
     *count = 0;
+    if (f == NULL && errno == ENOENT)
+        return stat_segments(out, count, e); /* no /proc/sysvipc (gVisor): ask the kernel */
     if (f == NULL)
         return err_sys(e, "fopen /proc/sysvipc/shm", errno, SX_OPEN);
     if (fgets(line, sizeof line, f) == NULL) {
@@ -523,6 +575,17 @@ static void probe_objects(struct ev *ev)
     jb_open(&b, '{');
     for (i = 0; i < 3; i++) {
         long long n = count_table(tables[i][1]);
+
+        if (n < 0 && i == 0) { /* no /proc/sysvipc (gVisor): count what SHM_STAT lists */
+            struct seg *segs;
+            size_t nsegs;
+            struct err e;
+
+            if (stat_segments(&segs, &nsegs, &e) == 0) {
+                n = (long long)nsegs;
+                free(segs);
+            }
+        }
 
         jb_key(&b, tables[i][0]);
         if (n < 0)

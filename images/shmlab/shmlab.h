@@ -57,6 +57,9 @@ struct opts {
     long long size;
     int size_set;
     long long mode;
+    int mode_set;   /* --mode given: mmap/posix writers fchmod to it (umask-proof) */
+    int rdwr;       /* --rdwr: mmap/posix readers open O_RDWR and map PROT_WRITE too */
+    int exec_map;   /* --exec: mmap/posix writers map PROT_EXEC too (noexec mounts: EPERM) */
     const char *ip;
     long long count;
     int count_set;

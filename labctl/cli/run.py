@@ -13,6 +13,7 @@ import uuid
 import click
 
 from labctl.cli import common
+from labctl.cli.runtimes import runtime_option, sort_by_runtime, with_runtime
 from labctl.cli.params import (RUN_FORMATS, CommaList, engines, filters, opt_ins, option, output_format, paths,
                                platform_option, quiet)
 from labctl.errors import EXIT_FAILED, EXIT_OK, Interrupted, UsageError
@@ -29,6 +30,7 @@ from labctl.report.results import STATUS_LABELS, EngineInfo, RunResult
         help="Scenarios run in parallel.")
 @option("--keep", is_flag=True, help="Leave containers for inspection (`labctl clean` removes them).")
 @platform_option("Run workload containers that name no platform: on this one instead of the engine's own")
+@runtime_option
 @opt_ins
 @engines
 @quiet
@@ -49,10 +51,13 @@ def run_cmd(ctx: click.Context, **opts) -> int:
       labctl run --platform linux/arm64           # the library on arm64 (emulated on x86_64)
       labctl run --engine podman                  # on Podman (its API socket)
       labctl run --engine docker --engine podman  # both, outcomes side by side
+      labctl run --tag runtime --runtime runsc    # under gVisor (see docs/runtimes.md)
 
     A platform the engine can only emulate needs qemu registered in binfmt_misc
     with the F flag; without it the run stops before starting anything (exit 3)
-    and prints the commands that install it.
+    and prints the commands that install it. A scenario whose OCI runtime
+    (runtime:, --runtime) the engine lacks is skipped with the reason and the
+    fix, refused (exit 3) when named on the command line.
 
     Exit: 0 all passed, 1 a scenario failed (on any engine), 2 usage or scenario file error
     (nothing started), 3 engine or build error, 130/143 interrupted (after cleanup).
@@ -78,6 +83,7 @@ def run(o: dict, *, quiet: bool) -> int:
         formats.check_writable(specs)  # before the run, not after it: exit 2, nothing started
         scenarios, skipped = common.refuse_opt_ins(common.select(common.load(o["paths"], progress.line), o["tag"], o["k"]),
                                                    o, o["paths"], skip_discovered=True)
+        scenarios = with_runtime(scenarios, o.get("runtime"))
         if not scenarios and not skipped:
             raise UsageError("no scenario matches the given paths and filters")
         names = list(dict.fromkeys(o.get("engines") or ())) or [None]
@@ -129,6 +135,9 @@ def _run_on(engine, scenarios: list, run_id: str, o: dict, cancel: threading.Eve
     from labctl.runtime import clean
 
     info = EngineInfo(engine.name, engine.describe().split(" ", 1)[1])
+    scenarios, lacking = sort_by_runtime(engine, scenarios, o["paths"])
+    for sk in lacking:
+        progress.line(f"SKIP {sk.name} on {engine.name}: {sk.message} ({sk.file})")
     for r in clean.remove_stale(engine)[0]:
         progress.line(f"removed stale {r} (left by a labctl that died)")
     image, images = common.prepare_images(engine, scenarios, o["platform"], progress)
@@ -143,6 +152,7 @@ def _run_on(engine, scenarios: list, run_id: str, o: dict, cancel: threading.Eve
     result = runner.run_all(engine, scenarios, image, run_id=run_id, jobs=o["jobs"], keep=o["keep"],
                             cancel=cancel, progress=progress.status, on_result=on_result,
                             images=images, platform=o["platform"])
+    result.scenarios += lacking
     for s in result.scenarios:
         s.engine = engine.name
     result.engines = [info]

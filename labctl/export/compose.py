@@ -9,6 +9,8 @@ by hand.
 
 from __future__ import annotations
 
+import os
+
 from typing import Any
 
 import yaml
@@ -167,7 +169,7 @@ def _service(scenario: Scenario, c: ContainerSpec, image: str, volumes: dict[str
         mounts.append(f"{src}:{m.target}" + (":ro" if m.read_only else ""))
     if mounts:
         svc["volumes"] = mounts
-    tmpfs = [m.target for m in c.mounts if m.tmpfs]
+    tmpfs = [m.target + (":" + ",".join(m.options) if m.options else "") for m in c.mounts if m.tmpfs]
     if c.name in gated:
         tmpfs.append(EVENT_DIR)
     if tmpfs:
@@ -206,7 +208,16 @@ def _service(scenario: Scenario, c: ContainerSpec, image: str, volumes: dict[str
         svc["cap_add"] = list(c.cap_add)
     if c.devices:
         svc["devices"] = list(c.devices)
-    svc["security_opt"] = ["no-new-privileges:true"]
+    from labctl.export.hardening import compose_security
+
+    svc["security_opt"], extra = compose_security(c, os.path.dirname(os.path.abspath(scenario.file)))
+    if "runtime" in extra:
+        svc["runtime"] = extra["runtime"]
+    if "userns_mode" in extra:
+        svc["userns_mode"] = extra["userns_mode"]
+    if "tmpfs_devshm" in extra:
+        svc["tmpfs"] = [*svc.get("tmpfs", []), extra["tmpfs_devshm"]]
+        notes.append(f"{c.name} gets a /dev/shm of its own ({extra['tmpfs_devshm']}), as labctl's shm_options do")
     svc["labels"] = _labels(scenario, c.name, dict(c.labels))
     return svc, notes
 

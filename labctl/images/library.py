@@ -98,6 +98,26 @@ def _with_headers(text: str, src_dir: Path, out: Path) -> tuple[str, list[Path]]
     return _HEADER.sub(copy, text), written
 
 
+_PROFILE = re.compile(r"seccomp=([^\s,\]]+)")
+
+
+def _with_profiles(text: str, src_dir: Path, out: Path) -> list[Path]:
+    """Copy the seccomp profiles a scenario names (``seccomp=seccomp/x.json``, relative to
+    it) to the same relative place under ``out``."""
+    written: list[Path] = []
+    for m in _PROFILE.finditer(text):
+        rel = m.group(1)
+        src = src_dir / rel
+        if rel == "unconfined" or os.path.isabs(rel) or not src.is_file():
+            continue
+        dest = out / rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_bytes(src.read_bytes())
+        if dest not in written:
+            written.append(dest)
+    return written
+
+
 def init(dest: str | os.PathLike[str], names: list[str] | None = None, *, force: bool = False,
          schema_json: str | None = None) -> list[Path]:
     """Copy the library (or the scenarios ``names``, by file stem) into folder ``dest``,
@@ -130,7 +150,7 @@ def init(dest: str | os.PathLike[str], names: list[str] | None = None, *, force:
             text = _SCHEMA_COMMENT.sub(f"# yaml-language-server: $schema={SCHEMA_FILE}", text, count=1)
         text, headers = _with_headers(text, available[stem].parent, out)
         target.write_text(text)
-        written += [target, *headers]
+        written += [target, *headers, *_with_profiles(text, available[stem].parent, out)]
     if schema_json is not None:
         (out / SCHEMA_FILE).write_text(schema_json)
         written.append(out / SCHEMA_FILE)

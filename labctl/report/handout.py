@@ -95,6 +95,11 @@ def mode(s: Scenario) -> str:
     users = sorted({c.user for c in s.containers if c.user})
     if users:
         out.append("user " + ", ".join(users))
+    for c in s.containers:
+        extra = ([f"runtime {c.runtime}"] if c.runtime else []) + \
+            [f"seccomp {os.path.basename(o.split('=', 1)[1])}" for o in c.security_opt if o.startswith("seccomp=")] + \
+            ([f"/dev/shm {','.join(c.shm_options)}"] if c.shm_options else [])
+        out += [x for x in extra if x not in out]
     return ", ".join(out)
 
 

@@ -11,6 +11,7 @@ from labctl.runner.context import RunContext
 from labctl.runner.storage import Storage
 from labctl.runtime.engine import RunSpec
 from labctl.scenario.model import ContainerSpec, linked_container
+from labctl.scenario.security import devshm_tmpfs, seccomp_profile, security_opt, tmpfs_options
 
 WORKLOAD_USER = "65534:65534"  # nobody: the workloads need no privilege
 DEFAULT_MEMORY = "256m"  # a container's memory limit unless its `memory:` says otherwise
@@ -79,11 +80,14 @@ class StartPlan:
             command=command, entrypoint=entrypoint, ipc_mode=ipc, network_mode=network, user=user,
             read_only=c.read_only, cap_add=list(c.cap_add), privileged=c.privileged, pid_mode=pid,
             devices=list(c.devices), shm_size=c.shm_size, sysctls=dict(c.sysctls), environment=dict(c.env),
-            mounts=self.storage.mounts(c), tmpfs={m.target: "mode=1777" for m in c.mounts if m.tmpfs},
+            mounts=self.storage.mounts(c),
             # An emulated container gets an init as PID 1: qemu-user dies of a fault (SIGBUS)
             # by re-raising it with kill(), which PID 1 of a pid namespace ignores, so as
             # PID 1 it would hang instead of exiting 135 the way the native binary does.
             platform=platform, init=self.ctx.emulated(platform),
             mem_limit=str(c.memory) if c.memory is not None else DEFAULT_MEMORY, memswap_limit=c.memory_swap,
-            restart_policy=c.restart,
+            restart_policy=c.restart, runtime=c.runtime,
+            security_opt=security_opt(c), seccomp_profile=seccomp_profile(c.security_opt), userns_mode=c.userns,
+            tmpfs={m.target: tmpfs_options(m.options) for m in c.mounts if m.tmpfs} | devshm_tmpfs(c),
         )
+

@@ -1,16 +1,25 @@
 """The probe set: root, read-only helper containers that look into a scenario container's
 IPC namespace (``shmlab probe`` via ``docker exec``) or at its files (``--volumes-from``),
-without changing anything (IPC_OWNER and DAC_READ_SEARCH only)."""
+without changing anything (IPC_OWNER and DAC_READ_SEARCH only).
+
+A container on a sandboxed runtime (gVisor, ``runsc``) runs on a kernel of its own: a holder
+joining its IPC namespace from outside would see the host-side namespace the engine made,
+not what its programs see. Such a container is probed from inside: ``shmlab probe`` is
+exec'd in the container itself (the same sandbox, as its programs), and its namespace
+identity is its sandbox (no other container shares it, whatever ``ipc:`` the engine
+accepted). When that is impossible (not running, no /shmlab in its image) the probe is
+refused with the reason, never answered from outside."""
 
 from __future__ import annotations
 
 import json
 
-from labctl.errors import ContainerStartError, LabctlError
+from labctl.errors import ContainerStartError, EngineError, LabctlError
 from labctl.runner.context import RunContext
 from labctl.runner.roster import Roster
 from labctl.runtime import process_ipc_namespace
 from labctl.runtime.engine import Container, RunSpec
+from labctl.runtime.oci import sandboxed
 from labctl.scenario.kinds.registry import kind_of
 
 PROBE_CAPS = ["IPC_OWNER", "DAC_READ_SEARCH"]  # read any segment / file, change nothing
@@ -47,9 +56,34 @@ class ProbeSet:
         owners = set()
         for ch in scenario.all_checks():
             target = kind_of(ch.body).probes(ch.body)
-            if target:
+            if target and not self.inside(target):
                 owners.add(scenario.ipc_owner(target))
         return owners
+
+    def inside(self, container: str) -> bool:
+        """True when ``container`` is probed from inside (a sandboxed runtime), not by a holder."""
+        if container == "host":
+            return False
+        return sandboxed(self.ctx.scenario.container(container).runtime)
+
+    def _inside(self, container: str, args: list[str], timeout: float | None) -> dict:
+        """``shmlab probe ARGS`` exec'd in ``container`` itself (its sandbox), or LabctlError
+        saying why the programs' view cannot be had."""
+        spec = self.ctx.scenario.container(container)
+        c = self.roster.get(container)
+        what = f"the gVisor sandbox of {container} (runtime {spec.runtime})"
+        if c is None:
+            why = self.roster.refused.get(container) or "it did not start"
+            raise LabctlError(f"cannot probe {what}: {why}")
+        if not spec.workload:
+            raise LabctlError(f"cannot probe {what}: it runs image {spec.image}, and the probe can only look inside "
+                              "a sandbox by running /shmlab there (a workload container); a holder outside would "
+                              "see the host's side, not what its programs see")
+        if c.poll_exit() is not None:
+            raise LabctlError(f"cannot probe {what}: it is not running, and a sandbox's kernel (with every IPC "
+                              "object in it) ends with its container; a probe from outside would see the host's "
+                              "side instead of what its programs saw")
+        return self.run(c, args, what, timeout)
 
     def start_for(self, owner: str) -> None:
         """Join ``owner``'s IPC namespace with a holder, as soon as the owner runs, so it
@@ -89,8 +123,9 @@ class ProbeSet:
         try:
             self.holders[owner] = ctx.engine.start_container(spec, role)
             return True
-        except ContainerStartError as e:
-            self.refused[role] = e.reason
+        except (ContainerStartError, EngineError) as e:
+            # Podman refuses at start (attach), not create, a holder whose donor already exited
+            self.refused[role] = getattr(e, "reason", None) or str(e)
             ctx.engine.remove_labelled(ctx.selector(role))  # the created, unstarted holder
             return False
 
@@ -100,13 +135,20 @@ class ProbeSet:
         LabctlError (also for a hung exec, naming it)."""
         bound = min(PROBE_EXEC_S, self.ctx.remaining(), timeout if timeout is not None else PROBE_EXEC_S)
         code, text = holder.exec(["/shmlab", *args], timeout=max(1.0, bound))
+        if code == 0 and not text.strip():
+            # Podman 4.3 now and then loses a successful exec's output (exit 0, nothing
+            # attached); the probe only reads, so asking once more is safe
+            code, text = holder.exec(["/shmlab", *args], timeout=max(1.0, min(bound, self.ctx.remaining())))
         data = probe_event(text)
         if data is None:
             raise LabctlError(f"probe of {what} failed (exit {code}): {text.strip()[-300:]}")
         return data
 
     def probe_ipc(self, container: str, args: list[str], timeout: float | None = None) -> dict:
-        """``shmlab probe ARGS`` in the IPC namespace of ``container`` (its owner's holder)."""
+        """``shmlab probe ARGS`` in the IPC namespace of ``container`` (its owner's holder; a
+        sandboxed container: inside itself)."""
+        if self.inside(container):
+            return self._inside(container, args, timeout)
         owner = self.ctx.scenario.ipc_owner(container)
         holder = self.holders.get(owner)
         if holder is None and owner in self.gone:
@@ -118,6 +160,8 @@ class ProbeSet:
 
     def probe_file(self, container: str, args: list[str], timeout: float | None = None) -> dict:
         """``shmlab probe ARGS`` with the volumes of ``container`` (holder started on first use)."""
+        if self.inside(container):
+            return self._inside(container, args, timeout)
         ctx = self.ctx
         role = f"files-{container}"
         holder = self.holders.get(role)
@@ -132,13 +176,17 @@ class ProbeSet:
 
     def ipc_namespace(self, container: str) -> str | None:
         """The IPC namespace id (``ipc:[N]``) of a scenario container: from its ``start``
-        event, else from /proc of its pid while it runs; None if unknown."""
+        event, else from /proc of its pid while it runs; None if unknown. A sandboxed
+        container's is ``gvisor-sandbox:NAME``: its sandbox's kernel, which no other
+        container shares (the host-side namespace in /proc is not what its programs see)."""
         c = self.roster.get(container)
         if c is None:
             return None
+        if self.inside(container):
+            return f"gvisor-sandbox:{c.name}"
         with c.output.changed:  # the latest run's: a restarted container may be in a new one
             start = c.output.run_first.get("start") or c.output.first.get("start") or {}
-        if start.get("ipcns"):
+        if start.get("ipcns") and start["ipcns"] != "unknown":  # "unknown": /proc/self/ns/ipc unreadable
             return str(start["ipcns"])
         pid = c.pid() if c.poll_exit() is None else None
         return process_ipc_namespace(pid) if pid else None

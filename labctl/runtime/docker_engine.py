@@ -8,6 +8,7 @@ contract); every object it creates carries the labels it is given.
 from __future__ import annotations
 
 import io
+import json
 import time
 from datetime import datetime
 from typing import Any, Callable
@@ -126,6 +127,10 @@ class DockerEngine(Engine):
 
     def version(self) -> str:
         return str(self._call("reading engine version", self.client.version).get("Version", "?"))
+
+    def oci_runtimes(self) -> dict[str, str]:
+        info = self._call("reading engine info", self.client.info)
+        return {str(k): str((v or {}).get("path", k)) for k, v in (info.get("Runtimes") or {}).items()}
 
     # ---- images
 
@@ -246,7 +251,7 @@ class DockerEngine(Engine):
             image=spec.image, name=spec.name, labels=spec.labels, command=spec.command,
             entrypoint=spec.entrypoint, ipc_mode=spec.ipc_mode, network_mode=spec.network_mode,
             user=spec.user or None, read_only=spec.read_only, cap_drop=spec.cap_drop or None,
-            cap_add=spec.cap_add or None, security_opt=spec.security_opt or None,
+            cap_add=spec.cap_add or None, security_opt=self._security_opt(spec) or None,
             pids_limit=spec.pids_limit, mem_limit=spec.mem_limit, shm_size=spec.shm_size,
             sysctls=spec.sysctls or None, environment=spec.environment or None, mounts=mounts or None,
             tmpfs=spec.tmpfs or None, privileged=spec.privileged, pid_mode=spec.pid_mode,
@@ -254,9 +259,11 @@ class DockerEngine(Engine):
             platform=spec.platform,  # create?platform=: the engine refuses an image of another platform
             init=spec.init or None,
             memswap_limit=spec.memswap_limit, restart_policy=restart_policy(spec.restart_policy),
+            runtime=spec.runtime,  # create's HostConfig.Runtime: a runtime registered in daemon.json
+            userns_mode=spec.userns_mode,  # HostConfig.UsernsMode (Podman: also keep-id, auto)
         )
         try:
-            obj = self.client.containers.create(**{k: v for k, v in kwargs.items() if v is not None})
+            obj = self._create(self._client_for(spec), {k: v for k, v in kwargs.items() if v is not None})
         except docker.errors.ImageNotFound as e:
             raise ContainerStartError(role, f"image {spec.image} not found: {explain(e)}") from e
         except docker.errors.APIError as e:
@@ -282,6 +289,36 @@ class DockerEngine(Engine):
     def run_to_exit(self, spec: RunSpec, timeout: float) -> tuple[int | None, str]:
         from labctl.runtime import docker_survey
         return docker_survey.run_to_exit(self, spec, timeout)
+
+    @staticmethod
+    def _create(client: Any, kwargs: dict[str, Any]) -> Any:
+        """``containers.create(**kwargs)``; a ``userns_mode`` the SDK does not know (Podman's
+        keep-id, auto: the SDK accepts only host) is set in HostConfig.UsernsMode directly."""
+        userns = kwargs.get("userns_mode")
+        if userns in (None, "host"):
+            return client.containers.create(**kwargs)
+        from docker.models.containers import _create_container_args  # the SDK's own mapping
+
+        kwargs = {**kwargs, "userns_mode": None, "version": client.api._version}
+        args = _create_container_args({k: v for k, v in kwargs.items() if v is not None} | {"command": kwargs.get("command")})
+        args["host_config"]["UsernsMode"] = userns
+        return client.containers.get(client.api.create_container(**args)["Id"])
+
+    def _security_opt(self, spec: RunSpec) -> list[str]:
+        """``security_opt`` as the engine takes it: Docker wants a seccomp profile's content
+        (the docker CLI reads the file), so ``seccomp=PATH`` becomes ``seccomp=JSON``."""
+        if spec.seccomp_profile is None:
+            return list(spec.security_opt)
+        try:
+            with open(spec.seccomp_profile, encoding="utf-8") as f:
+                content = json.dumps(json.load(f))
+        except (OSError, ValueError) as e:
+            raise ContainerStartError(spec.name, f"seccomp profile {spec.seccomp_profile}: {e}") from e
+        return [*spec.security_opt, f"seccomp={content}"]
+
+    def _client_for(self, spec: RunSpec) -> Any:
+        """The API client that creates a container of ``spec`` (Docker: the one client)."""
+        return self.client
 
     # ---- inventory and teardown, by label
 

@@ -73,6 +73,11 @@ class RunSpec:
     # Podman: create the container inside this pod (it shares the pod's IPC namespace);
     # the only way into a pod's namespaces without privileges. Other engines refuse it.
     pod: str | None = None
+    # The OCI runtime (``runc``, ``crun``, ``runsc``: ``docker run --runtime``); None: the engine's default.
+    runtime: str | None = None
+    # A seccomp profile file (JSON, absolute path): Docker takes its content, Podman its path.
+    seccomp_profile: str | None = None
+    userns_mode: str | None = None  # host | keep-id | auto (Podman); None: the engine's default
 
 
 class Container(ABC):
@@ -221,6 +226,11 @@ class Engine(ABC):
     @abstractmethod
     def version(self) -> str:
         """The engine's version string (``docker version``). EngineError."""
+
+    def oci_runtimes(self) -> dict[str, str]:
+        """OCI runtimes this engine can give a container (``RunSpec.runtime``): name -> binary
+        path (``docker info`` Runtimes; see ``labctl.runtime.oci``). Default: runc only."""
+        return {"runc": "runc"}
 
     # ---- images
 

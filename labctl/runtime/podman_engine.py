@@ -28,18 +28,19 @@ from __future__ import annotations
 import json
 import os
 import re
-from typing import Callable
+from typing import Any, Callable
 
 import docker
 import docker.errors
 
 from labctl.runtime.lookup import podman_address, podman_candidates, podman_start_hint
 from labctl.errors import ContainerStartError, EngineError
-from labctl.runtime.engine import RunSpec
 from labctl.units import parse_size
 from labctl.runtime.labels import MANAGED, RUN_ID
 from labctl.runtime.docker_container import TRANSIENT, explain
+from labctl.runtime import oci
 from labctl.runtime.docker_engine import DockerEngine, _label_filter
+from labctl.runtime.engine import RunSpec
 
 LIBPOD = "/v4.0.0/libpod"  # the libpod API prefix (Podman >= 4), served on the same socket
 _SIZE_RE = re.compile(r"^(\d+)([kmg]?)$", re.IGNORECASE)
@@ -115,6 +116,59 @@ class PodmanEngine(DockerEngine):
             raise EngineError(f"{address} answers, but it is not Podman (its /version names no Podman Engine); "
                               "use --engine docker, or point CONTAINER_HOST at Podman's socket")
         return engine
+
+    # ---- OCI runtimes: Podman 4's API ignores a container's runtime (HostConfig.Runtime and
+    # libpod's oci_runtime), so a container on a runtime other than the service's default is
+    # created through a service whose default it is (oci.PODMAN_RUNTIME_SOCKET), on the same
+    # storage; the container object keeps that client, so start/exec/logs go through it too.
+
+    def _runtime_clients(self) -> dict[str, Any]:
+        if getattr(self, "_by_runtime", None) is None:
+            self._by_runtime: dict[str, Any] = {}
+            for name in oci.RUNTIMES:
+                sock = oci.PODMAN_RUNTIME_SOCKET.format(name=name)
+                if not os.path.exists(sock) or f"unix://{sock}" == self.address:
+                    continue
+                try:
+                    client = docker.DockerClient(base_url=f"unix://{sock}", timeout=10)
+                    default = os.path.basename(str(client.info().get("DefaultRuntime", "")))
+                except (docker.errors.DockerException, *TRANSIENT):
+                    continue
+                if default == name:
+                    self._by_runtime[name] = client
+                else:
+                    client.close()
+        return self._by_runtime
+
+    def _security_opt(self, spec: RunSpec) -> list[str]:
+        # Podman's compatible API reads seccomp=VALUE as a file path (Docker's sends the content)
+        return [*spec.security_opt, *([f"seccomp={spec.seccomp_profile}"] if spec.seccomp_profile else [])]
+
+    def default_oci_runtime(self) -> str:
+        info = self._call("reading engine info", self.client.info)
+        return os.path.basename(str(info.get("DefaultRuntime") or "runc"))
+
+    def oci_runtimes(self) -> dict[str, str]:
+        found = {self.default_oci_runtime(): "default"}
+        for name in self._runtime_clients():
+            found.setdefault(name, oci.PODMAN_RUNTIME_SOCKET.format(name=name))
+        return found
+
+    def _client_for(self, spec: RunSpec) -> Any:
+        if spec.runtime is None or spec.runtime == self.default_oci_runtime():
+            return self.client
+        client = self._runtime_clients().get(spec.runtime)
+        if client is None:
+            raise ContainerStartError(spec.name, oci.availability(spec.runtime, "podman", self.oci_runtimes()).message())
+        return client
+
+    def close(self) -> None:
+        for client in (getattr(self, "_by_runtime", None) or {}).values():
+            try:
+                client.close()
+            except Exception:  # noqa: BLE001
+                pass
+        super().close()
 
     def version(self) -> str:
         info = self._call("reading engine version", self.client.version)

@@ -11,6 +11,10 @@ import re
 
 from labctl.images import platforms
 from labctl.runtime.lookup import ENGINE_NAMES
+from labctl.runtime.oci import RUNTIMES
+from labctl.scenario.security import (
+    MOUNT_OPT_HINT, MOUNT_OPT_RE, SECURITY_OPT_HINT, SECURITY_OPT_RE, USERNS_MODES,
+)
 from labctl.scenario.shared_specs import (  # noqa: F401  (re-exported: the table's shared leaves)
     CONTAINER_HINT, CONTAINER_RE, COUNT, EVENT_RE, FIELDS, KEY, LAYOUT, PERMS, SCALAR, Ref,
 )
@@ -31,6 +35,8 @@ MOUNT_RE = rf"^{_NAME}:/[^:]*(:ro|:rw)?$"
 # Namespaced sysctls Docker lets a container set (docs.docker.com, "docker run --sysctl").
 SYSCTL_RE = r"^(kernel\.(shm[a-z_]*|msg[a-z_]*|sem)|fs\.mqueue\.[a-z_]+|net\.[a-z0-9_.]+)$"
 RESTART_RE = r"^(no|always|unless-stopped|on-failure(:[1-9][0-9]{0,3})?)$"
+_OPT = MOUNT_OPT_RE[1:-1]
+TMPFS_RE = rf"^/[^:]*(:{_OPT}(,{_OPT})*)?$"
 LABEL_RE = r"^(?!io\.labctl\.)[A-Za-z0-9][A-Za-z0-9._/-]{0,127}$"
 
 
@@ -95,8 +101,10 @@ CONTAINER = Obj({
     "volumes": F(ListOf(Str("VOLUME:/TARGET[:ro]", pattern=MOUNT_RE, what="mount",
                             hint="expected VOLUME:/TARGET or VOLUME:/TARGET:ro with VOLUME from volumes:"),
                         "scenario volumes to mount")),
-    "tmpfs": F(ListOf(Str("an absolute path", pattern=r"^/[^:]*$", what="tmpfs path",
-                          hint="expected an absolute path"), "per-container tmpfs mounts")),
+    "tmpfs": F(ListOf(Str("/PATH or /PATH:OPTIONS (exec, noexec, mode=OCTAL, uid=N, gid=N; comma-separated)",
+                          pattern=TMPFS_RE, what="tmpfs path",
+                          hint="expected an absolute path, optionally :OPTIONS (exec, noexec, mode=OCTAL, uid=N, "
+                               "gid=N, comma-separated)"), "per-container tmpfs mounts")),
     "user": F(Leaf("a user (UID, UID:GID or a name)", (str, int), {"type": ["string", "integer"]},
                    _user, "UID[:GID] the processes run as")),
     "shm_size": F(Size("size of /dev/shm", maximum=2**36)),
@@ -112,6 +120,19 @@ CONTAINER = Obj({
     "platform": F(Leaf("a platform", (str,), {"type": "string", "enum": platforms.names()}, _platform,
                        "the OCI platform it runs on: " + " | ".join(platforms.names())
                        + " (default: the run's --platform, else the engine's own)")),
+    "runtime": F(Str("the OCI runtime: " + " | ".join(RUNTIMES) + " (default: the run's --runtime, else the "
+                     "engine's own); a runtime the engine lacks skips the scenario (refused when named)",
+                     enum=tuple(RUNTIMES), what="runtime")),
+    "security_opt": F(ListOf(Str("seccomp=FILE|unconfined | label=... | apparmor=PROFILE | no-new-privileges[:BOOL]",
+                                 pattern=SECURITY_OPT_RE, what="security option", hint=SECURITY_OPT_HINT),
+                             "security options (default: no-new-privileges); seccomp=FILE is relative to the "
+                             "scenario file; label=/apparmor= skip the scenario where the host does not enforce them")),
+    "userns": F(Str("the user namespace: host (Docker and Podman) | keep-id | auto (Podman); a mode the "
+                     "engine lacks skips the scenario", enum=USERNS_MODES, what="user namespace mode")),
+    "shm_options": F(ListOf(Str("exec | noexec | mode=OCTAL | uid=N | gid=N", pattern=MOUNT_OPT_RE,
+                                what="/dev/shm option", hint=MOUNT_OPT_HINT),
+                            "a /dev/shm of its own (a tmpfs of shm_size, default 64m) mounted with these options "
+                            "instead of the engine's nosuid,nodev,noexec one; not with ipc: container:/host")),
     "read_only": F(Bool("read-only root filesystem (default true; false gives the container a writable layer of its own)")),
     "network": F(Str("none (default) | bridge | container:NAME", pattern=NETWORK_RE, what="network",
                      hint="expected none, bridge or container:NAME")),

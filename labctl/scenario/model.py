@@ -152,6 +152,7 @@ class MountSpec:
     read_only: bool = False
     tmpfs: bool = False
     pos: Pos = NOWHERE
+    options: tuple[str, ...] = ()  # tmpfs only: exec | noexec | mode=OCTAL | uid=N | gid=N
 
 
 # --------------------------------------------------------------------------- containers
@@ -207,6 +208,12 @@ class ContainerSpec:
     devices: tuple[str, ...] = ()
     # OCI platform (linux/arm64...) it runs on; None: the run's (`run --platform`), else the engine's own
     platform: str | None = None
+    # OCI runtime (runc | crun | runsc); None: the run's (`run --runtime`), else the engine's default
+    runtime: str | None = None
+    # security_opt entries (seccomp=ABSOLUTE_PATH once validated) and /dev/shm mount options
+    security_opt: tuple[str, ...] = ()
+    shm_options: tuple[str, ...] = ()
+    userns: str | None = None  # host | keep-id | auto; None: the engine's default
     # Lifecycle: the cgroup memory limit (bytes; None = the runner's default, 256m), the
     # memory+swap limit (None = the engine's default), the engine's restart policy
     # (no | on-failure[:N] | always | unless-stopped) and whether it starts with the

@@ -15,6 +15,7 @@ from labctl.errors import ScenarioError, ScenarioErrors
 from labctl.scenario.builder import Builder, get as _get, node_of as _node, pos_of
 from labctl.scenario.check_specs import build_checks
 from labctl.scenario.fields import SCENARIO
+from labctl.scenario.security import security_opts
 from labctl.scenario.steps import build_steps
 from labctl.scenario.model import (
     After, ContainerSpec, MountSpec, Pos, Scenario, VolumeSpec, linked_container,
@@ -76,9 +77,11 @@ def _mounts(b: Builder, d: PDict, path: str) -> list[MountSpec]:
         if target is INVALID:
             continue
         node = tmpfs.node.value[i]
+        target, _, opts = target.partition(":")
         if ".." in target.split("/"):
             b.ctx.at(node, f"{join(path, 'tmpfs')}[{i}]", f"tmpfs path {target!r} may not contain '..'")
-        out.append(MountSpec(None, target, False, True, pos_of(b.ctx, node)))
+        out.append(MountSpec(None, target, False, True, pos_of(b.ctx, node),
+                             tuple(o for o in opts.split(",") if o)))
     seen: dict[str, int] = {}
     for m in out:
         if m.target in seen:
@@ -189,12 +192,26 @@ def build_container(b: Builder, name: str, d: Any, node: Node) -> ContainerSpec:
         pid=_get(d, "pid"),
         devices=strings("devices") or (),
         platform=_get(d, "platform"),
+        runtime=_get(d, "runtime"),
+        security_opt=security_opts(b, _get(d, "security_opt"), join(path, "security_opt")),
+        shm_options=_shm_options(b, d, path, ipc),
+        userns=_get(d, "userns"),
         memory=_get(d, "memory"),
         memory_swap=_memory_swap(b, d, path),
         restart=_get(d, "restart", "no"),
         start=_get(d, "start", True),
         pos=pos_of(b.ctx, node),
     )
+
+
+def _shm_options(b: Builder, d: PDict, path: str, ipc: str) -> tuple[str, ...]:
+    """``shm_options`` give the container a /dev/shm of its own: refused where /dev/shm is
+    another's (ipc: container:NAME, host) or absent (none)."""
+    opts = tuple(x for x in (_get(d, "shm_options") or ()) if isinstance(x, str))
+    if opts and (ipc.startswith("container:") or ipc in ("host", "none")):
+        b.ctx.at(_node(d, "shm_options"), join(path, "shm_options"),
+                 f"shm_options mount a /dev/shm of this container's own, which ipc: {ipc} does not have")
+    return opts
 
 
 MIN_MEMORY = 6 * 1024 * 1024  # the engine refuses less

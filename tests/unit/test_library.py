@@ -54,7 +54,11 @@ def test_init_copies_the_whole_library_with_its_schema(tmp_path: Path) -> None:
     written = library.init(tmp_path / "lab", schema_json=json.dumps({"title": "x"}))
     names = {p.name for p in written}
     headers = {"conn_stat.h", "sensor.h"}  # the C headers layouts name, copied into include/
-    assert names == {p.name for p in (ROOT / "scenarios").glob("*.yaml")} | {"scenario.schema.json"} | headers
+    profiles = {p.name for p in (ROOT / "scenarios" / "seccomp").glob("*.json")}  # seccomp=FILE, copied alongside
+    assert names == ({p.name for p in (ROOT / "scenarios").glob("*.yaml")} | {"scenario.schema.json"} | headers
+                     | profiles)
+    assert (tmp_path / "lab" / "seccomp" / "deny-shmget.json").is_file()
+    assert load_file_ok(tmp_path / "lab" / "seccomp-denies-shmget.yaml")
     assert {p.name for p in (tmp_path / "lab" / "include").iterdir()} == headers
     assert "header: include/sensor.h" in (tmp_path / "lab" / "own-program-layout.yaml").read_text()
     from labctl.scenario import load_file
@@ -63,6 +67,12 @@ def test_init_copies_the_whole_library_with_its_schema(tmp_path: Path) -> None:
     text = (tmp_path / "lab" / "sysv-shareable.yaml").read_text()
     assert text.splitlines()[0] == "# yaml-language-server: $schema=scenario.schema.json"
     assert text.split("\n", 1)[1] == (ROOT / "scenarios" / "sysv-shareable.yaml").read_text().split("\n", 1)[1]
+
+
+def load_file_ok(path: Path) -> bool:
+    from labctl.scenario import load_file
+
+    return load_file(str(path)).name == path.stem
 
 
 def test_init_copies_named_scenarios_only(tmp_path: Path) -> None:

@@ -23,6 +23,7 @@ from typing import Any, Literal
 
 import yaml
 
+from labctl.export.hardening import k8s_runtime_class, k8s_security
 from labctl.export.k8s.pods import PodPlan, plan_pods, same_pod, volume_users
 from labctl.runtime.labels import POD_CONTAINERS, ROLE, SCENARIO, SCENARIO_FILE, labels_for
 from labctl.runtime.labels import RUN_ID as RUN_ID_LABEL
@@ -172,14 +173,19 @@ def _container(s: Scenario, c: ContainerSpec, pod: PodPlan, pods: list[PodPlan],
             mounts.append({"name": _name("tmp", c.name, str(i)), "mountPath": m.target})
         elif m.source is not None:
             mounts.append({"name": vol_names[m.source], "mountPath": m.target, **({"readOnly": True} if m.read_only else {})})
-    if pod.shm_size is not None:
+    if pod.shm_size is not None or _devshm_options(pod):
         mounts.append({"name": "dshm", "mountPath": "/dev/shm"})
     if mounts:
         body["volumeMounts"] = mounts
-    body["securityContext"] = _security(c)
+    body["securityContext"] = k8s_security(c, _security(c), notes)
     memory = getattr(c, "memory", None)
     body["resources"] = {"limits": {"memory": _mib(memory) if memory else MEMORY_LIMIT}}
     return body
+
+
+def _devshm_options(pod: PodPlan) -> list[str]:
+    """The ``shm_options`` of the pod's containers (one /dev/shm per pod in Kubernetes)."""
+    return list(dict.fromkeys(o for c in pod.containers for o in c.shm_options))
 
 
 def _pod(s: Scenario, pod: PodPlan, pods: list[PodPlan], image: str, shared: set[str],
@@ -200,8 +206,17 @@ def _pod(s: Scenario, pod: PodPlan, pods: list[PodPlan], image: str, shared: set
     for c in pod.containers:
         volumes += [{"name": _name("tmp", c.name, str(i)), "emptyDir": {"medium": "Memory"}}
                     for i, m in enumerate(c.mounts) if m.tmpfs]
-    if pod.shm_size is not None:
-        volumes.append({"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": _mib(pod.shm_size)}})
+        for m in c.mounts:
+            if m.tmpfs and m.options:
+                notes.append(f"{c.name}: tmpfs {m.target} options {','.join(m.options)}: an emptyDir takes no mount "
+                             "options (the kubelet mounts a Memory emptyDir without noexec, mode 0777)")
+    shm_opts = _devshm_options(pod)
+    if pod.shm_size is not None or shm_opts:
+        volumes.append({"name": "dshm", "emptyDir": {"medium": "Memory",
+                                                     "sizeLimit": _mib(pod.shm_size or 64 * 1024 * 1024)}})
+    if shm_opts:
+        notes.append(f"shm_options {', '.join(shm_opts)}: an emptyDir takes no mount options; the kubelet mounts a "
+                     "Memory emptyDir without noexec (so exec holds), mode 0777; uid/gid: the pod's fsGroup sets the group")
     # Kubernetes starts init containers first, one by one; 'exited' ones run to completion,
     # sidecars (after=sidecar) are the containers others wait for, kept running.
     awaited = {a.container for c in pod.containers for a in c.after if a.condition != "exited"}
@@ -235,6 +250,19 @@ def _pod(s: Scenario, pod: PodPlan, pods: list[PodPlan], image: str, shared: set
     if any(c.pid and c.pid.startswith("container:") for c in pod.containers):
         spec["shareProcessNamespace"] = True
     psc: dict[str, Any] = {"seccompProfile": {"type": "RuntimeDefault"}}
+    gids = [o.split("=", 1)[1] for o in shm_opts if o.startswith("gid=")]
+    if gids:
+        psc["fsGroup"] = int(gids[0])
+    userns = {c.userns for c in pod.containers if c.userns}
+    if userns:
+        # hostUsers: false is the pod's own user namespace (Podman's auto; keep-id maps the
+        # user's uid, which a pod expresses with runAsUser inside its own namespace)
+        spec["hostUsers"] = userns == {"host"}
+        if len(userns) > 1:
+            notes.append(f"containers of one pod ask for user namespaces {', '.join(sorted(userns))}: a pod has one")
+    runtime_class = k8s_runtime_class(list(pod.containers), notes)
+    if runtime_class:
+        spec["runtimeClassName"] = runtime_class
     if pod.sysctls:
         psc["sysctls"] = [{"name": k, "value": v} for k, v in pod.sysctls]
     spec["securityContext"] = psc

@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from labctl.scenario.builder import Builder, get
-from labctl.scenario.shared_specs import COUNT, FIELDS as FIELD_EXPECTS, LAYOUT, Ref
+from labctl.scenario.shared_specs import COUNT, FIELDS as FIELD_EXPECTS, LAYOUT, PERMS, Ref
 from labctl.scenario.compound import ExpectT, F, Obj
 from labctl.layout import Layout
-from labctl.scenario.kinds.base import CheckKind, Look, Observation, Verdict, ref
+from labctl.scenario.kinds.base import CheckKind, Look, Observation, Verdict, octal, ref
 from labctl.scenario.layout_keys import build_fields, build_layout, engine_abi, judge_fields, probe_layout
 from labctl.scenario.model import Expect
 from labctl.scenario.spec import Bool, PDict, Str, join
@@ -29,6 +29,8 @@ class FileCheck:
     same_as: str | None = None
     layout: Layout | None = None
     fields: tuple[tuple[str, Expect], ...] = ()
+    perms: Expect | None = None  # mode & 0777 (octal in the file)
+    uid: Expect | None = None  # the owner's uid
 
     @property
     def in_devshm(self) -> bool:
@@ -47,6 +49,8 @@ FIELDS = Obj({
     "same_as": F(Ref("the same path through this container is the same inode")),
     "layout": F(LAYOUT),
     "fields": F(FIELD_EXPECTS),
+    "perms": F(ExpectT(PERMS, "mode & 0777, e.g. 0644")),
+    "uid": F(ExpectT(COUNT, "the owner's uid")),
 }, "a file on a container's storage", depends={"fields": "layout"})
 
 
@@ -62,7 +66,7 @@ def build(b: Builder, d: PDict, path: str) -> tuple[FileCheck, str]:
                      f"{p} is in the /dev/shm of {c}'s IPC namespace (ipc '{owner[1]}'): a probe reads it by "
                      "joining that namespace, which must be shareable or host")
     return FileCheck(c, p, get(d, "exists", True), get(d, "size"), same_as, lay,
-                     build_fields(b, d, path, lay)), f"file {c} {p}"
+                     build_fields(b, d, path, lay), get(d, "perms"), get(d, "uid")), f"file {c} {p}"
 
 
 def _stat(body: FileCheck, obs: Observation, container: str, args: list[str], look: Look) -> dict:
@@ -82,6 +86,10 @@ def judge(body: FileCheck, obs: Observation, look: Look) -> Verdict:
     wants = []
     if body.size is not None:
         wants.append(f"size {body.size.describe()}")
+    if body.perms is not None:
+        wants.append(f"perms {octal(body.perms)}")
+    if body.uid is not None:
+        wants.append(f"uid {body.uid.describe()}")
     if body.same_as:
         wants.append(f"same inode as in {body.same_as}")
     wants += [f"{n} {e.describe()}" for n, e in body.fields]
@@ -93,7 +101,15 @@ def judge(body: FileCheck, obs: Observation, look: Look) -> Verdict:
     bad = []
     if body.size is not None and not body.size.holds(st.get("size")):
         bad.append(f"size {st.get('size')}")
+    mode = st.get("mode")
+    perms = mode & 0o777 if isinstance(mode, int) else None
+    if body.perms is not None and not body.perms.holds(perms):
+        bad.append(f"perms {oct(perms) if perms is not None else None}")
+    if body.uid is not None and not body.uid.holds(st.get("uid")):
+        bad.append(f"uid {st.get('uid')}")
     observed = f"dev {st.get('dev')} inode {st.get('ino')} size {st.get('size')}"
+    if body.perms is not None or body.uid is not None:
+        observed += f" perms {oct(perms) if perms is not None else None} uid {st.get('uid')}"
     if body.same_as:
         other = _stat(body, obs, body.same_as, [], look)
         observed += f"; in {body.same_as}: " + (f"dev {other.get('dev')} inode {other.get('ino')}" if other.get("exists") else "absent")
@@ -107,4 +123,6 @@ def judge(body: FileCheck, obs: Observation, look: Look) -> Verdict:
     return Verdict(not bad, expected, observed)
 
 
-KIND = CheckKind("file", FileCheck, FIELDS, build, judge)
+# a /dev/shm path is read in the container's IPC namespace: its owner gets a probe holder
+KIND = CheckKind("file", FileCheck, FIELDS, build, judge,
+                 probes=lambda body: body.container if body.in_devshm else None)

@@ -1,0 +1,93 @@
+"""OCI runtimes (``runtime:`` of a container, ``labctl run --runtime``): which ones labctl
+knows, which of them sandbox their containers behind a kernel of their own, and whether
+one is available on an engine, with the reason and the fix when it is not.
+
+No engine library is imported here: ``availability`` takes what the engine reported
+(``Engine.oci_runtimes()``), so it can be judged by a unit test, by the run's skip/refuse
+path and by any other "requirement" check alike.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from typing import Callable, Mapping
+
+# name -> one line for the schema and the handout
+RUNTIMES: dict[str, str] = {
+    "runc": "the reference runtime (Docker's and Debian Podman's default): namespaces of the host kernel",
+    "crun": "a runtime in C, namespaces of the host kernel (Podman's default where installed)",
+    "runsc": "gVisor: each container is a sandbox with a kernel of its own (System V IPC is the sandbox's; "
+             "host mounts such as a joined /dev/shm or a bind-mounted directory pass through)",
+}
+
+# Runtimes whose containers each run on a kernel of their own (one sandbox per container on
+# Docker and Podman): what the programs see of IPC is only visible from inside the sandbox.
+SANDBOXED = frozenset({"runsc"})
+
+# The socket of a Podman API service whose default runtime is NAME: Podman 4's API ignores a
+# container's runtime (HostConfig.Runtime and the libpod oci_runtime field), so a container on
+# another runtime than the service's default is created through a service started with
+# ``podman --runtime NAME system service``.
+PODMAN_RUNTIME_SOCKET = "/run/podman/podman-{name}.sock"
+
+# What each runtime needs on this kind of host, for the fix texts.
+_RUNSC_ARGS = '"runtimeArgs": ["--network=none"]'
+_INSTALL = {
+    "runc": "apt-get install runc",
+    "crun": "apt-get install crun (only where the host's cgroups allow it: on hybrid cgroups crun fails every "
+            "container with 'cgroups in hybrid mode not supported', and Podman then picks it as its default)",
+    "runsc": "apt-get install runsc (gVisor)",
+}
+
+
+@dataclass(frozen=True)
+class Availability:
+    """Whether ``runtime`` can run a container on ``engine``; when not, why and how to fix it."""
+
+    runtime: str
+    engine: str
+    ok: bool
+    reason: str = ""
+    fix: str = ""
+
+    def message(self) -> str:
+        """``runtime runsc is not available on docker: REASON; fix: FIX`` (empty when ok)."""
+        if self.ok:
+            return ""
+        return f"runtime {self.runtime} is not available on {self.engine}: {self.reason}; fix: {self.fix}"
+
+
+def sandboxed(runtime: str | None) -> bool:
+    """True when ``runtime`` gives each container a kernel of its own (gVisor)."""
+    return runtime in SANDBOXED
+
+
+def availability(runtime: str, engine: str, registered: Mapping[str, str],
+                 which: Callable[[str], str | None] = shutil.which) -> Availability:
+    """Can ``engine`` (``docker``/``podman``) run a container on ``runtime``?
+
+    ``registered``: runtime name -> binary path, as the engine reported what it can give a
+    container (``Engine.oci_runtimes()``: Docker's registered runtimes; Podman's service
+    default plus any per-runtime service found). ``which`` finds a binary on this host (the
+    unit tests fake it). Never raises; the result carries the reason and the fix."""
+    if runtime in registered:
+        return Availability(runtime, engine, True)
+    installed = which(runtime) is not None or which(f"/usr/bin/{runtime}") is not None
+    missing = "" if installed else f"{runtime} is not installed on this host ({_INSTALL.get(runtime, 'install it')}); "
+    if engine == "podman":
+        sock = PODMAN_RUNTIME_SOCKET.format(name=runtime)
+        flags = " --runtime-flag network=none" if runtime == "runsc" else ""
+        reason = (f"{'it is not installed, and ' if not installed else ''}no Podman API service whose default "
+                  f"runtime is {runtime} answers at unix://{sock} (Podman 4's API ignores a container's runtime, "
+                  "so labctl creates such containers through a service of their own)")
+        fix = (f"{missing}then start `podman --runtime {runtime}{flags} system service --time=0 unix://{sock}` "
+               "(.ci/run does this for runsc)")
+        return Availability(runtime, engine, False, reason, fix)
+    args = f', {_RUNSC_ARGS}' if runtime == "runsc" else ""
+    reason = (f"{'it is not installed, and ' if not installed else ''}the Docker engine has no runtime named "
+              f"{runtime} (registered: {', '.join(sorted(registered)) or 'none'})")
+    fix = (f"{missing}then add \"runtimes\": {{\"{runtime}\": {{\"path\": \"/usr/bin/{runtime}\"{args}}}}} to "
+           "/etc/docker/daemon.json and reload dockerd with `kill -HUP $(pidof dockerd)` "
+           f"(.ci/run does this for runsc{'; never on this host for crun' if runtime == 'crun' else ''})")
+    return Availability(runtime, engine, False, reason, fix)

@@ -1,0 +1,85 @@
+"""The mechanism x runtime table of docs/runtimes.md, from real runs of tests/data/runtimes/.
+
+Each cell is one scenario run: ``labctl run tests/data/runtimes --runtime R --engine E``;
+the scenario's ``shared`` check passed -> shared, failed -> not shared, the engine refused a
+container -> refused, the scenario skipped (the runtime is missing here) -> absent. Regenerate
+the committed table with ``python -m tests.runtime_table`` (it rewrites docs/runtimes.md
+between its markers); tests/integration/test_runtimes.py checks the two agree.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT / "tests" / "data" / "runtimes"
+DOC = ROOT / "docs" / "runtimes.md"
+BEGIN, END = "<!-- runtime-table:begin -->", "<!-- runtime-table:end -->"
+MECHANISMS = {  # scenario name -> row label
+    "matrix-sysv": "System V segment, `ipc: container:`",
+    "matrix-posix": "POSIX shm (/dev/shm), `ipc: container:`",
+    "matrix-mmap": "file mapped MAP_SHARED on a bind-mounted directory",
+}
+RUNTIMES = ("runc", "crun", "runsc")
+ENGINES = ("docker", "podman")
+
+
+def cell(result: dict) -> str:
+    """One scenario result as a table cell."""
+    if result["status"] == "skipped":
+        return "absent"
+    if result["status"] == "passed":
+        return "shared"
+    if any("refused" in (c.get("message") or "") for c in result.get("checks", [])) or \
+            "refused" in (result.get("message") or ""):
+        return "refused"
+    return "not shared" if result["status"] == "failed" else "error"
+
+
+def run(engine: str, runtime: str) -> dict[str, str]:
+    """scenario name -> cell, from one run on ``engine`` with ``--runtime runtime``."""
+    proc = subprocess.run([sys.executable, "-m", "labctl", "run", str(DATA), "--engine", engine, "--runtime", runtime,
+                           "--format", "json", "--jobs", "3", "-q"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=600, stdin=subprocess.DEVNULL)
+    if not proc.stdout.strip():
+        raise RuntimeError(f"labctl run on {engine} with {runtime} printed no report: {proc.stderr[-2000:]}")
+    return {s["name"]: cell(s) for s in json.loads(proc.stdout)["scenarios"]}
+
+
+def measure() -> dict[tuple[str, str, str], str]:
+    """(scenario, engine, runtime) -> cell, over every engine and runtime."""
+    out = {}
+    for engine in ENGINES:
+        for runtime in RUNTIMES:
+            for name, c in run(engine, runtime).items():
+                out[(name, engine, runtime)] = c
+    return out
+
+
+def render(cells: dict[tuple[str, str, str], str]) -> str:
+    """The markdown table (between the markers)."""
+    cols = [(e, r) for e in ENGINES for r in RUNTIMES]
+    head = "| mechanism | " + " | ".join(f"{e} {r}" for e, r in cols) + " |"
+    rule = "|---|" + "---|" * len(cols)
+    rows = [f"| {label} | " + " | ".join(cells.get((name, e, r), "?") for e, r in cols) + " |"
+            for name, label in MECHANISMS.items()]
+    return "\n".join([BEGIN, head, rule, *rows, END])
+
+
+def committed() -> str:
+    text = DOC.read_text(encoding="utf-8")
+    return BEGIN + text.split(BEGIN, 1)[1].split(END, 1)[0] + END
+
+
+def main() -> None:
+    table = render(measure())
+    text = DOC.read_text(encoding="utf-8")
+    DOC.write_text(text.split(BEGIN, 1)[0] + table + text.split(END, 1)[1], encoding="utf-8")
+    print(table)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,262 @@
+"""OCI runtimes without an engine: the ``runtime:`` key and ``run --runtime``, the availability
+judgement (reason and fix), the skip/refusal of a run, and the probe under a sandboxed runtime
+(a fake gVisor container: the namespace check can never call two sandboxes "the same")."""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from labctl import cli, runner
+from labctl.errors import LabctlError
+from labctl.report.results import RunResult, ScenarioResult
+from labctl.runner.probes import ProbeSet
+from labctl.runtime import oci
+from labctl.scenario import load_text
+from labctl.scenario.kinds import namespace as ns_kind
+from labctl.scenario.kinds.base import Look
+import time
+
+from labctl.scenario.schema import json_schema
+
+TWO = """\
+version: 1
+name: {name}
+description: two containers
+containers:
+  writer: {{workload: sysv-writer, ipc: shareable{wr}}}
+  reader: {{workload: sysv-reader, ipc: "container:writer"{rd}}}
+checks:
+  - namespace: {{containers: [writer, reader], same: true}}
+"""
+
+
+def two(name: str = "pair", wr: str = "", rd: str = "") -> str:
+    return TWO.format(name=name, wr=wr, rd=rd)
+
+
+# ==== the key ====
+
+
+def test_runtime_key_is_read_and_in_the_schema() -> None:
+    s = load_text(two(wr=", runtime: runsc"), "x.yaml")
+    assert [c.runtime for c in s.containers] == ["runsc", None]
+    text = json.dumps(json_schema())
+    assert '"enum": ["runc", "crun", "runsc"]' in text
+
+
+def test_an_unknown_runtime_is_located(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    f = tmp_path / "bad.yaml"
+    f.write_text(two(wr=", runtime: kata"))
+    assert cli.main(["validate", str(f)]) == 2
+    err = capsys.readouterr().err
+    assert f"{f}:5:60: containers.writer.runtime: unknown runtime 'kata' (expected one of: runc, crun, runsc)" in err
+    assert "Traceback" not in err
+
+
+def test_run_runtime_option_is_a_choice(capsys: pytest.CaptureFixture) -> None:
+    assert cli.main(["run", "--runtime", "kata", "x.yaml"]) == 2
+    assert "kata" in capsys.readouterr().err
+
+
+# ==== availability: reason and fix ====
+
+
+def test_a_registered_runtime_is_available() -> None:
+    a = oci.availability("runsc", "docker", {"runc": "runc", "runsc": "/usr/bin/runsc"}, which=lambda _: None)
+    assert a.ok and a.message() == ""
+
+
+def test_crun_missing_on_docker_names_the_reason_and_the_fix() -> None:
+    a = oci.availability("crun", "docker", {"runc": "runc"}, which=lambda _: None)
+    assert not a.ok
+    assert "not installed" in a.reason and "no runtime named crun (registered: runc)" in a.reason
+    assert "apt-get install crun" in a.fix and "hybrid" in a.fix and "daemon.json" in a.fix
+    assert a.message().startswith("runtime crun is not available on docker: ")
+
+
+def test_runsc_on_podman_needs_a_service_of_its_own() -> None:
+    a = oci.availability("runsc", "podman", {"runc": "default"}, which=lambda n: "/usr/bin/runsc")
+    assert not a.ok and "ignores a container's runtime" in a.reason
+    assert "podman --runtime runsc --runtime-flag network=none system service" in a.fix
+    assert "/run/podman/podman-runsc.sock" in a.fix and "not installed" not in a.fix
+
+
+def test_only_runsc_is_sandboxed() -> None:
+    assert oci.sandboxed("runsc") and not oci.sandboxed("runc") and not oci.sandboxed("crun")
+    assert not oci.sandboxed(None)
+
+
+# ==== the run: skipped in a folder, refused when named ====
+
+
+@dataclass
+class RuntimeEngine:
+    name: str = "docker"
+    runtimes: dict[str, str] = field(default_factory=lambda: {"runc": "runc"})
+
+    def describe(self) -> str:
+        return f"{self.name} 1.0"
+
+    def close(self) -> None:
+        pass
+
+    def run_ids(self) -> dict:
+        return {}
+
+    def oci_runtimes(self) -> dict[str, str]:
+        return dict(self.runtimes)
+
+
+@pytest.fixture
+def fake_run(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+    ran: list[list[str]] = []
+    eng = RuntimeEngine()
+    monkeypatch.setattr(cli.common, "connect", lambda engine=None: eng)
+    monkeypatch.setattr(cli.common, "prepare_images", lambda *a, **k: ("labctl/shmlab:test", {}))
+
+    def run_all(engine, scenarios, image, **_kw):
+        ran.append([f"{s.name}:{','.join(c.runtime or '-' for c in s.containers)}" for s in scenarios])
+        res = RunResult(_kw["run_id"])
+        res.scenarios = [ScenarioResult(s.name, s.file, "passed", tags=s.tags) for s in scenarios]
+        return res
+
+    monkeypatch.setattr(runner, "run_all", run_all)
+    return ran
+
+
+def test_a_folder_run_skips_a_scenario_whose_runtime_is_missing(tmp_path: Path, fake_run: list,
+                                                                 capsys: pytest.CaptureFixture) -> None:
+    (tmp_path / "a.yaml").write_text(two("needs-crun", wr=", runtime: crun", rd=", runtime: crun"))
+    (tmp_path / "b.yaml").write_text(two("plain"))
+    assert cli.main(["run", str(tmp_path), "--format", "json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    by = {s["name"]: s for s in out["scenarios"]}
+    assert by["needs-crun"]["status"] == "skipped" and "runtime crun is not available" in by["needs-crun"]["message"]
+    assert "fix:" in by["needs-crun"]["message"]
+    assert fake_run == [["plain:-,-"]]
+
+
+def test_a_named_scenario_whose_runtime_is_missing_is_refused_with_exit_3(tmp_path: Path, fake_run: list,
+                                                                          capsys: pytest.CaptureFixture) -> None:
+    f = tmp_path / "a.yaml"
+    f.write_text(two("needs-crun", wr=", runtime: crun"))
+    assert cli.main(["run", str(f)]) == 3
+    assert "runtime crun is not available on docker" in capsys.readouterr().err
+    assert fake_run == []
+
+
+def test_run_runtime_fills_the_containers_that_name_none(tmp_path: Path, fake_run: list,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "a.yaml").write_text(two("mixed", rd=", runtime: runc"))
+    monkeypatch.setattr(cli.common, "connect", lambda engine=None: RuntimeEngine(runtimes={"runc": "runc",
+                                                                                           "runsc": "/usr/bin/runsc"}))
+    assert cli.main(["run", str(tmp_path), "--runtime", "runsc", "-q"]) == 0
+    assert fake_run == [["mixed:runsc,runc"]]
+
+
+# ==== observation under a sandbox (a fake gVisor runtime) ====
+
+
+class FakeOutput:
+    def __init__(self, ipcns: str) -> None:
+        self.changed = threading.Condition()
+        self.first = {"start": {"event": "start", "ipcns": ipcns}}
+        self.run_first: dict = {}
+
+
+@dataclass
+class FakeContainer:
+    name: str
+    ipcns: str = "unknown"
+    host_pid: int = 4242
+    exited: bool = False
+    execs: list[list[str]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.output = FakeOutput(self.ipcns)
+
+    def poll_exit(self):
+        return object() if self.exited else None
+
+    def pid(self) -> int:
+        return self.host_pid
+
+    def exec(self, cmd: list[str], timeout: float = 30.0) -> tuple[int, str]:
+        self.execs.append(cmd)
+        return 0, json.dumps({"event": "probe", "segments": [], "seen_from": self.name}) + "\n"
+
+
+class FakeRoster:
+    def __init__(self, containers: dict[str, FakeContainer]) -> None:
+        self.containers = containers
+        self.refused: dict[str, str] = {}
+
+    def get(self, role: str):
+        return self.containers.get(role)
+
+
+class FakeCtx:
+    def __init__(self, scenario) -> None:
+        self.scenario = scenario
+
+    def name(self, role: str) -> str:
+        return f"labctl-x-{role}"
+
+    def remaining(self) -> float:
+        return 60.0
+
+
+class Obs:
+    def __init__(self, probes: ProbeSet) -> None:
+        self.probes = probes
+
+    def ipc_namespace(self, c: str):
+        return self.probes.ipc_namespace(c)
+
+
+def probes_for(text: str, monkeypatch: pytest.MonkeyPatch, **containers: FakeContainer) -> ProbeSet:
+    # From outside, both sandboxes' host-side processes sit in ONE IPC namespace (the engine
+    # accepted ipc: container:), which is exactly what must not be reported.
+    monkeypatch.setattr("labctl.runner.probes.process_ipc_namespace", lambda pid: "ipc:[4026531839]")
+    return ProbeSet(FakeCtx(load_text(text, "x.yaml")), FakeRoster(containers))  # type: ignore[arg-type]
+
+
+def test_two_gvisor_sandboxes_are_never_reported_in_the_same_namespace(monkeypatch: pytest.MonkeyPatch) -> None:
+    text = two(wr=", runtime: runsc", rd=", runtime: runsc")
+    probes = probes_for(text, monkeypatch, writer=FakeContainer("labctl-x-writer"),
+                        reader=FakeContainer("labctl-x-reader"))
+    a, b = probes.ipc_namespace("writer"), probes.ipc_namespace("reader")
+    assert a and b and a != b and a.startswith("gvisor-sandbox:")
+    body = ns_kind.NamespaceCheck("writer", "reader", True)
+    v = ns_kind.judge(body, Obs(probes), Look(0.0, time.monotonic))  # type: ignore[arg-type]
+    assert not v.ok
+    assert ns_kind.judge(ns_kind.NamespaceCheck("writer", "reader", False), Obs(probes),
+                         Look(0.0, time.monotonic)).ok  # type: ignore[arg-type]
+
+
+def test_under_runc_the_same_host_namespace_is_the_same(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the control: "unknown" in the start event falls back to /proc, which then is the truth
+    probes = probes_for(two(), monkeypatch, writer=FakeContainer("w"), reader=FakeContainer("r"))
+    assert probes.ipc_namespace("writer") == probes.ipc_namespace("reader") == "ipc:[4026531839]"
+
+
+def test_a_sandboxed_container_is_probed_from_inside_itself(monkeypatch: pytest.MonkeyPatch) -> None:
+    w, r = FakeContainer("labctl-x-writer"), FakeContainer("labctl-x-reader")
+    probes = probes_for(two(wr=", runtime: runsc", rd=", runtime: runsc"), monkeypatch, writer=w, reader=r)
+    assert probes.owners() == set()  # no holder joins from outside
+    seen = probes.probe_ipc("reader", ["probe", "--segments"])
+    assert seen["seen_from"] == "labctl-x-reader" and r.execs == [["/shmlab", "probe", "--segments"]]
+    assert w.execs == []  # not the donor's sandbox, whatever ipc: container: says
+    assert probes.probe_file("writer", ["probe", "--stat", "/data/f"])["seen_from"] == "labctl-x-writer"
+
+
+def test_a_stopped_sandbox_is_refused_not_probed_from_outside(monkeypatch: pytest.MonkeyPatch) -> None:
+    probes = probes_for(two(wr=", runtime: runsc"), monkeypatch, writer=FakeContainer("w", exited=True),
+                        reader=FakeContainer("r"))
+    with pytest.raises(LabctlError, match="gVisor sandbox of writer .*not running"):
+        probes.probe_ipc("writer", ["probe", "--segments"])
