@@ -44,3 +44,14 @@ def test_host_ipc_teardown_removes_the_segment_its_writer_left(shmlab_image):
     checks = {c["name"]: c for c in json.loads(proc.stdout)["scenarios"][0]["checks"]}
     assert checks["the host is left as it was"]["status"] == "passed"
     assert 0x6C616202 not in host_keys()
+
+
+def test_a_devshm_file_check_alone_gets_its_probe_into_the_namespace(shmlab_image):
+    # No segment/objects check looks into the writer's namespace: the file checks under
+    # /dev/shm must start the probe holder themselves (they used to end in "cannot probe
+    # the IPC namespace of writer: its owner did not start" while the writer ran).
+    proc = labctl("run", str(EDGES / "devshm-file-only.yaml"), "--format", "json")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    [s] = json.loads(proc.stdout)["scenarios"]
+    assert s["status"] == "passed", s
+    assert all(c["status"] == "passed" for c in s["checks"]), s["checks"]

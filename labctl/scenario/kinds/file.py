@@ -107,4 +107,12 @@ def judge(body: FileCheck, obs: Observation, look: Look) -> Verdict:
     return Verdict(not bad, expected, observed)
 
 
-KIND = CheckKind("file", FileCheck, FIELDS, build, judge)
+def probed(body: FileCheck) -> tuple[str, ...]:
+    """The containers whose IPC namespace a /dev/shm path is read in (a probe holder must
+    join each from its owner's start, as for ``segment``); none for a volume's file."""
+    if not body.in_devshm:
+        return ()
+    return tuple(c for c in (body.container, body.same_as) if c)
+
+
+KIND = CheckKind("file", FileCheck, FIELDS, build, judge, probes=probed)
