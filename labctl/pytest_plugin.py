@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import threading
 import uuid
 from collections.abc import Iterator
@@ -88,32 +87,11 @@ def pytest_configure(config: pytest.Config) -> None:
         config.args = [*config.args, *(str(p) for p in roots if str(p) not in config.args)]
     if roots is not None:
         config.stash[_SESSION] = LabSession(config)
-        _heed_sigint(config)
+        from labctl.sigint import heed_sigint
 
-
-def _heed_sigint(config: pytest.Config) -> None:
-    """Make SIGINT raise KeyboardInterrupt even when this process inherited it ignored.
-
-    Python installs its KeyboardInterrupt handler only when SIGINT's disposition is the
-    default at start; bash starts the background jobs of a non-interactive shell (a CI
-    script, ``pytest ... &``) with SIGINT ignored, and that disposition is inherited by
-    every process below. A ``pytest --labctl`` there would run its scenarios to the end
-    whatever Ctrl-C or ``kill -INT`` it got, leaving the run to its own timeouts.
-    Restored at unconfigure."""
-    if threading.current_thread() is not threading.main_thread():
-        return
-    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        config.add_cleanup(lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
-
-
-def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
-    roots = _roots(parent.config)
-    if roots is None or file_path.suffix not in SUFFIXES or file_path.name.startswith("."):
-        return None
-    if roots and not any(file_path.resolve().is_relative_to(r) for r in roots):
-        return None
-    return ScenarioFile.from_parent(parent, path=file_path)
+        restore = heed_sigint()
+        if restore is not None:
+            config.add_cleanup(restore)
 
 
 # ==== collection ====
@@ -280,7 +258,9 @@ class LabSession:
         whatever this session's run id labelled, unless --labctl-keep. A Ctrl-C meanwhile
         does not cut this short (that would leave the run's containers): it is held until
         the removal is done, and then makes the session's exit status 2 (interrupted)."""
-        with _interrupts_held() as held:
+        from labctl.sigint import interrupts_held
+
+        with interrupts_held() as held:
             self._stop()
         if held:
             session.exitstatus = pytest.ExitCode.INTERRUPTED
@@ -295,25 +275,6 @@ class LabSession:
         if self.thread is not None and not self.config.getoption("labctl_keep"):
             self.engine.remove_labelled(_selector(self.run_id))
         self.engine.close()
-
-
-class _interrupts_held:
-    """``with _interrupts_held() as held:`` SIGINT in the block is recorded in ``held``
-    (a list of signal numbers) instead of raising; the previous handler is restored on
-    exit. Outside the main thread (no signal handlers there) it only records nothing."""
-
-    def __enter__(self) -> list[int]:
-        self.held: list[int] = []
-        self.old: Any = None
-        self.main = threading.current_thread() is threading.main_thread()
-        if self.main:
-            self.old = signal.signal(signal.SIGINT, lambda signum, _frame: self.held.append(signum))
-        return self.held
-
-    def __exit__(self, *exc: object) -> None:
-        if self.main:
-            # None: the handler was not set from Python (none to restore): the default then
-            signal.signal(signal.SIGINT, signal.SIG_DFL if self.old is None else self.old)
 
 
 def _selector(run_id: str) -> dict[str, str]:
