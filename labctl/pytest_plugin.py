@@ -87,7 +87,7 @@ def pytest_configure(config: pytest.Config) -> None:
         config.args = [*config.args, *(str(p) for p in roots if str(p) not in config.args)]
     if roots is not None:
         config.stash[_SESSION] = LabSession(config)
-        from labctl.sigint import heed_sigint
+        from labctl.cli.sigint import heed_sigint
 
         restore = heed_sigint()
         if restore is not None:
@@ -258,7 +258,7 @@ class LabSession:
         whatever this session's run id labelled, unless --labctl-keep. A Ctrl-C meanwhile
         does not cut this short (that would leave the run's containers): it is held until
         the removal is done, and then makes the session's exit status 2 (interrupted)."""
-        from labctl.sigint import interrupts_held
+        from labctl.cli.sigint import interrupts_held
 
         with interrupts_held() as held:
             self._stop()

@@ -30,7 +30,7 @@ def test_the_podman_service_does_not_run_in_the_checkout(podman_client) -> None:
 
 
 def test_the_start_hint_starts_it_elsewhere() -> None:
-    from labctl.engines import podman_start_hint
+    from labctl.runtime.lookup import podman_start_hint
 
     assert "cd /tmp && podman system service" in podman_start_hint()
     ci = (ROOT / ".ci" / "run").read_text()

@@ -120,10 +120,10 @@ PHASE_CONFTEST = textwrap.dedent('''\
     import sys
     import threading
 
-    import labctl.checks
+    import labctl.checks.evaluate
     import labctl.cli.common
     import labctl.runner.roster
-    import labctl.runner.run
+    import labctl.runner.scenario_run
     import labctl.runtime
 
     PHASE = os.environ["LABCTL_TEST_PHASE"]
@@ -180,9 +180,9 @@ PHASE_CONFTEST = textwrap.dedent('''\
     elif PHASE == "start":
         wrap(labctl.runner.roster.Roster, "wait_condition", lambda: mark("start"))
     elif PHASE == "checks":
-        wrap(labctl.checks, "evaluate", lambda: mark("checks"))
+        wrap(labctl.checks.evaluate, "evaluate", lambda: mark("checks"))
     elif PHASE == "teardown":
-        wrap(labctl.runner.run, "teardown", lambda: (mark("teardown"), hold()))
+        wrap(labctl.runner.scenario_run, "teardown", lambda: (mark("teardown"), hold()))
     elif PHASE == "session-end":
         real_connect = labctl.runtime.Engine.connect
         labctl.runtime.Engine.connect = lambda *a, **k: on_main_thread_removal(real_connect(*a, **k))

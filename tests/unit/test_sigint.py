@@ -7,7 +7,7 @@ import signal
 
 import pytest
 
-from labctl.sigint import heed_sigint, interrupts_held
+from labctl.cli.sigint import heed_sigint, interrupts_held
 
 
 @pytest.fixture
