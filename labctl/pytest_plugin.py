@@ -94,6 +94,15 @@ def pytest_configure(config: pytest.Config) -> None:
             config.add_cleanup(restore)
 
 
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    roots = _roots(parent.config)
+    if roots is None or file_path.suffix not in SUFFIXES or file_path.name.startswith("."):
+        return None
+    if roots and not any(file_path.resolve().is_relative_to(r) for r in roots):
+        return None
+    return ScenarioFile.from_parent(parent, path=file_path)
+
+
 # ==== collection ====
 
 
