@@ -17,6 +17,14 @@ first item to run starts the whole selection in a background thread (``jobs`` at
 time) and every item waits for its own result. An interrupted session (Ctrl-C)
 removes everything labelled with the session's run id before pytest exits. Nothing
 here imports the engine until a scenario actually runs.
+
+Ctrl-C interrupts in every phase (collection, image build, start, checks, teardown)
+and pytest exits 2 with nothing left: the engine connection and the image builds run
+in the main thread, where the KeyboardInterrupt lands (a compiler child is killed);
+only ``run_all`` runs in the background thread, which watches the cancel event; the
+final removal by label defers a Ctrl-C until it is done. A SIGINT disposition
+inherited as *ignored* (a non-interactive shell starts background jobs so: ``cmd &``)
+is replaced by Python's default handler for the session, as ``labctl run`` does.
 """
 
 from __future__ import annotations
@@ -85,6 +93,11 @@ def pytest_configure(config: pytest.Config) -> None:
         config.args = [*config.args, *(str(p) for p in roots if str(p) not in config.args)]
     if roots is not None:
         config.stash[_SESSION] = LabSession(config)
+        from labctl.cli.sigint import heed_sigint
+
+        restore = heed_sigint()
+        if restore is not None:
+            config.add_cleanup(restore)
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
@@ -195,13 +208,20 @@ class LabSession:
         return sorted({flag for flag, _path, _pos in missing_opt_ins(s, allowed)})
 
     def result_of(self, item: ScenarioItem) -> ScenarioResult:
-        """Start the selection's run on the first call; wait for ``item``'s result."""
+        """Start the selection's run on the first call; wait for ``item``'s result.
+
+        The first call connects to the engine and builds the images in this (the main)
+        thread, so a Ctrl-C during a long build interrupts it at once (``subprocess.run``
+        kills the compiler); only the run itself goes to the background thread."""
         with self._lock:
-            if self.thread is None:
+            if self.thread is None and self.failure is None:
                 todo = [i.scenario for i in item.session.items
                         if isinstance(i, ScenarioItem) and not self.missing_opt_ins(i.scenario)]
-                self.thread = threading.Thread(target=self._run, args=(todo,), name="labctl-run", daemon=True)
-                self.thread.start()
+                prepared = self._prepare(todo)
+                if prepared is not None:
+                    self.thread = threading.Thread(target=self._run, args=(todo, *prepared), name="labctl-run",
+                                                   daemon=True)
+                    self.thread.start()
         with self.done:
             self.done.wait_for(lambda: item.scenario.name in self.results or self.failure is not None
                                or not (self.thread and self.thread.is_alive()), timeout=RESULT_WAIT_S)
@@ -209,11 +229,23 @@ class LabSession:
             return self.results[item.scenario.name]
         raise LabSetupError(f"labctl: {self.failure or 'the run ended without a result for this scenario'}")
 
-    def _run(self, scenarios: list[Scenario]) -> None:
-        from labctl import runner
+    def _prepare(self, scenarios: list[Scenario]) -> tuple[str, dict[str, str]] | None:
+        """Connect to the engine and build what the run needs: (image, platform images),
+        or None with ``failure`` set (every item then fails with it)."""
         from labctl.cli.common import Progress, prepare_images
-        from labctl.errors import Interrupted, LabctlError
+        from labctl.errors import LabctlError
         from labctl.runtime import Engine
+
+        try:
+            self.engine = Engine.connect()
+            return prepare_images(self.engine, scenarios, None, Progress(quiet=True))
+        except LabctlError as e:  # engine unreachable, build failed: every item says so
+            self.failure = str(e)
+        return None
+
+    def _run(self, scenarios: list[Scenario], image: str, images: dict[str, str]) -> None:
+        from labctl import runner
+        from labctl.errors import Interrupted, LabctlError
 
         def deliver(res: ScenarioResult) -> None:
             with self.done:
@@ -221,15 +253,14 @@ class LabSession:
                 self.done.notify_all()
 
         try:
-            self.engine = Engine.connect()
-            image, images = prepare_images(self.engine, scenarios, None, Progress(quiet=True))
+            assert self.engine is not None  # connected by _prepare
             runner.run_all(self.engine, scenarios, image, run_id=self.run_id,
                            jobs=self.config.getoption("labctl_jobs") or 1,
                            keep=self.config.getoption("labctl_keep"), cancel=self.cancel, on_result=deliver,
                            images=images)
         except Interrupted:
             self.failure = "interrupted"
-        except LabctlError as e:  # engine unreachable, build failed: every item says so
+        except LabctlError as e:
             self.failure = str(e)
         except Exception as e:  # noqa: BLE001 - reported by every waiting item, never lost
             self.failure = f"{type(e).__name__}: {e}"
@@ -237,20 +268,28 @@ class LabSession:
             with self.done:
                 self.done.notify_all()
 
-    def stop(self) -> None:
+    def stop(self, session: pytest.Session) -> None:
         """After the session (normal or interrupted): stop the background run and remove
-        whatever this session's run id labelled, unless --labctl-keep."""
-        if self.thread is None:
+        whatever this session's run id labelled, unless --labctl-keep. A Ctrl-C meanwhile
+        does not cut this short (that would leave the run's containers): it is held until
+        the removal is done, and then makes the session's exit status 2 (interrupted)."""
+        from labctl.cli.sigint import interrupts_held
+
+        with interrupts_held() as held:
+            self._stop()
+        if held:
+            session.exitstatus = pytest.ExitCode.INTERRUPTED
+
+    def _stop(self) -> None:
+        if self.engine is None:
             return
-        if self.thread.is_alive():
+        if self.thread is not None and self.thread.is_alive():
             self.cancel.set()
-            if self.engine is not None:
-                self.engine.remove_labelled(_selector(self.run_id))
+            self.engine.remove_labelled(_selector(self.run_id))
             self.thread.join(STOP_JOIN_S)
-        if self.engine is not None:
-            if not self.config.getoption("labctl_keep"):
-                self.engine.remove_labelled(_selector(self.run_id))
-            self.engine.close()
+        if self.thread is not None and not self.config.getoption("labctl_keep"):
+            self.engine.remove_labelled(_selector(self.run_id))
+        self.engine.close()
 
 
 def _selector(run_id: str) -> dict[str, str]:
@@ -262,7 +301,7 @@ def _selector(run_id: str) -> dict[str, str]:
 def pytest_sessionfinish(session: pytest.Session) -> None:
     lab = session.config.stash.get(_SESSION, None)
     if lab is not None:
-        lab.stop()
+        lab.stop(session)
 
 
 # ==== the fixture ====

@@ -75,6 +75,37 @@ def host_objects(data: dict, default_owner: str = "0:0") -> dict[str, HostObject
     return found
 
 
+# created kind -> ipcrm option (SysV) or the host folder its name lives in (POSIX)
+_IPCRM = {"shmid": "-m", "semid": "-s", "msqid": "-q"}
+_POSIX_DIRS = {"shm_name": "/dev/shm", "mq_name": "/dev/mqueue"}
+
+
+def removal_commands(objects: list[HostObject]) -> list[str]:
+    """The shell commands that remove ``objects`` from the engine host's IPC namespace:
+    one ``ipcrm`` for the SysV ones (``-m SHMID``, ``-s SEMID``, ``-q MSQID``, in that
+    order) and one ``rm`` for the POSIX ones (``/dev/shm/NAME``, ``/dev/mqueue/NAME``:
+    the mqueue file system mounted there, as most distributions do)."""
+    sysv = [(opt, o.created[1]) for opt, kind in (("-m", "shmid"), ("-s", "semid"), ("-q", "msqid"))
+            for o in objects if o.created[0] == kind]
+    paths = [f"{_POSIX_DIRS[o.created[0]]}{o.created[1]}" for kind in _POSIX_DIRS
+             for o in objects if o.created[0] == kind]
+    out = []
+    if sysv:
+        out.append("ipcrm " + " ".join(f"{opt} {ident}" for opt, ident in sysv))
+    if paths:
+        out.append("rm " + " ".join(paths))
+    return out
+
+
+def removal_hint(objects: list[HostObject]) -> str | None:
+    """The leftover line that tells how to remove host objects labctl leaves alone."""
+    commands = removal_commands(objects)
+    if not commands:
+        return None
+    return ("not removed, as another host process may own them; check, then remove them on the "
+            "engine's host (as root or their owner) with: " + " && ".join(commands))
+
+
 class HostIPCGuard:
     """Host IPC before/after one scenario; ``armed`` when a cleanup check asks for it."""
 
@@ -156,7 +187,8 @@ class HostIPCGuard:
         then). Returns what the cleanup check reports: the removed objects that only
         containers which had ended on their own reported (``..., left by ROLE (removed
         by teardown)``), and every other new object, which is not removed since it may
-        belong to the host. A probe failure goes to ``errors``."""
+        belong to the host, followed by the commands that remove those (``removal_hint``).
+        A probe failure goes to ``errors``."""
         if self.before is None:
             return []
         leaked: list[str] = []
@@ -177,4 +209,5 @@ class HostIPCGuard:
         except LabctlError as e:
             errors.append(str(e))
             return leaked
-        return leaked + sorted(new)
+        hint = removal_hint([self._objects[t] for t in sorted(new)])
+        return leaked + sorted(new) + ([hint] if hint else [])

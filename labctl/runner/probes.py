@@ -50,14 +50,16 @@ class ProbeSet:
         self.gone: dict[str, str] = {}  # owner -> why its namespace ended before a probe joined
 
     def owners(self) -> set[str]:
-        """The IPC namespace owners some check (``segment``, ``objects``; in checks: or in a
-        step) looks into: the kinds that say so (``CheckKind.probes``)."""
+        """The IPC namespace owners some check (``segment``, ``objects``, ``file`` under
+        /dev/shm; in checks: or in a step) looks into: the kinds that say so
+        (``CheckKind.probes``)."""
         scenario = self.ctx.scenario
         owners = set()
         for ch in scenario.all_checks():
-            target = kind_of(ch.body).probes(ch.body)
-            if target and not self.inside(target):
-                owners.add(scenario.ipc_owner(target))
+            targets = kind_of(ch.body).probes(ch.body)
+            for target in (targets,) if isinstance(targets, str) else targets or ():
+                if target and not self.inside(target):
+                    owners.add(scenario.ipc_owner(target))
         return owners
 
     def inside(self, container: str) -> bool:

@@ -53,14 +53,15 @@ def podman_address() -> str | None:
 
 
 def podman_start_hint() -> str:
-    """Exactly how to start Podman's API service for this user."""
+    """Exactly how to start Podman's API service for this user. From /tmp: conmon leaves
+    an empty file ``oom`` in the service's working directory for each OOM-killed container."""
     if os.geteuid() == 0:
         return ("start Podman's API service: `systemctl start podman.socket`, or\n"
-                f"  podman system service --time=0 unix://{PODMAN_ROOTFUL} &\n"
+                f"  cd /tmp && podman system service --time=0 unix://{PODMAN_ROOTFUL} &\n"
                 "(or point CONTAINER_HOST at a running one)")
     sock = podman_rootless_socket()
     return ("start Podman's rootless API service: `systemctl --user start podman.socket`, or\n"
-            f"  podman system service --time=0 unix://{sock} &\n"
+            f"  cd /tmp && podman system service --time=0 unix://{sock} &\n"
             "(or point CONTAINER_HOST at a running one)")
 
 

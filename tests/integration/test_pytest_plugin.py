@@ -5,9 +5,10 @@ Ctrl-C that leaves nothing behind (the leak guard checks every test too)."""
 from __future__ import annotations
 
 import signal
+import subprocess
 import sys
 import textwrap
-import time
+import threading
 from pathlib import Path
 
 import docker
@@ -88,25 +89,155 @@ LONG = textwrap.dedent("""\
         timeout: 120s
     """)
 
+# A reader that waits (the start phase) for a writer that never exits.
+WAITS = textwrap.dedent("""\
+    version: 1
+    name: pytest-interrupted-start
+    description: a reader started only after a writer that never exits
+    containers:
+      writer:
+        workload: sysv-writer
+        args: [--count, 0, --interval, 100ms]
+        ipc: shareable
+      reader:
+        workload: sysv-reader
+        args: [--reads, 1]
+        ipc: container:writer
+        after: {writer: exited}
+    checks:
+      - exit: {container: reader, code: 0}
+    """)
 
+# Loaded by the inner pytest (``-s``: its fd 1 is our pipe). In the phase named by
+# LABCTL_TEST_PHASE it prints ``LABCTL-PHASE <phase>`` once that phase is under way;
+# where the phase would be over too soon to be hit (collection, the image build, a
+# scenario's teardown, the session's final removal) it then stays there until the test
+# closes its stdin, which the test does only after its SIGINT. The start and checks
+# phases need no such hold: the scenario itself waits there.
+PHASE_CONFTEST = textwrap.dedent('''\
+    import os
+    import subprocess
+    import sys
+    import threading
+
+    import labctl.checks.evaluate
+    import labctl.cli.common
+    import labctl.runner.roster
+    import labctl.runner.scenario_run
+    import labctl.runtime
+
+    PHASE = os.environ["LABCTL_TEST_PHASE"]
+
+
+    def mark(phase):
+        if phase == PHASE:
+            os.write(1, f"\\nLABCTL-PHASE {phase}\\n".encode())
+
+
+    def hold():
+        """Block until our stdin closes."""
+        while os.read(0, 4096):
+            pass
+
+
+    def wrap(owner, name, before):
+        real = getattr(owner, name)
+
+        def wrapper(*args, **kwargs):
+            before()
+            return real(*args, **kwargs)
+
+        setattr(owner, name, wrapper)
+
+
+    def pytest_collect_file(file_path, parent):
+        if PHASE == "collection" and file_path.suffix == ".yaml":
+            mark("collection")
+            hold()
+
+
+    def build():
+        # a long compile (the first musl build takes ~30 s), run as labctl.build runs one
+        mark("build")
+        subprocess.run([sys.executable, "-c", "import sys; sys.stdin.buffer.read()"], check=False)
+
+
+    def on_main_thread_removal(engine):
+        real = engine.remove_labelled
+
+        def remove(selector):
+            if threading.current_thread() is threading.main_thread():  # the plugin's, not a scenario's
+                mark("session-end")
+                hold()
+            return real(selector)
+
+        engine.remove_labelled = remove
+        return engine
+
+
+    if PHASE == "build":
+        wrap(labctl.cli.common, "prepare_images", build)
+    elif PHASE == "start":
+        wrap(labctl.runner.roster.Roster, "wait_condition", lambda: mark("start"))
+    elif PHASE == "checks":
+        wrap(labctl.checks.evaluate, "evaluate", lambda: mark("checks"))
+    elif PHASE == "teardown":
+        wrap(labctl.runner.scenario_run, "teardown", lambda: (mark("teardown"), hold()))
+    elif PHASE == "session-end":
+        real_connect = labctl.runtime.Engine.connect
+        labctl.runtime.Engine.connect = lambda *a, **k: on_main_thread_removal(real_connect(*a, **k))
+    ''')
+
+# phase -> the scenario it runs (long ones where the scenario itself holds the phase)
+PHASES = {"collection": LONG, "build": LONG, "start": WAITS, "checks": LONG,
+          "teardown": PASSES.read_text(), "session-end": PASSES.read_text()}
+
+
+def _sigint_ignored() -> None:
+    """What bash does to a background job of a non-interactive shell (`pytest ... &` in a
+    CI script): SIGINT ignored, inherited through exec. Python then installs no
+    KeyboardInterrupt handler of its own."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@pytest.mark.parametrize("phase", list(PHASES))
 def test_ctrl_c_leaves_nothing_behind(pytester: pytest.Pytester, docker_client: docker.DockerClient,
-                                      shmlab_image: str) -> None:
-    pytester.makefile(".yaml", long=LONG)
-    proc = pytester.popen([sys.executable, "-m", "pytest", "--labctl", "long.yaml", "-p", "no:cacheprovider"],
-                          stdin=-1)
+                                      shmlab_image: str, monkeypatch: pytest.MonkeyPatch, phase: str) -> None:
+    """SIGINT to ``pytest --labctl`` at a known point of each phase: exit 2 (interrupted),
+    nothing of the run left. The inner pytest starts with SIGINT ignored, as from a CI
+    script's background job: with Python's default handling it would never notice."""
+    pytester.makefile(".yaml", scenario=PHASES[phase])
+    pytester.makeconftest(PHASE_CONFTEST)
+    monkeypatch.setenv("LABCTL_TEST_PHASE", phase)
+    proc = pytester.popen([sys.executable, "-m", "pytest", "--labctl", "scenario.yaml", "-s", "-p", "no:cacheprovider"],
+                          stdin=subprocess.PIPE, stderr=subprocess.STDOUT, preexec_fn=_sigint_ignored)
     mine = {"label": [f"io.labctl.pid={proc.pid}"]}
+    lines: list[str] = []
+    marked = threading.Event()
+
+    def read() -> None:
+        assert proc.stdout is not None
+        for raw in proc.stdout:
+            lines.append(raw.decode(errors="replace"))
+            if lines[-1].strip() == f"LABCTL-PHASE {phase}":
+                marked.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
     try:
-        deadline = time.monotonic() + 120
-        while not docker_client.containers.list(filters=mine) and time.monotonic() < deadline:
-            assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
-            time.sleep(0.2)  # polling interval of a bounded wait
-        assert docker_client.containers.list(filters=mine), "the scenario's container never started"
+        reached = marked.wait(120)
+        assert reached, f"the inner pytest never reached the {phase} phase:\n{''.join(lines)}"
         proc.send_signal(signal.SIGINT)
-        out, _ = proc.communicate(timeout=60)
+        assert proc.stdin is not None
+        proc.stdin.close()  # ends a hold (the SIGINT went first)
+        proc.wait(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+        reader.join(10)
+    out = "".join(lines)
     assert proc.returncode == pytest.ExitCode.INTERRUPTED, out
+    assert "Traceback" not in out, out
     assert docker_client.containers.list(all=True, filters=mine) == []
     assert docker_client.volumes.list(filters=mine) == []

@@ -121,8 +121,9 @@ class CheckKind:
                     that container's output before it starts; the judge reads it through
                     ``Observation.watcher`` instead of rescanning the output
     after_teardown  judged after the scenario's objects were removed (cleanup)
-    probes          body -> the container whose IPC namespace the judge probes (the
-                    runner then keeps a probe holder in that namespace from its start)
+    probes          body -> the container (or a tuple of them) whose IPC namespace the
+                    judge probes (the runner then keeps a probe holder in that namespace
+                    from its start)
     """
 
     name: str
@@ -133,7 +134,7 @@ class CheckKind:
     watch: Callable[[Any], str | None] = _no_watch
     tally: Callable[[Any, Output], Any] = _no_tally
     after_teardown: bool = False
-    probes: Callable[[Any], str | None] = _no_watch
+    probes: Callable[[Any], str | tuple[str, ...] | None] = _no_watch
 
     @property
     def description(self) -> str:

@@ -123,6 +123,12 @@ def judge(body: FileCheck, obs: Observation, look: Look) -> Verdict:
     return Verdict(not bad, expected, observed)
 
 
-# a /dev/shm path is read in the container's IPC namespace: its owner gets a probe holder
-KIND = CheckKind("file", FileCheck, FIELDS, build, judge,
-                 probes=lambda body: body.container if body.in_devshm else None)
+def probed(body: FileCheck) -> tuple[str, ...]:
+    """The containers whose IPC namespace a /dev/shm path is read in (a probe holder must
+    join each from its owner's start, as for ``segment``); none for a volume's file."""
+    if not body.in_devshm:
+        return ()
+    return tuple(c for c in (body.container, body.same_as) if c)
+
+
+KIND = CheckKind("file", FileCheck, FIELDS, build, judge, probes=probed)

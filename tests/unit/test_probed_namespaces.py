@@ -1,0 +1,37 @@
+"""Which IPC namespaces a scenario's checks look into: the runner starts a probe holder in
+each from its owner's start, and a check whose namespace is missing here cannot probe."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+
+from labctl import scenario as scen
+from labctl.runner.probes import ProbeSet
+
+EDGES = Path(__file__).resolve().parents[1] / "data" / "edges"
+
+
+def owners(text: str) -> set[str]:
+    s = scen.load_text(text, "t.yaml")
+    return ProbeSet.owners(SimpleNamespace(ctx=SimpleNamespace(scenario=s)))  # type: ignore[arg-type]
+
+
+def test_a_devshm_file_check_alone_needs_its_namespace_probed() -> None:
+    s = scen.load_file(str(EDGES / "devshm-file-only.yaml"))
+    assert ProbeSet.owners(SimpleNamespace(ctx=SimpleNamespace(scenario=s))) == {"writer"}  # type: ignore[arg-type]
+
+
+def test_a_volume_file_check_needs_no_namespace_and_same_as_adds_its_own() -> None:
+    head = """\
+version: 1
+name: t
+description: d
+volumes: {data: {}}
+containers:
+  a: {workload: posix-writer, args: [--name, /x], ipc: shareable, volumes: ["data:/data"]}
+  b: {workload: posix-writer, args: [--name, /x], ipc: shareable, volumes: ["data:/data"]}
+checks:
+"""
+    assert owners(head + "  - file: {container: a, path: /data/f}\n") == set()
+    assert owners(head + "  - file: {container: a, path: /dev/shm/x, same_as: b}\n") == {"a", "b"}
