@@ -18,13 +18,9 @@ time) and every item waits for its own result. An interrupted session (Ctrl-C)
 removes everything labelled with the session's run id before pytest exits. Nothing
 here imports the engine until a scenario actually runs.
 
-Ctrl-C interrupts in every phase (collection, image build, start, checks, teardown)
-and pytest exits 2 with nothing left: the engine connection and the image builds run
-in the main thread, where the KeyboardInterrupt lands (a compiler child is killed);
-only ``run_all`` runs in the background thread, which watches the cancel event; the
-final removal by label defers a Ctrl-C until it is done. A SIGINT disposition
-inherited as *ignored* (a non-interactive shell starts background jobs so: ``cmd &``)
-is replaced by Python's default handler for the session, as ``labctl run`` does.
+Ctrl-C interrupts every phase (exit 2, nothing left): engine and image builds run in the
+main thread, the final removal holds a Ctrl-C until done, and a SIGINT inherited ignored
+(a CI script's ``cmd &``) gets Python's handler back (``labctl.cli.sigint``).
 """
 
 from __future__ import annotations

@@ -12,14 +12,20 @@ from labctl.runner.probes import ProbeSet
 EDGES = Path(__file__).resolve().parents[1] / "data" / "edges"
 
 
+def owners_of(s) -> set[str]:  # noqa: ANN001 - a Scenario
+    """ProbeSet.owners of ``s``, without an engine (owners reads only the scenario)."""
+    probes = ProbeSet.__new__(ProbeSet)
+    probes.ctx = SimpleNamespace(scenario=s)  # type: ignore[assignment]
+    return probes.owners()
+
+
 def owners(text: str) -> set[str]:
-    s = scen.load_text(text, "t.yaml")
-    return ProbeSet.owners(SimpleNamespace(ctx=SimpleNamespace(scenario=s)))  # type: ignore[arg-type]
+    return owners_of(scen.load_text(text, "t.yaml"))
 
 
 def test_a_devshm_file_check_alone_needs_its_namespace_probed() -> None:
     s = scen.load_file(str(EDGES / "devshm-file-only.yaml"))
-    assert ProbeSet.owners(SimpleNamespace(ctx=SimpleNamespace(scenario=s))) == {"writer"}  # type: ignore[arg-type]
+    assert owners_of(s) == {"writer"}
 
 
 def test_a_volume_file_check_needs_no_namespace_and_same_as_adds_its_own() -> None:

@@ -124,8 +124,8 @@ def judge(body: FileCheck, obs: Observation, look: Look) -> Verdict:
 
 
 def probed(body: FileCheck) -> tuple[str, ...]:
-    """The containers whose IPC namespace a /dev/shm path is read in (a probe holder must
-    join each from its owner's start, as for ``segment``); none for a volume's file."""
+    """The containers whose IPC namespace a /dev/shm path is read in (its owner gets a
+    probe holder from its start, as for ``segment``; ``same_as`` too); none for a volume's file."""
     if not body.in_devshm:
         return ()
     return tuple(c for c in (body.container, body.same_as) if c)
