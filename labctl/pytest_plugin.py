@@ -64,9 +64,6 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                         help=f"let scenarios that need labctl run --{flag} run (otherwise they are skipped)")
     parser.addini("labctl_paths", type="paths", default=[],
                   help="scenario files or folders collected as labctl items (as if given with --labctl)")
-    from labctl.lint import pytest_check
-
-    pytest_check.add_options(group, parser)
 
 
 def _roots(config: pytest.Config) -> list[Path] | None:
@@ -79,9 +76,6 @@ def _roots(config: pytest.Config) -> list[Path] | None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    from labctl.lint import pytest_check
-
-    pytest_check.configure(config)
     roots = _roots(config)
     if roots and config.args_source != pytest.Config.ArgsSource.ARGS:
         # the ini form adds its paths to what pytest collects by default (testpaths or

@@ -4,7 +4,8 @@ Each PATH (repeatable; ``labctl_check`` in the ini file too) becomes one item na
 ``labctl-check::PATH`` that fails with the ``FILE:LINE:COL RULE message`` lines of its
 findings at or above ``--labctl-check-fail-on`` (default ``warning``), and errors with the
 located message when the file cannot be read. No engine is needed, so a CI job can lint a
-repository's stacks next to its other tests.
+repository's stacks next to its other tests. A pytest plugin of its own (entry point
+``labctl-check``), inert unless a path is named.
 """
 
 from __future__ import annotations
@@ -60,7 +61,8 @@ class CheckCollector:
             items.append(CheckItem.from_parent(session, name=f"labctl-check::{p}", target=p, fail_on=self.fail_on))
 
 
-def add_options(group: Any, parser: pytest.Parser) -> None:
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("labctl", "labctl shared-memory scenarios")
     group.addoption("--labctl-check", action="append", default=[], metavar="PATH",
                     help="lint this Compose file or manifest with `labctl check` as a test item (repeatable)")
     group.addoption("--labctl-check-fail-on", choices=("error", "warning", "note"), default="warning",
@@ -68,8 +70,8 @@ def add_options(group: Any, parser: pytest.Parser) -> None:
     parser.addini("labctl_check", type="args", default=[], help="files linted as with --labctl-check")
 
 
-def configure(config: pytest.Config) -> None:
+def pytest_configure(config: pytest.Config) -> None:
     paths = [*config.getoption("labctl_check"), *config.getini("labctl_check")]
     if paths:
         config.pluginmanager.register(CheckCollector(paths, config.getoption("labctl_check_fail_on")),
-                                      "labctl-check")
+                                      "labctl-check-items")
