@@ -12,7 +12,7 @@ says more than the seconds. Removes its containers by label at the end, whatever
     python benchmarks/inspect_speed.py                       # 50 containers, 25 namespaces, docker
     python benchmarks/inspect_speed.py --containers 50 --namespaces 50 --engine podman
 
-The target (issue text): 50 running containers answered in <= 5 s on this machine.
+The aim: 50 running containers answered in <= 5 s on this machine.
 Not a timed test: timings on a shared 2-core machine are noisy; compare runs made together.
 """
 
