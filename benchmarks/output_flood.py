@@ -1,24 +1,36 @@
 #!/usr/bin/env python3
-"""Output flood: what a chatty workload costs labctl in memory and time.
+"""Output flood: what a chatty workload costs labctl against the engine's own floor.
 
 One command (``python benchmarks/output_flood.py``) measures, for each event count
-(default 1,000,000 and 3,000,000):
+(default 3,000,000), ``--pairs`` PAIRED runs (default 5) of:
 
-* ``run``: a real ``labctl run`` as a child process on a generated scenario whose writer
-  prints one JSON event per write (``sysv-writer --count N --interval 0``), with an
-  ``events`` check that counts every ``wrote`` event and wants ``count`` strictly rising,
-  an ``output`` check and an ``exit`` check. Wall time from spawn to exit, the child's
-  peak RSS (``os.wait4`` ru_maxrss), and events/s = N / wall. The run must pass.
-* ``engine``: the floor under ``run``: the same writer in a bare container (docker SDK, no
-  labctl), its attach stream read raw and thrown away; wall from start to end of stream.
-  What ``run`` takes beyond it is labctl's share (start, checks, teardown, parsing).
-* ``ingest``: labctl's output path alone, in this process, with no engine: the same
-  event lines (in chunks as the engine delivers them) fed to ``labctl.runtime.logs.Output``
-  with the same checks' consumers, timed; events/s.
+* ``floor``: what the engine can deliver, with nothing of labctl. A fresh Python process
+  on the bare Docker SDK does the same job as ``labctl run`` does for this scenario:
+  create the writer container (same image, command, user, no network, read-only root,
+  no capabilities, no-new-privileges, and the engine's default log driver and options,
+  which labctl's containers get too), attach (raw socket), start it, read the attach
+  stream to its end and throw the bytes away (no demultiplexing, no parsing), wait for
+  the exit code, remove the container. Wall from spawn to exit of that process; its
+  ``stream_s`` is start -> end of stream alone.
+* ``labctl``: ``labctl run`` of a generated scenario whose writer prints one JSON event
+  per write (``sysv-writer --count N --interval 0``), with an ``events`` check that
+  counts every ``wrote`` event and wants ``count`` strictly rising, an ``output`` check
+  and an ``exit`` check, as a child process. Wall from spawn to exit, the child's peak
+  RSS (``os.wait4`` ru_maxrss), the scenario's own duration. The run must pass.
 
-Prints a table on stderr and a JSON document on stdout (``--out PATH`` also writes it).
-Targets (issue 11): 3M events: peak RSS < 150 MB and wall < 15 s for the run; ingest
->= 300,000 events/s.
+The two alternate (floor first in even pairs, labctl first in odd ones) and each pair
+gives ratio = labctl wall / floor wall, so load from other processes that lasts longer
+than one pair cancels out. Printed: every pair with the 1-minute load average at its
+start, the median ratio, the worst pair, the spread (min-max) of the ratios, and NOISY
+when the floor itself varies by more than 25 % ((max - min) / median of the floor walls):
+the machine was not steady enough for the ratios to mean much.
+
+``--ingest`` adds labctl's output path alone, in this process with no engine: the same
+event lines (in chunks as the engine delivers them) fed to ``labctl.output.Output`` with
+the same checks' consumers, timed; events/s.
+
+Prints the table on stderr and a JSON document on stdout (``--out PATH`` also writes it).
+Targets: 3M events: median ratio <= 1.2, worst pair <= 1.5, labctl peak RSS <= 50 MB.
 """
 
 from __future__ import annotations
@@ -28,6 +40,7 @@ import json
 import os
 import platform
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -67,67 +80,117 @@ def _say(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def run_flood(count: int, jobs_env: dict[str, str]) -> dict:
+TARGETS = {"median_ratio": 1.2, "worst_ratio": 1.5, "peak_rss_mb": 50, "floor_noisy_spread": 0.25}
+
+
+def _child(argv: list[str]) -> tuple[float, int, bytes, bytes, float]:
+    """Run ``argv`` to its end: (wall s, exit code, stdout, stderr, peak RSS MB of the child)."""
+    t0 = time.monotonic()
+    proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out, err = proc.communicate()
+    wall = time.monotonic() - t0
+    # communicate() reaped it; each measurement runs in its own --_one child (below), so
+    # RUSAGE_CHILDREN's max is this child's own peak
+    rss_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return wall, proc.returncode, out, err, rss_kb / 1024
+
+
+def run_labctl(count: int) -> dict:
     """One real ``labctl run`` over the flood scenario; wall, peak RSS, verdict."""
     with tempfile.TemporaryDirectory(prefix="labctl-flood-") as tmp:
         path = Path(tmp) / "flood.yaml"
         path.write_text(SCENARIO.format(count=count))
-        t0 = time.monotonic()
-        proc = subprocess.Popen([*LABCTL, "run", str(path), "--format", "json"], cwd=ROOT,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=jobs_env)
-        out, err = proc.communicate()
-        wall = time.monotonic() - t0
-        # communicate() reaped the child; its rusage is in RUSAGE_CHILDREN (max over children)
-        rss_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    status = "?"
-    scenario_s = None
+        wall, code, out, err, rss = _child([*LABCTL, "run", str(path), "--format", "json"])
+    status, scenario_s = "?", None
     try:
-        report = json.loads(out)
-        sc = report["scenarios"][0]
-        status = sc["status"]
-        scenario_s = sc["duration_s"]
+        sc = json.loads(out)["scenarios"][0]
+        status, scenario_s = sc["status"], sc["duration_s"]
         if status != "passed":
             _say(json.dumps(sc, indent=1)[:3000])
     except (ValueError, KeyError, IndexError):
         _say(err.decode(errors="replace")[-2000:])
-    return {"mode": "run", "events": count, "exit": proc.returncode, "status": status,
-            "wall_s": round(wall, 2), "scenario_s": scenario_s, "peak_rss_mb": round(rss_kb / 1024, 1),
-            "events_per_s": round(count / wall)}
+    return {"mode": "labctl", "events": count, "exit": code, "status": status, "wall_s": round(wall, 3),
+            "scenario_s": scenario_s, "peak_rss_mb": round(rss, 1)}
 
 
-def engine_floor(count: int) -> dict:
-    """The writer's output through the engine with nothing of labctl: create, attach
-    (raw socket), start, read to the end of the stream, remove."""
-    import uuid
+FLOOR = r"""
+import sys, time, uuid, json
+import docker
+image, count = sys.argv[1], sys.argv[2]
+client = docker.from_env(timeout=300)
+ct = client.containers.create(image, ["sysv-writer", "--count", count, "--interval", "0", "--rmid"],
+                              labels={"io.labctl.managed": "true", "io.labctl.run-id": str(uuid.uuid4()),
+                                      "io.labctl.scenario": "output-flood-floor"},
+                              network_mode="none", user="65534:65534", read_only=True, cap_drop=["ALL"],
+                              security_opt=["no-new-privileges"])
+try:
+    raw = client.api.attach_socket(ct.id, params={"stdout": 1, "stderr": 1, "stream": 1})
+    sock = raw._sock
+    sock.settimeout(None)
+    buf = bytearray(1 << 18)
+    t0 = time.monotonic()
+    ct.start()
+    received = 0
+    while n := sock.recv_into(buf):
+        received += n
+    stream_s = time.monotonic() - t0
+    code = ct.wait(timeout=60)["StatusCode"]
+finally:
+    ct.remove(force=True)
+    client.close()
+print(json.dumps({"stream_s": round(stream_s, 3), "bytes": received, "exit": code}))
+"""
 
-    import docker
 
-    from labctl.images.build import ensure_image
-    from labctl.runtime import Engine
-    from labctl.runtime.labels import labels_for
+def run_floor(count: int, image: str) -> dict:
+    """The engine's floor for the same job (see the module docstring), in a fresh process."""
+    wall, code, out, err, rss = _child([sys.executable, "-c", FLOOR, image, str(count)])
+    if code != 0:
+        _say(err.decode(errors="replace")[-2000:])
+        raise SystemExit(f"the floor run failed (exit {code})")
+    res = json.loads(out)
+    return {"mode": "floor", "events": count, "wall_s": round(wall, 3), "stream_s": res["stream_s"],
+            "bytes": res["bytes"], "exit": res["exit"], "peak_rss_mb": round(rss, 1)}
 
-    engine = Engine.connect()
-    image = str(ensure_image(engine))
-    client = docker.from_env(timeout=120)
-    ct = client.containers.create(image, ["sysv-writer", "--count", str(count), "--interval", "0", "--rmid"],
-                                  labels=labels_for(str(uuid.uuid4()), "output-flood", "engine-floor"),
-                                  network_mode="none", user="65534:65534")
-    try:
-        sock = client.api.attach_socket(ct.id, params={"stdout": 1, "stderr": 1, "stream": 1})
-        raw = sock._sock  # the hijacked connection: what the engine sends, unparsed
-        raw.settimeout(300)
-        t0 = time.monotonic()
-        ct.start()
-        received = 0
-        while chunk := raw.recv(1 << 20):
-            received += len(chunk)
-        wall = time.monotonic() - t0
-    finally:
-        ct.remove(force=True)
-        client.close()
-        engine.close()
-    return {"mode": "engine", "events": count, "wall_s": round(wall, 2), "bytes": received,
-            "events_per_s": round(count / wall)}
+
+def _one(mode: str, count: int, image: str) -> dict:
+    """One measurement in a child of a fresh process (so ru_maxrss is its own)."""
+    load = round(os.getloadavg()[0], 2)
+    res = json.loads(subprocess.run([sys.executable, __file__, "--_one", mode, str(count), image], check=True,
+                                    stdout=subprocess.PIPE, cwd=ROOT).stdout)
+    res["load_1m"] = load
+    return res
+
+
+def paired(count: int, pairs: int, image: str) -> dict:
+    """``pairs`` alternating floor/labctl measurements and their ratios."""
+    rows = []
+    for i in range(pairs):
+        order = ("floor", "labctl") if i % 2 == 0 else ("labctl", "floor")
+        got = {m: _one(m, count, image) for m in order}
+        fl, lc = got["floor"], got["labctl"]
+        ratio = lc["wall_s"] / fl["wall_s"]
+        rows.append({"pair": i + 1, "order": "/".join(order), "floor": fl, "labctl": lc, "ratio": round(ratio, 3)})
+        _say(f"  pair {i + 1} ({'/'.join(order)}): floor {fl['wall_s']:.2f} s (stream {fl['stream_s']:.2f}, "
+             f"load {fl['load_1m']}), labctl {lc['wall_s']:.2f} s ({lc['status']}, scenario {lc['scenario_s']} s, "
+             f"RSS {lc['peak_rss_mb']} MB, load {lc['load_1m']}): ratio {ratio:.3f}")
+    ratios = sorted(r["ratio"] for r in rows)
+    floors = [r["floor"]["wall_s"] for r in rows]
+    floor_spread = (max(floors) - min(floors)) / statistics.median(floors)
+    summary = {
+        "events": count, "pairs": rows,
+        "ratio_median": round(statistics.median(ratios), 3), "ratio_worst": ratios[-1],
+        "ratio_min": ratios[0], "ratio_spread": round(ratios[-1] - ratios[0], 3),
+        "floor_median_s": round(statistics.median(floors), 3), "floor_spread": round(floor_spread, 3),
+        "labctl_peak_rss_mb": max(r["labctl"]["peak_rss_mb"] for r in rows),
+        "all_passed": all(r["labctl"]["status"] == "passed" for r in rows),
+        "noisy": floor_spread > TARGETS["floor_noisy_spread"],
+        "load_1m": [r[m]["load_1m"] for r in rows for m in ("floor", "labctl")],
+    }
+    summary["meets_targets"] = (summary["all_passed"] and summary["ratio_median"] <= TARGETS["median_ratio"]
+                                and summary["ratio_worst"] <= TARGETS["worst_ratio"]
+                                and summary["labctl_peak_rss_mb"] <= TARGETS["peak_rss_mb"])
+    return summary
 
 
 def _lines(count: int) -> list[bytes]:
@@ -179,51 +242,56 @@ def _cpu_name() -> str:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--events", type=int, nargs="+", default=[1_000_000, 3_000_000],
-                    help="event counts to measure (default: 1000000 3000000)")
-    ap.add_argument("--skip-run", action="store_true", help="only the in-process ingest measurement")
-    ap.add_argument("--skip-ingest", action="store_true", help="no in-process ingest measurement")
-    ap.add_argument("--skip-engine", action="store_true", help="no bare-engine floor measurement")
+    ap.add_argument("--events", type=int, nargs="+", default=[3_000_000],
+                    help="event counts to measure (default: 3000000)")
+    ap.add_argument("--pairs", type=int, default=5, help="paired floor/labctl runs per count (default 5)")
+    ap.add_argument("--ingest", action="store_true", help="also time labctl's output path alone, in-process")
+    ap.add_argument("--skip-ingest", action="store_true", help="(the default) no in-process ingest measurement")
     ap.add_argument("--out", help="also write the JSON document here")
     args = ap.parse_args()
 
-    results = []
+    from labctl.images.build import ensure_image
+    from labctl.runtime import Engine
+
+    engine = Engine.connect()
+    try:
+        image = str(ensure_image(engine))
+        engine_version = engine.describe() if hasattr(engine, "describe") else ""
+    finally:
+        engine.close()
+    load_start = [round(x, 2) for x in os.getloadavg()]
+    series, ingests = [], []
     for n in args.events:
-        if not args.skip_ingest:
+        if args.ingest and not args.skip_ingest:
             _say(f"ingest: {n:,} events ...")
-            results.append(ingest(n))
-            _say(f"  {results[-1]['events_per_s']:,} events/s")
-        if not args.skip_engine:
-            _say(f"engine floor: {n:,} events ...")
-            results.append(engine_floor(n))
-            _say(f"  {results[-1]['wall_s']} s, {results[-1]['events_per_s']:,} events/s")
-        if not args.skip_run:
-            _say(f"labctl run: {n:,} events ...")
-            # each run in its own child of a fresh process, so ru_maxrss is this run's
-            res = json.loads(subprocess.run([sys.executable, __file__, "--_one-run", str(n)], check=True,
-                                            stdout=subprocess.PIPE, cwd=ROOT).stdout)
-            results.append(res)
-            _say(f"  {res['status']} (exit {res['exit']}) in {res['wall_s']} s, peak RSS {res['peak_rss_mb']} MB, "
-                 f"{res['events_per_s']:,} events/s")
-    doc = {"machine": {"cpu": _cpu_name(), "cores": os.cpu_count(),
-                       "kernel": platform.release(), "python": platform.python_version(),
-                       "load_avg_1m_at_end": round(os.getloadavg()[0], 2)},
-           "targets": {"run_3m_peak_rss_mb": 150, "run_3m_wall_s": 15, "ingest_events_per_s": 300_000},
-           "results": results}
-    _say("\nmode    events      wall/s  peak RSS MB  events/s")
-    for r in results:
-        _say(f"{r['mode']:<7} {r['events']:>9,}  {r.get('wall_s', r.get('seconds')):>7}  "
-             f"{r.get('peak_rss_mb', '-'):>11}  {r['events_per_s']:>9,}")
+            ingests.append(ingest(n))
+            _say(f"  {ingests[-1]['events_per_s']:,} events/s")
+        _say(f"{args.pairs} pairs at {n:,} events (floor = bare SDK create/attach/start/read/wait/remove):")
+        series.append(paired(n, args.pairs, image))
+    doc = {"command": "python benchmarks/output_flood.py " + " ".join(sys.argv[1:]),
+           "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+           "machine": {"cpu": _cpu_name(), "cores": os.cpu_count(), "kernel": platform.release(),
+                       "python": platform.python_version(), "engine": str(engine_version),
+                       "load_avg_at_start": load_start,
+                       "load_avg_at_end": [round(x, 2) for x in os.getloadavg()]},
+           "targets": TARGETS, "series": series, "ingest": ingests}
+    _say("\nevents     pairs  median  worst  spread(min-max)  floor median  floor spread  peak RSS  verdict")
+    for s in series:
+        verdict = ("NOISY (the floor varied by more than 25 %)" if s["noisy"] else "steady floor") + \
+            ("; targets met" if s["meets_targets"] else "; TARGETS MISSED")
+        _say(f"{s['events']:>9,}  {len(s['pairs']):>5}  {s['ratio_median']:>6.3f}  {s['ratio_worst']:>5.3f}  "
+             f"{s['ratio_min']:.3f}-{s['ratio_worst']:.3f}      {s['floor_median_s']:>8.2f} s  "
+             f"{100 * s['floor_spread']:>10.1f} %  {s['labctl_peak_rss_mb']:>5.1f} MB  {verdict}")
     text = json.dumps(doc, indent=2)
     print(text)
     if args.out:
         Path(args.out).write_text(text + "\n")
-    bad = [r for r in results if r["mode"] == "run" and r["status"] != "passed"]
-    return 1 if bad else 0
+    return 0 if all(s["meets_targets"] for s in series) else 1
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 3 and sys.argv[1] == "--_one-run":
-        print(json.dumps(run_flood(int(sys.argv[2]), dict(os.environ))))
+    if len(sys.argv) == 5 and sys.argv[1] == "--_one":
+        mode, count, image = sys.argv[2], int(sys.argv[3]), sys.argv[4]
+        print(json.dumps(run_labctl(count) if mode == "labctl" else run_floor(count, image)))
         sys.exit(0)
     sys.exit(main())

@@ -6,6 +6,7 @@ container operation is turned into ``labctl.errors`` here, once.
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from typing import TYPE_CHECKING, Any, Callable
@@ -15,6 +16,7 @@ import docker.errors
 import requests.exceptions
 
 from labctl.errors import ContainerStartError, EngineError
+from labctl.runtime.attach import pump, raw_socket
 from labctl.runtime.logs import ExitStatus, Output
 from labctl.runtime.engine import Container, ContainerGone
 
@@ -83,11 +85,16 @@ class DockerContainer(Container):
 
     def _attach(self, logs: bool) -> threading.Thread:
         try:
-            # The POST /attach happens here, synchronously; iterating reads the stream.
-            stream = self._api.attach(self.id, stdout=True, stderr=True, stream=True, logs=logs, demux=True)
+            # The POST /attach happens here, synchronously; the pump reads the hijacked socket
+            # in bulk (labctl.runtime.attach), not frame by frame through the SDK's iterator.
+            sock = self._api.attach_socket(self.id, params={"stdout": 1, "stderr": 1, "stream": 1,
+                                                            "logs": 1 if logs else 0})
+            raw = raw_socket(sock)
         except docker.errors.DockerException as e:
             raise EngineError(f"attaching to container {self.role!r}: {explain(e)}") from e
-        reader = threading.Thread(target=self._pump, args=(stream,), name=f"logs-{self.name}", daemon=True)
+        except TRANSIENT as e:
+            raise EngineError(f"attaching to container {self.role!r}: the engine stopped answering") from e
+        reader = threading.Thread(target=self._pump, args=(sock, raw), name=f"logs-{self.name}", daemon=True)
         reader.start()
         return reader
 
@@ -110,15 +117,17 @@ class DockerContainer(Container):
             raise EngineError(f"starting container {self.role!r}: the engine stopped answering") from e
         self._started = True
 
-    def _pump(self, stream) -> None:  # noqa: ANN001 - the SDK's demuxed frame iterator
+    def _pump(self, sock: object, raw: socket.socket) -> None:
+        # ``sock`` (the SDK's wrapper) is held so the connection lives as long as the read.
         try:
-            for out, err in stream:
-                if out:
-                    self.output.feed("stdout", out)
-                if err:
-                    self.output.feed("stderr", err)
+            pump(raw, self.output.feed)
         except Exception:  # noqa: BLE001 - the stream dies with the container; state tells why
             pass
+        finally:
+            try:
+                raw.close()
+            except OSError:
+                pass
         try:
             if self._restarts:
                 self._follow_restarts()

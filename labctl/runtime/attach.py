@@ -1,0 +1,86 @@
+"""Reading a container's attach stream in bulk: the engine's multiplexed frames split into
+stdout and stderr bytes with one pass per socket read, not per frame.
+
+The engine's attach stream (``POST /containers/{id}/attach`` without a TTY, Docker and
+Podman alike) is a sequence of frames: an 8-byte header (stream id: 1 stdout, 2 stderr;
+three zero bytes; the payload length as a big-endian unsigned 32-bit integer) and the
+payload. The engine writes one frame per read from the container's pipe, so a chatty
+workload produces frames of one or a few lines each.
+
+The Docker SDK's own iterator (``attach(stream=True, demux=True)``) reads each frame with
+two ``poll`` + ``recv`` pairs (header, then payload) and yields it to Python on its own; a
+consumer fed frame by frame then takes its lock and wakes its waiters once per line. On a
+2-core machine shared with the engine and the workload that per-frame work is what keeps
+a chatty run from the engine's pace. ``StreamDemux`` and ``pump`` read whatever the socket
+holds (up to ``READ_SIZE`` bytes) and hand each stream's bytes of that read over at once.
+"""
+
+from __future__ import annotations
+
+import socket
+from struct import Struct
+from typing import Callable
+
+READ_SIZE = 1 << 18  # bytes per socket read: large, so a backlog is taken in one call
+_HEADER = Struct(">BxxxL")  # stream id, 3 pad bytes, payload length
+STDERR = 2
+
+
+class StreamDemux:
+    """Splits a multiplexed attach stream, fed in arbitrary pieces, into stdout and stderr
+    bytes. A header or payload cut between two pieces is carried over."""
+
+    def __init__(self) -> None:
+        self._head = b""  # an incomplete header from the previous piece
+        self._stream = 1  # stream id of the frame being read
+        self._left = 0  # payload bytes of that frame still to come
+
+    def split(self, data: bytes | memoryview) -> tuple[bytes, bytes]:
+        """``(stdout, stderr)``: the payload bytes of each stream found in ``data``, in order
+        (copies: ``data`` may be a view of a buffer that is reused)."""
+        if self._head:
+            data, self._head = self._head + data, b""
+        out: list[bytes | memoryview] = []
+        err: list[bytes | memoryview] = []
+        pos, end = 0, len(data)
+        unpack = _HEADER.unpack_from
+        while pos < end:
+            if self._left:
+                take = min(self._left, end - pos)
+                (err if self._stream == STDERR else out).append(data[pos:pos + take])
+                self._left -= take
+                pos += take
+            elif end - pos >= 8:
+                self._stream, self._left = unpack(data, pos)
+                pos += 8
+            else:
+                self._head = bytes(data[pos:])
+                break
+        return b"".join(out), b"".join(err)
+
+
+def raw_socket(sock: object) -> socket.socket:
+    """The OS socket under what ``APIClient.attach_socket`` returns (a ``SocketIO`` over a
+    Unix socket, or the socket itself for TCP/TLS), in blocking mode without a timeout: a
+    workload may stay silent for longer than the client's request timeout."""
+    raw = getattr(sock, "_sock", sock)
+    raw.settimeout(None)  # type: ignore[attr-defined]
+    return raw  # type: ignore[return-value]
+
+
+def pump(raw: socket.socket, feed: Callable[[str, bytes], None]) -> None:
+    """Read ``raw`` to its end (the container's output closed, or the socket did), calling
+    ``feed("stdout" | "stderr", bytes)`` once per stream per read. OSError when the socket
+    fails (the container was removed under it)."""
+    demux = StreamDemux()
+    # One buffer, reused: a fresh 256 KiB bytes object per read would cost an mmap and
+    # munmap (glibc serves allocations that large from mmap) on every call.
+    buf = bytearray(READ_SIZE)
+    view = memoryview(buf)
+    recv_into = raw.recv_into
+    while n := recv_into(buf):
+        out, err = demux.split(view[:n])
+        if out:
+            feed("stdout", out)
+        if err:
+            feed("stderr", err)
