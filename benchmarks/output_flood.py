@@ -115,12 +115,13 @@ def run_labctl(count: int) -> dict:
 
 FLOOR = r"""
 import sys, time, uuid, json
-import docker
+import docker, docker.errors
 image, count = sys.argv[1], sys.argv[2]
 client = docker.from_env(timeout=300)
 ct = client.containers.create(image, ["sysv-writer", "--count", count, "--interval", "0", "--rmid"],
-                              labels={"io.labctl.managed": "true", "io.labctl.run-id": str(uuid.uuid4()),
-                                      "io.labctl.scenario": "output-flood-floor"},
+                              # not io.labctl.* labels: a sweep by labctl's labels elsewhere
+                              # on a shared engine must not remove the floor's container
+                              labels={"labctl-benchmark": "output-flood-floor", "run": str(uuid.uuid4())},
                               network_mode="none", user="65534:65534", read_only=True, cap_drop=["ALL"],
                               security_opt=["no-new-privileges"])
 try:
@@ -136,7 +137,10 @@ try:
     stream_s = time.monotonic() - t0
     code = ct.wait(timeout=60)["StatusCode"]
 finally:
-    ct.remove(force=True)
+    try:
+        ct.remove(force=True)
+    except docker.errors.NotFound:
+        pass
     client.close()
 print(json.dumps({"stream_s": round(stream_s, 3), "bytes": received, "exit": code}))
 """

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
 import signal
 import sys
 import uuid
@@ -113,13 +114,18 @@ def run_bench(engine, image: str, binary: Path | None, config: Config,  # noqa: 
                     memcpy.append(_memcpy(binary, cfg))
                 except PairError as e:
                     errors.append(str(e))
-        for i, (mech, size) in enumerate(plan):
-            spec = PairSpec(mech, size, cfg.iterations_for(size), cfg.warmup_for(size), cfg.timeout_s, pinned)
-            for r in range(cfg.rounds):
-                # paired rounds, the first placement alternating (A B, B A, ...): drift
-                # and warm caches favour neither, and each round's ratio compares two
-                # measurements taken seconds apart
-                order = list(cfg.placements) if (i + r) % 2 == 0 else list(reversed(cfg.placements))
+        # Round-major: round 1 of every row, then round 2 of every row..., the rows and
+        # the placement order shuffled within each round. One row's rounds are then spread
+        # over the whole run, so their spread estimates what a second run would see
+        # (labctl.bench.paired), and neither placement always goes first.
+        shuffle = random.Random(run_id).shuffle
+        for r in range(cfg.rounds):
+            order_rows = list(plan)
+            shuffle(order_rows)
+            for mech, size in order_rows:
+                spec = PairSpec(mech, size, cfg.iterations_for(size), cfg.warmup_for(size), cfg.timeout_s, pinned)
+                order = list(cfg.placements)
+                shuffle(order)
                 for placement in order:
                     done += 1
                     progress(f"[{done}/{total}] {mech} {size} B {placement} round {r + 1}/{cfg.rounds} "

@@ -302,8 +302,10 @@ def to_json(report: Report) -> dict:
                   "*_sustained": "the same over the whole timed loop, stalls included",
                   "results": "per placement, the median over the paired rounds of each round's figure",
                   "batch": "round trips timed together per sample (one clock tick <= 1 % of a sample)",
-                  "paired": "per round container/host ratio of medians; verdict stable when the interquartile "
-                            "range of the ratios lies within +-10 % of their median"},
+                  "paired": "per round container/host ratio of medians; rounds taken round-major (every row's "
+                            "round 1, then round 2...), rows and placement order shuffled per round; verdict "
+                            "stable when the interquartile range of the ratios lies within +-10 % of their median "
+                            "and the median ratios of the first and second half of the rounds agree within 5 %"},
         "results": [asdict(r) for r in report.records],
         "rounds": [asdict(r) for r in report.rounds],
         "paired": [p.to_json() for p in report.paired],
@@ -371,7 +373,7 @@ def render_table(report: Report) -> str:
     if report.config.rounds > 1:
         out.append(f"{report.config.rounds} paired rounds per row (host and container back to back); ctr/host is "
                    "the median of the per-round ratios, [IQR] their interquartile range; NOISY: the IQR is "
-                   "wider than +-10 % of the median")
+                   "wider than +-10 % of the median, or the two halves of the run disagree by more than 5 %")
     ticks = sorted({r.clock_tick_ns for r in report.records if r.clock_tick_ns})
     if ticks:
         batches = sorted({r.batch for r in report.records if r.size == min(report.config.sizes)})

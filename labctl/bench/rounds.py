@@ -8,6 +8,15 @@ one round to the next, so slow drift favours neither), the ratio container/host 
 taken *per round*, and the row reports the median ratio with its spread. When the
 rounds disagree, the row says the machine was too noisy instead of printing a number.
 
+``stable`` is meant to predict that a second run agrees, so it is decided from what
+estimates run-to-run spread: the run takes its rounds round-major (round 1 of every row,
+then round 2 of every row..., rows and the placement order shuffled within a round), so
+one row's rounds are spread over the whole run and meet the machine's slow phases the
+way a second run would; then the row must pass two tests: the middle half of its
+per-round ratios lies within ±10 % of their median, and the median ratio of the rounds
+of the first half of the run and that of the second half agree within 5 % (two halves
+of one run standing in for two runs).
+
 Pure Python over Records: everything here unit-tests on synthetic samples.
 """
 
@@ -23,6 +32,9 @@ from labctl.bench.records import Record
 # share of their median (interquartile range inside ±10 %): one disturbed round out
 # of five moves min or max, not the quartiles; two or more do.
 NOISE_TOLERANCE = 0.10
+# ... and the two halves of the run (rounds in time order) give median ratios within
+# this share of each other: half of the 10 % within which two runs must agree.
+HALF_AGREEMENT = 0.05
 MIN_ROUNDS_FOR_VERDICT = 3
 
 
@@ -32,7 +44,9 @@ class Paired:
 
     ``ratios`` are per-round ``container rtt_ns_median / host rtt_ns_median``;
     ``host_ns``/``container_ns`` are the medians (ns per round trip) of each placement's
-    per-round medians. ``verdict`` is ``stable``, ``noisy`` or ``too few rounds``.
+    per-round medians. ``halves`` are the median ratios of the first and the second half
+    of the rounds (in the order they ran). ``verdict`` is ``stable``, ``noisy`` or ``too
+    few rounds``; ``why`` says which test a noisy row failed.
     """
 
     mechanism: str
@@ -47,6 +61,8 @@ class Paired:
     host_ns: int
     container_ns: int
     verdict: str
+    halves: tuple[float, float] = (0.0, 0.0)
+    why: str = ""
 
     @property
     def stable(self) -> bool:
@@ -59,7 +75,7 @@ class Paired:
                 "ratio_max": round(self.ratio_max, 4), "ratio_q1": round(self.ratio_q1, 4),
                 "ratio_q3": round(self.ratio_q3, 4), "ratios": [round(r, 4) for r in self.ratios],
                 "host_rtt_ns_median": self.host_ns, "container_rtt_ns_median": self.container_ns,
-                "verdict": self.verdict}
+                "halves": [round(h, 4) for h in self.halves], "verdict": self.verdict, "why": self.why}
 
     def spread(self) -> str:
         """``0.98 (IQR 0.95–1.02, range 0.90–1.10)``."""
@@ -79,15 +95,38 @@ def quartiles(values: Sequence[float]) -> tuple[float, float, float]:
     return q1, q2, q3
 
 
-def verdict(ratios: Sequence[float], tolerance: float = NOISE_TOLERANCE) -> str:
-    """``stable`` when the interquartile range of ``ratios`` lies within ±``tolerance``
-    of their median, ``noisy`` when it does not, ``too few rounds`` under three."""
+def halves(ratios: Sequence[float]) -> tuple[float, float]:
+    """The median of the first ``len // 2`` ratios and that of the rest (rounds in the
+    order they ran). ValueError under two ratios."""
+    if len(ratios) < 2:
+        raise ValueError("halves need two ratios at least")
+    mid = len(ratios) // 2
+    return statistics.median(ratios[:mid]), statistics.median(ratios[mid:])
+
+
+def judge(ratios: Sequence[float], tolerance: float = NOISE_TOLERANCE,
+          half_agreement: float = HALF_AGREEMENT) -> tuple[str, str]:
+    """``(verdict, why)``: ``stable`` when the interquartile range of ``ratios`` (in the
+    order they ran) lies within ±``tolerance`` of their median and the medians of the two
+    halves differ by at most ``half_agreement`` of the larger; ``noisy`` otherwise, with
+    the failed test in ``why``; ``too few rounds`` under three."""
     if len(ratios) < MIN_ROUNDS_FOR_VERDICT:
-        return "too few rounds"
+        return "too few rounds", f"{len(ratios)} round(s); {MIN_ROUNDS_FOR_VERDICT} needed"
     q1, med, q3 = quartiles(ratios)
     if med <= 0:
-        return "noisy"
-    return "stable" if q1 >= med * (1 - tolerance) and q3 <= med * (1 + tolerance) else "noisy"
+        return "noisy", "non-positive median ratio"
+    if not (q1 >= med * (1 - tolerance) and q3 <= med * (1 + tolerance)):
+        return "noisy", f"IQR {q1:.2f}-{q3:.2f} wider than +-{100 * tolerance:.0f} % of {med:.2f}"
+    a, b = halves(ratios)
+    diff = abs(a - b) / max(a, b)
+    if diff > half_agreement:
+        return "noisy", f"halves of the run disagree: {a:.2f} vs {b:.2f} ({100 * diff:.0f} % > {100 * half_agreement:.0f} %)"
+    return "stable", ""
+
+
+def verdict(ratios: Sequence[float], tolerance: float = NOISE_TOLERANCE) -> str:
+    """The verdict of ``judge`` alone."""
+    return judge(ratios, tolerance)[0]
 
 
 def pair_rounds(host: Sequence[Record], container: Sequence[Record],
@@ -105,10 +144,11 @@ def pair_rounds(host: Sequence[Record], container: Sequence[Record],
     if not ratios:
         raise ValueError("no host round with a positive median")
     q1, med, q3 = quartiles(ratios)
+    verdict_, why = judge(ratios, tolerance)
     return Paired(mechanism, size, len(ratios), ratios, med, min(ratios), max(ratios), q1, q3,
                   int(statistics.median(r.rtt_ns_median for r in host)),
                   int(statistics.median(r.rtt_ns_median for r in container)),
-                  verdict(ratios, tolerance))
+                  verdict_, halves(ratios) if len(ratios) >= 2 else (med, med), why)
 
 
 def combine(rounds: Sequence[Record]) -> Record:

@@ -9,7 +9,7 @@ import pytest
 
 from labctl.bench import conditions, summarize_rounds
 from labctl.bench.records import Config, Machine, Record, Report, record_from_event, render_table, to_json
-from labctl.bench.rounds import combine, pair_rounds, quartiles, verdict
+from labctl.bench.rounds import combine, halves, judge, pair_rounds, quartiles, verdict
 
 MACHINE = Machine("Test CPU", "6.1.0-test", 2, "x86_64")
 
@@ -126,3 +126,24 @@ def test_result_event_carries_batch_and_clock_tick() -> None:
     assert (r.batch, r.clock_tick_ns) == (7, 30)
     old = record_from_event({k: v for k, v in ev.items() if k not in ("batch", "clock_tick_ns")}, "host")
     assert (old.batch, old.clock_tick_ns) == (1, 0)
+
+
+def test_halves_of_the_run_that_disagree_are_noisy_even_with_a_narrow_iqr() -> None:
+    # a slow shift during the run: the first rounds near 0.89, the last near 1.0 (the
+    # 4 KiB row's two runs in one); the IQR alone (0.89-1.00 around 0.90) would pass
+    h, c = rounds([100] * 6, [89, 89, 90, 99, 100, 100])
+    p = pair_rounds(h, c)
+    assert p.halves == pytest.approx((0.89, 1.0))
+    assert p.verdict == "noisy" and "halves of the run disagree" in p.why
+    assert p.to_json()["halves"] == [0.89, 1.0] and p.to_json()["why"] == p.why
+
+
+def test_halves_that_agree_keep_the_row_stable() -> None:
+    verdict_, why = judge([1.0, 1.02, 0.99, 1.01, 1.0])
+    assert (verdict_, why) == ("stable", "")
+    assert halves([1.0, 1.02, 0.99, 1.01, 1.0]) == (1.01, 1.0)
+
+
+def test_iqr_failure_is_named() -> None:
+    verdict_, why = judge([1.0, 1.15, 1.15, 0.85, 0.85])
+    assert verdict_ == "noisy" and why.startswith("IQR")
