@@ -1,11 +1,12 @@
-"""Do two ``labctl bench --format json`` runs agree? Per mechanism and size, the
-median container/host ratio of each run (paired rounds), their difference, and each
-run's noise verdict. A row agrees when both medians are within 10 % of each other;
-a row either run flagged noisy is reported as such, not as a disagreement.
+"""Do consecutive ``labctl bench --format json`` runs agree? Per mechanism and size, the
+median container/host ratio of each run (paired rounds), their largest difference, and
+each run's verdict. A row called ``stable`` in every run must agree: the largest and the
+smallest of its medians within 10 % of the largest. A row some run flagged noisy is
+reported as such, not as a disagreement (the verdict said not to trust it).
 
-    python benchmarks/compare_runs.py benchmarks/results/paired-run-1.json benchmarks/results/paired-run-2.json
+    python benchmarks/compare_runs.py RUN1.json RUN2.json [RUN3.json ...]
 
-Exit 0 when every row agrees or is flagged, 1 otherwise.
+Exit 0 when every row called stable in all runs agrees, 1 otherwise.
 """
 
 from __future__ import annotations
@@ -22,28 +23,33 @@ def rows(path: str) -> dict[tuple[str, int], dict]:
     return {(p["mechanism"], p["size"]): p for p in doc.get("paired", [])}
 
 
-def main(a_path: str, b_path: str) -> int:
-    a, b = rows(a_path), rows(b_path)
-    bad = 0
-    print(f"{'mechanism':<16} {'size':>8}  {'run A':>22}  {'run B':>22}  {'diff':>6}  outcome")
-    for key in sorted(set(a) & set(b)):
-        pa, pb = a[key], b[key]
-        diff = abs(pa["ratio_median"] - pb["ratio_median"]) / max(pa["ratio_median"], pb["ratio_median"])
-        if pa["verdict"] != "stable" or pb["verdict"] != "stable":
-            outcome = "flagged noisy"
+def main(paths: list[str]) -> int:
+    runs = [rows(p) for p in paths]
+    keys = set(runs[0]).intersection(*runs[1:])
+    bad = stable_rows = 0
+    head = "".join(f"  {'run ' + str(i + 1):>22}" for i in range(len(runs)))
+    print(f"{'mechanism':<16} {'size':>8}{head}  {'diff':>6}  outcome")
+    for key in sorted(keys):
+        ps = [r[key] for r in runs]
+        meds = [p["ratio_median"] for p in ps]
+        diff = (max(meds) - min(meds)) / max(meds)
+        if any(p["verdict"] != "stable" for p in ps):
+            outcome = "flagged noisy in run " + ",".join(str(i + 1) for i, p in enumerate(ps) if p["verdict"] != "stable")
         elif diff <= AGREE:
-            outcome = "agree"
+            outcome, stable_rows = "agree", stable_rows + 1
         else:
-            outcome, bad = "DISAGREE", bad + 1
+            outcome, bad, stable_rows = "DISAGREE", bad + 1, stable_rows + 1
 
         def cell(p: dict) -> str:
             return f"{p['ratio_median']:.2f} [{p['ratio_q1']:.2f}-{p['ratio_q3']:.2f}] {p['verdict'][:6]}"
 
-        print(f"{key[0]:<16} {key[1]:>8}  {cell(pa):>22}  {cell(pb):>22}  {100 * diff:5.1f}%  {outcome}")
+        print(f"{key[0]:<16} {key[1]:>8}" + "".join(f"  {cell(p):>22}" for p in ps) + f"  {100 * diff:5.1f}%  {outcome}")
+    print(f"\n{stable_rows} of {len(keys)} rows called stable in all {len(runs)} runs; "
+          f"{bad} of them disagree by more than {100 * AGREE:.0f} %")
     return 1 if bad else 0
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 3:
+    if len(sys.argv) < 3:
         sys.exit(__doc__)
-    sys.exit(main(sys.argv[1], sys.argv[2]))
+    sys.exit(main(sys.argv[1:]))

@@ -23,6 +23,13 @@ __all__ = ["Observation", "Verdict", "describe_exit", "evaluate", "tally"]
 
 POLL_MIN = 0.02
 POLL_MAX = 0.25
+# A check on a chatty container's output is woken by every read of its stream (thousands
+# a second), and judging it formats its whole verdict. After each judgement the check
+# rests ``JUDGE_REST`` times as long as that judgement took (capped at ``REST_MAX``
+# seconds), so re-judging takes at most about 1/(1 + JUDGE_REST) of the time and leaves
+# the CPU to the engine and the stream; the rest ends early when the output ends.
+JUDGE_REST = 9.0
+REST_MAX = 0.02
 
 
 def _kind(check: CheckSpec) -> CheckKind:
@@ -70,6 +77,7 @@ def evaluate(check: CheckSpec, obs: Observation, *, clock: Callable[[], float] =
         out = _watched_output(check, obs)
         while True:
             seen = out.version if out is not None else 0
+            t_judge = clock()
             last = _judge(check, obs, deadline, clock)
             now = clock()
             if check.consistently is not None:
@@ -83,6 +91,9 @@ def evaluate(check: CheckSpec, obs: Observation, *, clock: Callable[[], float] =
                 if now >= deadline:
                     return _result(check, last, start, clock, f"not met within {span:.3g}s")
             if out is not None:
+                rest = min((now - t_judge) * JUDGE_REST, REST_MAX, deadline - now)
+                if rest > 0 and not out.closed:
+                    out.ended.wait(rest)  # rate of re-judging, not synchronisation: see JUDGE_REST
                 out.wait_change(seen, deadline, clock)
             else:
                 sleep(min(pause, max(0.0, deadline - now)))  # polling engine state: bounded backoff

@@ -97,6 +97,7 @@ class Output:
         self.first: dict[str, dict] = {}  # event name -> its first occurrence
         self.version = 0
         self.closed = False
+        self.ended = threading.Event()  # set while closed: a wait for the end alone, not woken by each feed
         self._partial = {"stdout": b"", "stderr": b""}
         self._by_name: dict[str, list[EventFn]] = {}
         self._every_event: list[EventFn] = []
@@ -220,6 +221,7 @@ class Output:
                     self._partial[stream] = b""
                     self._add(stream, [rest.decode("utf-8", errors="replace")])
             self.closed = True
+            self.ended.set()
             self.changed.notify_all()
 
     def reopen(self) -> None:
@@ -227,6 +229,7 @@ class Output:
         the same tail and tallies, so a role's output spans all its runs."""
         with self.changed:
             self.closed = False
+            self.ended.clear()
             self.changed.notify_all()
 
     # ---------------------------------------------------------------- reading

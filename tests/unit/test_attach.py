@@ -1,0 +1,66 @@
+"""The attach-stream demultiplexer: frames of the engine's multiplexed stream, cut
+anywhere between reads, come out as the same stdout and stderr bytes. No engine."""
+
+from __future__ import annotations
+
+import random
+import socket
+import struct
+import threading
+
+from labctl.output import Output
+from labctl.runtime.attach import StreamDemux, pump
+
+
+def frame(stream: int, payload: bytes) -> bytes:
+    return struct.pack(">BxxxL", stream, len(payload)) + payload
+
+
+def test_frames_cut_at_every_byte_boundary_give_the_same_streams() -> None:
+    data = frame(1, b'{"event":"a"}\n') + frame(2, b"warn\n") + frame(1, b"") + frame(1, b"x" * 300)
+    for cut in range(1, len(data)):
+        d = StreamDemux()
+        a_out, a_err = d.split(memoryview(bytearray(data[:cut])))
+        b_out, b_err = d.split(data[cut:])
+        assert a_out + b_out == b'{"event":"a"}\n' + b"x" * 300
+        assert a_err + b_err == b"warn\n"
+
+
+def test_random_pieces_of_many_frames() -> None:
+    rng = random.Random(7)
+    frames, want = [], {1: b"", 2: b""}
+    for _ in range(500):
+        s, p = rng.choice((1, 1, 2)), rng.randbytes(rng.randint(0, 200))
+        frames.append(frame(s, p))
+        want[s] += p
+    data, pos, d, got = b"".join(frames), 0, StreamDemux(), [b"", b""]
+    while pos < len(data):
+        k = rng.randint(1, 900)
+        out, err = d.split(data[pos:pos + k])
+        got[0] += out
+        got[1] += err
+        pos += k
+    assert got == [want[1], want[2]]
+
+
+def test_one_read_is_one_feed_per_stream() -> None:
+    # 1000 one-line frames already waiting in the socket: one feed, not 1000
+    a, b = socket.socketpair()
+    lines = [b'{"event":"wrote","count":%d}\n' % i for i in range(1, 1001)]
+    a.sendall(b"".join(frame(1, line) for line in lines) + frame(2, b"bye\n"))
+    a.close()
+    feeds: list[tuple[str, int]] = []
+    out = Output()
+    seen: list[int] = []
+    out.watch_events(lambda evs: seen.extend(e["count"] for e in evs), "wrote")
+
+    def feed(stream: str, chunk: bytes) -> None:
+        feeds.append((stream, len(chunk)))
+        out.feed(stream, chunk)
+
+    t = threading.Thread(target=pump, args=(b, feed))
+    t.start()
+    t.join(10)
+    out.close()
+    assert seen == list(range(1, 1001)) and out.stderr == ["bye"]
+    assert len(feeds) <= 4  # the socket buffer may split the backlog, never per frame
