@@ -26,7 +26,7 @@ when the floor itself varies by more than 25 % ((max - min) / median of the floo
 the machine was not steady enough for the ratios to mean much.
 
 ``--ingest`` adds labctl's output path alone, in this process with no engine: the same
-event lines (in chunks as the engine delivers them) fed to ``labctl.output.Output`` with
+event lines (in chunks as the engine delivers them) fed to ``labctl.runtime.logs.Output`` with
 the same checks' consumers, timed; events/s.
 
 Prints the table on stderr and a JSON document on stdout (``--out PATH`` also writes it).

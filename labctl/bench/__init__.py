@@ -117,7 +117,7 @@ def run_bench(engine, image: str, binary: Path | None, config: Config,  # noqa: 
         # Round-major: round 1 of every row, then round 2 of every row..., the rows and
         # the placement order shuffled within each round. One row's rounds are then spread
         # over the whole run, so their spread estimates what a second run would see
-        # (labctl.bench.paired), and neither placement always goes first.
+        # (labctl.bench.rounds), and neither placement always goes first.
         shuffle = random.Random(run_id).shuffle
         for r in range(cfg.rounds):
             order_rows = list(plan)

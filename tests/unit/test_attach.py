@@ -8,7 +8,7 @@ import socket
 import struct
 import threading
 
-from labctl.output import Output
+from labctl.runtime.logs import Output
 from labctl.runtime.attach import StreamDemux, pump
 
 
