@@ -76,12 +76,14 @@ def touch_sources(clone: Path) -> list[Path]:
     return touched
 
 
-def run(source: str, hide_emulation: bool, keep: bool) -> dict[str, object]:
+def run(source: str, hide_emulation: bool, keep: bool, leave_out: list[str] = ()) -> dict[str, object]:
     command = _readme_command()
     work = Path(tempfile.mkdtemp(prefix="fc-"))
     clone = work / "labctl"
     subprocess.run(["git", "clone", "-q", source, str(clone)], check=True)
     touch_sources(clone)
+    for name in leave_out:  # a before/after comparison with code that cannot skip a scenario
+        (clone / "scenarios" / f"{name}.yaml").unlink()
     env = dict(os.environ)
     for var in [v for v in env if v.startswith("LABCTL_")]:
         del env[var]  # the user's own settings would not be there on a fresh machine
@@ -124,6 +126,7 @@ def run(source: str, hide_emulation: bool, keep: bool) -> dict[str, object]:
     result: dict[str, object] = {
         "command": command,
         "hide_emulation": hide_emulation,
+        "left_out": list(leave_out),
         "exit": rc,
         "install_s": round(marks.get("install", 0.0), 1),
         "first_pass_s": round(marks.get("first_pass", 0.0), 1),
@@ -159,10 +162,12 @@ def main() -> int:
     ap.add_argument("--hide-emulation", action="store_true",
                     help="run as on a machine without qemu/binfmt_misc (LABCTL_BINFMT_DIR=an empty folder)")
     ap.add_argument("--keep", action="store_true", help="keep the clone (its path is in the output)")
+    ap.add_argument("--leave-out", action="append", default=[], metavar="SCENARIO",
+                    help="delete scenarios/SCENARIO.yaml in the clone first (repeatable)")
     ap.add_argument("--out", help="also write the JSON here")
     a = ap.parse_args()
     _say(f"load average before: {Path('/proc/loadavg').read_text().strip()}")
-    result = run(a.source, a.hide_emulation, a.keep)
+    result = run(a.source, a.hide_emulation, a.keep, a.leave_out)
     text = json.dumps(result, indent=2)
     print(text)
     if a.out:

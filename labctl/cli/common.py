@@ -85,29 +85,71 @@ def missing_opt_ins(scenario: Scenario, allowed: dict[str, bool]) -> list[tuple[
             if not allowed.get(flag.replace("-", "_"), False)]
 
 
+def machine(allowed: dict[str, bool], engine=None, arch: bool = True):
+    """The ``requirements.Machine`` the probes read: the opt-ins given (``allowed``: parameter
+    names such as ``allow_host_ipc`` -> bool) and, with an engine, its name, architecture,
+    whether its host's binfmt_misc is readable here, and whether labctl can compile. ``arch``: ask the engine its architecture (only scenarios
+    that name a platform or an example image need it)."""
+    from labctl import build, requirements
+    from labctl.enginefs import in_container
+
+    flags = frozenset(f for f in OPT_INS if allowed.get(f.replace("-", "_"), False))
+    if engine is None:
+        return requirements.Machine(allowed=flags)
+    address = str(getattr(engine, "address", "unix://"))
+    return requirements.Machine(
+        engine=engine.name, arch=engine.architecture() if arch else "", allowed=flags, binfmt_dir=binfmt_dir(),
+        # in a container (the labctl image) /proc/sys/fs/binfmt_misc is not the engine host's
+        local=address.startswith("unix://") and not in_container(),
+        compiler=build.prebuilt_binary() is None)
+
+
+def skipped_results(triage) -> list[ScenarioResult]:
+    """The skipped results of a ``requirements.Triage``: reason and fix in each."""
+    from labctl import requirements
+    from labctl.results import ScenarioResult
+
+    return [ScenarioResult(s.name, s.file, "skipped", message=requirements.skip_message(missing), tags=s.tags,
+                           reason=requirements.skip_reason(missing))
+            for s, missing in triage.skipped]
+
+
 def refuse_opt_ins(scenarios: list[Scenario], allowed: dict[str, bool], paths: Sequence[str], *,
                    skip_discovered: bool = False) -> tuple[list[Scenario], list[ScenarioResult]]:
     """Scenarios that need an opt-in the user did not give: a file named on the command line
     is refused (exit 2, nothing started); one found in a folder is skipped with the reason,
-    so a library run does not stop on them. Returns (runnable, skipped results)."""
-    from labctl.report.results import ScenarioResult
+    so a library run does not stop on them. Returns (runnable, skipped results).
+    Without ``skip_discovered`` every such scenario is refused."""
+    from labctl import requirements
 
-    explicit = {os.path.normpath(p) for p in paths if os.path.isfile(p)}
-    errors, runnable, skipped = [], [], []
-    for s in scenarios:
-        missing = missing_opt_ins(s, allowed)
-        if not missing:
-            runnable.append(s)
-        elif skip_discovered and os.path.normpath(s.file) not in explicit:
-            flags = sorted({f"--{flag}" for flag, _, _ in missing})
-            skipped.append(ScenarioResult(s.name, s.file, "skipped", message=f"needs {' '.join(flags)}", tags=s.tags))
-        else:
-            errors += [ScenarioError(pos.file, pos.line, pos.col, path,
-                                     f"needs --{flag} ({OPT_INS.get(flag, flag)}); refused without it")
-                       for flag, path, pos in missing]
-    if errors:
-        raise ScenarioErrors(errors)
-    return runnable, skipped
+    explicit = requirements.explicit_files(paths) if skip_discovered else {os.path.normpath(s.file)
+                                                                            for s in scenarios}
+    found = requirements.triage(scenarios, machine(allowed), explicit, engine=False)
+    return found.runnable, skipped_results(found)
+
+
+def refuse_unmet(engines: Sequence, scenarios: list[Scenario], allowed: dict[str, bool],
+                 paths: Sequence[str]) -> dict[str, tuple[list[Scenario], list[ScenarioResult]]]:
+    """What each connected engine lacks for ``scenarios`` (emulation, a runtime, ``engines:``...),
+    before anything is built or started: engine name -> (runnable, skipped results). A file
+    named on the command line that no engine of the run can carry out is refused
+    (``requirements.Refused``, exit 3, with the steps); on a multi-engine run, it is skipped
+    where it cannot run and runs where it can."""
+    from labctl import requirements
+
+    explicit = requirements.explicit_files(paths)
+    out: dict[str, tuple[list[Scenario], list[ScenarioResult]]] = {}
+    arch = any(c.platform or c.image for s in scenarios for c in s.containers)
+    found = {eng.name: requirements.triage(scenarios, machine(allowed, eng, arch), set(), engine=True)
+             for eng in engines}
+    runnable_somewhere = {s.name for t in found.values() for s in t.runnable}
+    refused = [(s, missing) for s, missing in next(iter(found.values())).skipped
+               if os.path.normpath(s.file) in explicit and s.name not in runnable_somewhere] if found else []
+    if refused:
+        raise requirements.refusal(refused)
+    for name, t in found.items():
+        out[name] = (t.runnable, skipped_results(t))
+    return out
 
 
 def connect(engine: str | None = None):

@@ -16,17 +16,13 @@ import click
 
 from labctl.runtime.lookup import ENGINE_NAMES
 from labctl.report.results import REPORT_FORMATS
+from labctl.requirements import OPT_INS  # noqa: F401 - the CLI declares one flag per opt-in
 
 ENV_PREFIX = "LABCTL_"
 RUN_FORMATS = REPORT_FORMATS
 LIST_FORMATS = ("text", "json")
 HANDOUT_FORMATS = (*LIST_FORMATS, "markdown")  # list only: markdown is the handout
 ALL_FORMATS = (*RUN_FORMATS, "markdown")
-OPT_INS = {
-    "allow-host-ipc": "ipc: host (the segment is created in the host's namespace)",
-    "allow-host-paths": "bind mounts of host paths outside the scenario's folder",
-    "allow-privileged": "privileged mode, added capabilities, host pid, networks or devices",
-}
 _BOOL_WORDS = "1, true, yes, on, 0, false, no, off"
 
 

@@ -88,10 +88,21 @@ def run(o: dict, *, quiet: bool) -> int:
             raise UsageError("no scenario matches the given paths and filters")
         names = list(dict.fromkeys(o.get("engines") or ())) or [None]
         result = RunResult(run_id)
-        for name in names:
+        connected = []
+        for name in names:  # all of them first: what each lacks is known before anything starts
             engine = common.connect(name)
-            one = _run_on(engine, scenarios, run_id, o, cancel, progress)
-            result.scenarios += one.scenarios
+            connected.append(engine)
+            if o["platform"]:  # named with --platform: refused (exit 3) where it cannot run
+                common.check_platforms(engine, {o["platform"]}, progress)
+        per_engine = common.refuse_unmet(connected, scenarios, o, o["paths"])
+        order = {s.name: i for i, s in enumerate(scenarios)}
+        for engine in connected:
+            todo, lacking = per_engine[engine.name]
+            for sk in lacking:
+                progress.line(f"SKIP {sk.name}: {sk.message} ({sk.file})")
+            one = _run_on(engine, todo, run_id, o, cancel, progress)
+            both = one.scenarios + [dataclasses.replace(sk, engine=engine.name) for sk in lacking]
+            result.scenarios += sorted(both, key=lambda r: order.get(r.name, len(order)))
             result.duration_s += one.duration_s
             result.engines += one.engines
             engine.close()
@@ -140,6 +151,8 @@ def _run_on(engine, scenarios: list, run_id: str, o: dict, cancel: threading.Eve
         progress.line(f"SKIP {sk.name} on {engine.name}: {sk.message} ({sk.file})")
     for r in clean.remove_stale(engine)[0]:
         progress.line(f"removed stale {r} (left by a labctl that died)")
+    if not scenarios:  # every one was skipped here: nothing to build
+        return RunResult(run_id, engines=[info])
     image, images = common.prepare_images(engine, scenarios, o["platform"], progress)
     total = len(scenarios)
     done = [0]

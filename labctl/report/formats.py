@@ -133,6 +133,7 @@ def to_dict(run: RunResult) -> dict[str, object]:
             "failed": run.count("failed"),
             "errors": run.count("error"),
             "skipped": run.count("skipped"),
+            "skipped_by_reason": run.skips_by_reason(),
             "duration_s": _round(run.duration_s),
         },
         "scenarios": [_scenario_dict(s) for s in run.scenarios],
@@ -336,6 +337,9 @@ def to_text(run: RunResult, color: bool = False) -> str:
         lines.extend(_scenario_text(scenario, color, width))
     if len(run.engines) > 1:
         lines.extend(_side_by_side_text(run, color, width))
+    skips = run.skips_by_reason()
+    if skips:  # what the machine lacks, counted: one line, the fixes are above
+        lines.append("skipped: " + ", ".join(f"{n} {reason}" for reason, n in skips.items()))
     final = summary_line(run)
     if color:
         final = _paint(final, "passed" if run.ok else "failed", True)

@@ -65,6 +65,9 @@ class ScenarioResult:
     tags: tuple[str, ...] = ()
     steps: list[StepResult] = field(default_factory=list)
     engine: str = ""  # the engine it ran on (docker, podman); "" when unknown
+    # Why it was skipped, the short category the summary counts by ("needs --allow-host-ipc",
+    # "needs linux/arm64 emulation", "only on podman"); the fix is in ``message``.
+    reason: str = ""
 
 
 @dataclass(frozen=True)
@@ -86,6 +89,15 @@ class RunResult:
     scenarios: list[ScenarioResult] = field(default_factory=list)
     duration_s: float = 0.0
     engines: list[EngineInfo] = field(default_factory=list)  # in the order they ran
+
+    def skips_by_reason(self) -> dict[str, int]:
+        """Skipped scenarios counted by ``reason`` (most frequent first)."""
+        counts: dict[str, int] = {}
+        for s in self.scenarios:
+            if s.status == "skipped":
+                key = s.reason or s.message or "skipped"
+                counts[key] = counts.get(key, 0) + 1
+        return dict(sorted(counts.items(), key=lambda kv: -kv[1]))
 
     def count(self, status: Status) -> int:
         return sum(1 for s in self.scenarios if s.status == status)

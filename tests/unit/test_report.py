@@ -97,7 +97,8 @@ def green_run() -> RunResult:
 
 def test_json_has_the_contract_shape(mixed_run: RunResult) -> None:
     doc = json.loads(to_json(mixed_run))
-    assert doc["summary"] == {"passed": 1, "failed": 1, "errors": 1, "skipped": 1, "duration_s": 7.24}
+    assert doc["summary"] == {"passed": 1, "failed": 1, "errors": 1, "skipped": 1,
+                              "skipped_by_reason": {"needs --allow privileged": 1}, "duration_s": 7.24}
     assert doc["run_id"] == mixed_run.run_id
     assert [s["name"] for s in doc["scenarios"]] == [s.name for s in mixed_run.scenarios]
     for scenario in doc["scenarios"]:
