@@ -16,6 +16,15 @@ if TYPE_CHECKING:  # the model and results are imported lazily at run time (fast
     from labctl.scenario.model import Pos, Scenario
 
 
+def cores() -> int:
+    """The CPU cores this process may run on (its affinity mask; os.cpu_count() elsewhere):
+    ``run``'s default ``--jobs``, as test runners (pytest-xdist ``-n auto``) choose theirs."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
 def err(msg: str) -> None:
     """One line on stderr (logs and errors; data goes to stdout)."""
     sys.stderr.write(msg.rstrip("\n") + "\n")
@@ -221,10 +230,30 @@ def prepare_images(engine, scenarios: Iterable[Scenario], platform: str | None, 
     if platform:
         wanted.add(platform)
     check_platforms(engine, wanted, progress)
-    image, per_platform = ensure_image(engine, progress).image, ensure_platform_images(engine, wanted, progress)
+    image = ensure_image(engine, progress).image
+    return image, build_extras(engine, scenarios, platform, progress)
+
+
+def build_extras(engine, scenarios: Iterable[Scenario], platform: str | None, progress: Progress) -> dict[str, str]:
+    """The images ``scenarios`` need besides the engine's own workload image: the example
+    programs they run (``image: labctl/<name>``), then the workload image of each platform
+    they name (and ``platform``). Returns platform -> image. Raises BuildError."""
+    from labctl import examples
+
+    scenarios = list(scenarios)
+    wanted = {c.platform for s in scenarios for c in s.containers if c.platform and c.workload}
+    if platform:
+        wanted.add(platform)
     for name in examples.referenced(c.image for s in scenarios for c in s.containers if c.image):
         examples.ensure(engine, name, progress=progress.line)
-    return image, per_platform
+    return ensure_platform_images(engine, wanted, progress)
+
+
+def native_platform(engine) -> str:
+    """The engine's own platform (``linux/amd64`` on an x86_64 engine)."""
+    from labctl import platforms
+
+    return platforms.of_engine(engine.architecture()).name
 
 
 def ensure_platform_images(engine, names: Iterable[str], progress: Progress, force: bool = False) -> dict[str, str]:

@@ -12,7 +12,7 @@ import uuid
 
 import click
 
-from labctl.cli import common
+from labctl.cli import common, staged
 from labctl.cli.runtimes import runtime_option, sort_by_runtime, with_runtime
 from labctl.cli.params import (RUN_FORMATS, CommaList, engines, filters, opt_ins, option, output_format, paths,
                                platform_option, quiet)
@@ -26,8 +26,9 @@ from labctl.report.results import STATUS_LABELS, EngineInfo, RunResult
 @option("--report", multiple=True, metavar="FORMAT:PATH", type=CommaList(),
         help="Also write a report to PATH in the same run (repeatable), e.g. junit:out/junit.xml.")
 @filters
-@option("--jobs", "-j", type=click.IntRange(min=1), default=1, show_default=True, metavar="N",
-        help="Scenarios run in parallel.")
+@option("--jobs", "-j", type=click.IntRange(min=1), default=None, metavar="N",
+        help=f"Scenarios run in parallel (default: the CPU cores labctl may use, {common.cores()} here; "
+             "host-IPC scenarios run one at a time).")
 @option("--keep", is_flag=True, help="Leave containers for inspection (`labctl clean` removes them).")
 @platform_option("Run workload containers that name no platform: on this one instead of the engine's own")
 @runtime_option
@@ -62,6 +63,7 @@ def run_cmd(ctx: click.Context, **opts) -> int:
     Exit: 0 all passed, 1 a scenario failed (on any engine), 2 usage or scenario file error
     (nothing started), 3 engine or build error, 130/143 interrupted (after cleanup).
     """
+    opts["jobs"] = opts["jobs"] or common.cores()
     return run(opts, quiet=common.quiet(ctx, opts["quiet"]))
 
 
@@ -152,8 +154,9 @@ def _run_on(engine, scenarios: list, run_id: str, o: dict, cancel: threading.Eve
     for r in clean.remove_stale(engine)[0]:
         progress.line(f"removed stale {r} (left by a labctl that died)")
     if not scenarios:  # every one was skipped here: nothing to build
-        return RunResult(run_id, engines=[info])
-    image, images = common.prepare_images(engine, scenarios, o["platform"], progress)
+        for sk in lacking:
+            sk.engine = engine.name
+        return RunResult(run_id, list(lacking), engines=[info])
     total = len(scenarios)
     done = [0]
 
@@ -161,10 +164,36 @@ def _run_on(engine, scenarios: list, run_id: str, o: dict, cancel: threading.Eve
         done[0] += 1
         progress.line(f"[{done[0]}/{total}] {STATUS_LABELS[res.status]} {res.name} ({res.duration_s:.2f}s)")
 
-    progress.line(f"running {total} scenario(s) on {info}, {o['jobs']} at a time (run {run_id[:8]})")
-    result = runner.run_all(engine, scenarios, image, run_id=run_id, jobs=o["jobs"], keep=o["keep"],
-                            cancel=cancel, progress=progress.status, on_result=on_result,
-                            images=images, platform=o["platform"])
+    def run_these(todo: list, image: str, images: dict[str, str]) -> RunResult:
+        return runner.run_all(engine, todo, image, run_id=run_id, jobs=o["jobs"], keep=o["keep"], cancel=cancel,
+                              progress=progress.status, on_result=on_result, images=images, platform=o["platform"])
+
+    if o["platform"]:  # every workload moves to that platform: its image first
+        image, images = common.prepare_images(engine, scenarios, o["platform"], progress)
+        progress.line(f"running {total} scenario(s) on {info}, {o['jobs']} at a time (run {run_id[:8]})")
+        result = run_these(scenarios, image, images)
+    else:
+        # the engine's own image first; other platforms' and example images build while the
+        # scenarios that need only it run (see labctl.cli.staged)
+        t0 = time.monotonic()
+        some = any(c.platform or c.image for s in scenarios for c in s.containers)
+        native = common.native_platform(engine) if some else ""
+        now, later = staged.split(scenarios, native)
+        common.check_platforms(engine, {c.platform for s in later for c in s.containers
+                                        if c.platform and c.workload}, progress)
+        image = common.ensure_image(engine, progress).image
+        extra = staged.Background(lambda: common.build_extras(engine, later, None, progress)) if later else None
+        progress.line(f"running {total} scenario(s) on {info}, {o['jobs']} at a time (run {run_id[:8]})"
+                      + (f"; {len(later)} of them once their images are built" if later else ""))
+        result = run_these(now, image, {})
+        if extra is not None:
+            images = extra.result(cancel)
+            if cancel.is_set():
+                raise Interrupted(signal.SIGINT)
+            second = run_these(later, image, images)
+            order = {s.name: i for i, s in enumerate(scenarios)}
+            result.scenarios = sorted(result.scenarios + second.scenarios, key=lambda r: order[r.name])
+        result.duration_s = time.monotonic() - t0
     result.scenarios += lacking
     for s in result.scenarios:
         s.engine = engine.name

@@ -7,9 +7,12 @@ cached per hash under ``$XDG_CACHE_HOME/labctl/build/<hash>/`` so that an image
 removed by hand is rebuilt without recompiling.
 
 Toolchain: ``$CC`` when set (a host compiler, e.g. ``CC=gcc``; it builds for the
-host's architecture), else ``python -m ziglang cc -target <zig target>``, which
-cross-compiles static binaries for every platform of ``labctl.images.platforms``
+host's architecture); else, for the host's own platform, the host's ``cc`` when it links
+static binaries (probed once, ``labctl.images.hostcc``: a second or two instead of zig's first
+musl build, half a minute per target); else ``python -m ziglang cc -target <zig target>``,
+which cross-compiles static binaries for every platform of ``labctl.images.platforms``
 (linux/amd64, linux/arm64, linux/386, linux/arm/v7) from PyPI alone.
+``LABCTL_COMPILER=zig`` always uses zig; ``host`` requires the host compiler.
 
 Platforms: one image per platform. The engine's own platform is
 ``labctl/shmlab:<hash12>`` (and ``:latest``); any other is
@@ -60,6 +63,7 @@ SUPPORTED_ARCHES = tuple(p.arch for p in platforms.PLATFORMS if p.native_on)  # 
 COMPILE_TIMEOUT_S = 900.0  # zig's first run per target builds musl: allow slow machines
 STDERR_TAIL_LINES = 30
 PREBUILT_ENV = "LABCTL_PREBUILT_DIR"
+COMPILER_ENV = "LABCTL_COMPILER"  # auto (default) | host | zig
 
 Progress = Callable[[str], None]
 
@@ -187,6 +191,18 @@ def toolchain(target: str | Platform, env: Mapping[str, str] | None = None) -> T
             raise BuildError(f"unsupported engine architecture {target!r} (supported: {', '.join(SUPPORTED_ARCHES)})")
         plat = platforms.of_engine(target)
     cc = env.get("CC", "").strip()
+    choice = env.get(COMPILER_ENV, "auto").strip().lower() or "auto"
+    if choice not in ("auto", "host", "zig"):
+        raise BuildError(f"{COMPILER_ENV}={choice!r}: expected auto, host or zig")
+    if not cc and choice != "zig" and plat.arch == host_arch():
+        from labctl.images import hostcc
+
+        found = hostcc.find(env, cache_dir(env))
+        if found is not None:
+            argv, ident = found
+            return Toolchain(argv, f"cc:{ident}", plat.arch, zig=False, platform=plat.name)
+        if choice == "host":
+            raise BuildError(f"{COMPILER_ENV}=host: no host C compiler (cc, gcc) that links static binaries")
     if cc:
         argv = tuple(shlex.split(cc))
         host = host_arch()
