@@ -124,7 +124,7 @@ def unmet(scenario: Scenario, machine: Machine, *, engine: bool | None = None) -
             continue
         for need in req.needs(scenario, machine):
             found = req.probe(need, machine)
-            if found is not None and found not in out:
+            if found is not None and all(found.message != u.message for u in out):
                 out.append(found)
     return out
 
@@ -194,7 +194,7 @@ def refusal(refusals: list[tuple[Scenario, list[Unmet]]]) -> Refused:
 
 def skip_message(missing: list[Unmet]) -> str:
     """The message of a skipped result: each unmet need with its fix."""
-    return "; ".join(u.message for u in missing)
+    return "; ".join(dict.fromkeys(u.message for u in missing))
 
 
 def skip_reason(missing: list[Unmet]) -> str:

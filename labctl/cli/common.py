@@ -234,10 +234,11 @@ def prepare_images(engine, scenarios: Iterable[Scenario], platform: str | None, 
     return image, build_extras(engine, scenarios, platform, progress)
 
 
-def build_extras(engine, scenarios: Iterable[Scenario], platform: str | None, progress: Progress) -> dict[str, str]:
+def build_extras(engine, scenarios: Iterable[Scenario], platform: str | None, progress: Progress, *,
+                 platforms: bool = True) -> dict[str, str]:
     """The images ``scenarios`` need besides the engine's own workload image: the example
-    programs they run (``image: labctl/<name>``), then the workload image of each platform
-    they name (and ``platform``). Returns platform -> image. Raises BuildError."""
+    programs they run (``image: labctl/<name>``), then (``platforms``) the workload image of
+    each platform they name (and ``platform``). Returns platform -> image. Raises BuildError."""
     from labctl import examples
 
     scenarios = list(scenarios)
@@ -246,7 +247,7 @@ def build_extras(engine, scenarios: Iterable[Scenario], platform: str | None, pr
         wanted.add(platform)
     for name in examples.referenced(c.image for s in scenarios for c in s.containers if c.image):
         examples.ensure(engine, name, progress=progress.line)
-    return ensure_platform_images(engine, wanted, progress)
+    return ensure_platform_images(engine, wanted, progress) if platforms else {}
 
 
 def native_platform(engine) -> str:

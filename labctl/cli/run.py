@@ -179,15 +179,19 @@ def _run_on(engine, scenarios: list, run_id: str, o: dict, cancel: threading.Eve
         some = any(c.platform or c.image for s in scenarios for c in s.containers)
         native = common.native_platform(engine) if some else ""
         now, later = staged.split(scenarios, native)
-        common.check_platforms(engine, {c.platform for s in later for c in s.containers
-                                        if c.platform and c.workload}, progress)
+        wanted = {c.platform for s in later for c in s.containers if c.platform and c.workload}
+        common.check_platforms(engine, wanted, progress)
+        # started first: zig's musl build for another target is the longest step of a cold run
+        extra = [staged.Background(lambda: common.ensure_platform_images(engine, wanted, progress)),
+                 staged.Background(lambda: common.build_extras(engine, later, None, progress, platforms=False))] \
+            if later else []
         image = common.ensure_image(engine, progress).image
-        extra = staged.Background(lambda: common.build_extras(engine, later, None, progress)) if later else None
         progress.line(f"running {total} scenario(s) on {info}, {o['jobs']} at a time (run {run_id[:8]})"
                       + (f"; {len(later)} of them once their images are built" if later else ""))
         result = run_these(now, image, {})
-        if extra is not None:
-            images = extra.result(cancel)
+        if extra:
+            images = extra[0].result(cancel)
+            extra[1].result(cancel)
             if cancel.is_set():
                 raise Interrupted(signal.SIGINT)
             second = run_these(later, image, images)
