@@ -59,8 +59,9 @@ def default_paths(cwd: str | os.PathLike[str] | None = None) -> DefaultPaths:
                          "name scenario files or folders")
     note = f"scenarios: the built-in library at {lib} (no PATH given and no ./{LOCAL_LIBRARY} here)"
     if getattr(sys, "frozen", False):
-        # the labctl image has no C toolchain to preprocess a header: its built-in library
-        # leaves out the scenarios whose layouts are read from C, and says so
+        # the labctl image has no C toolchain to preprocess inline C: its built-in library
+        # leaves out the scenarios whose layouts are C text, and says so (headers' layouts
+        # travel precomputed)
         files = sorted(lib.glob("*.yaml"))
         usable = [str(f) for f in files if not NEEDS_C.search(f.read_text(encoding="utf-8", errors="replace"))]
         left = len(files) - len(usable)
@@ -76,8 +77,9 @@ def library_files() -> dict[str, Path]:
 
 
 _HEADER = re.compile(r"(header:\s*)([^\s,}]+)")
-# a layout read from C (a header or inline C text): needs the C preprocessor (zig cc -E)
-NEEDS_C = re.compile(r"layout:\s*\{\s*(header|c)\s*:", re.M)
+# a layout read from inline C text: needs the C preprocessor (zig cc -E). A header's layout
+# can travel precomputed next to it (labctl.layout.precomputed), the library's all do.
+NEEDS_C = re.compile(r"layout:\s*\{\s*c\s*:", re.M)
 
 
 def _with_headers(text: str, src_dir: Path, out: Path) -> tuple[str, list[Path]]:
@@ -93,6 +95,10 @@ def _with_headers(text: str, src_dir: Path, out: Path) -> tuple[str, list[Path]]
         dest.parent.mkdir(parents=True, exist_ok=True)
         dest.write_bytes(header.read_bytes())
         written.append(dest)
+        layout = Path(f"{header}.layout.json")  # its precomputed layouts, for a labctl without zig
+        if layout.is_file():
+            (out / "include" / layout.name).write_bytes(layout.read_bytes())
+            written.append(out / "include" / layout.name)
         return f"{m.group(1)}include/{header.name}"
 
     return _HEADER.sub(copy, text), written

@@ -114,14 +114,26 @@ BUILTINS = {"conn_stat": explicit([("count", 0, "int32"), ("ip", 4, "cstring[64]
 # --------------------------------------------------------------------------- from C
 
 
-def from_header(path: str, struct: str, *, base_dir: str, abis: tuple[str, ...] = DEFAULT_ABIS) -> Layout:
+def from_header(path: str, struct: str, *, base_dir: str, abis: tuple[str, ...] = DEFAULT_ABIS,
+                precomputed: bool = True) -> Layout:
     """``struct`` from the header at ``path`` (relative to ``base_dir``, the scenario's folder).
+    Where no C preprocessor can run (the labctl image), and ``precomputed``, from the
+    header's sidecar (:mod:`labctl.layout.precomputed`) if it matches the header's bytes.
 
     Raises LayoutError: no such file, preprocessing failed, unparseable, no such struct,
     or a member that cannot be laid out (with its FILE:LINE:COL in the header)."""
     full = os.path.abspath(os.path.join(base_dir, path))
     if not os.path.isfile(full):
         raise LayoutError(f"no such header file: {full}")
+    if precomputed and not cpre.available():
+        from labctl.layout import precomputed as pre
+
+        records = pre.lookup(full, struct, abis)
+        if records is None:
+            raise LayoutError(f"cannot read struct {struct} from {path}: this labctl has no C preprocessor "
+                              f"(python -m ziglang) and {pre.sidecar(path)} is missing, stale or lacks it; "
+                              "write it with `python -m labctl.layout.precomputed HEADER STRUCT` where zig runs")
+        return Layout(f"struct {struct} in {path}", records)
     mtime = os.stat(full).st_mtime_ns
     text = f'#include "{full}"\n'
     return _compile(text, struct, os.path.dirname(full), abis, f"struct {struct} in {path}", mtime)

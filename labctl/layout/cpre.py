@@ -55,6 +55,16 @@ class PreprocessError(Exception):
     """The preprocessor refused the text (missing include, #error, ...); message has its stderr."""
 
 
+def available() -> bool:
+    """True when ``python -m ziglang`` can run here: not in a frozen labctl (its
+    executable is labctl itself) and the ziglang package installed."""
+    import importlib.util
+
+    if getattr(sys, "frozen", False):
+        return False
+    return importlib.util.find_spec("ziglang") is not None
+
+
 def spawn_preprocess(text: str, abi: Abi, *, include_dir: str) -> subprocess.Popen[str]:
     """Start ``cc -E`` for ``abi`` over :data:`PRELUDE` + ``text`` without waiting (one per ABI,
     in parallel); :func:`finish` collects it. Raises OSError if the compiler cannot start."""

@@ -51,7 +51,7 @@ def test_too_short_or_unknown_prefix_removes_nothing_of_other_runs() -> None:
     assert eng.removed == [{"io.labctl.run-id": "dec8"}, {"io.labctl.run-id": "ffffffff"}]
 
 
-def test_the_frozen_labctl_leaves_c_layouts_out_of_its_built_in_library(monkeypatch: pytest.MonkeyPatch,
+def test_the_frozen_labctl_leaves_inline_c_layouts_out_of_its_built_in_library(monkeypatch: pytest.MonkeyPatch,
                                                                          tmp_path) -> None:
     import sys
 
@@ -66,4 +66,6 @@ def test_the_frozen_labctl_leaves_c_layouts_out_of_its_built_in_library(monkeypa
     assert library.default_paths(tmp_path).paths == [str(lib)]  # pip labctl: the whole folder
     monkeypatch.setattr(sys, "frozen", True, raising=False)
     chosen = library.default_paths(tmp_path)
-    assert chosen.paths == [str(lib / "plain.yaml")] and "2 scenario(s) with layouts read from C left out" in chosen.note
+    # a header's layout travels precomputed next to it (labctl.layout.precomputed): kept
+    assert chosen.paths == [str(lib / "header.yaml"), str(lib / "plain.yaml")]
+    assert "1 scenario(s) with layouts read from C left out" in chosen.note
