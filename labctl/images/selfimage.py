@@ -73,7 +73,7 @@ def _pyinstaller_version() -> str:
 def _data_files() -> list[Path]:
     """Every file that goes into the image besides the interpreter: labctl's code and data."""
     files = sorted(p for p in library.PACKAGE.rglob("*.py") if "__pycache__" not in p.parts)
-    files += sorted(library.library_dir().glob("*.yaml"))
+    files += sorted(p for p in library.library_dir().rglob("*") if p.is_file())  # yaml, include/
     files += build.source_files(build.source_dir())
     return files
 
