@@ -53,7 +53,8 @@ def test_default_paths_without_any_library_is_a_usage_error(tmp_path: Path, monk
 def test_init_copies_the_whole_library_with_its_schema(tmp_path: Path) -> None:
     written = library.init(tmp_path / "lab", schema_json=json.dumps({"title": "x"}))
     names = {p.name for p in written}
-    headers = {"conn_stat.h", "sensor.h"}  # the C headers layouts name, copied into include/
+    # the C headers layouts name, copied into include/ with their precomputed layouts
+    headers = {"conn_stat.h", "sensor.h", "conn_stat.h.layout.json", "sensor.h.layout.json"}
     profiles = {p.name for p in (ROOT / "scenarios" / "seccomp").glob("*.json")}  # seccomp=FILE, copied alongside
     assert names == ({p.name for p in (ROOT / "scenarios").glob("*.yaml")} | {"scenario.schema.json"} | headers
                      | profiles)
