@@ -72,8 +72,10 @@ def test_the_readme_container_example_passes_literally(tmp_path: Path, labctl_im
     env = {k: v for k, v in os.environ.items() if not k.startswith("LABCTL_")}
     proc = subprocess.run(["sh", "-c", command], cwd=work, env={**env, "PWD": str(work)}, capture_output=True,
                           text=True, timeout=1800, check=False)
-    assert proc.returncode == 0, f"$ {command}\n{proc.stdout[-4000:]}{proc.stderr[-4000:]}"
     suite = ET.parse(work / "reports" / "junit.xml").getroot()
+    bad = [f"{c.get('name')}: {e.get('message')}\n{(e.text or '')[:1500]}" for c in suite.iter("testcase")
+           for e in c if e.tag in ("failure", "error")]
+    assert proc.returncode == 0, f"$ {command}\n" + "\n".join(bad) + proc.stderr[-3000:]
     cases = suite.findall(".//testcase")
     assert len(cases) == len(list((ROOT / "scenarios").glob("*.yaml")))
     assert not suite.findall(".//failure") and not suite.findall(".//error")
