@@ -99,8 +99,9 @@ def machine(allowed: dict[str, bool], engine=None, arch: bool = True):
     names such as ``allow_host_ipc`` -> bool) and, with an engine, its name, architecture,
     whether its host's binfmt_misc is readable here, and whether labctl can compile. ``arch``: ask the engine its architecture (only scenarios
     that name a platform or an example image need it)."""
-    from labctl import build, requirements
-    from labctl.enginefs import in_container
+    from labctl.images import build
+    from labctl.runtime.hostpaths import in_container
+    from labctl.scenario import requirements
 
     flags = frozenset(f for f in OPT_INS if allowed.get(f.replace("-", "_"), False))
     if engine is None:
@@ -115,8 +116,8 @@ def machine(allowed: dict[str, bool], engine=None, arch: bool = True):
 
 def skipped_results(triage) -> list[ScenarioResult]:
     """The skipped results of a ``requirements.Triage``: reason and fix in each."""
-    from labctl import requirements
-    from labctl.results import ScenarioResult
+    from labctl.report.results import ScenarioResult
+    from labctl.scenario import requirements
 
     return [ScenarioResult(s.name, s.file, "skipped", message=requirements.skip_message(missing), tags=s.tags,
                            reason=requirements.skip_reason(missing))
@@ -129,7 +130,7 @@ def refuse_opt_ins(scenarios: list[Scenario], allowed: dict[str, bool], paths: S
     is refused (exit 2, nothing started); one found in a folder is skipped with the reason,
     so a library run does not stop on them. Returns (runnable, skipped results).
     Without ``skip_discovered`` every such scenario is refused."""
-    from labctl import requirements
+    from labctl.scenario import requirements
 
     explicit = requirements.explicit_files(paths) if skip_discovered else {os.path.normpath(s.file)
                                                                             for s in scenarios}
@@ -144,7 +145,7 @@ def refuse_unmet(engines: Sequence, scenarios: list[Scenario], allowed: dict[str
     named on the command line that no engine of the run can carry out is refused
     (``requirements.Refused``, exit 3, with the steps); on a multi-engine run, it is skipped
     where it cannot run and runs where it can."""
-    from labctl import requirements
+    from labctl.scenario import requirements
 
     explicit = requirements.explicit_files(paths)
     out: dict[str, tuple[list[Scenario], list[ScenarioResult]]] = {}
@@ -239,7 +240,7 @@ def build_extras(engine, scenarios: Iterable[Scenario], platform: str | None, pr
     """The images ``scenarios`` need besides the engine's own workload image: the example
     programs they run (``image: labctl/<name>``), then (``platforms``) the workload image of
     each platform they name (and ``platform``). Returns platform -> image. Raises BuildError."""
-    from labctl import examples
+    from labctl.images import examples
 
     scenarios = list(scenarios)
     wanted = {c.platform for s in scenarios for c in s.containers if c.platform and c.workload}
@@ -252,7 +253,7 @@ def build_extras(engine, scenarios: Iterable[Scenario], platform: str | None, pr
 
 def native_platform(engine) -> str:
     """The engine's own platform (``linux/amd64`` on an x86_64 engine)."""
-    from labctl import platforms
+    from labctl.images import platforms
 
     return platforms.of_engine(engine.architecture()).name
 

@@ -16,7 +16,7 @@ import click
 
 from labctl.runtime.lookup import ENGINE_NAMES
 from labctl.report.results import REPORT_FORMATS
-from labctl.requirements import OPT_INS  # noqa: F401 - the CLI declares one flag per opt-in
+from labctl.scenario.requirements import OPT_INS  # noqa: F401 - the CLI declares one flag per opt-in
 
 ENV_PREFIX = "LABCTL_"
 RUN_FORMATS = REPORT_FORMATS

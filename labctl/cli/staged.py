@@ -25,7 +25,7 @@ POLL_S = 0.5  # the main thread's wait wakes this often, so Ctrl-C is never held
 
 def needs_extra_images(s: Scenario, native: str) -> bool:
     """True when ``s`` runs a workload on another platform than ``native`` or an example image."""
-    from labctl import examples
+    from labctl.images import examples
 
     return (any(c.platform and c.workload and c.platform != native for c in s.containers)
             or bool(examples.referenced(c.image for c in s.containers if c.image)))

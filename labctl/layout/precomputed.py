@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from labctl.layout.ctypes_ import Array, CType, LayoutError, Member, Record, Scalar
+from labctl.layout.laid_out import Array, CType, LayoutError, Member, Record, Scalar
 
 SUFFIX = ".layout.json"
 

@@ -55,7 +55,7 @@ def test_the_library_with_emulation_hidden_skips_arm64_and_exits_0(tmp_path: Pat
 @pytest.fixture(scope="module")
 def labctl_image(engine) -> str:
     from labctl.errors import LabctlError
-    from labctl.selfimage import ensure_self_image
+    from labctl.images.selfimage import ensure_self_image
 
     try:
         return str(ensure_self_image(engine))

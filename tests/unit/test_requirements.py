@@ -1,4 +1,4 @@
-"""What a scenario needs of the machine (labctl.requirements) and what ``labctl run`` does
+"""What a scenario needs of the machine (labctl.scenario.requirements) and what ``labctl run`` does
 with it, without an engine: a folder run skips what this machine lacks (emulation for a
 foreign platform, an engine, an opt-in, a C compiler) with the reason and the fix, runs the
 rest and exits 0; the same file named on the command line is refused before anything is
@@ -13,10 +13,12 @@ from types import SimpleNamespace
 
 import pytest
 
-from labctl import cleanup, cli, requirements, runner
+from labctl import cli, runner
+from labctl.runtime import clean as cleanup
+from labctl.scenario import requirements
 from labctl.errors import EXIT_ENVIRONMENT, EXIT_USAGE
-from labctl.requirements import Machine, Need, Requirement, Unmet
-from labctl.results import RunResult, ScenarioResult
+from labctl.scenario.requirements import Machine, Need, Requirement, Unmet
+from labctl.report.results import RunResult, ScenarioResult
 from labctl.scenario import load_text
 
 ENTRY = "enabled\ninterpreter /usr/libexec/qemu-binfmt/aarch64-binfmt-P\nflags: POF\noffset 0\n"
@@ -129,7 +131,7 @@ def test_summary_counts_skips_by_reason() -> None:
                           ScenarioResult("c", "c.yaml", "skipped", reason="needs --allow-host-ipc"),
                           ScenarioResult("d", "d.yaml", "skipped", reason="needs linux/arm64 emulation")])
     assert run.skips_by_reason() == {"needs linux/arm64 emulation": 2, "needs --allow-host-ipc": 1}
-    from labctl import report
+    from labctl.report import formats as report
 
     assert "skipped: 2 needs linux/arm64 emulation, 1 needs --allow-host-ipc" in report.to_text(run)
 

@@ -222,7 +222,7 @@ def _platform_needs(s: Scenario, m: Machine) -> list[Need]:
 
 
 def _platform_probe(need: Need, m: Machine) -> Unmet | None:
-    from labctl import platforms
+    from labctl.images import platforms
 
     plat = platforms.parse(need.value)
     if platforms.is_native(plat, m.arch) or not m.local:
@@ -250,12 +250,12 @@ def _engine_probe(need: Need, m: Machine) -> Unmet | None:
 
 
 def _compiler_needs(s: Scenario, m: Machine) -> list[Need]:
-    from labctl import platforms
+    from labctl.images import platforms
 
     native = platforms.of_engine(m.arch).name if m.arch else ""
     out = [Need("compiler", c.platform, f"containers.{c.name}.platform")
            for c in s.containers if c.platform and c.workload and c.platform != native]
-    from labctl import examples
+    from labctl.images import examples
 
     out += [Need("compiler", f"labctl/{name}", "image")
             for name in examples.referenced(c.image for c in s.containers if c.image)]
