@@ -149,7 +149,7 @@ def refuse_unmet(engines: Sequence, scenarios: list[Scenario], allowed: dict[str
 
     explicit = requirements.explicit_files(paths)
     out: dict[str, tuple[list[Scenario], list[ScenarioResult]]] = {}
-    arch = any(c.platform or c.image for s in scenarios for c in s.containers)
+    arch = any(c.platform or (c.image or "").startswith("labctl/") for s in scenarios for c in s.containers)
     found = {eng.name: requirements.triage(scenarios, machine(allowed, eng, arch), set(), engine=True)
              for eng in engines}
     runnable_somewhere = {s.name for t in found.values() for s in t.runnable}

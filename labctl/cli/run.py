@@ -176,7 +176,7 @@ def _run_on(engine, scenarios: list, run_id: str, o: dict, cancel: threading.Eve
         # the engine's own image first; other platforms' and example images build while the
         # scenarios that need only it run (see labctl.cli.staged)
         t0 = time.monotonic()
-        some = any(c.platform or c.image for s in scenarios for c in s.containers)
+        some = any(c.platform or (c.image or "").startswith("labctl/") for s in scenarios for c in s.containers)
         native = common.native_platform(engine) if some else ""
         now, later = staged.split(scenarios, native)
         wanted = {c.platform for s in later for c in s.containers if c.platform and c.workload}
@@ -185,7 +185,7 @@ def _run_on(engine, scenarios: list, run_id: str, o: dict, cancel: threading.Eve
         extra = [staged.Background(lambda: common.ensure_platform_images(engine, wanted, progress)),
                  staged.Background(lambda: common.build_extras(engine, later, None, progress, platforms=False))] \
             if later else []
-        image = common.ensure_image(engine, progress).image
+        image = common.prepare_images(engine, now, None, progress)[0]
         progress.line(f"running {total} scenario(s) on {info}, {o['jobs']} at a time (run {run_id[:8]})"
                       + (f"; {len(later)} of them once their images are built" if later else ""))
         result = run_these(now, image, {})

@@ -171,16 +171,21 @@ def triage(scenarios: Iterable[Scenario], machine: Machine, explicit: set[str], 
     return out
 
 
-def refusal(refusals: list[tuple[Scenario, list[Unmet]]]) -> Refused:
+def refusal(refusals: list[tuple[Scenario, list[Unmet]]]) -> LabctlError:
     """One Refused for several scenarios: opt-ins as ``FILE:LINE:COL: key: message`` lines
     (exit 2 when that is all), the rest with their steps (exit 3)."""
+    from labctl.errors import ScenarioError, ScenarioErrors
+
     lines: list[str] = []
+    usage: list[ScenarioError] = []
     code = EXIT_USAGE
     for s, missing in refusals:
         for u in missing:
             if u.exit_code == EXIT_USAGE:
-                where = f"{u.need.pos}: {u.need.path}: " if u.need.pos is not None else f"{s.file}: "
-                lines.append(f"{where}{u.reason} ({u.detail}); refused without it")
+                pos = u.need.pos
+                usage.append(ScenarioError(pos.file if pos else s.file, pos.line if pos else None, pos.col if pos else None,
+                                           u.need.path, f"{u.reason} ({u.detail}); refused without it"))
+                lines.append(usage[-1].message)
                 continue
             code = EXIT_ENVIRONMENT
             lines.append(f"{u.detail} (scenario {s.name}, {s.file})")
@@ -189,6 +194,8 @@ def refusal(refusals: list[tuple[Scenario, list[Unmet]]]) -> Refused:
                 lines.extend(f"  {step}" for step in u.steps)
             else:
                 lines.append(f"To enable it: {u.fix}")
+    if code == EXIT_USAGE:  # only opt-ins: located errors, as the loader gives them
+        return ScenarioErrors(usage)  # type: ignore[return-value]
     return Refused("\n".join(lines), code)
 
 
