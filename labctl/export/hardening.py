@@ -16,14 +16,14 @@ RUNTIME_CLASS = {"runsc": "gvisor", "crun": "crun"}
 
 
 def compose_security(c: ContainerSpec, scenario_dir: str) -> tuple[list[str], dict[str, Any]]:
-    """(security_opt, extra service keys) of a compose service: the seccomp profile path
-    relative to the compose file's folder (compose reads the file, as docker run does),
+    """(security_opt, extra service keys) of a compose service: the seccomp profile by its
+    absolute path (compose reads the file relative to the compose file's own folder, which
+    is wherever the user saves the output, so only an absolute path holds everywhere),
     ``runtime:`` and a /dev/shm tmpfs entry for ``shm_options``."""
     opts: list[str] = []
     for o in c.security_opt:
         if o.startswith("seccomp=") and o != "seccomp=unconfined":
-            path = o.split("=", 1)[1]
-            opts.append("seccomp=" + os.path.relpath(path, scenario_dir))
+            opts.append("seccomp=" + os.path.join(scenario_dir, o.split("=", 1)[1]))
         else:
             opts.append("no-new-privileges:true" if o == "no-new-privileges" else o)
     if not any(o.startswith("no-new-privileges") for o in opts):

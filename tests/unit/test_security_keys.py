@@ -90,7 +90,8 @@ def test_shm_options_become_a_dev_shm_tmpfs(tmp_path: Path) -> None:
 
 def test_the_library_scenarios_export_to_compose_with_their_keys() -> None:
     deny = yaml.safe_load(render_compose(load_file(str(ROOT / "scenarios" / "seccomp-denies-shmget.yaml"))))
-    assert deny["services"]["writer"]["security_opt"] == ["no-new-privileges:true", "seccomp=seccomp/deny-shmget.json"]
+    assert deny["services"]["writer"]["security_opt"] == [
+        "no-new-privileges:true", f"seccomp={ROOT / 'scenarios' / 'seccomp' / 'deny-shmget.json'}"]
     gv = yaml.safe_load(render_compose(load_file(str(ROOT / "scenarios" / "gvisor-sysv-not-shared.yaml"))))
     assert {s["runtime"] for s in gv["services"].values() if "runtime" in s} == {"runsc"}
     ex = yaml.safe_load(render_compose(load_file(str(ROOT / "scenarios" / "devshm-exec-map.yaml"))))
