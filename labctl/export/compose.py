@@ -17,6 +17,7 @@ import yaml
 
 from labctl.images import platforms
 from labctl.runtime.labels import labels_for
+from labctl.scenario.actions.action_registry import ACTIONS
 from labctl.scenario.model import (
     WORKLOAD_IMAGE_REPO, ContainerSpec, Scenario, StepSpec, VolumeSpec, linked_container,
 )
@@ -241,19 +242,8 @@ def _dump(value: Any, indent: int) -> list[str]:
 
 def step_command(step: StepSpec) -> str:
     """A step as the compose command that does it by hand (checks and waits: what to look for)."""
-    c = step.container
-    if step.action == "restart":
-        return f"docker compose restart -t {step.grace:g} {c}"
-    if step.action == "stop":
-        return f"docker compose stop -t {step.grace:g} {c}"
-    if step.action == "kill":
-        return f"docker compose kill -s {step.signal} {c}"
-    if step.action in ("start", "pause", "unpause"):
-        return f"docker compose {step.action} {c}"
-    if step.action == "wait":
-        what = {"exited": "has exited", "running": "runs", "restarts": f"was restarted {step.count} time(s)"}.get(
-            step.until or "", f"printed the event '{step.until}'")
-        return f"wait until {c} {what} (at most {step.timeout:g}s)"
+    if step.action in ACTIONS:
+        return ACTIONS[step.action].compose(step)
     return f"check: {step.name} ({step.check.kind if step.check else step.action})"
 
 

@@ -14,6 +14,7 @@ import os
 import re
 from dataclasses import dataclass
 
+from labctl.scenario.actions.action_registry import ACTIONS
 from labctl.scenario.kinds.registry import KINDS
 from labctl.scenario.model import Scenario
 
@@ -181,6 +182,7 @@ def render_markdown(scenarios: list[Scenario]) -> str:
         if lesson.fix:
             out += [f"*In a real deployment:* {_md(lesson.fix)}", ""]
     out += check_kinds_markdown()
+    out += step_actions_markdown()
     return "\n".join(out).rstrip("\n") + "\n"
 
 
@@ -191,4 +193,14 @@ def check_kinds_markdown() -> list[str]:
            "What a scenario's `checks:` may state, one kind key per check (docs/scenario.schema.json has every key).", "",
            "| kind | what it checks |", "|---|---|"]
     out += [f"| `{name}` | {_cell(kind.description)} |" for name, kind in KINDS.items()]
+    return out + [""]
+
+
+def step_actions_markdown() -> list[str]:
+    """The handout's last section: every step action with its one-line description, from the
+    actions table (``labctl.scenario.actions.action_registry.ACTIONS``)."""
+    out = ["## Step actions", "",
+           "What a `steps:` entry may do besides a check kind, one action key per step.", "",
+           "| action | what it does |", "|---|---|"]
+    out += [f"| `{name}` | {_cell(action.description)} |" for name, action in ACTIONS.items()]
     return out + [""]

@@ -1,7 +1,8 @@
 """The timeline: a scenario's ``steps:`` run in order once its containers are up.
 
-Each step is an engine action on a role's container (restart, kill, stop, start, pause,
-unpause), a bounded ``wait``, or a check that must hold at that point. A step is bounded
+Each step is an engine action on a role's container (one of
+``labctl.scenario.actions.action_registry.ACTIONS``: restart, kill, ... and a bounded ``wait``)
+or a check that must hold at that point. A step is bounded
 by its own timeout and the scenario's deadline. The first step that fails (a check) or
 errs (the engine refused an action, a wait ran out) stops the timeline: the later steps
 are reported as not run and the scenario fails (a check) or errs (an action).
@@ -12,24 +13,22 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Callable
 
 from labctl.checks import evaluate as checkmod
-from labctl.errors import ContainerStartError, LabctlError
+from labctl.errors import LabctlError
 from labctl.report.results import StepResult
 from labctl.runtime.engine import Container
+from labctl.scenario.actions.step_action import StepFailed
+from labctl.scenario.actions.action_registry import ACTIONS
 from labctl.scenario.model import StepSpec
 
 if TYPE_CHECKING:
     from labctl.runner.scenario_run import ScenarioRun
 
-POLL_MIN = 0.02  # engine-state waits poll with a bounded backoff (no event to wait on)
-POLL_MAX = 0.25
-
-
-class StepFailed(LabctlError):
-    """An action step could not be carried out (the engine refused it, a wait ran out)."""
+__all__ = ["StepFailed", "Timeline"]
 
 
 class Timeline:
-    """Runs ``scenario.steps`` against a started ``ScenarioRun``."""
+    """Runs ``scenario.steps`` against a started ``ScenarioRun``; it is the ``Stage`` the
+    step actions act on."""
 
     def __init__(self, run: ScenarioRun, *, sleep: Callable[[float], None] | None = None) -> None:
         import time
@@ -78,14 +77,26 @@ class Timeline:
             return StepResult(step.name, "check", r.status if r.status != "skipped" else "error",  # type: ignore[arg-type]
                               message=r.message, expected=r.expected, observed=r.observed)
         try:
-            observed = self._act(step, deadline)
+            observed = ACTIONS[step.action].act(self, step, deadline)
         except LabctlError as e:
             return StepResult(step.name, step.action, "error", message=str(e))
         return StepResult(step.name, step.action, "passed", observed=observed)
 
-    # ---------------------------------------------------------------- actions
+    # ---------------------------------------------------------------- Stage
 
-    def _container(self, step: StepSpec) -> Container:
+    def clock(self) -> float:
+        return self.ctx.clock()
+
+    def check_cancel(self) -> None:
+        self.ctx.check_cancel()
+
+    def not_started(self, role: str) -> bool:
+        return role in self.run.roster.not_started
+
+    def start_later(self, role: str) -> str:
+        return self.run.start_later(role)
+
+    def container(self, step: StepSpec) -> Container:
         c = self.run.roster.get(step.container)
         if step.container in self.run.roster.not_started:
             raise StepFailed(f"{step.action} {step.container}: it has start: false and no step started it yet")
@@ -94,73 +105,8 @@ class Timeline:
             raise StepFailed(f"{step.action} {step.container}: the container did not run ({why})")
         return c
 
-    def _act(self, step: StepSpec, deadline: float) -> str:
-        """Carry out one action; returns what was observed (for the report)."""
-        if step.action == "start" and step.container in self.run.roster.not_started:
-            try:
-                return self.run.start_later(step.container)
-            except ContainerStartError as e:
-                raise StepFailed(f"the engine refused to start {step.container}: {e.reason}") from e
-        c = self._container(step)
-        if step.action == "restart":
-            c.stop(step.grace)
-            self._again(step.container, c)
-            return "stopped and started again"
-        if step.action == "stop":
-            status = c.stop(step.grace)
-            return f"stopped ({checkmod.describe_exit(status)})" if status else "stopped"
-        if step.action == "start":
-            self._again(step.container, c)
-            return "started"
-        if step.action == "kill":
-            c.kill(step.signal)
-            return f"sent {step.signal}"
-        if step.action == "pause":
-            c.pause()
-            return "paused"
-        if step.action == "unpause":
-            c.unpause()
-            return "unpaused"
-        return self._wait(step, c, deadline)
-
-    def _again(self, role: str, c: Container) -> None:
+    def again(self, role: str, c: Container) -> None:
         """Start ``role`` again; its next lines are a new run (``run`` on its events), also
         for an image that prints no ``start`` event."""
         c.output.new_run()
         c.start()
-
-    def _wait(self, step: StepSpec, c: Container, deadline: float) -> str:
-        until = step.until or "exited"
-        clock = self.ctx.clock
-        if until not in ("exited", "running", "restarts"):
-            out = c.output
-
-            def seen() -> bool:  # under the output's lock (wait_for)
-                return out.current_run == out.run and until in out.run_first
-
-            while not out.wait_for(seen, min(deadline, clock() + 0.5), clock):
-                self.ctx.check_cancel()
-                if clock() >= deadline:
-                    raise StepFailed(f"{step.container} printed no {until!r} event in its current run "
-                                     f"(run {out.current_run}) within {step.timeout:g}s")
-            return f"{until!r} seen in run {out.current_run}"
-        pause = POLL_MIN
-        while True:
-            state = c.state()
-            status = str(state.get("Status", ""))
-            if until == "exited" and status in ("exited", "dead") and not state.get("Restarting"):
-                return f"exited with {state.get('ExitCode')}"
-            if until == "running" and status == "running":
-                return "running"
-            if until == "restarts":
-                n = c.restart_count()
-                if n >= (step.count or 1):
-                    return f"restart count {n}"
-            if clock() >= deadline:
-                now = f"restart count {c.restart_count()}" if until == "restarts" else f"status {status}"
-                raise StepFailed(f"{step.container} not {until}"
-                                 + (f" {step.count} times" if until == "restarts" else "")
-                                 + f" within {step.timeout:g}s ({now})")
-            self.ctx.check_cancel()
-            self.sleep(min(pause, max(0.0, deadline - clock())))
-            pause = min(pause * 2, POLL_MAX)

@@ -264,7 +264,6 @@ class CheckSpec:
 
 # --------------------------------------------------------------------------- steps
 
-ACTIONS = ("restart", "kill", "stop", "start", "pause", "unpause", "wait")
 WAIT_FOR = ("exited", "running", "restarts")  # or an event name
 DEFAULT_STEP_TIMEOUT = 30.0
 DEFAULT_GRACE = 10.0  # restart/stop: SIGTERM, then SIGKILL after this (docker's default)
@@ -273,6 +272,7 @@ DEFAULT_GRACE = 10.0  # restart/stop: SIGTERM, then SIGKILL after this (docker's
 @dataclass(frozen=True)
 class StepSpec:
     """One entry of ``steps:``: an engine action on a container, or a check.
+    ``action`` is a key of ``labctl.scenario.actions.action_registry.ACTIONS``, or ``check``.
 
     restart  ``docker restart -t GRACE``: SIGTERM, SIGKILL after ``grace`` seconds, start again
     kill     ``docker kill -s SIGNAL`` (default SIGKILL)

@@ -11,53 +11,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from labctl.scenario.actions.step_action import no_policy
+from labctl.scenario.actions.action_registry import ACTIONS
 from labctl.scenario.builder import Builder, get, node_of
-from labctl.scenario.shared_specs import EVENT_RE, Ref
 from labctl.scenario.compound import F, Obj
 from labctl.scenario.kinds.registry import KINDS
 from labctl.scenario.model import (
-    ACTIONS, DEFAULT_CHECK_TIMEOUT, DEFAULT_GRACE, DEFAULT_STEP_TIMEOUT, WAIT_FOR, CheckSpec, ContainerSpec, Pos,
-    StepSpec,
+    DEFAULT_CHECK_TIMEOUT, DEFAULT_GRACE, DEFAULT_STEP_TIMEOUT, CheckSpec, ContainerSpec, Pos, StepSpec,
 )
-from labctl.scenario.spec import INVALID, Duration, Int, Leaf, PDict, Str, join
+from labctl.scenario.spec import INVALID, Duration, PDict, Str, join
 from labctl.scenario.yamlload import Node
-
-SIGNAL_RE = r"^SIG[A-Z0-9]+$"
-
-
-def _wait_for(node: Node) -> str:
-    import re
-
-    s: str = node.value
-    if s in WAIT_FOR or re.match(EVENT_RE, s):
-        return s
-    raise ValueError(f"invalid wait condition {s!r} (expected exited, running, restarts or an event name)")
-
-
-WAIT_COND = Leaf("exited, running, restarts or an event name", (str,), {"type": "string", "pattern": EVENT_RE},
-                 _wait_for, "exited | running | restarts (with count) | an event name")
-GRACE = Duration("SIGTERM, then SIGKILL after this (default 10s)", maximum=3600)
-
-ACTION_FIELDS: dict[str, Obj] = {
-    "restart": Obj({"container": F(Ref(), True), "timeout": F(GRACE)},
-                   "docker restart: stop (SIGTERM, SIGKILL after timeout), then start again"),
-    "kill": Obj({"container": F(Ref(), True),
-                 "signal": F(Str("a signal name (default SIGKILL)", pattern=SIGNAL_RE, what="signal",
-                                 hint="expected a name such as SIGKILL or SIGTERM"))},
-                "docker kill: send a signal to the container's first process"),
-    "stop": Obj({"container": F(Ref(), True), "timeout": F(GRACE)},
-                "docker stop: SIGTERM, then SIGKILL after timeout"),
-    "start": Obj({"container": F(Ref(), True)},
-                 "docker start: a start: false container, or one that exited or was stopped"),
-    "pause": Obj({"container": F(Ref(), True)}, "docker pause: freeze every process (cgroup freezer)"),
-    "unpause": Obj({"container": F(Ref(), True)}, "docker unpause"),
-    "wait": Obj({
-        "container": F(Ref(), True),
-        "for": F(WAIT_COND, True),
-        "count": F(Int("for: restarts: the engine's restart count to reach", minimum=1, maximum=10**6)),
-        "timeout": F(Duration("how long to wait at most (required here or on the step)")),
-    }, "wait until the container exited, runs, restarted count times or printed an event"),
-}
 
 STEP_KEYS = (*ACTIONS, *KINDS)
 
@@ -65,49 +28,28 @@ STEP = Obj({
     "name": F(Str("shown in reports; default derived from the action", max_len=200)),
     "timeout": F(Duration("the step's deadline (default 30s for actions, 10s for checks)")),
     "consistently": F(Duration("a check step must hold for this long")),
-    **{name: F(spec) for name, spec in ACTION_FIELDS.items()},
+    **{name: F(action.fields) for name, action in ACTIONS.items()},
     **{name: F(kind.fields) for name, kind in KINDS.items()},
 }, "one step: exactly one action or check kind key", one_of=STEP_KEYS, one_of_what="step action or check kind")
 
 
 def _action(b: Builder, action: str, d: PDict, step: PDict, path: str, name: str | None,
             pos: Pos) -> StepSpec | None:
+    """One action step: the keys every action shares here, the rest from ``ACTIONS[action].read``."""
     apath = join(path, action)
     container = get(d, "container", "")
     if "container" in d.node.value:
         b.ref(container, node_of(d, "container"), join(apath, "container"))
-    until = get(d, "for")
-    count = get(d, "count")
-    step_timeout = get(step, "timeout")
     if "consistently" in step:
         b.ctx.at(node_of(step, "consistently"), join(path, "consistently"),
                  "'consistently' applies to check steps only")
-    if action == "wait":
-        bound = get(d, "timeout", step_timeout)
-        if bound is None and "timeout" not in d and "timeout" not in step:
-            b.ctx.at(d.node, apath, "a wait needs a bound: add timeout (e.g. timeout: 20s) to it or to the step")
-        if until == "restarts" and count is None:
-            b.ctx.at(d.node, apath, "wait for: restarts needs count: N")
-        if count is not None and until != "restarts":
-            b.ctx.at(node_of(d, "count"), join(apath, "count"), "count applies only to for: restarts")
-        if until == "restarts":
-            no_policy(b, container, node_of(d, "for"), join(apath, "for"))
-        step_timeout = bound
-    label = {"wait": f"wait {container} {until}" + (f" {count}" if count else ""),
-             "kill": f"kill {container} {get(d, 'signal', 'SIGKILL')}"}.get(action, f"{action} {container}")
-    return StepSpec(
-        action=action, name=name or label, container=container,
-        timeout=step_timeout if step_timeout is not None else DEFAULT_STEP_TIMEOUT,
-        grace=get(d, "timeout", DEFAULT_GRACE) if action in ("restart", "stop") else DEFAULT_GRACE,
-        signal=get(d, "signal", "SIGKILL"), until=until, count=count, pos=pos)
-
-
-def no_policy(b: Builder, container: Any, node: Node, path: str) -> None:
-    """Record an error when ``container`` has no restart policy: its restart count stays 0."""
-    c = next((c for c in b.containers if c.name == container), None)
-    if c is not None and c.restart == "no":
-        b.ctx.at(node, path, f"container '{container}' has no restart policy (restart: no), so the engine never "
-                             "restarts it and its restart count stays 0; give it restart: on-failure[:N] or always")
+    fields = {"timeout": get(step, "timeout"), "grace": DEFAULT_GRACE, "name": f"{action} {container}",
+              **ACTIONS[action].read(b, d, step, apath)}
+    if name:
+        fields["name"] = name
+    if fields["timeout"] is None:
+        fields["timeout"] = DEFAULT_STEP_TIMEOUT
+    return StepSpec(action=action, container=container, pos=pos, **fields)
 
 
 def build_steps(b: Builder, steps: Any, check_names: dict[str, int]) -> list[StepSpec]:

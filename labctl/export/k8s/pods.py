@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass, field
 
 from labctl.errors import ScenarioError, ScenarioErrors
+from labctl.scenario.actions.action_registry import ACTIONS
 from labctl.scenario.model import ContainerSpec, Scenario, linked_container
 
 # the engine's restart policy -> the Pod's (a pod has one, for all its containers)
@@ -74,11 +75,11 @@ def plan_pods(s: Scenario) -> list[PodPlan]:
         if c.devices:
             errors.append(_err(s, c, "devices", "host devices are not part of the Pod API (use a device plugin)"))
     for i, st in enumerate(getattr(s, "steps", ())):
-        if st.action not in ("check", "wait"):
+        action = ACTIONS.get(st.action)
+        if action is not None and action.k8s is not None:
             errors.append(ScenarioError(s.file, st.pos.line or None, st.pos.col or None, f"steps[{i}]",
                                         f"Kubernetes cannot express this: the timeline's '{st.action}' of "
-                                        f"'{st.container}' is an action at a point in time; a manifest "
-                                        "only declares what runs"))
+                                        f"'{st.container}' is {action.k8s}"))
             break
     for c in s.containers:
         if not getattr(c, "start", True):

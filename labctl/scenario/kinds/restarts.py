@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from labctl.scenario.builder import Builder, get
 from labctl.scenario.shared_specs import COUNT, Ref
 from labctl.scenario.compound import ExpectT, F, Obj
+from labctl.scenario.actions.step_action import no_policy
 from labctl.scenario.kinds.base import CheckKind, Look, Observation, Verdict, not_started, ref
 from labctl.scenario.model import Expect
 from labctl.scenario.spec import INVALID, PDict, join
@@ -28,8 +29,6 @@ FIELDS = Obj({
 
 
 def build(b: Builder, d: PDict, path: str) -> tuple[RestartsCheck, str]:
-    from labctl.scenario.steps import no_policy  # steps imports the kinds table
-
     c = ref(b, d, "container", path)
     if "count" in d.node.value:
         no_policy(b, c, d.node.value["count"], join(path, "count"))
