@@ -25,7 +25,6 @@ main thread, the final removal holds a Ctrl-C until done, and a SIGINT inherited
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 import uuid
@@ -328,18 +327,10 @@ class Outcome:
     def events(self, container: str, name: str | None = None) -> list[dict]:
         """The JSON events a container printed (among its retained lines), optionally
         only those whose ``event`` is ``name``. KeyError for an unknown container."""
-        out = []
-        for line in self.result.logs[container].splitlines():
-            line = line.strip()
-            if not line.startswith("{"):
-                continue
-            try:
-                ev = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(ev, dict) and (name is None or ev.get("event") == name):
-                out.append(ev)
-        return out
+        from labctl.runtime.logs import json_events
+
+        events = json_events(self.result.logs[container], strip=True)
+        return [ev for ev in events if name is None or ev.get("event") == name]
 
     def report(self) -> str:
         """labctl's text report of this scenario (what ``labctl run`` prints)."""

@@ -27,6 +27,7 @@ import sysv_ipc
 from labctl.errors import ContainerStartError, LabctlError
 from labctl.runtime.labels import ROLE, RUN_ID, labels_for
 from labctl.runtime.engine import Container, Engine, RunSpec
+from labctl.runtime.logs import json_events
 
 SCENARIO = "bench"
 MOUNT = "/bench"
@@ -185,7 +186,7 @@ class HostPairs:
                                         timeout=spec.timeout_s + SERVER_GRACE_S)
             except subprocess.TimeoutExpired as e:
                 raise PairError(f"{what}: the client ignored its own deadline") from e
-            events = _json_lines(client.stdout)
+            events = json_events(client.stdout)
             record = result_from_events(events, "host", what, (client.stdout + client.stderr)[-800:])
             try:
                 server.wait(timeout=SERVER_GRACE_S)
@@ -198,21 +199,6 @@ class HostPairs:
                 server.wait(timeout=5)
             if key is not None:
                 remove_host_segment(key)
-
-
-def _json_lines(text: str) -> list[dict]:
-    import json
-
-    out = []
-    for line in text.splitlines():
-        if line.startswith("{"):
-            try:
-                ev = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(ev, dict):
-                out.append(ev)
-    return out
 
 
 # ==== container pairs ====

@@ -12,13 +12,13 @@ refused with the reason, never answered from outside."""
 
 from __future__ import annotations
 
-import json
 
 from labctl.errors import ContainerStartError, EngineError, LabctlError
 from labctl.runner.context import RunContext
 from labctl.runner.roster import Roster
 from labctl.runtime import process_ipc_namespace
 from labctl.runtime.engine import Container, RunSpec
+from labctl.runtime.logs import json_events
 from labctl.runtime.oci import sandboxed
 from labctl.scenario.kinds.registry import kind_of
 
@@ -28,15 +28,7 @@ PROBE_EXEC_S = 30.0  # the longest one probe exec may take (within the scenario 
 
 def probe_event(text: str) -> dict | None:
     """The ``{"event": "probe", ...}`` line of a probe's output, if any."""
-    for line in text.splitlines():
-        if line.startswith("{"):
-            try:
-                data = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(data, dict) and data.get("event") == "probe":
-                return dict(data)
-    return None
+    return next((dict(e) for e in json_events(text) if e.get("event") == "probe"), None)
 
 
 class ProbeSet:

@@ -67,6 +67,16 @@ def _parse_batch(lines: list[str]) -> list[dict]:
     return found
 
 
+def json_events(text: str, *, strip: bool = False) -> list[dict]:
+    """The JSON events of a workload's output ``text``: every line that starts with ``{``
+    (after trimming its whitespace when ``strip``) and parses to one JSON object, in order.
+    The one parser of the workloads' JSON lines (``Output`` feeds batches of them here too)."""
+    lines = text.splitlines()
+    if strip:
+        lines = [line.strip() for line in lines]
+    return _parse_batch([line for line in lines if line.startswith("{")])
+
+
 @dataclass(frozen=True)
 class ExitStatus:
     """How a container ended: ``code`` as the engine reports it (128+N for signal N)."""

@@ -113,3 +113,15 @@ def test_event_seen_and_created_objects() -> None:
                      '{"event":"attached","mq_name":"/q"}'])
     assert seen.seen is not None and seen.seen["shmid"] == 5
     assert created.ids["shmid"] == {5} and created.ids["semid"] == {7} and created.ids["mq_name"] == {"/q"}
+
+
+def test_one_parser_reads_the_workloads_json_lines_everywhere() -> None:
+    from labctl.bench import launch
+    from labctl.runner.probes import probe_event
+    from labctl.runtime.logs import json_events
+
+    text = 'hello\n{"event": "a", "n": 1}\n{broken\n[1]\n{"event": "probe", "x": NaN}\n  {"event": "b"}\n'
+    assert [e["event"] for e in json_events(text)] == ["a", "probe"]
+    assert [e["event"] for e in json_events(text, strip=True)] == ["a", "probe", "b"]
+    assert probe_event(text)["event"] == "probe" and probe_event("no events") is None
+    assert launch.json_events is json_events
