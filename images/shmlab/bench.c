@@ -67,24 +67,20 @@ static long long bench_usage(const char *fmt, const char *a)
     return emit_error(&e);
 }
 
-static int parse_num(const char *s, long long *out)
+/* An integer option (--iters, --warmup, --pin, --key in any C base, --port, --batch); --size
+ * and --timeout take the size and duration grammars of every shmlab command (units.c). */
+static int parse_num(const char *name, const char *s, long long *out)
 {
     char *end;
     long long v;
 
+    if (strcmp(name, "size") == 0)
+        return units_size(s, out);
+    if (strcmp(name, "timeout") == 0)
+        return units_duration_ms(s, out);
     errno = 0;
     v = strtoll(s, &end, 0);
-    if (errno != 0 || end == s || v < -1)
-        return -1;
-    if (strcmp(end, "ms") == 0)
-        end += 2;
-    else if (strcmp(end, "s") == 0)
-        v *= 1000, end++;
-    else if (*end == 'k' || *end == 'K')
-        v *= 1024, end++;
-    else if (*end == 'm' || *end == 'M')
-        v *= 1024 * 1024, end++;
-    if (*end != '\0')
+    if (errno != 0 || end == s || v < -1 || *end != '\0')
         return -1;
     *out = v;
     return 0;
@@ -130,7 +126,7 @@ static int parse_bench(int argc, char **argv, struct bopts *o)
             o->host = v, done = 1;
         for (k = 0; !done && k < sizeof num_names / sizeof num_names[0]; k++)
             if (strcmp(a, num_names[k]) == 0) {
-                if (parse_num(v, num_slots[k]) < 0)
+                if (parse_num(num_names[k], v, num_slots[k]) < 0)
                     return (int)bench_usage("bad number '%s'", v);
                 done = 1;
             }

@@ -203,7 +203,8 @@ static void usage(FILE *f)
         "         (wide: long/size_t fields, whose offsets differ between 32- and\n"
         "         64-bit builds; fixed: fixed-width types, the same everywhere);\n"
         "         with --struct a `layout` event gives this build's size and offsets\n"
-        "Durations: 250ms, 1s, 2.5s or bare milliseconds. Sizes: 68, 4k, 64m.\n"
+        "Durations: 250ms, 1s, 2.5s, 1m, 1h or bare milliseconds. Sizes: 68, 4k, 64m, 1g, 64MiB.\n"
+        "`shmlab units size|duration VALUE...` prints what each VALUE parses to (bench too).\n"
         "\n"
         "Output: one JSON object per line on stdout (event, role, t_ms, fields);\n"
         "--human prints 'role: event k=v ...' instead. Diagnostics go to stderr.\n"
@@ -248,48 +249,6 @@ static int parse_key(const char *s, long long *out)
     return 0;
 }
 
-static int parse_dur(const char *s, long long *ms)
-{
-    char *end;
-    double v;
-
-    errno = 0;
-    v = strtod(s, &end);
-    if (errno != 0 || end == s || v < 0 || v > 1e12)
-        return -1;
-    if (*end == '\0' || strcmp(end, "ms") == 0)
-        *ms = (long long)v;
-    else if (strcmp(end, "s") == 0)
-        *ms = (long long)(v * 1000.0 + 0.5);
-    else if (strcmp(end, "m") == 0)
-        *ms = (long long)(v * 60000.0 + 0.5);
-    else
-        return -1;
-    return 0;
-}
-
-static int parse_size(const char *s, long long *out)
-{
-    char *end;
-    long long v;
-
-    errno = 0;
-    v = strtoll(s, &end, 10);
-    if (errno != 0 || end == s || v < 0)
-        return -1;
-    switch (*end) {
-    case '\0': break;
-    case 'k': case 'K': v *= 1024LL; end++; break;
-    case 'm': case 'M': v *= 1024LL * 1024; end++; break;
-    case 'g': case 'G': v *= 1024LL * 1024 * 1024; end++; break;
-    default: return -1;
-    }
-    if (*end != '\0')
-        return -1;
-    *out = v;
-    return 0;
-}
-
 static int parse_hold(const char *s, long long *out)
 {
     if (strcmp(s, "none") == 0)
@@ -313,10 +272,10 @@ static int parse_value(const struct optdef *d, const char *v, struct opts *o)
     case K_STR: *(const char **)(void *)base = v; return 0;
     case K_FLAG: return -1;
     case K_INT: rc = parse_ll(v, 10, &n); break;
-    case K_DUR: rc = parse_dur(v, &n); break;
+    case K_DUR: rc = units_duration_ms(v, &n); break;
     case K_KEY: rc = parse_key(v, &n); break;
     case K_MODE: rc = parse_ll(v, 8, &n); if (n < 0 || n > 07777) rc = -1; break;
-    case K_SIZE: rc = parse_size(v, &n); break;
+    case K_SIZE: rc = units_size(v, &n); break;
     case K_HOLD: rc = parse_hold(v, &n); break;
     }
     if (rc < 0)
@@ -544,6 +503,8 @@ int main(int argc, char **argv)
     }
     if (strcmp(argv[1], "bench") == 0)
         return cmd_bench(argc - 2, argv + 2);
+    if (strcmp(argv[1], "units") == 0)
+        return cmd_units(argc - 2, argv + 2);
     for (i = 0; i < sizeof commands / sizeof commands[0]; i++)
         if (strcmp(commands[i].name, argv[1]) == 0)
             c = &commands[i];

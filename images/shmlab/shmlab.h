@@ -132,6 +132,11 @@ int err_msg(struct err *e, const char *call, int errnum, int code, const char *f
     __attribute__((format(printf, 5, 6)));
 const char *errno_name(int errnum);
 
+/* units.c: the size and duration grammars of every option (labctl/units.py's); 0 or -1 */
+int units_duration_ms(const char *s, long long *ms);
+int units_size(const char *s, long long *bytes);
+int cmd_units(int argc, char **argv);
+
 /* ==== JSON buffer and events (out.c) ==== */
 struct jb {
     char *p;

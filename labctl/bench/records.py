@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 
 from labctl.images import platforms
 from labctl.images.platforms import Platform
+from labctl import units
 from labctl.errors import UsageError
 
 MECHANISMS = (
@@ -126,13 +127,12 @@ def parse_config(mechanisms: str, sizes: str, placements: str, iterations: int, 
 
 
 def parse_size(text: str) -> int:
-    """``64``, ``4k``, ``1m`` (KiB/MiB) to bytes; raises UsageError."""
-    t = text.strip().lower()
-    mult = {"k": 1024, "m": 1024 * 1024}.get(t[-1:], 1)
-    digits = t[:-1] if mult > 1 else t
-    if not digits.isdigit():
-        raise UsageError(f"bad size {text!r} (bytes, or with k / m suffix)")
-    value = int(digits) * mult
+    """``64``, ``4k``, ``1m`` (KiB/MiB; the size grammar of ``labctl.units``) to bytes;
+    raises UsageError."""
+    try:
+        value = units.parse_size(text)
+    except ValueError:
+        raise UsageError(f"bad size {text!r} (bytes, or with k / m suffix)") from None
     if not 1 <= value <= MAX_SIZE:
         raise UsageError(f"size {text!r} out of range (1 B to 64 MiB)")
     return value

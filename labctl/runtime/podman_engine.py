@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from typing import Any, Callable
 
 import docker
@@ -43,24 +42,21 @@ from labctl.runtime.docker_engine import DockerEngine, _label_filter
 from labctl.runtime.engine import RunSpec
 
 LIBPOD = "/v4.0.0/libpod"  # the libpod API prefix (Podman >= 4), served on the same socket
-_SIZE_RE = re.compile(r"^(\d+)([kmg]?)$", re.IGNORECASE)
-_UNIT = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
 
 
 def tmpfs_options(o: str, page_size: int | None = None) -> str:
     """Mount options of a tmpfs volume in the form Podman passes on to mount(2):
-    ``size=BYTES[k|m|g]`` becomes ``nr_blocks=PAGES`` (rounded up), the rest unchanged.
+    ``size=`` (the size grammar of ``labctl.units``) becomes ``nr_blocks=PAGES`` (rounded up), the rest unchanged.
     ``mode=1777,size=16m`` -> ``mode=1777,nr_blocks=4096`` with 4096-byte pages."""
     page = page_size or os.sysconf("SC_PAGE_SIZE")
     out = []
     for opt in o.split(","):
         key, _, value = opt.partition("=")
-        m = _SIZE_RE.match(value) if key == "size" else None
-        if m:
-            size = int(m.group(1)) * _UNIT[m.group(2).lower()]
-            out.append(f"nr_blocks={-(-size // page)}")
-        else:
-            out.append(opt)
+        try:
+            size = parse_size(value) if key == "size" else None
+        except ValueError:
+            size = None
+        out.append(opt if size is None else f"nr_blocks={-(-size // page)}")
     return ",".join(out)
 
 
