@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from labctl.errors import ContainerStartError
-from labctl.scenario.actions.step_action import CONTAINER, Stage, StepAction, StepFailed
+from labctl.scenario.actions.step_action import CONTAINER, Stage, StepAction, StepFailed, compose_verb
 from labctl.scenario.compound import Obj
 
 if TYPE_CHECKING:
@@ -26,8 +26,4 @@ def act(stage: Stage, step: StepSpec, deadline: float) -> str:
     return "started"
 
 
-def compose(step: StepSpec) -> str:
-    return f"docker compose start {step.container}"
-
-
-ACTION = StepAction("start", FIELDS, act, compose)
+ACTION = StepAction("start", FIELDS, act, compose_verb("start"))

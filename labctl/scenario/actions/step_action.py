@@ -13,14 +13,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from labctl.errors import LabctlError
-from labctl.scenario.compound import F
+from labctl.scenario.compound import F, Obj
 from labctl.scenario.shared_specs import Ref
 from labctl.scenario.spec import Duration
 
 if TYPE_CHECKING:
     from labctl.runtime.engine import Container
     from labctl.scenario.builder import Builder
-    from labctl.scenario.compound import Obj
     from labctl.scenario.model import StepSpec
     from labctl.scenario.spec import PDict
     from labctl.scenario.yamlload import Node
@@ -106,3 +105,20 @@ class StepAction:
     @property
     def description(self) -> str:
         return self.fields.description
+
+
+def plain_action(name: str, description: str, call: Callable[[Container], object], observed: str) -> StepAction:
+    """An action that is one engine call on the started container and takes no keys but
+    ``container``: ``call(container)`` is the call (``docker NAME``, also the compose
+    command), ``observed`` what the report says after it."""
+
+    def act(stage: Stage, step: StepSpec, deadline: float) -> str:
+        call(stage.container(step))
+        return observed
+
+    return StepAction(name, Obj({"container": CONTAINER}, description), act, compose_verb(name))
+
+
+def compose_verb(verb: str) -> Callable[[StepSpec], str]:
+    """``docker compose VERB CONTAINER``: the compose command of an action without options."""
+    return lambda step: f"docker compose {verb} {step.container}"

@@ -2,25 +2,6 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from labctl.scenario.actions.step_action import plain_action
 
-from labctl.scenario.actions.step_action import CONTAINER, Stage, StepAction
-from labctl.scenario.compound import Obj
-
-if TYPE_CHECKING:
-    from labctl.scenario.model import StepSpec
-
-FIELDS = Obj({"container": CONTAINER}, "docker unpause")
-
-
-def act(stage: Stage, step: StepSpec, deadline: float) -> str:
-    """``docker unpause``."""
-    stage.container(step).unpause()
-    return "unpaused"
-
-
-def compose(step: StepSpec) -> str:
-    return f"docker compose unpause {step.container}"
-
-
-ACTION = StepAction("unpause", FIELDS, act, compose)
+ACTION = plain_action("unpause", "docker unpause", lambda c: c.unpause(), "unpaused")
