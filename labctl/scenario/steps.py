@@ -14,6 +14,7 @@ from typing import Any
 from labctl.scenario.actions.step_action import no_policy
 from labctl.scenario.actions.action_registry import ACTIONS
 from labctl.scenario.builder import Builder, get, node_of
+from labctl.scenario.check_specs import build_check, entries
 from labctl.scenario.compound import F, Obj
 from labctl.scenario.kinds.registry import KINDS
 from labctl.scenario.model import (
@@ -56,30 +57,14 @@ def build_steps(b: Builder, steps: Any, check_names: dict[str, int]) -> list[Ste
     """Every entry of ``steps:`` (after ``b.containers`` is set). Check names share one
     namespace with ``checks:`` (``check_names``: name -> line, filled here)."""
     out: list[StepSpec] = []
-    if not isinstance(steps, list):
-        return out
-    for i, d in enumerate(steps):
-        if not isinstance(d, PDict):
-            continue
-        path = f"steps[{i}]"
-        keys = [k for k in d if k in STEP_KEYS]
-        if len(keys) != 1 or not isinstance(d[keys[0]], PDict):
-            continue
-        key = keys[0]
+    for path, d, key in entries(b, steps, "steps", STEP_KEYS):
         pos = Pos(b.ctx.file, d.node.line, d.node.col)
-        name = get(d, "name")
         if key in ACTIONS:
-            step = _action(b, key, d[key], d, path, name, pos)
+            step = _action(b, key, d[key], d, path, get(d, "name"), pos)
             if step is not None:
                 out.append(step)
             continue
-        body, default_name = KINDS[key].build(b, d[key], join(path, key))
-        name = name or default_name
-        node = d.node.value["name"] if "name" in d.node.value else d.node
-        if name in check_names:
-            b.ctx.at(node, join(path, "name") if "name" in d.node.value else path,
-                     f"duplicate check name '{name}' (first at line {check_names[name]}); give each a distinct 'name'")
-        check_names.setdefault(name, d.node.line)
+        body, name = build_check(b, d, path, key, check_names)
         check = CheckSpec(name, key, body, get(d, "timeout", DEFAULT_CHECK_TIMEOUT), get(d, "consistently"), pos)
         out.append(StepSpec("check", name, getattr(body, "container", ""), check.timeout, check=check, pos=pos))
     _started_by_a_step(b, out)
