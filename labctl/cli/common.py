@@ -109,6 +109,7 @@ def machine(allowed: dict[str, bool], engine=None, arch: bool = True):
     address = str(getattr(engine, "address", "unix://"))
     return requirements.Machine(
         engine=engine.name, arch=engine.architecture() if arch else "", allowed=flags, binfmt_dir=binfmt_dir(),
+        platform=str(allowed.get("platform") or ""),
         # in a container (the labctl image) /proc/sys/fs/binfmt_misc is not the engine host's
         local=address.startswith("unix://") and not in_container(),
         compiler=build.prebuilt_binary() is None)
@@ -149,7 +150,8 @@ def refuse_unmet(engines: Sequence, scenarios: list[Scenario], allowed: dict[str
 
     explicit = requirements.explicit_files(paths)
     out: dict[str, tuple[list[Scenario], list[ScenarioResult]]] = {}
-    arch = any(c.platform or (c.image or "").startswith("labctl/") for s in scenarios for c in s.containers)
+    arch = bool(allowed.get("platform")) or any(c.platform or (c.image or "").startswith("labctl/")
+                                                 for s in scenarios for c in s.containers)
     found = {eng.name: requirements.triage(scenarios, machine(allowed, eng, arch), set(), engine=True)
              for eng in engines}
     runnable_somewhere = {s.name for t in found.values() for s in t.runnable}

@@ -51,7 +51,8 @@ class Machine:
     readable here (a unix socket, labctl not in a container); ``binfmt_dir``: where;
     ``allowed``: the opt-in flags given (``allow-host-ipc``); ``compiler``: labctl can
     compile workloads (False in the labctl image, which carries one prebuilt binary);
-    ``runtimes``: the OCI runtimes the engine offers (empty: unknown)."""
+    ``runtimes``: the OCI runtimes the engine offers (empty: unknown); ``platform``: the
+    run's ``--platform`` (workload containers that name none run on it), ``""``: none."""
 
     engine: str = ""
     arch: str = ""
@@ -60,6 +61,7 @@ class Machine:
     allowed: frozenset[str] = frozenset()
     compiler: bool = True
     runtimes: frozenset[str] = frozenset()
+    platform: str = ""
 
 
 @dataclass(frozen=True)
@@ -279,7 +281,38 @@ def _compiler_probe(need: Need, m: Machine) -> Unmet | None:
                  "run it with labctl installed by pip (pip install -e . in a checkout, then labctl run)")
 
 
+# What emulation (qemu-user through binfmt_misc) cannot show, container by container: the
+# lesson needs the program's own instructions on the engine's CPU.
+_NOT_UNDER_EMULATION = {
+    "runsc": "gVisor runs the program under its own kernel, which does not consult the host's binfmt_misc, "
+             "so an emulated binary does not start in the sandbox",
+    "exec-map": "qemu-user maps the guest's code without PROT_EXEC on the host, so a noexec /dev/shm refuses "
+                "no executable mapping and the lesson cannot be seen",
+}
+
+
+def _emulated_needs(s: Scenario, m: Machine) -> list[Need]:
+    from labctl.images import platforms
+
+    out: list[Need] = []
+    for c in s.containers:
+        plat = c.platform or (m.platform if c.workload else "")
+        if not plat or not m.arch or platforms.is_native(platforms.parse(plat), m.arch):
+            continue
+        if c.runtime == "runsc":
+            out.append(Need("native", "runsc", f"containers.{c.name}.runtime"))
+        if c.workload and "--exec" in c.args:
+            out.append(Need("native", "exec-map", f"containers.{c.name}.args"))
+    return out
+
+
+def _emulated_probe(need: Need, m: Machine) -> Unmet | None:
+    return Unmet(need, "needs the engine's own platform", _NOT_UNDER_EMULATION[need.value],
+                 "labctl run without --platform (on an engine of that architecture)")
+
+
 register(Requirement("opt-in", _opt_in_needs, _opt_in_probe, engine=False))
 register(Requirement("engine", _engine_needs, _engine_probe))
 register(Requirement("compiler", _compiler_needs, _compiler_probe))
 register(Requirement("platform", _platform_needs, _platform_probe))
+register(Requirement("native", _emulated_needs, _emulated_probe))

@@ -86,6 +86,9 @@ def test_the_image_runs_the_library_from_inside_a_container(labctl_image: str, d
     args = ["run", "/scenarios", "--allow-host-ipc", "--format", "json", "--report", "junit:/out/junit.xml",
             *[a for name in SUBSET for a in ("-k", name)]]
     library = drop_c_layouts(Path(shutil.copytree(ROOT / "scenarios", tmp_path / "scenarios")))
+    for f in library.glob("*.yaml"):  # -k matches substrings (mmap-bind-dir is in gvisor-mmap-bind-dir-shared)
+        if f.stem not in SUBSET:
+            f.unlink()
     code, stdout, stderr = run_image(docker_client, labctl_image, args, {
         str(library): {"bind": "/scenarios", "mode": "ro"}, str(out): {"bind": "/out", "mode": "rw"}})
     assert code == 0, stdout + stderr

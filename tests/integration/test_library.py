@@ -27,7 +27,7 @@ from labctl.scenario.model import CheckSpec, Scenario
 
 ROOT = Path(__file__).resolve().parents[2]
 TAGS = {"sysv", "posix", "mmap", "isolation", "cleanup", "pitfall", "security", "sync", "sharing", "host",
-        "layout", "platform", "lifecycle", "engines", "pod"}
+        "layout", "platform", "lifecycle", "engines", "pod", "runtime", "gvisor", "seccomp"}
 
 # Each pitfall scenario: the check that witnesses the failure, and the scenario that shows
 # the fix. A new pitfall must be added here, which forces someone to name both.
@@ -43,6 +43,10 @@ PITFALLS = {
     "shmmax-einval": ("shmget fails with EINVAL", "shmmax-raised"),
     "mixed-width-long": ("no read has the right total", "mixed-width-fixed"),
     "pod-start-race": ("the reader's shmget finds no segment", "pod-start-wait"),
+    "gvisor-sysv-not-shared": ("the reader's shmget fails with ENOENT", "gvisor-mmap-bind-dir-shared"),
+    "seccomp-denies-shmget": ("the writer's shmget fails with EPERM", "seccomp-allows-shmget"),
+    "devshm-noexec-exec-map": ("the writer's mmap fails with EPERM", "devshm-exec-map"),
+    "posix-umask-0644": ("the peer's shm_open fails with EACCES", "posix-umask-fixed"),
 }
 
 # Each lifecycle fault: the check (in checks: or a check step) that fails if the

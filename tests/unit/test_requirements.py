@@ -229,3 +229,26 @@ def test_registered_emulation_runs_it(lab, tmp_path: Path, monkeypatch: pytest.M
     monkeypatch.setenv("LABCTL_BINFMT_DIR", str(binfmt(tmp_path, {"qemu-aarch64": ENTRY})))
     assert cli.main(["run", str(lab.folder), "-q"]) == 0
     assert "on-arm64" in " ".join(lab.calls)
+
+
+GVISOR_EXEC = """\
+version: 1
+name: sandboxed
+description: gVisor and an executable mapping
+containers:
+  w: {workload: posix-writer, runtime: runsc, args: [--name, /x, --exec]}
+checks:
+  - exit: {container: w, code: 0}
+"""
+
+
+def test_what_emulation_cannot_show_is_skipped_on_a_foreign_platform() -> None:
+    s = load_text(GVISOR_EXEC, "g.yaml")
+    native = Machine(engine="docker", arch="x86_64")
+    assert requirements.unmet(s, native, engine=True) == []
+    emulated = requirements.unmet(s, Machine(engine="docker", arch="x86_64", platform="linux/arm64"), engine=True)
+    assert [(u.need.kind, u.need.value, u.reason) for u in emulated] == [
+        ("native", "runsc", "needs the engine's own platform"), ("native", "exec-map", "needs the engine's own platform")]
+    assert "binfmt_misc" in emulated[0].detail and "PROT_EXEC" in emulated[1].detail
+    # on an arm64 engine, linux/arm64 is native: nothing to skip
+    assert requirements.unmet(s, Machine(engine="docker", arch="aarch64", platform="linux/arm64"), engine=True) == []
