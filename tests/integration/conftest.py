@@ -219,10 +219,14 @@ def _managed_objects(client: docker.DockerClient, engine: str = "docker") -> dic
             if not _foreign(p.get("Labels") or {}):
                 found[f"podman:pod:{p['Id']}"] = Leftover(f"podman pod {p.get('Name')}",
                                                           lambda p=p: _remove_pod(client, p["Id"]))
-    for c in client.containers.list(all=True, filters=MANAGED_FILTER, ignore_removed=True):
-        if not _foreign(c.labels):
-            found[f"{engine}:container:{c.id}"] = Leftover(
-                f"{engine} container {c.name} ({c.status})", lambda c=c: c.remove(force=True, v=True)
+    # the list call alone (no inspect per container): a container removed meanwhile makes
+    # Podman's inspect answer 500 "no such container", which ignore_removed does not cover
+    for c in client.api.containers(all=True, filters=MANAGED_FILTER):
+        if not _foreign(c.get("Labels") or {}):
+            name = (c.get("Names") or [c["Id"]])[0].lstrip("/")
+            found[f"{engine}:container:{c['Id']}"] = Leftover(
+                f"{engine} container {name} ({c.get('State')})",
+                lambda c=c: client.api.remove_container(c["Id"], force=True, v=True)
             )
     for v in client.volumes.list(filters=MANAGED_FILTER):
         if not _foreign(v.attrs.get("Labels") or {}):
