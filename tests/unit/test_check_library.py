@@ -28,7 +28,6 @@ ROOT = Path(__file__).resolve().parents[2]
 
 # Scenarios named by a rule, not yet in the library.
 PENDING_SCENARIOS = {
-    "shm-size-joiner-ignored": "shm-size-on-joiner",
     "mmap-bind-file": "single-file-bind",
 }
 

@@ -44,9 +44,7 @@ def join_private_donor(topo: Topology) -> Iterator[Hit]:
     the donor's /dev/shm bind-mounted; its own shm_size sizes nothing.""",
     fix="""Set shm_size on the namespace donor (the service named in ipc: "service:NAME"), or on
     the pod's /dev/shm emptyDir in Kubernetes; drop it from the joiner.""",
-    scenario="shm-size-joiner-ignored", twin="pod-shared-devshm",
-    proof_note="Pending scenario: the library has no joiner with its own shm_size yet "
-               "(pod-shared-devshm sizes /dev/shm on its holder, the fix).",
+    scenario="shm-size-joiner-ignored", twin="pod-shared-devshm", proof={"compose"},
     applies_to=("compose",))
 def shm_size_on_joiner(topo: Topology) -> Iterator[Hit]:
     for c in topo.containers:
