@@ -47,6 +47,8 @@ PITFALLS = {
     "seccomp-denies-shmget": ("the writer's shmget fails with EPERM", "seccomp-allows-shmget"),
     "devshm-noexec-exec-map": ("the writer's mmap fails with EPERM", "devshm-exec-map"),
     "posix-umask-0644": ("the peer's shm_open fails with EACCES", "posix-umask-fixed"),
+    "shm-size-joiner-ignored": ("posix_fallocate of 32 MB fails with ENOSPC although the joiner asked for 64 MB",
+                                "pod-shared-devshm"),
 }
 
 # Each lifecycle fault: the check (in checks: or a check step) that fails if the
