@@ -306,8 +306,9 @@ def test_own_program_wrong_expectation_names_field_expected_and_observed(tmp_pat
     import sys
 
     text = (ROOT / "scenarios" / "own-program-layout.yaml").read_text()
-    header = ROOT / "images" / "sensor" / "sensor.h"
-    text = text.replace("../images/sensor/sensor.h", str(header))
+    header = ROOT / "scenarios" / "include" / "sensor.h"  # the header travels with the library
+    assert "include/sensor.h" in text
+    text = text.replace("include/sensor.h", str(header))
     text = text.replace("ratio: 0.25\n", "ratio: 0.5\n", 1).replace("state: SENSOR_RUNNING\n", "state: SENSOR_FAULT\n", 1)
     path = tmp_path / "own-program-wrong.yaml"
     path.write_text(text)
