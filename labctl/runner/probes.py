@@ -24,6 +24,7 @@ from labctl.scenario.kinds.registry import kind_of
 
 PROBE_CAPS = ["IPC_OWNER", "DAC_READ_SEARCH"]  # read any segment / file, change nothing
 PROBE_EXEC_S = 30.0  # the longest one probe exec may take (within the scenario deadline)
+EXIT_RACE_S = 3.0  # how long a donor that refused a probe's join may take to be seen exited
 
 
 def probe_event(text: str) -> dict | None:
@@ -100,7 +101,10 @@ class ProbeSet:
             if self._join(owner, role, f"container:{target.name}"):
                 self.refused.pop(role, None)
                 return
-            if target.poll_exit() is None:
+            # A refusal may race the donor's exit (Podman refuses to join a namespace whose
+            # donor is exiting, "dependencies ... are not started", before its inspect says
+            # exited): wait for that exit, bounded, before taking the refusal as final.
+            if target.poll_exit() is None and target.wait_exit(EXIT_RACE_S) is None:
                 return  # a running container refused the join: the engine's reason stands
         if self.roster.get(owner) is not None:
             self.gone[owner] = (f"the IPC namespace of {owner} ended with its last process before a probe "
