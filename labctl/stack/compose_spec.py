@@ -68,22 +68,19 @@ def _words(node: Node | None) -> list[str]:
 def shm_use_from_args(words: list[str]) -> int | None:
     """Bytes a labctl workload writes into /dev/shm, from its arguments (``posix-writer
     --size 96m``, ``devshm-fill --size 100m``); None for anything else."""
-    ws = [w for w in words if w != "/shmlab"]
-    if not ws or ws[0] not in SHM_WRITERS:
-        return None
-    for i, w in enumerate(ws):
-        if w == "--size" and i + 1 < len(ws):
-            try:
-                return compose_bytes(ws[i + 1])
-            except ValueError:
-                return None
-    return None
+    return _size_arg(words, SHM_WRITERS)
 
 
 def sysv_size_from_args(words: list[str]) -> int | None:
     """Bytes of the SysV segment a labctl workload creates (``sysv-writer --size 1m``)."""
+    return _size_arg(words, ("sysv-writer",))
+
+
+def _size_arg(words: list[str], programs) -> int | None:
+    """The bytes of ``--size N`` when ``words`` run one of the shmlab ``programs``; None
+    otherwise (another program, no --size, or a size compose would not read)."""
     ws = [w for w in words if w != "/shmlab"]
-    if not ws or ws[0] != "sysv-writer":
+    if not ws or ws[0] not in programs:
         return None
     for i, w in enumerate(ws):
         if w == "--size" and i + 1 < len(ws):
