@@ -184,7 +184,14 @@ def test_every_library_scenario_runs_and_gates_its_starts(compose: str, shmlab_i
     from labctl.images import platforms
     from labctl.export.compose import platform_variable
 
-    named = {c.platform for p in LIBRARY for c in scen.load_file(str(p)).containers if c.platform}
+    from labctl.images import examples
+
+    scenarios = [scen.load_file(str(p)) for p in LIBRARY]
+    # the library's own example programs (image: labctl/sensor:latest): compose would try to
+    # pull them from a registry on a machine where no `labctl run` has built them yet
+    for name in examples.referenced(c.image for s in scenarios for c in s.containers if c.image):
+        examples.ensure(engine, name)
+    named = {c.platform for s in scenarios for c in s.containers if c.platform}
     platform_env = {platform_variable(name): build.ensure_image(engine, platform=platforms.parse(name)).image
                     for name in sorted(named)}
     with ThreadPoolExecutor(PARALLEL) as pool:
