@@ -4,13 +4,17 @@
 One scenario's run is split by concern (see docs/internals.md):
 
 * ``context``  RunContext: engine, scenario, names, labels, deadline, cancel flag
-* ``storage``  Storage: per-run volumes and temp dirs, a container's mounts
-* ``plan``     StartPlan: start order, namespace donors, RunSpec of each container
+* ``storage``  Storage: per-run volumes and temp dirs (returned as Volumes), a container's mounts
+* ``plan``     StartPlan: start order, namespace donors, RunSpec of each container; Platforms
 * ``roster``   Roster: containers by role, refusals, timeouts, ``after`` conditions
 * ``probes``   ProbeSet: holders probing an IPC namespace or a container's files
 * ``hostipc``  HostIPCGuard: host IPC before/after a host-IPC scenario
+* ``timeline`` Timeline: the ``steps:``, the Stage the step actions act on
 * ``teardown`` teardown(): remove by label, temp dirs, host leftovers; what remains
-* ``run``      ScenarioRun (the checks' Observation) and run_scenario
+* ``scenario_run`` ScenarioRun (the checks' Observation) and run_scenario
+
+No part holds another: ScenarioRun hands each what it needs and takes back what it
+produced (see ``scenario_run``).
 
 Everything a run creates is labelled (``labctl.runtime.labels``) with the run id and the
 scenario name; teardown removes by those labels whatever happened before it

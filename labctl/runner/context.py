@@ -1,5 +1,6 @@
-"""What every part of one scenario's run shares: the engine, the scenario, names, labels,
-the scenario deadline and the cancel flag."""
+"""What every part of one scenario's run is handed: the engine, the scenario, names, labels,
+the scenario deadline and the cancel flag. It holds no part of the run: ``ScenarioRun``
+hands each part what it needs."""
 
 from __future__ import annotations
 
@@ -9,11 +10,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-from labctl.images import platforms
-from labctl.errors import Interrupted, LabctlError
+from labctl.errors import Interrupted
 from labctl.runtime.labels import labels_for, selector
 from labctl.runtime.engine import Engine
-from labctl.scenario.model import ContainerSpec, Scenario
+from labctl.scenario.model import Scenario
 
 Progress = Callable[[str], None]
 
@@ -28,8 +28,7 @@ def slug(text: str) -> str:
 class RunContext:
     """One scenario on one engine. ``deadline`` is on ``clock`` (monotonic seconds).
     ``image``: the workload image of the engine's own platform (probes and helpers run
-    it); ``images``: platform -> workload image for containers on other platforms;
-    ``platform``: the platform of workload containers that name none (None: the engine's)."""
+    it; which image a scenario container runs is the start plan's ``Platforms``)."""
 
     engine: Engine
     scenario: Scenario
@@ -41,8 +40,6 @@ class RunContext:
     clock: Callable[[], float] = time.monotonic
     deadline: float = 0.0
     prefix: str = ""
-    images: dict[str, str] = field(default_factory=dict)
-    platform: str | None = None
 
     def __post_init__(self) -> None:
         self.deadline = self.deadline or self.clock() + self.scenario.timeout
@@ -59,33 +56,6 @@ class RunContext:
     def selector(self, role: str | None = None) -> dict[str, str]:
         """The labels selecting this scenario's objects (all, or one role's)."""
         return selector(self.run_id, self.scenario.name, role)
-
-    def platform_of(self, c: ContainerSpec) -> str | None:
-        """The platform container ``c`` runs on: its own ``platform:``, else for a workload
-        the run's ``--platform``; None: the engine's own (an image of the user's keeps its own)."""
-        return c.platform or (self.platform if c.workload else None)
-
-    def emulated(self, platform: str | None) -> bool:
-        """True when ``platform`` runs under qemu on this engine (one ``docker info``, cached)."""
-        if platform is None:
-            return False
-        plat = platforms.lookup(platform)
-        return plat is not None and not platforms.is_native(plat, self.engine.architecture())
-
-    def any_emulated(self) -> bool:
-        """True when one of the scenario's containers runs under emulation."""
-        return any(self.emulated(self.platform_of(c)) for c in self.scenario.containers)
-
-    def workload_image(self, platform: str | None) -> str:
-        """The workload image for ``platform`` (None: the engine's own). LabctlError when
-        the run was not given one (the CLI builds every platform its scenarios name)."""
-        if platform is None:
-            return self.image
-        try:
-            return self.images[platform]
-        except KeyError:
-            raise LabctlError(f"no workload image for platform {platform} in this run "
-                              f"(built: {', '.join(sorted(self.images)) or 'none'})") from None
 
     def remaining(self) -> float:
         """Seconds left until the scenario deadline (may be negative)."""

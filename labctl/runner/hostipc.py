@@ -10,13 +10,13 @@ host's namespace wherever labctl itself runs (a container, a remote engine)."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from labctl.errors import LabctlError
 from labctl.runner.context import RunContext
 from labctl.runner.plan import WORKLOAD_USER
-from labctl.runner.roster import Roster
-from labctl.runtime.engine import RunSpec
+from labctl.runtime.engine import Container, RunSpec
 from labctl.scenario.kinds.cleanup import CleanupCheck
 
 HOST_PROBE = "host-probe"  # the role of the one-shot host probes
@@ -109,12 +109,10 @@ def removal_hint(objects: list[HostObject]) -> str | None:
 class HostIPCGuard:
     """Host IPC before/after one scenario; ``armed`` when a cleanup check asks for it."""
 
-    def __init__(self, ctx: RunContext, roster: Roster) -> None:
+    def __init__(self, ctx: RunContext) -> None:
         self.ctx = ctx
-        self.roster = roster
         self.before: set[str] | None = None
         self._objects: dict[str, HostObject] = {}  # of the last snapshot, by report text
-        self._exited: set[str] = set()  # roles that had ended before teardown
         self._namespace: str | None = None
 
     @property
@@ -167,28 +165,32 @@ class HostIPCGuard:
     def _host_roles(self) -> set[str]:
         return {c.name for c in self.ctx.scenario.containers if c.ipc == "host"}
 
-    def note_exited(self) -> None:
-        """Before teardown kills anything: which containers ended on their own. An object
-        only they reported was left by the program (a leak the cleanup check names); one
-        a container still running reported may just have lost its removal to the kill."""
+    def ended(self, containers: Mapping[str, Container]) -> set[str]:
+        """Before teardown kills anything: the roles of ``containers`` (role -> container)
+        that ended on their own (none when not armed). An object only they reported was
+        left by the program (a leak the cleanup check names); one a container still
+        running reported may just have lost its removal to the kill."""
         if self.before is None:
-            return
-        self._exited = set()
-        for role, c in self.roster.containers.items():
+            return set()
+        exited = set()
+        for role, c in containers.items():
             try:
                 if c.poll_exit() is not None:
-                    self._exited.add(role)
+                    exited.add(role)
             except LabctlError:
-                self._exited.add(role)  # gone already: it cannot remove anything any more
+                exited.add(role)  # gone already: it cannot remove anything any more
+        return exited
 
-    def remove_leftovers(self, errors: list[str]) -> list[str]:
+    def remove_leftovers(self, errors: list[str], reporters: Callable[[str, object], set[str]],
+                         ended: set[str]) -> list[str]:
         """After the scenario: remove the new host objects its own workloads reported
-        creating or attaching (as their owner: IPC_RMID and unlink need no capability
-        then). Returns what the cleanup check reports: the removed objects that only
-        containers which had ended on their own reported (``..., left by ROLE (removed
-        by teardown)``), and every other new object, which is not removed since it may
-        belong to the host, followed by the commands that remove those (``removal_hint``).
-        A probe failure goes to ``errors``."""
+        creating or attaching (``reporters(kind, ident)``: the roles whose events named
+        it), as their owner (IPC_RMID and unlink need no capability then). Returns what
+        the cleanup check reports: the removed objects that only containers which had
+        ``ended`` on their own reported (``..., left by ROLE (removed by teardown)``),
+        and every other new object, which is not removed since it may belong to the host,
+        followed by the commands that remove those (``removal_hint``). A probe failure
+        goes to ``errors``."""
         if self.before is None:
             return []
         leaked: list[str] = []
@@ -199,12 +201,12 @@ class HostIPCGuard:
                     continue
                 # only what containers in the host's namespace reported: an id from a
                 # private namespace may equal a host object's by chance
-                reporters = self.roster.reporters(*o.created) & self._host_roles()
-                if not reporters:
+                seen_by = reporters(*o.created) & self._host_roles()
+                if not seen_by:
                     continue
                 self.probe(list(o.remove), user=o.owner)
-                if reporters <= self._exited:
-                    leaked.append(f"{text}, left by {', '.join(sorted(reporters))} (removed by teardown)")
+                if seen_by <= ended:
+                    leaked.append(f"{text}, left by {', '.join(sorted(seen_by))} (removed by teardown)")
             new = self.snapshot() - self.before
         except LabctlError as e:
             errors.append(str(e))

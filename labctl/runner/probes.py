@@ -12,15 +12,16 @@ refused with the reason, never answered from outside."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 
 from labctl.errors import ContainerStartError, EngineError, LabctlError
 from labctl.runner.context import RunContext
-from labctl.runner.roster import Roster
 from labctl.runtime import process_ipc_namespace
 from labctl.runtime.engine import Container, RunSpec
 from labctl.runtime.logs import json_events
 from labctl.runtime.oci import sandboxed
 from labctl.scenario.kinds.registry import kind_of
+from labctl.scenario.model import Scenario
 
 PROBE_CAPS = ["IPC_OWNER", "DAC_READ_SEARCH"]  # read any segment / file, change nothing
 PROBE_EXEC_S = 30.0  # the longest one probe exec may take (within the scenario deadline)
@@ -32,43 +33,52 @@ def probe_event(text: str) -> dict | None:
     return next((dict(e) for e in json_events(text) if e.get("event") == "probe"), None)
 
 
-class ProbeSet:
-    """Probe holders by role: ``probe-OWNER`` (an IPC namespace owner's) and ``files-NAME``."""
+def probed_owners(scenario: Scenario) -> set[str]:
+    """The IPC namespace owners some check (``segment``, ``objects``, ``file`` under
+    /dev/shm; in checks: or in a step) looks into: the kinds that say so
+    (``CheckKind.probes``). A container probed from inside (``inside``) needs no holder."""
+    owners = set()
+    for ch in scenario.all_checks():
+        targets = kind_of(ch.body).probes(ch.body)
+        for target in (targets,) if isinstance(targets, str) else targets or ():
+            if target and not inside(scenario, target):
+                owners.add(scenario.ipc_owner(target))
+    return owners
 
-    def __init__(self, ctx: RunContext, roster: Roster) -> None:
+
+def inside(scenario: Scenario, container: str) -> bool:
+    """True when ``container`` is probed from inside (a sandboxed runtime), not by a holder."""
+    if container == "host":
+        return False
+    return sandboxed(scenario.container(container).runtime)
+
+
+class ProbeSet:
+    """Probe holders by role: ``probe-OWNER`` (an IPC namespace owner's) and ``files-NAME``.
+    ``started(role)`` gives the scenario's started container of a role (None: it did not
+    start), ``refusal(role)`` the engine's reason when it refused to start it."""
+
+    def __init__(self, ctx: RunContext, started: Callable[[str], Container | None],
+                 refusal: Callable[[str], str | None]) -> None:
         self.ctx = ctx
-        self.roster = roster
+        self.started = started
+        self.refusal = refusal
         self.holders: dict[str, Container] = {}  # IPC owner's name, or files-NAME -> holder
         self.refused: dict[str, str] = {}  # probe-OWNER -> why its holder did not start
         self.gone: dict[str, str] = {}  # owner -> why its namespace ended before a probe joined
 
-    def owners(self) -> set[str]:
-        """The IPC namespace owners some check (``segment``, ``objects``, ``file`` under
-        /dev/shm; in checks: or in a step) looks into: the kinds that say so
-        (``CheckKind.probes``)."""
-        scenario = self.ctx.scenario
-        owners = set()
-        for ch in scenario.all_checks():
-            targets = kind_of(ch.body).probes(ch.body)
-            for target in (targets,) if isinstance(targets, str) else targets or ():
-                if target and not self.inside(target):
-                    owners.add(scenario.ipc_owner(target))
-        return owners
-
     def inside(self, container: str) -> bool:
         """True when ``container`` is probed from inside (a sandboxed runtime), not by a holder."""
-        if container == "host":
-            return False
-        return sandboxed(self.ctx.scenario.container(container).runtime)
+        return inside(self.ctx.scenario, container)
 
     def _inside(self, container: str, args: list[str], timeout: float | None) -> dict:
         """``shmlab probe ARGS`` exec'd in ``container`` itself (its sandbox), or LabctlError
         saying why the programs' view cannot be had."""
         spec = self.ctx.scenario.container(container)
-        c = self.roster.get(container)
+        c = self.started(container)
         what = f"the gVisor sandbox of {container} (runtime {spec.runtime})"
         if c is None:
-            why = self.roster.refused.get(container) or "it did not start"
+            why = self.refusal(container) or "it did not start"
             raise LabctlError(f"cannot probe {what}: {why}")
         if not spec.workload:
             raise LabctlError(f"cannot probe {what}: it runs image {spec.image}, and the probe can only look inside "
@@ -95,7 +105,7 @@ class ProbeSet:
             self._join(owner, role, "host")
             return
         for via in [owner, *self._joiners(owner)]:
-            target = self.roster.get(via)
+            target = self.started(via)
             if target is None:
                 continue
             if self._join(owner, role, f"container:{target.name}"):
@@ -106,7 +116,7 @@ class ProbeSet:
             # exited): wait for that exit, bounded, before taking the refusal as final.
             if target.poll_exit() is None and target.wait_exit(EXIT_RACE_S) is None:
                 return  # a running container refused the join: the engine's reason stands
-        if self.roster.get(owner) is not None:
+        if self.started(owner) is not None:
             self.gone[owner] = (f"the IPC namespace of {owner} ended with its last process before a probe "
                                 f"could join ({owner} exited at once): nothing in it survives")
 
@@ -152,7 +162,7 @@ class ProbeSet:
         if holder is None and owner in self.gone:
             return {"event": "probe", "segments": [], "note": self.gone[owner]}
         if holder is None:
-            why = self.refused.get(f"probe-{owner}") or self.roster.refused.get(owner) or "its owner did not start"
+            why = self.refused.get(f"probe-{owner}") or self.refusal(owner) or "its owner did not start"
             raise LabctlError(f"cannot probe the IPC namespace of {container}: {why}")
         return self.run(holder, args, f"the IPC namespace of {container}", timeout)
 
@@ -164,7 +174,7 @@ class ProbeSet:
         role = f"files-{container}"
         holder = self.holders.get(role)
         if holder is None:
-            target = self.roster.get(container)
+            target = self.started(container)
             if target is None:
                 raise LabctlError(f"cannot look at the files of {container}: it did not start")
             spec = RunSpec(name=ctx.name(role), image=ctx.image, labels=ctx.labels(role), command=["hold"],
@@ -177,7 +187,7 @@ class ProbeSet:
         event, else from /proc of its pid while it runs; None if unknown. A sandboxed
         container's is ``gvisor-sandbox:NAME``: its sandbox's kernel, which no other
         container shares (the host-side namespace in /proc is not what its programs see)."""
-        c = self.roster.get(container)
+        c = self.started(container)
         if c is None:
             return None
         if self.inside(container):

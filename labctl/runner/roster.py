@@ -42,7 +42,7 @@ class Roster:
         out = Output()
         for ch in self.ctx.scenario.all_checks():
             if getattr(ch.body, "since_step", False):
-                continue  # attached when its step begins (Timeline), to see only later events
+                continue  # attached when its step begins (attach_since_step), to see only later events
             if getattr(ch.body, "container", None) == c.name:
                 t = checkmod.tally(ch.body, out)
                 if t is not None:
@@ -58,6 +58,15 @@ class Roster:
                     self.conditions[key] = LineSearch(a.value or "").attach(out)
         self.objects[c.name] = CreatedObjects().attach(out)
         return out
+
+    def attach_since_step(self, body: object) -> None:
+        """``since: step``: the check's tally is attached now, as its step begins, so it
+        counts only the events printed from here on (``output_for`` attached no other)."""
+        out = self.output(getattr(body, "container", ""))
+        if out is not None:
+            tally = checkmod.tally(body, out)
+            if tally is not None:
+                self.tallies[id(body)] = tally
 
     def namespaces(self) -> dict[str, str]:
         """The IPC namespaces (``ipc:[N]``) the scenario's own containers created, from

@@ -1,8 +1,10 @@
 """One scenario on the engine: set up, start in order, check, tear down.
 
-``ScenarioRun`` composes the parts (``StartPlan``, ``Storage``, ``Roster``, ``ProbeSet``,
-``HostIPCGuard``, ``teardown``) and is what checks observe (``checks.Observation``);
-``run_scenario`` drives it and turns what happened into a ``ScenarioResult``.
+``ScenarioRun`` composes the parts and is what checks observe (``checks.Observation``);
+no part holds another: each is handed what it needs here and returns what it produced
+(``Storage.setup`` the volumes the ``StartPlan`` mounts, the plan the ``RunSpec`` the
+``Roster`` starts, ...). ``run_scenario`` drives it and turns what happened into a
+``ScenarioResult``.
 """
 
 from __future__ import annotations
@@ -17,10 +19,10 @@ from labctl.runtime.logs import ExitStatus, Output
 from labctl.report.results import CheckResult, ScenarioResult
 from labctl.runner.context import Progress, RunContext
 from labctl.runner.hostipc import HostIPCGuard
-from labctl.runner.plan import StartPlan, donors
-from labctl.runner.probes import ProbeSet
+from labctl.runner.plan import Platforms, StartPlan, donors
+from labctl.runner.probes import ProbeSet, probed_owners
 from labctl.runner.roster import Roster
-from labctl.runner.storage import Storage
+from labctl.runner.storage import Storage, Volumes
 from labctl.runner.teardown import TeardownResult, teardown
 from labctl.runner.timeline import Timeline
 from labctl.runtime.engine import Engine
@@ -36,16 +38,17 @@ class ScenarioRun:
                  clock: Callable[[], float] = time.monotonic, keep: bool = False,
                  images: dict[str, str] | None = None, platform: str | None = None) -> None:
         self.ctx = RunContext(engine, scenario, run_id, image, keep=keep, cancel=cancel or threading.Event(),
-                              progress=progress or (lambda _msg: None), clock=clock,
-                              images=dict(images or {}), platform=platform)
+                              progress=progress or (lambda _msg: None), clock=clock)
         self.scenario = scenario
+        self.platforms = Platforms(image, lambda: engine.architecture(), dict(images or {}), platform)
         self.storage = Storage(self.ctx)
-        self.plan = StartPlan(self.ctx, self.storage)
         self.roster = Roster(self.ctx)
-        self.probes = ProbeSet(self.ctx, self.roster)
-        self.host_ipc = HostIPCGuard(self.ctx, self.roster)
+        self.probes = ProbeSet(self.ctx, started=self.roster.get, refusal=self.roster.refused.get)
+        self.host_ipc = HostIPCGuard(self.ctx)
         self.torn_down: TeardownResult | None = None
-        self.timeline = Timeline(self)
+        self.timeline = Timeline(self.ctx, self, started=self.roster.get, refusal=self.roster.refused.get,
+                                 waiting=self.roster.not_started.__contains__, start_later=self.start_later,
+                                 attach=self.roster.attach_since_step)
 
     @property
     def deadline(self) -> float:
@@ -56,17 +59,19 @@ class ScenarioRun:
 
     # ---------------------------------------------------------------- phases
 
-    def setup(self) -> None:
-        """Host-IPC before-snapshot (if a cleanup check wants it), then volumes and dirs."""
+    def setup(self) -> Volumes:
+        """Host-IPC before-snapshot (if a cleanup check wants it), then volumes and dirs;
+        returns the volumes made."""
         if self.host_ipc.wanted:
             self.host_ipc.arm()
-        self.storage.setup()
+        return self.storage.setup()
 
-    def start_all(self) -> None:
-        """Start every container once its ``after`` conditions hold; record refusals.
-        A probed IPC owner gets its probe holder right after it starts."""
-        probed = self.probes.owners()
-        for c in self.plan.order():
+    def start_all(self, volumes: Volumes) -> None:
+        """Start every container (mounting ``volumes``) once its ``after`` conditions hold;
+        record refusals. A probed IPC owner gets its probe holder right after it starts."""
+        plan = StartPlan(self.ctx, volumes, self.platforms)
+        probed = probed_owners(self.scenario)
+        for c in plan.order():
             self.check_cancel()
             why = self.roster.refused_after(c)
             if why is None:
@@ -77,7 +82,7 @@ class ScenarioRun:
                 self.roster.refused[c.name] = why
                 continue
             self.ctx.progress(f"{self.scenario.name}: starting {c.name}")
-            if self.roster.start(c, self.plan.run_spec(c)) is not None and c.name in probed and c.start:
+            if self.roster.start(c, plan.run_spec(c)) is not None and c.name in probed and c.start:
                 self.probes.start_for(c.name)
 
     def start_later(self, role: str) -> str:
@@ -88,7 +93,7 @@ class ScenarioRun:
             self.roster.wait_condition(c.name, a)
         self.ctx.progress(f"{self.scenario.name}: starting {c.name}")
         self.roster.start_later(c)
-        if c.name in self.probes.owners():
+        if c.name in probed_owners(self.scenario):
             self.probes.start_for(c.name)
         return "started (first run)"
 
@@ -98,7 +103,7 @@ class ScenarioRun:
 
     def teardown(self) -> list[str]:
         """Remove everything of this scenario; returns the problems (see ``teardown``)."""
-        self.torn_down = teardown(self.ctx, self.storage, self.host_ipc)
+        self.torn_down = teardown(self.ctx, self.storage, self.host_ipc, self.roster, self.platforms)
         return self.torn_down.problems
 
     def logs(self) -> dict[str, str]:
@@ -164,9 +169,9 @@ def run_scenario(engine: Engine, scenario: Scenario, run_id: str, image: str, *,
     interrupted: Interrupted | None = None
     phase = "setup"
     try:
-        run.setup()
+        volumes = run.setup()
         phase = "start"
-        run.start_all()
+        run.start_all(volumes)
         phase = "steps"
         result.steps = run.timeline.play()
         stopped = next((i for i, s in enumerate(result.steps, 1) if s.status != "passed"), None)

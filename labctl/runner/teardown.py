@@ -9,7 +9,15 @@ from dataclasses import dataclass, field
 
 from labctl.runner.context import RunContext
 from labctl.runner.hostipc import HostIPCGuard
+from labctl.runner.plan import Platforms
+from labctl.runner.roster import Roster
 from labctl.runner.storage import Storage
+
+
+NS_GRACE_S = 2.0  # the kernel reaps a SIGKILLed container's processes asynchronously
+# qemu-user reserves the guest's whole address space: tearing down a killed emulated
+# process's memory takes seconds on a loaded machine (seen: > 2 s with load 12 on 2 cores)
+NS_GRACE_EMULATED_S = 15.0
 
 
 @dataclass
@@ -21,30 +29,28 @@ class TeardownResult:
     leftovers: list[str] = field(default_factory=list)
 
 
-def teardown(ctx: RunContext, storage: Storage, guard: HostIPCGuard) -> TeardownResult:
+def teardown(ctx: RunContext, storage: Storage, guard: HostIPCGuard, roster: Roster,
+             platforms: Platforms | None = None) -> TeardownResult:
     """Force-remove the scenario's containers, volumes and networks (by its labels), delete
-    its temp dirs, remove its workloads' host segments; report what remains."""
+    its temp dirs (``storage``), remove the host objects its workloads (``roster``) left
+    (``guard``); report what remains. A scenario with containers that ``platforms`` runs
+    under qemu gives their IPC namespaces a longer grace to go."""
     result = TeardownResult()
+    ended: set[str] = set()
     try:
-        guard.note_exited()
+        ended = guard.ended(roster.containers)
         result.problems += ctx.engine.remove_labelled(ctx.selector())[1]
     finally:
         # Also when an interrupt lands in the removal above: the CLI then removes the
         # run's engine objects by label, but only this scenario knows its host dirs.
         result.problems += [f"temp dir {p}" for p in storage.remove_dirs()]
-    new = guard.remove_leftovers(result.problems)
+    new = guard.remove_leftovers(result.problems, roster.reporters, ended)
     left = ctx.engine.find(ctx.selector())
-    grace = NS_GRACE_EMULATED_S if ctx.any_emulated() else NS_GRACE_S
     result.leftovers = [f"{kind[:-1]} {n}" for kind, names in left.items() for n in names] + [
         f"temp dir {p}" for p in storage.leftover_dirs()] + new + live_namespaces(
-        guard.roster.namespaces(), {c.id for c in guard.roster.containers.values()}, grace)
+        roster.namespaces(), {c.id for c in roster.containers.values()},
+        NS_GRACE_EMULATED_S if platforms and platforms.any_emulated(ctx.scenario.containers) else NS_GRACE_S)
     return result
-
-
-NS_GRACE_S = 2.0  # the kernel reaps a SIGKILLed container's processes asynchronously
-# qemu-user reserves the guest's whole address space: tearing down a killed emulated
-# process's memory takes seconds on a loaded machine (seen: > 2 s with load 12 on 2 cores)
-NS_GRACE_EMULATED_S = 15.0
 
 
 def live_namespaces(created: dict[str, str], ours: set[str], grace: float = NS_GRACE_S) -> list[str]:

@@ -10,31 +10,44 @@ are reported as not run and the scenario fails (a check) or errs (an action).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable
+import time
+from typing import Callable
 
 from labctl.checks import evaluate as checkmod
 from labctl.errors import LabctlError
 from labctl.report.results import StepResult
+from labctl.runner.context import RunContext
 from labctl.runtime.engine import Container
 from labctl.scenario.actions.step_action import StepFailed
 from labctl.scenario.actions.action_registry import ACTIONS
 from labctl.scenario.model import StepSpec
 
-if TYPE_CHECKING:
-    from labctl.runner.scenario_run import ScenarioRun
-
 __all__ = ["StepFailed", "Timeline"]
 
 
 class Timeline:
-    """Runs ``scenario.steps`` against a started ``ScenarioRun``; it is the ``Stage`` the
-    step actions act on."""
+    """Runs ``ctx.scenario.steps`` once the containers are up; it is the ``Stage`` the step
+    actions act on. It is handed the operations it uses:
 
-    def __init__(self, run: ScenarioRun, *, sleep: Callable[[float], None] | None = None) -> None:
-        import time
+    observation  what a check step looks at (``checks.Observation``: the run)
+    started      role -> its started container (None: it never ran)
+    refusal      role -> the engine's reason when it refused to start it (None: it did not)
+    waiting      role -> True while it has ``start: false`` and no step started it yet
+    start_later  a ``start`` step's first start of a role; returns what was observed
+    attach       attaches a ``since: step`` check's tally as its step begins
+    """
 
-        self.run = run
-        self.ctx = run.ctx
+    def __init__(self, ctx: RunContext, observation: checkmod.Observation, *,
+                 started: Callable[[str], Container | None], refusal: Callable[[str], str | None],
+                 waiting: Callable[[str], bool], start_later: Callable[[str], str],
+                 attach: Callable[[object], None], sleep: Callable[[float], None] | None = None) -> None:
+        self.ctx = ctx
+        self.observation = observation
+        self.started = started
+        self.refusal = refusal
+        self.waiting = waiting
+        self._start_later = start_later
+        self.attach = attach
         self.sleep = sleep or time.sleep
 
     # ---------------------------------------------------------------- driving
@@ -59,21 +72,12 @@ class Timeline:
             stopped = result.status != "passed"
         return results
 
-    def _attach_since_step(self, body: object) -> None:
-        """``since: step``: the check's tally is attached now, as its step begins, so it
-        counts only the events printed from here on (the runner attached no other)."""
-        out = self.run.roster.output(getattr(body, "container", ""))
-        if out is not None:
-            tally = checkmod.tally(body, out)
-            if tally is not None:
-                self.run.roster.tallies[id(body)] = tally
-
     def _one(self, step: StepSpec, start: float) -> StepResult:
         deadline = min(self.ctx.deadline, start + step.timeout)
         if step.check is not None:
             if getattr(step.check.body, "since_step", False):
-                self._attach_since_step(step.check.body)
-            r = checkmod.evaluate(step.check, self.run, clock=self.ctx.clock, hard_deadline=self.ctx.deadline)
+                self.attach(step.check.body)
+            r = checkmod.evaluate(step.check, self.observation, clock=self.ctx.clock, hard_deadline=self.ctx.deadline)
             return StepResult(step.name, "check", r.status if r.status != "skipped" else "error",  # type: ignore[arg-type]
                               message=r.message, expected=r.expected, observed=r.observed)
         try:
@@ -91,17 +95,17 @@ class Timeline:
         self.ctx.check_cancel()
 
     def not_started(self, role: str) -> bool:
-        return role in self.run.roster.not_started
+        return self.waiting(role)
 
     def start_later(self, role: str) -> str:
-        return self.run.start_later(role)
+        return self._start_later(role)
 
     def container(self, step: StepSpec) -> Container:
-        c = self.run.roster.get(step.container)
-        if step.container in self.run.roster.not_started:
+        c = self.started(step.container)
+        if self.waiting(step.container):
             raise StepFailed(f"{step.action} {step.container}: it has start: false and no step started it yet")
         if c is None:
-            why = self.run.roster.refused.get(step.container) or "it was never started"
+            why = self.refusal(step.container) or "it was never started"
             raise StepFailed(f"{step.action} {step.container}: the container did not run ({why})")
         return c
 

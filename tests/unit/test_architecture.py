@@ -13,8 +13,8 @@ import pytest
 from labctl.errors import Interrupted, LabctlError
 from labctl.runtime.labels import LABEL_PREFIX, MANAGED, OWNER_PID, ROLE, RUN_ID, SCENARIO, labels_for, selector
 from labctl.runner.context import RunContext
-from labctl.runner.plan import StartPlan, donors, start_order
-from labctl.runner.storage import Storage
+from labctl.runner.plan import Platforms, StartPlan, donors, start_order
+from labctl.runner.storage import Volumes
 from labctl.runtime.engine import Container, Engine
 from labctl.scenario import load_file, load_text
 
@@ -124,7 +124,7 @@ def test_start_plan_orders_by_after_and_donors_and_names_engine_objects() -> Non
     assert order.index("reader") > order.index("late") and order.index("reader") > order.index("writer")
     assert donors(scenario.container("reader")) == {"IPC": "writer"}
     ctx = RunContext(engine=None, scenario=scenario, run_id="0123456789abcdef", image="img")  # type: ignore[arg-type]
-    plan = StartPlan(ctx, Storage(ctx))
+    plan = StartPlan(ctx, Volumes(), Platforms("img", architecture=lambda: "x86_64"))
     reader, writer = plan.run_spec(scenario.container("reader")), plan.run_spec(scenario.container("writer"))
     assert reader.ipc_mode == "container:labctl-01234567-plan-writer"
     assert (reader.name, reader.user, writer.user) == ("labctl-01234567-plan-reader", "65534:65534", "1000:1000")
@@ -136,12 +136,11 @@ def test_storage_maps_volume_and_bind_mounts(tmp_path: Path) -> None:
     scenario = load_file(str(VALID / "mmap-tempdir.yaml"))
     ctx = RunContext(engine=None, scenario=scenario, run_id="r" * 16, image="img",  # type: ignore[arg-type]
                      cancel=threading.Event())
-    storage = Storage(ctx)
-    storage.volume_names = {v.name: ctx.name(v.name) for v in scenario.volumes if v.type != "tempdir"}
-    storage.binds = {v.name: str(tmp_path) for v in scenario.volumes if v.type == "tempdir"}
+    volumes = Volumes({v.name: ctx.name(v.name) for v in scenario.volumes if v.type != "tempdir"},
+                      {v.name: str(tmp_path) for v in scenario.volumes if v.type == "tempdir"})
     for c in scenario.containers:
-        for kind, source, target, _ro in storage.mounts(c):
-            assert (kind, source) in {("bind", str(tmp_path))} | {("volume", n) for n in storage.volume_names.values()}
+        for kind, source, target, _ro in volumes.mounts(c):
+            assert (kind, source) in {("bind", str(tmp_path))} | {("volume", n) for n in volumes.names.values()}
             assert target.startswith("/")
 
 

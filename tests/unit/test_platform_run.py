@@ -16,8 +16,8 @@ from labctl import cli, runner
 from labctl.runtime import clean
 from labctl.errors import LabctlError, ScenarioErrors
 from labctl.runner.context import RunContext
-from labctl.runner.plan import StartPlan
-from labctl.runner.storage import Storage
+from labctl.runner.plan import Platforms, StartPlan
+from labctl.runner.storage import Volumes
 from labctl.scenario import load_text
 from labctl.scenario.schema import json_schema
 
@@ -65,9 +65,10 @@ class ArchEngine:
 def plan_for(platform: str | None = None, arch: str = "x86_64") -> tuple[StartPlan, object]:
     scenario = load_text(SCENARIO)
     ctx = RunContext(engine=ArchEngine(arch), scenario=scenario, run_id="0123456789abcdef",  # type: ignore[arg-type]
-                     image="native", images={"linux/arm64": "img-arm64", "linux/386": "img-386",
-                                             "linux/arm/v7": "img-armv7"}, platform=platform)
-    return StartPlan(ctx, Storage(ctx)), scenario
+                     image="native")
+    platforms = Platforms("native", ArchEngine(arch).architecture, {"linux/arm64": "img-arm64", "linux/386": "img-386",
+                                                                    "linux/arm/v7": "img-armv7"}, platform)
+    return StartPlan(ctx, Volumes(), platforms), scenario
 
 
 def test_platform_key_is_canonical_and_in_the_schema() -> None:

@@ -4,19 +4,16 @@ each from its owner's start, and a check whose namespace is missing here cannot 
 from __future__ import annotations
 
 from pathlib import Path
-from types import SimpleNamespace
 
 from labctl import scenario as scen
-from labctl.runner.probes import ProbeSet
+from labctl.runner.probes import probed_owners
 
 EDGES = Path(__file__).resolve().parents[1] / "data" / "edges"
 
 
 def owners_of(s) -> set[str]:  # noqa: ANN001 - a Scenario
-    """ProbeSet.owners of ``s``, without an engine (owners reads only the scenario)."""
-    probes = ProbeSet.__new__(ProbeSet)
-    probes.ctx = SimpleNamespace(scenario=s)  # type: ignore[assignment]
-    return probes.owners()
+    """``probed_owners`` of ``s``, without an engine (it reads only the scenario)."""
+    return probed_owners(s)
 
 
 def owners(text: str) -> set[str]:

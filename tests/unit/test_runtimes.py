@@ -14,7 +14,7 @@ import pytest
 from labctl import cli, runner
 from labctl.errors import LabctlError
 from labctl.report.results import RunResult, ScenarioResult
-from labctl.runner.probes import ProbeSet
+from labctl.runner.probes import ProbeSet, probed_owners
 from labctl.runtime import oci
 from labctl.scenario import load_text
 from labctl.scenario.kinds import namespace as ns_kind
@@ -223,7 +223,9 @@ def probes_for(text: str, monkeypatch: pytest.MonkeyPatch, **containers: FakeCon
     # From outside, both sandboxes' host-side processes sit in ONE IPC namespace (the engine
     # accepted ipc: container:), which is exactly what must not be reported.
     monkeypatch.setattr("labctl.runner.probes.process_ipc_namespace", lambda pid: "ipc:[4026531839]")
-    return ProbeSet(FakeCtx(load_text(text, "x.yaml")), FakeRoster(containers))  # type: ignore[arg-type]
+    roster = FakeRoster(containers)
+    return ProbeSet(FakeCtx(load_text(text, "x.yaml")), started=roster.get,  # type: ignore[arg-type]
+                    refusal=roster.refused.get)
 
 
 def test_two_gvisor_sandboxes_are_never_reported_in_the_same_namespace(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -248,7 +250,7 @@ def test_under_runc_the_same_host_namespace_is_the_same(monkeypatch: pytest.Monk
 def test_a_sandboxed_container_is_probed_from_inside_itself(monkeypatch: pytest.MonkeyPatch) -> None:
     w, r = FakeContainer("labctl-x-writer"), FakeContainer("labctl-x-reader")
     probes = probes_for(two(wr=", runtime: runsc", rd=", runtime: runsc"), monkeypatch, writer=w, reader=r)
-    assert probes.owners() == set()  # no holder joins from outside
+    assert probed_owners(probes.ctx.scenario) == set()  # no holder joins from outside
     seen = probes.probe_ipc("reader", ["probe", "--segments"])
     assert seen["seen_from"] == "labctl-x-reader" and r.execs == [["/shmlab", "probe", "--segments"]]
     assert w.execs == []  # not the donor's sandbox, whatever ipc: container: says
