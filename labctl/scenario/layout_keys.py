@@ -98,7 +98,7 @@ class FieldExpectT(ExpectT):
         return base
 
 
-def fields_spec(scalar: Spec) -> DictOf:
+def field_values_spec(scalar: Spec) -> DictOf:
     """The ``fields:`` mapping: field path -> expectation."""
     return DictOf(FieldExpectT(scalar), "expected values of layout fields (PATH: VALUE, PATH: {OP: VALUE} or "
                   "PATH: {approx: X, tol: T}); PATH is name, a.b or name[i]", key_pattern=FIELD_PATH,

@@ -1,11 +1,11 @@
-"""The JSON Schema (draft 2020-12) of a scenario file, derived from ``fields.SCENARIO``."""
+"""The JSON Schema (draft 2020-12) of a scenario file, derived from ``format_table.SCENARIO``."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
-from labctl.scenario.fields import SCENARIO
+from labctl.scenario.format_table import SCENARIO
 
 SCHEMA_ID = "https://labctl.invalid/scenario.schema.json"
 

@@ -1,6 +1,6 @@
-"""Leaf specs and patterns shared by the scenario table (``fields``) and the check kinds.
+"""Leaf specs and patterns shared by the scenario table (``format_table``) and the check kinds.
 
-Kept apart from ``fields`` so that a check kind's module can use them without importing
+Kept apart from ``format_table`` so that a check kind's module can use them without importing
 the table that lists every kind.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from labctl.scenario.layout_keys import LAYOUT, fields_spec  # noqa: F401  (LAYOUT: the kinds import it here)
+from labctl.scenario.layout_keys import LAYOUT, field_values_spec  # noqa: F401  (LAYOUT: the kinds import it here)
 from labctl.scenario.spec import Int, Leaf, Str
 from labctl.scenario.yamlload import Node
 
@@ -66,4 +66,4 @@ KEY = Leaf("an IPC key (integer or hex string such as 0x4d2)", (int, str),
            {"anyOf": [{"type": "integer", "minimum": -(2**31), "maximum": 2**32 - 1},
                       {"type": "string", "pattern": r"^(0[xX][0-9a-fA-F]{1,8}|[0-9]{1,10})$"}]}, _key)
 
-FIELDS = fields_spec(SCALAR)
+FIELD_VALUES = field_values_spec(SCALAR)

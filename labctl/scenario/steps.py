@@ -29,8 +29,8 @@ STEP = Obj({
     "name": F(Str("shown in reports; default derived from the action", max_len=200)),
     "timeout": F(Duration("the step's deadline (default 30s for actions, 10s for checks)")),
     "consistently": F(Duration("a check step must hold for this long")),
-    **{name: F(action.fields) for name, action in ACTIONS.items()},
-    **{name: F(kind.fields) for name, kind in KINDS.items()},
+    **{name: F(action.spec) for name, action in ACTIONS.items()},
+    **{name: F(kind.spec) for name, kind in KINDS.items()},
 }, "one step: exactly one action or check kind key", one_of=STEP_KEYS, one_of_what="step action or check kind")
 
 

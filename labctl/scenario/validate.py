@@ -1,6 +1,6 @@
 """From a loaded Node tree to a validated :class:`~labctl.scenario.model.Scenario`.
 
-Key and type checks come from the declarative table (``fields.SCENARIO``); this module
+Key and type checks come from the declarative table (``format_table.SCENARIO``); this module
 adds the rules that look across the file: references between containers, start-order
 cycles, volumes, the opt-ins a file requires. All errors are collected and raised
 together, sorted by position.
@@ -14,7 +14,7 @@ from typing import Any
 from labctl.errors import ScenarioError, ScenarioErrors
 from labctl.scenario.builder import Builder, get as _get, node_of as _node, pos_of
 from labctl.scenario.check_specs import build_checks
-from labctl.scenario.fields import SCENARIO
+from labctl.scenario.format_table import SCENARIO
 from labctl.scenario.security import security_opts
 from labctl.scenario.steps import build_steps
 from labctl.scenario.model import (

@@ -9,7 +9,7 @@ import pytest
 
 from labctl.report.handout import check_kinds_markdown
 from labctl.scenario import load_all
-from labctl.scenario.fields import CHECK
+from labctl.scenario.format_table import CHECK
 from labctl.scenario.kinds.registry import KINDS, kind_of
 from labctl.scenario.schema import json_schema
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from labctl.scenario.fields import CHECK, CONTAINER, SCENARIO
+from labctl.scenario.format_table import CHECK, CONTAINER, SCENARIO
 from labctl.scenario.schema import json_schema, json_schema_text
 
 ROOT = Path(__file__).resolve().parents[2]

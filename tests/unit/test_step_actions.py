@@ -24,7 +24,7 @@ def test_every_action_module_is_one_entry_of_the_table() -> None:
     for name, action in ACTIONS.items():
         assert isinstance(action, StepAction) and action.name == name
         assert action.description and callable(action.act) and callable(action.read)
-        assert "container" in action.fields.fields, name
+        assert "container" in action.spec.fields, name
         assert action.k8s is None or action.k8s.strip(), name
 
 

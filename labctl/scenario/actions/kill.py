@@ -16,10 +16,10 @@ if TYPE_CHECKING:
 
 SIGNAL_RE = r"^SIG[A-Z0-9]+$"
 
-FIELDS = Obj({"container": CONTAINER,
-              "signal": F(Str("a signal name (default SIGKILL)", pattern=SIGNAL_RE, what="signal",
-                              hint="expected a name such as SIGKILL or SIGTERM"))},
-             "docker kill: send a signal to the container's first process")
+SPEC = Obj({"container": CONTAINER,
+            "signal": F(Str("a signal name (default SIGKILL)", pattern=SIGNAL_RE, what="signal",
+                            hint="expected a name such as SIGKILL or SIGTERM"))},
+           "docker kill: send a signal to the container's first process")
 
 
 def read(b: Builder, d: PDict, step: PDict, path: str) -> Reading:
@@ -37,4 +37,4 @@ def compose(step: StepSpec) -> str:
     return f"docker compose kill -s {step.signal} {step.container}"
 
 
-ACTION = StepAction("kill", FIELDS, act, compose, read)
+ACTION = StepAction("kill", SPEC, act, compose, read)

@@ -14,8 +14,8 @@ if TYPE_CHECKING:
     from labctl.scenario.model import StepSpec
     from labctl.scenario.spec import PDict
 
-FIELDS = Obj({"container": CONTAINER, "timeout": GRACE},
-             "docker restart: stop (SIGTERM, SIGKILL after timeout), then start again")
+SPEC = Obj({"container": CONTAINER, "timeout": GRACE},
+           "docker restart: stop (SIGTERM, SIGKILL after timeout), then start again")
 
 
 def read(b: Builder, d: PDict, step: PDict, path: str) -> Reading:
@@ -35,4 +35,4 @@ def compose(step: StepSpec) -> str:
     return f"docker compose restart -t {step.grace:g} {step.container}"
 
 
-ACTION = StepAction("restart", FIELDS, act, compose, read)
+ACTION = StepAction("restart", SPEC, act, compose, read)

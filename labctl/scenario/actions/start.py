@@ -11,7 +11,7 @@ from labctl.scenario.compound import Obj
 if TYPE_CHECKING:
     from labctl.scenario.model import StepSpec
 
-FIELDS = Obj({"container": CONTAINER}, "docker start: a start: false container, or one that exited or was stopped")
+SPEC = Obj({"container": CONTAINER}, "docker start: a start: false container, or one that exited or was stopped")
 
 
 def act(stage: Stage, step: StepSpec, deadline: float) -> str:
@@ -26,4 +26,4 @@ def act(stage: Stage, step: StepSpec, deadline: float) -> str:
     return "started"
 
 
-ACTION = StepAction("start", FIELDS, act, compose_verb("start"))
+ACTION = StepAction("start", SPEC, act, compose_verb("start"))

@@ -83,7 +83,7 @@ class StepAction:
     """One kind of step action; its module declares it and ``registry.ACTIONS`` lists it.
 
     name     the action key in a ``steps:`` entry (``restart``, ``kill``...)
-    fields   its keys as an ``Obj`` (validation and JSON Schema); the Obj's description
+    spec     its keys as an ``Obj`` (validation and JSON Schema); the Obj's description
              is the action's one-line description (schema, handout)
     read     (Builder, checked mapping, the whole step, key path) -> the StepSpec fields
              it sets (``name`` there is the default step name); records cross-reference
@@ -96,7 +96,7 @@ class StepAction:
     """
 
     name: str
-    fields: Obj
+    spec: Obj
     act: Act
     compose: Callable[[StepSpec], str]
     read: Read = read_plain
@@ -104,7 +104,7 @@ class StepAction:
 
     @property
     def description(self) -> str:
-        return self.fields.description
+        return self.spec.description
 
 
 def plain_action(name: str, description: str, call: Callable[[Container], object], observed: str) -> StepAction:

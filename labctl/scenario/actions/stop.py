@@ -12,7 +12,7 @@ from labctl.scenario.kinds.base import describe_exit
 if TYPE_CHECKING:
     from labctl.scenario.model import StepSpec
 
-FIELDS = Obj({"container": CONTAINER, "timeout": GRACE}, "docker stop: SIGTERM, then SIGKILL after timeout")
+SPEC = Obj({"container": CONTAINER, "timeout": GRACE}, "docker stop: SIGTERM, then SIGKILL after timeout")
 
 
 def act(stage: Stage, step: StepSpec, deadline: float) -> str:
@@ -25,4 +25,4 @@ def compose(step: StepSpec) -> str:
     return f"docker compose stop -t {step.grace:g} {step.container}"
 
 
-ACTION = StepAction("stop", FIELDS, act, compose, read)
+ACTION = StepAction("stop", SPEC, act, compose, read)

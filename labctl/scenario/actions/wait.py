@@ -33,7 +33,7 @@ def _wait_for(node: Node) -> str:
 WAIT_COND = Leaf("exited, running, restarts or an event name", (str,), {"type": "string", "pattern": EVENT_RE},
                  _wait_for, "exited | running | restarts (with count) | an event name")
 
-FIELDS = Obj({
+SPEC = Obj({
     "container": CONTAINER,
     "for": F(WAIT_COND, True),
     "count": F(Int("for: restarts: the engine's restart count to reach", minimum=1, maximum=10**6)),
@@ -108,4 +108,4 @@ def compose(step: StepSpec) -> str:
     return f"wait until {step.container} {what} (at most {step.timeout:g}s)"
 
 
-ACTION = StepAction("wait", FIELDS, act, compose, read, k8s=None)
+ACTION = StepAction("wait", SPEC, act, compose, read, k8s=None)

@@ -110,7 +110,7 @@ class CheckKind:
 
     name            the kind key in a ``checks:`` entry (``exit``, ``segment``...)
     model           the body dataclass the builder returns and the judge takes
-    fields          its keys as an ``Obj`` (validation and JSON Schema); the Obj's
+    spec            its keys as an ``Obj`` (validation and JSON Schema); the Obj's
                     description is the kind's one-line description (handout, schema)
     build           (Builder, checked mapping, key path) -> (body, default check name);
                     records cross-reference errors on the Builder
@@ -128,7 +128,7 @@ class CheckKind:
 
     name: str
     model: type
-    fields: Obj
+    spec: Obj
     build: Build
     judge: Judge
     watch: Callable[[Any], str | None] = _no_watch
@@ -138,7 +138,7 @@ class CheckKind:
 
     @property
     def description(self) -> str:
-        return self.fields.description
+        return self.spec.description
 
 
 # --------------------------------------------------------------------------- build helpers

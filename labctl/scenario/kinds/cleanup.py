@@ -18,7 +18,7 @@ class CleanupCheck:
     host_ipc: bool = True
 
 
-FIELDS = Obj({}, "after teardown nothing of this run remains")
+SPEC = Obj({}, "after teardown nothing of this run remains")
 
 
 def build(b: Builder, d: PDict, path: str) -> tuple[CleanupCheck, str]:
@@ -31,4 +31,4 @@ def judge(body: CleanupCheck, obs: Observation, look: Look) -> Verdict:
                    "left: " + ", ".join(left) if left else "nothing left", final=True)
 
 
-KIND = CheckKind("cleanup", CleanupCheck, FIELDS, build, judge, after_teardown=True)
+KIND = CheckKind("cleanup", CleanupCheck, SPEC, build, judge, after_teardown=True)

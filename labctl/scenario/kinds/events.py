@@ -32,7 +32,7 @@ class EventsCheck:
     since_step: bool = False  # only events after the current step began (steps only)
 
 
-FIELDS = Obj({
+SPEC = Obj({
     "container": F(Ref(), True),
     "event": F(Str("the JSON event name", pattern=EVENT_RE, what="event name"), True),
     "where": F(DictOf(ExpectT(SCALAR), "FIELD: VALUE or FIELD: {OP: VALUE}")),
@@ -102,4 +102,4 @@ def judge(body: EventsCheck, obs: Observation, look: Look) -> Verdict:
     return Verdict(ok, expected, observed, final=closed)
 
 
-KIND = CheckKind("events", EventsCheck, FIELDS, build, judge, watch=lambda body: body.container, tally=tally)
+KIND = CheckKind("events", EventsCheck, SPEC, build, judge, watch=lambda body: body.container, tally=tally)

@@ -24,7 +24,7 @@ class ExitCheck:
     oom_killed: bool | None = None  # the engine's OOMKilled flag must be this
 
 
-FIELDS = Obj({
+SPEC = Obj({
     "container": F(Ref(), True),
     "code": F(AnyOf((Int(maximum=255), ListOf(Int(maximum=255), min_items=1)),
                     expected="an exit code or a list of exit codes", description="exit code(s), default 0")),
@@ -74,4 +74,4 @@ def judge(body: ExitCheck, obs: Observation, look: Look) -> Verdict:
     return Verdict(ok, expected(body), f"{body.container}: {describe_exit(status)}", final=True)
 
 
-KIND = CheckKind("exit", ExitCheck, FIELDS, build, judge)
+KIND = CheckKind("exit", ExitCheck, SPEC, build, judge)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from labctl.scenario.builder import Builder, get
-from labctl.scenario.shared_specs import COUNT, FIELDS as FIELD_EXPECTS, LAYOUT, PERMS, Ref
+from labctl.scenario.shared_specs import COUNT, FIELD_VALUES, LAYOUT, PERMS, Ref
 from labctl.scenario.compound import ExpectT, F, Obj
 from labctl.layout import Layout
 from labctl.scenario.kinds.base import CheckKind, Look, Observation, Verdict, octal, ref
@@ -40,7 +40,7 @@ class FileCheck:
 DEVSHM = "/dev/shm/"
 
 
-FIELDS = Obj({
+SPEC = Obj({
     "container": F(Ref(), True),
     "path": F(Str("an absolute path in that container", pattern=r"^/", what="path",
                   hint="expected an absolute path"), True),
@@ -48,7 +48,7 @@ FIELDS = Obj({
     "size": F(ExpectT(COUNT, "file size in bytes")),
     "same_as": F(Ref("the same path through this container is the same inode")),
     "layout": F(LAYOUT),
-    "fields": F(FIELD_EXPECTS),
+    "fields": F(FIELD_VALUES),
     "perms": F(ExpectT(PERMS, "mode & 0777, e.g. 0644")),
     "uid": F(ExpectT(COUNT, "the owner's uid")),
 }, "a file on a container's storage", depends={"fields": "layout"})
@@ -131,4 +131,4 @@ def probed(body: FileCheck) -> tuple[str, ...]:
     return tuple(c for c in (body.container, body.same_as) if c)
 
 
-KIND = CheckKind("file", FileCheck, FIELDS, build, judge, probes=probed)
+KIND = CheckKind("file", FileCheck, SPEC, build, judge, probes=probed)

@@ -21,7 +21,7 @@ class MemoryCheck:
     usage: Expect
 
 
-FIELDS = Obj({
+SPEC = Obj({
     "container": F(Ref("a running container"), True),
     "usage": F(ExpectT(Size(maximum=2**44), "bytes (sizes take units): SIZE or {OP: SIZE}"), True),
 }, "a container's memory cgroup usage (docker stats), shared memory included")
@@ -49,4 +49,4 @@ def judge(body: MemoryCheck, obs: Observation, look: Look) -> Verdict:
     return Verdict(e.holds(n), expected, f"{_mib(n)} ({n} bytes)")
 
 
-KIND = CheckKind("memory", MemoryCheck, FIELDS, build, judge)
+KIND = CheckKind("memory", MemoryCheck, SPEC, build, judge)

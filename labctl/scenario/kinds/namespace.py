@@ -21,7 +21,7 @@ class NamespaceCheck:
     same: bool
 
 
-FIELDS = Obj({
+SPEC = Obj({
     "containers": F(ListOf(Ref("a container, or host"), min_items=2, max_items=2), True),
     "same": F(Bool("true: same IPC namespace; false: different"), True),
 }, "two containers are (or are not) in one IPC namespace")
@@ -50,4 +50,4 @@ def judge(body: NamespaceCheck, obs: Observation, look: Look) -> Verdict:
     return Verdict(ok, expected, f"{body.a}: {a}, {body.b}: {b}", final=True)
 
 
-KIND = CheckKind("namespace", NamespaceCheck, FIELDS, build, judge)
+KIND = CheckKind("namespace", NamespaceCheck, SPEC, build, judge)

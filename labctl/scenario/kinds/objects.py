@@ -27,7 +27,7 @@ class ObjectsCheck:
     expects: tuple[tuple[str, Expect], ...]
 
 
-FIELDS = Obj({
+SPEC = Obj({
     "in": F(Ref("a container living in a shareable or host IPC namespace"), True),
     "shm": F(ExpectT(COUNT, "SysV shared-memory segments: N or {OP: N}")),
     "sem": F(ExpectT(COUNT, "SysV semaphore sets")),
@@ -57,4 +57,4 @@ def judge(body: ObjectsCheck, obs: Observation, look: Look) -> Verdict:
     return Verdict(ok, expected, observed)
 
 
-KIND = CheckKind("objects", ObjectsCheck, FIELDS, build, judge, probes=lambda body: body.in_)
+KIND = CheckKind("objects", ObjectsCheck, SPEC, build, judge, probes=lambda body: body.in_)

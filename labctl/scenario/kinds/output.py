@@ -25,7 +25,7 @@ class OutputCheck:
     stream: Literal["stdout", "stderr", "both"] = "both"
 
 
-FIELDS = Obj({
+SPEC = Obj({
     "container": F(Ref(), True),
     "matches": F(Regex("a line matches")),
     "not_matches": F(Regex("no line matches")),
@@ -63,4 +63,4 @@ def judge(body: OutputCheck, obs: Observation, look: Look) -> Verdict:
     return Verdict(True, expected, f"no match in {searched} line(s)", final=closed)
 
 
-KIND = CheckKind("output", OutputCheck, FIELDS, build, judge, watch=lambda body: body.container, tally=tally)
+KIND = CheckKind("output", OutputCheck, SPEC, build, judge, watch=lambda body: body.container, tally=tally)

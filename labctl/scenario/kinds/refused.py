@@ -21,7 +21,7 @@ class RefusedCheck:
     matches: str
 
 
-FIELDS = Obj({
+SPEC = Obj({
     "container": F(Ref(), True),
     "matches": F(Regex("the engine's reason matches"), True),
 }, "the engine refused to start the container")
@@ -41,4 +41,4 @@ def judge(body: RefusedCheck, obs: Observation, look: Look) -> Verdict:
     return Verdict(re.search(body.matches, reason) is not None, expected, f"refused: {reason}", final=True)
 
 
-KIND = CheckKind("refused", RefusedCheck, FIELDS, build, judge)
+KIND = CheckKind("refused", RefusedCheck, SPEC, build, judge)

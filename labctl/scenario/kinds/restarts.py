@@ -22,7 +22,7 @@ class RestartsCheck:
     count: Expect
 
 
-FIELDS = Obj({
+SPEC = Obj({
     "container": F(Ref("a container with a restart policy"), True),
     "count": F(ExpectT(COUNT, "restarts by the engine: N or {OP: N}"), True),
 }, "the engine's restart count of a container (RestartCount)")
@@ -47,4 +47,4 @@ def judge(body: RestartsCheck, obs: Observation, look: Look) -> Verdict:
     return Verdict(body.count.holds(n), expected, f"restart count {n}")
 
 
-KIND = CheckKind("restarts", RestartsCheck, FIELDS, build, judge)
+KIND = CheckKind("restarts", RestartsCheck, SPEC, build, judge)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from labctl.scenario.builder import Builder, get
-from labctl.scenario.shared_specs import COUNT, FIELDS as FIELD_EXPECTS, KEY, LAYOUT, PERMS, Ref
+from labctl.scenario.shared_specs import COUNT, FIELD_VALUES, KEY, LAYOUT, PERMS, Ref
 from labctl.scenario.compound import ExpectT, F, Obj
 from labctl.layout import Layout
 from labctl.scenario.kinds.base import CheckKind, Look, Observation, Verdict, octal, probe_ref, ref
@@ -33,7 +33,7 @@ class SegmentCheck:
     fields: tuple[tuple[str, Expect], ...] = ()  # field path -> expectation
 
 
-FIELDS = Obj({
+SPEC = Obj({
     "in": F(Ref("a container living in a shareable or host IPC namespace"), True),
     "key": F(KEY),
     "shmid_from": F(Ref("the container whose 'attached' event gives the shmid")),
@@ -43,7 +43,7 @@ FIELDS = Obj({
     "perms": F(ExpectT(PERMS, "mode & 0777")),
     "dest": F(Bool("marked for removal")),
     "layout": F(LAYOUT),
-    "fields": F(FIELD_EXPECTS),
+    "fields": F(FIELD_VALUES),
 }, "a SysV segment seen from a container's IPC namespace", one_of=("key", "shmid_from"),
     depends={"fields": "layout"})
 
@@ -127,4 +127,4 @@ def judge(body: SegmentCheck, obs: Observation, look: Look) -> Verdict:
     return Verdict(not bad, expected, observed)
 
 
-KIND = CheckKind("segment", SegmentCheck, FIELDS, build, judge, probes=lambda body: body.in_)
+KIND = CheckKind("segment", SegmentCheck, SPEC, build, judge, probes=lambda body: body.in_)

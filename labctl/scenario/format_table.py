@@ -16,7 +16,7 @@ from labctl.scenario.security import (
     MOUNT_OPT_HINT, MOUNT_OPT_RE, SECURITY_OPT_HINT, SECURITY_OPT_RE, USERNS_MODES,
 )
 from labctl.scenario.shared_specs import (  # noqa: F401  (re-exported: the table's shared leaves)
-    CONTAINER_HINT, CONTAINER_RE, COUNT, EVENT_RE, FIELDS, KEY, LAYOUT, PERMS, SCALAR, Ref,
+    CONTAINER_HINT, CONTAINER_RE, COUNT, EVENT_RE, FIELD_VALUES, KEY, LAYOUT, PERMS, SCALAR, Ref,
 )
 from labctl.scenario.compound import AnyOf, DictOf, F, ListOf, Obj
 from labctl.scenario.kinds.registry import KINDS
@@ -178,7 +178,7 @@ CHECK = Obj({
     "consistently": F(Duration("must hold for this long (negative checks)")),
     "engines": engines_field("judged only on these engines (where the engines really differ); "
                              "skipped on the others"),
-    **{name: F(kind.fields) for name, kind in KINDS.items()},
+    **{name: F(kind.spec) for name, kind in KINDS.items()},
 }, "one check: exactly one kind key", one_of=CHECK_KINDS, one_of_what="check kind")
 
 SCENARIO = Obj({
