@@ -226,7 +226,7 @@ class ServiceReader:
                 words = [str(i.value) for i in test.value]
                 kw["ready_events"] = tuple(w.rsplit(".", 1)[1] for w in words
                                            if w.startswith(EVENT_DIR) and "." in w[len(EVENT_DIR):])
-        return Service(name=name, keys=dict(y.keys), pos=y.pos, **kw)
+        return Service(name=name, keys=dict(y.key_positions), pos=y.pos, **kw)
 
     def _deploy(self, name: str, y: Y, kw: dict[str, Any]) -> Y | None:
         d = y.get("deploy")

@@ -1,49 +1,35 @@
 """YAML values that remember their file and position, for reading a user's stack.
 
-The files are parsed by ``labctl.stack`` (the loader ``labctl check`` uses); ``Y`` is the
-small read-only view of its nodes that the importer's readers walk.
+The files are parsed by ``labctl.stack`` (the loader ``labctl check`` uses); ``Y`` is its
+Node with the scenario's positions, the tree the importer's readers walk.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from labctl.errors import ScenarioError, ScenarioErrors
 from labctl.scenario.model import Pos
 from labctl.scenario.yamlload import decode
+from labctl.stack.yamlpos import Node
 
 
-@dataclass(frozen=True, eq=False)
-class Y:
-    """A value (``dict[str, Y]``, ``list[Y]`` or a scalar) and where it was written.
-    ``keys``: each mapping key's own position."""
+class Y(Node):
+    """A ``labctl.stack`` Node (``value``: ``dict[str, Y]``, ``list[Y]`` or a scalar; ``get``,
+    ``is_map``, ``is_seq``, ``plain`` as there) whose positions are the scenario's ``Pos``:
+    ``pos`` where the value was written, ``at(key)`` where a mapping key was
+    (``key_positions``: each key's own ``Pos``, also of a mapping the importer builds)."""
 
-    value: Any
-    pos: Pos
-    keys: dict[str, Pos] = field(default_factory=dict)
+    __slots__ = ("pos", "key_positions")
 
-    def get(self, key: str) -> Y | None:
-        return self.value.get(key) if isinstance(self.value, dict) else None
+    def __init__(self, value: Any, pos: Pos, keys: dict[str, Pos] | None = None) -> None:
+        super().__init__(value, pos.file, pos.line, pos.col)
+        self.pos = pos
+        self.key_positions = keys if keys is not None else {}
 
     def at(self, key: str) -> Pos:
-        return self.keys.get(key, self.pos)
-
-    @property
-    def is_map(self) -> bool:
-        return isinstance(self.value, dict)
-
-    @property
-    def is_seq(self) -> bool:
-        return isinstance(self.value, list)
-
-    def plain(self) -> Any:
-        if isinstance(self.value, dict):
-            return {k: v.plain() for k, v in self.value.items()}
-        if isinstance(self.value, list):
-            return [v.plain() for v in self.value]
-        return self.value
+        return self.key_positions.get(key, self.pos)
 
 
 def from_stack_node(node: Any) -> Y:

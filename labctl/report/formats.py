@@ -11,7 +11,7 @@ import os
 import re
 import tempfile
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from labctl.errors import LabctlError, UsageError
@@ -51,6 +51,22 @@ def tail_lines(text: str, n: int) -> list[str]:
 
 def _failing_checks(scenario: ScenarioResult) -> list[CheckResult]:
     return [c for c in scenario.checks if c.status in ("failed", "error")]
+
+
+def _failing_check_lines(scenario: ScenarioResult, head: Callable[[CheckResult], str], indent: str,
+                         clean: Callable[[str], str] = str) -> list[str]:
+    """Each failing check as ``HEAD: MESSAGE`` and its ``INDENTexpected:``/``INDENTobserved:``
+    lines (those it has), its texts passed through ``clean``: the one layout of the text
+    report and the JUnit failure body, which differ only in the head and the indent."""
+    lines: list[str] = []
+    for check in _failing_checks(scenario):
+        first = head(check)
+        lines.append(f"{first}: {clean(check.message)}" if check.message else first)
+        if check.expected:
+            lines.append(f"{indent}expected: {clean(check.expected)}")
+        if check.observed:
+            lines.append(f"{indent}observed: {clean(check.observed)}")
+    return lines
 
 
 def summary_line(run: RunResult) -> str:
@@ -171,13 +187,7 @@ def _failure_body(scenario: ScenarioResult, log_lines: int) -> str:
     if scenario.steps:
         lines.append("timeline:")
         lines.extend(f"  {line}" for line in step_lines(scenario))
-    for check in _failing_checks(scenario):
-        head = f"[{check.status}] {check.name}"
-        lines.append(f"{head}: {check.message}" if check.message else head)
-        if check.expected:
-            lines.append(f"  expected: {check.expected}")
-        if check.observed:
-            lines.append(f"  observed: {check.observed}")
+    lines.extend(_failing_check_lines(scenario, lambda c: f"[{c.status}] {c.name}", "  "))
     for name, text in scenario.logs.items():
         tail = tail_lines(text, log_lines)
         lines.append(f"--- {name}: last {len(tail)} lines of output ---")
@@ -294,14 +304,8 @@ def _scenario_text(scenario: ScenarioResult, color: bool, width: int) -> list[st
     if scenario.message:
         lines.append(f"      {clean_text(scenario.message)}")
     lines.extend(f"      {line}" for line in step_lines(scenario))
-    for check in _failing_checks(scenario):
-        mark = _paint("x", check.status, color)
-        head = f"      {mark} {check.name}"
-        lines.append(f"{head}: {clean_text(check.message)}" if check.message else head)
-        if check.expected:
-            lines.append(f"          expected: {clean_text(check.expected)}")
-        if check.observed:
-            lines.append(f"          observed: {clean_text(check.observed)}")
+    lines.extend(_failing_check_lines(scenario, lambda c: f"      {_paint('x', c.status, color)} {c.name}",
+                                      " " * 10, clean_text))
     for name, text in scenario.logs.items():
         tail = tail_lines(text, TEXT_LOG_LINES)
         lines.append(f"      --- {name} (last {len(tail)} lines) ---")
