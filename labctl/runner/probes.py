@@ -55,8 +55,8 @@ def inside(scenario: Scenario, container: str) -> bool:
 
 class ProbeSet:
     """Probe holders by role: ``probe-OWNER`` (an IPC namespace owner's) and ``files-NAME``.
-    ``started(role)`` gives the scenario's started container of a role (None: it did not
-    start), ``refusal(role)`` the engine's reason when it refused to start it."""
+    ``started(role)`` gives the container of a scenario role once the runner created it
+    (None: never created), ``refusal(role)`` the engine's reason when it refused it."""
 
     def __init__(self, ctx: RunContext, started: Callable[[str], Container | None],
                  refusal: Callable[[str], str | None]) -> None:

@@ -30,7 +30,7 @@ class Timeline:
     actions act on. It is handed the operations it uses:
 
     observation  what a check step looks at (``checks.Observation``: the run)
-    started      role -> its started container (None: it never ran)
+    started      role -> its container once created (None: never created)
     refusal      role -> the engine's reason when it refused to start it (None: it did not)
     waiting      role -> True while it has ``start: false`` and no step started it yet
     start_later  a ``start`` step's first start of a role; returns what was observed
