@@ -43,13 +43,15 @@ _INSTALL = {
 
 @dataclass(frozen=True)
 class Availability:
-    """Whether ``runtime`` can run a container on ``engine``; when not, why and how to fix it."""
+    """Whether ``runtime`` can run a container on ``engine``; when not, why (``reason``), the
+    fix as one sentence (``fix``) and as the commands to run, in order (``steps``)."""
 
     runtime: str
     engine: str
     ok: bool
     reason: str = ""
     fix: str = ""
+    steps: tuple[str, ...] = ()
 
     def message(self) -> str:
         """``runtime runsc is not available on docker: REASON; fix: FIX`` (empty when ok)."""
@@ -75,19 +77,22 @@ def availability(runtime: str, engine: str, registered: Mapping[str, str],
         return Availability(runtime, engine, True)
     installed = which(runtime) is not None or which(f"/usr/bin/{runtime}") is not None
     missing = "" if installed else f"{runtime} is not installed on this host ({_INSTALL.get(runtime, 'install it')}); "
+    install = () if installed else (_INSTALL.get(runtime, f"install {runtime}"),)
     if engine == "podman":
         sock = PODMAN_RUNTIME_SOCKET.format(name=runtime)
         flags = " --runtime-flag network=none" if runtime == "runsc" else ""
         reason = (f"{'it is not installed, and ' if not installed else ''}no Podman API service whose default "
                   f"runtime is {runtime} answers at unix://{sock} (Podman 4's API ignores a container's runtime, "
                   "so labctl creates such containers through a service of their own)")
-        fix = (f"{missing}then start `podman --runtime {runtime}{flags} system service --time=0 unix://{sock}` "
-               "(.ci/run does this for runsc)")
-        return Availability(runtime, engine, False, reason, fix)
+        service = f"podman --runtime {runtime}{flags} system service --time=0 unix://{sock}"
+        fix = f"{missing}then start `{service}` (.ci/run does this for runsc)"
+        return Availability(runtime, engine, False, reason, fix, (*install, f"{service} &"))
     args = f', {_RUNSC_ARGS}' if runtime == "runsc" else ""
+    entry = f"\"runtimes\": {{\"{runtime}\": {{\"path\": \"/usr/bin/{runtime}\"{args}}}}}"
     reason = (f"{'it is not installed, and ' if not installed else ''}the Docker engine has no runtime named "
               f"{runtime} (registered: {', '.join(sorted(registered)) or 'none'})")
-    fix = (f"{missing}then add \"runtimes\": {{\"{runtime}\": {{\"path\": \"/usr/bin/{runtime}\"{args}}}}} to "
-           "/etc/docker/daemon.json and reload dockerd with `kill -HUP $(pidof dockerd)` "
+    fix = (f"{missing}then add {entry} to /etc/docker/daemon.json and reload dockerd with `kill -HUP $(pidof dockerd)` "
            f"(.ci/run does this for runsc{'; never on this host for crun' if runtime == 'crun' else ''})")
-    return Availability(runtime, engine, False, reason, fix)
+    steps = (*install, f"add {entry} to /etc/docker/daemon.json (merged into its top-level object)",
+             "kill -HUP $(pidof dockerd)  # dockerd reloads its runtimes; or: systemctl restart docker")
+    return Availability(runtime, engine, False, reason, fix, steps)
