@@ -66,15 +66,17 @@ def sandboxed(runtime: str | None) -> bool:
 
 
 def availability(runtime: str, engine: str, registered: Mapping[str, str],
-                 which: Callable[[str], str | None] = shutil.which) -> Availability:
+                 which: Callable[[str], str | None] | None = None) -> Availability:
     """Can ``engine`` (``docker``/``podman``) run a container on ``runtime``?
 
     ``registered``: runtime name -> binary path, as the engine reported what it can give a
     container (``Engine.oci_runtimes()``: Docker's registered runtimes; Podman's service
     default plus any per-runtime service found). ``which`` finds a binary on this host (the
-    unit tests fake it). Never raises; the result carries the reason and the fix."""
+    unit tests fake it; default ``shutil.which``, looked up at the call). Never raises; the result
+    carries the reason, the fix and the steps."""
     if runtime in registered:
         return Availability(runtime, engine, True)
+    which = which or shutil.which
     installed = which(runtime) is not None or which(f"/usr/bin/{runtime}") is not None
     missing = "" if installed else f"{runtime} is not installed on this host ({_INSTALL.get(runtime, 'install it')}); "
     install = () if installed else (_INSTALL.get(runtime, f"install {runtime}"),)
