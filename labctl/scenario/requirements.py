@@ -12,10 +12,11 @@ every command shares:
   :class:`Refused` (exit 2 for a missing opt-in, which is a usage matter with its
   ``FILE:LINE:COL``; exit 3 for what the machine or engine lacks, with the steps).
 
-Adding a kind (a container runtime that is not installed, an engine feature) is one
-:class:`Requirement` passed to :func:`register`: ``needs`` reads the scenario model,
-``probe`` reads the :class:`Machine`; the CLI, the pytest plugin, the reports and the
-summary's skip counts pick it up from the registry.
+Adding a kind (an engine feature, a kernel setting) is one :class:`Requirement` passed to
+:func:`register`: ``needs`` reads the scenario model, ``probe`` reads the :class:`Machine`;
+``labctl run`` (and ``validate``, for the kinds that need no engine), the reports and the
+summary's skip counts pick it up from the registry. (The pytest plugin reads only the
+opt-ins, from the scenario itself.)
 
 No engine import: what the engine says (architecture, name, runtimes) comes in on the
 :class:`Machine`, filled by the CLI after connecting.
@@ -98,7 +99,7 @@ class Unmet:
 
     @property
     def message(self) -> str:
-        """The skip message: ``reason (detail); to enable: fix``, or with ``form="detail"``
+        """The skip message: ``reason (detail); to enable: fix``, or with ``DETAIL_FORM``
         ``detail; fix: fix``."""
         if self.form == DETAIL_FORM:
             return f"{self.detail}; fix: {self.fix}"
@@ -340,8 +341,11 @@ def _runtime_probe(need: Need, m: Machine) -> Unmet | None:
 def _lsm_needs(s: Scenario, _m: Machine) -> list[Need]:
     from labctl.scenario.security import needs_lsm
 
-    found = {lsm: c for c in s.containers for lsm in needs_lsm(c.security_opt)}
-    return [Need("lsm", lsm, f"containers.{found[lsm].name}.security_opt") for lsm in sorted(found)]
+    first: dict[str, str] = {}  # module -> the first container whose options need it
+    for c in s.containers:
+        for lsm in needs_lsm(c.security_opt):
+            first.setdefault(lsm, c.name)
+    return [Need("lsm", lsm, f"containers.{first[lsm]}.security_opt") for lsm in sorted(first)]
 
 
 def _lsm_probe(need: Need, _m: Machine) -> Unmet | None:
