@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import shutil
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Mapping
 
 # name -> one line for the schema and the handout
@@ -31,6 +32,8 @@ SANDBOXED = frozenset({"runsc"})
 # ``podman --runtime NAME system service``.
 PODMAN_RUNTIME_SOCKET = "/run/podman/podman-{name}.sock"
 
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+
 # What each runtime needs on this kind of host, for the fix texts.
 _RUNSC_ARGS = '"runtimeArgs": ["--network=none"]'
 _INSTALL = {
@@ -44,7 +47,8 @@ _INSTALL = {
 @dataclass(frozen=True)
 class Availability:
     """Whether ``runtime`` can run a container on ``engine``; when not, why (``reason``), the
-    fix as one sentence (``fix``) and as the commands to run, in order (``steps``)."""
+    fix as one sentence (``fix``) and as the commands to run, in order (``steps``; none for
+    crun on a host with hybrid cgroups, where it cannot run a container: ``fix`` says so)."""
 
     runtime: str
     engine: str
@@ -58,6 +62,15 @@ class Availability:
         if self.ok:
             return ""
         return f"runtime {self.runtime} is not available on {self.engine}: {self.reason}; fix: {self.fix}"
+
+
+def cgroup_mode(root: Path = CGROUP_ROOT) -> str:
+    """How this host mounts cgroups: ``unified`` (cgroup v2 only: ``cgroup.controllers`` at the
+    root), ``hybrid`` (v1 controllers with a v2 tree at ``unified/``, which crun refuses) or
+    ``legacy`` (v1 only)."""
+    if (root / "cgroup.controllers").exists():
+        return "unified"
+    return "hybrid" if (root / "unified").is_dir() else "legacy"
 
 
 def sandboxed(runtime: str | None) -> bool:
@@ -80,6 +93,8 @@ def availability(runtime: str, engine: str, registered: Mapping[str, str],
     installed = which(runtime) is not None or which(f"/usr/bin/{runtime}") is not None
     missing = "" if installed else f"{runtime} is not installed on this host ({_INSTALL.get(runtime, 'install it')}); "
     install = () if installed else (_INSTALL.get(runtime, f"install {runtime}"),)
+    # crun fails every container on hybrid cgroups: no commands to run here, the fix says why
+    hopeless = runtime == "crun" and cgroup_mode() == "hybrid"
     if engine == "podman":
         sock = PODMAN_RUNTIME_SOCKET.format(name=runtime)
         flags = " --runtime-flag network=none" if runtime == "runsc" else ""
@@ -88,7 +103,7 @@ def availability(runtime: str, engine: str, registered: Mapping[str, str],
                   "so labctl creates such containers through a service of their own)")
         service = f"podman --runtime {runtime}{flags} system service --time=0 unix://{sock}"
         fix = f"{missing}then start `{service}` (.ci/run does this for runsc)"
-        return Availability(runtime, engine, False, reason, fix, (*install, f"{service} &"))
+        return Availability(runtime, engine, False, reason, fix, () if hopeless else (*install, f"{service} &"))
     args = f', {_RUNSC_ARGS}' if runtime == "runsc" else ""
     entry = f"\"runtimes\": {{\"{runtime}\": {{\"path\": \"/usr/bin/{runtime}\"{args}}}}}"
     reason = (f"{'it is not installed, and ' if not installed else ''}the Docker engine has no runtime named "
@@ -97,4 +112,4 @@ def availability(runtime: str, engine: str, registered: Mapping[str, str],
            f"(.ci/run does this for runsc{'; never on this host for crun' if runtime == 'crun' else ''})")
     steps = (*install, f"add {entry} to /etc/docker/daemon.json (merged into its top-level object)",
              "kill -HUP $(pidof dockerd)  # dockerd reloads its runtimes; or: systemctl restart docker")
-    return Availability(runtime, engine, False, reason, fix, steps)
+    return Availability(runtime, engine, False, reason, fix, () if hopeless else steps)

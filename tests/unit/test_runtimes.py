@@ -344,3 +344,33 @@ def test_the_engine_is_asked_its_runtimes_only_when_a_scenario_names_one(tmp_pat
     (tmp_path / "a.yaml").write_text(two("plain"))
     assert cli.main(["run", str(tmp_path), "-q"]) == 0 and asked == []
     assert cli.main(["run", str(tmp_path), "-q", "--runtime", "runc"]) == 0 and asked == ["docker"]
+
+
+def test_cgroup_mode_reads_the_mount(tmp_path: Path) -> None:
+    assert oci.cgroup_mode(tmp_path) == "legacy"
+    (tmp_path / "unified").mkdir()
+    assert oci.cgroup_mode(tmp_path) == "hybrid"
+    (tmp_path / "cgroup.controllers").write_text("cpu memory\n")
+    assert oci.cgroup_mode(tmp_path) == "unified"
+
+
+@pytest.mark.parametrize("engine", ["docker", "podman"])
+def test_crun_on_hybrid_cgroups_has_no_steps_and_the_fix_says_why(engine: str,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(oci, "cgroup_mode", lambda root=oci.CGROUP_ROOT: "hybrid")
+    a = oci.availability("crun", engine, {"runc": "runc"}, which=lambda _: None)
+    assert a.steps == () and "on hybrid cgroups crun fails every container" in a.fix
+    monkeypatch.setattr(oci, "cgroup_mode", lambda root=oci.CGROUP_ROOT: "unified")
+    a = oci.availability("crun", engine, {"runc": "runc"}, which=lambda _: None)
+    assert a.steps[0].startswith("apt-get install crun") and len(a.steps) == (3 if engine == "docker" else 2)
+
+
+def test_named_crun_on_hybrid_cgroups_is_refused_with_the_reason_not_commands(
+        tmp_path: Path, fake_run: list, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    monkeypatch.setattr(oci, "cgroup_mode", lambda root=oci.CGROUP_ROOT: "hybrid")
+    f = tmp_path / "c.yaml"
+    f.write_text(two("needs-crun", wr=", runtime: crun"))
+    assert cli.main(["run", str(f)]) == 3
+    err = capsys.readouterr().err
+    assert "runtime crun is not available on docker" in err and "Enable it (as root)" not in err
+    assert "To enable it: " in err and "cgroups in hybrid mode not supported" in err and fake_run == []
