@@ -94,11 +94,12 @@ def missing_opt_ins(scenario: Scenario, allowed: dict[str, bool]) -> list[tuple[
             if not allowed.get(flag.replace("-", "_"), False)]
 
 
-def machine(allowed: dict[str, bool], engine=None, arch: bool = True):
+def machine(allowed: dict[str, bool], engine=None, arch: bool = True, runtimes: bool = False):
     """The ``requirements.Machine`` the probes read: the opt-ins given (``allowed``: parameter
     names such as ``allow_host_ipc`` -> bool) and, with an engine, its name, architecture,
     whether its host's binfmt_misc is readable here, and whether labctl can compile. ``arch``: ask the engine its architecture (only scenarios
-    that name a platform or an example image need it)."""
+    that name a platform or an example image need it); ``runtimes``: ask it its OCI runtimes
+    (``Engine.oci_runtimes()``; only scenarios that name a runtime need them). EngineError."""
     from labctl.images import build
     from labctl.runtime.hostpaths import in_container
     from labctl.scenario import requirements
@@ -112,7 +113,8 @@ def machine(allowed: dict[str, bool], engine=None, arch: bool = True):
         platform=str(allowed.get("platform") or ""),
         # in a container (the labctl image) /proc/sys/fs/binfmt_misc is not the engine host's
         local=address.startswith("unix://") and not in_container(),
-        compiler=build.prebuilt_binary() is None)
+        compiler=build.prebuilt_binary() is None,
+        runtimes=frozenset(engine.oci_runtimes()) if runtimes else frozenset())
 
 
 def skipped_results(triage) -> list[ScenarioResult]:
@@ -141,8 +143,9 @@ def refuse_opt_ins(scenarios: list[Scenario], allowed: dict[str, bool], paths: S
 
 def refuse_unmet(engines: Sequence, scenarios: list[Scenario], allowed: dict[str, bool],
                  paths: Sequence[str]) -> dict[str, tuple[list[Scenario], list[ScenarioResult]]]:
-    """What each connected engine lacks for ``scenarios`` (emulation, a runtime, ``engines:``...),
-    before anything is built or started: engine name -> (runnable, skipped results). A file
+    """What each connected engine lacks for ``scenarios`` (emulation, an OCI runtime, ``engines:``,
+    an enforcing security module...), before anything is built or started: engine name ->
+    (runnable, skipped results). A file
     named on the command line that no engine of the run can carry out is refused
     (``requirements.Refused``, exit 3, with the steps); on a multi-engine run, it is skipped
     where it cannot run and runs where it can."""
@@ -152,7 +155,8 @@ def refuse_unmet(engines: Sequence, scenarios: list[Scenario], allowed: dict[str
     out: dict[str, tuple[list[Scenario], list[ScenarioResult]]] = {}
     arch = bool(allowed.get("platform")) or any(c.platform or (c.image or "").startswith("labctl/")
                                                  for s in scenarios for c in s.containers)
-    found = {eng.name: requirements.triage(scenarios, machine(allowed, eng, arch), set(), engine=True)
+    runtimes = any(c.runtime for s in scenarios for c in s.containers)
+    found = {eng.name: requirements.triage(scenarios, machine(allowed, eng, arch, runtimes), set(), engine=True)
              for eng in engines}
     runnable_somewhere = {s.name for t in found.values() for s in t.runnable}
     refused = [(s, missing) for s, missing in next(iter(found.values())).skipped

@@ -13,7 +13,7 @@ import uuid
 import click
 
 from labctl.cli import common, staged
-from labctl.cli.runtimes import runtime_option, sort_by_runtime, with_runtime
+from labctl.cli.runtimes import runtime_option, with_runtime
 from labctl.cli.params import (RUN_FORMATS, CommaList, engines, filters, opt_ins, option, output_format, paths,
                                platform_option, quiet)
 from labctl.errors import EXIT_FAILED, EXIT_OK, Interrupted, UsageError
@@ -148,15 +148,10 @@ def _run_on(engine, scenarios: list, run_id: str, o: dict, cancel: threading.Eve
     from labctl.runtime import clean
 
     info = EngineInfo(engine.name, engine.describe().split(" ", 1)[1])
-    scenarios, lacking = sort_by_runtime(engine, scenarios, o["paths"])
-    for sk in lacking:
-        progress.line(f"SKIP {sk.name} on {engine.name}: {sk.message} ({sk.file})")
     for r in clean.remove_stale(engine)[0]:
         progress.line(f"removed stale {r} (left by a labctl that died)")
     if not scenarios:  # every one was skipped here: nothing to build
-        for sk in lacking:
-            sk.engine = engine.name
-        return RunResult(run_id, list(lacking), engines=[info])
+        return RunResult(run_id, [], engines=[info])
     total = len(scenarios)
     done = [0]
 
@@ -198,7 +193,6 @@ def _run_on(engine, scenarios: list, run_id: str, o: dict, cancel: threading.Eve
             order = {s.name: i for i, s in enumerate(scenarios)}
             result.scenarios = sorted(result.scenarios + second.scenarios, key=lambda r: order[r.name])
         result.duration_s = time.monotonic() - t0
-    result.scenarios += lacking
     for s in result.scenarios:
         s.engine = engine.name
     result.engines = [info]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import shutil
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Mapping
 
 # name -> one line for the schema and the handout
@@ -31,6 +32,8 @@ SANDBOXED = frozenset({"runsc"})
 # ``podman --runtime NAME system service``.
 PODMAN_RUNTIME_SOCKET = "/run/podman/podman-{name}.sock"
 
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+
 # What each runtime needs on this kind of host, for the fix texts.
 _RUNSC_ARGS = '"runtimeArgs": ["--network=none"]'
 _INSTALL = {
@@ -43,13 +46,16 @@ _INSTALL = {
 
 @dataclass(frozen=True)
 class Availability:
-    """Whether ``runtime`` can run a container on ``engine``; when not, why and how to fix it."""
+    """Whether ``runtime`` can run a container on ``engine``; when not, why (``reason``), the
+    fix as one sentence (``fix``) and as the commands to run, in order (``steps``; none for
+    crun on a host with hybrid cgroups, where it cannot run a container: ``fix`` says so)."""
 
     runtime: str
     engine: str
     ok: bool
     reason: str = ""
     fix: str = ""
+    steps: tuple[str, ...] = ()
 
     def message(self) -> str:
         """``runtime runsc is not available on docker: REASON; fix: FIX`` (empty when ok)."""
@@ -58,36 +64,52 @@ class Availability:
         return f"runtime {self.runtime} is not available on {self.engine}: {self.reason}; fix: {self.fix}"
 
 
+def cgroup_mode(root: Path = CGROUP_ROOT) -> str:
+    """How this host mounts cgroups: ``unified`` (cgroup v2 only: ``cgroup.controllers`` at the
+    root), ``hybrid`` (v1 controllers with a v2 tree at ``unified/``, which crun refuses) or
+    ``legacy`` (v1 only)."""
+    if (root / "cgroup.controllers").exists():
+        return "unified"
+    return "hybrid" if (root / "unified").is_dir() else "legacy"
+
+
 def sandboxed(runtime: str | None) -> bool:
     """True when ``runtime`` gives each container a kernel of its own (gVisor)."""
     return runtime in SANDBOXED
 
 
 def availability(runtime: str, engine: str, registered: Mapping[str, str],
-                 which: Callable[[str], str | None] = shutil.which) -> Availability:
+                 which: Callable[[str], str | None] | None = None) -> Availability:
     """Can ``engine`` (``docker``/``podman``) run a container on ``runtime``?
 
     ``registered``: runtime name -> binary path, as the engine reported what it can give a
     container (``Engine.oci_runtimes()``: Docker's registered runtimes; Podman's service
     default plus any per-runtime service found). ``which`` finds a binary on this host (the
-    unit tests fake it). Never raises; the result carries the reason and the fix."""
+    unit tests fake it; default ``shutil.which``, looked up at the call). Never raises; the result
+    carries the reason, the fix and the steps."""
     if runtime in registered:
         return Availability(runtime, engine, True)
+    which = which or shutil.which
     installed = which(runtime) is not None or which(f"/usr/bin/{runtime}") is not None
     missing = "" if installed else f"{runtime} is not installed on this host ({_INSTALL.get(runtime, 'install it')}); "
+    install = () if installed else (_INSTALL.get(runtime, f"install {runtime}"),)
+    # crun fails every container on hybrid cgroups: no commands to run here, the fix says why
+    hopeless = runtime == "crun" and cgroup_mode() == "hybrid"
     if engine == "podman":
         sock = PODMAN_RUNTIME_SOCKET.format(name=runtime)
         flags = " --runtime-flag network=none" if runtime == "runsc" else ""
         reason = (f"{'it is not installed, and ' if not installed else ''}no Podman API service whose default "
                   f"runtime is {runtime} answers at unix://{sock} (Podman 4's API ignores a container's runtime, "
                   "so labctl creates such containers through a service of their own)")
-        fix = (f"{missing}then start `podman --runtime {runtime}{flags} system service --time=0 unix://{sock}` "
-               "(.ci/run does this for runsc)")
-        return Availability(runtime, engine, False, reason, fix)
+        service = f"podman --runtime {runtime}{flags} system service --time=0 unix://{sock}"
+        fix = f"{missing}then start `{service}` (.ci/run does this for runsc)"
+        return Availability(runtime, engine, False, reason, fix, () if hopeless else (*install, f"{service} &"))
     args = f', {_RUNSC_ARGS}' if runtime == "runsc" else ""
+    entry = f"\"runtimes\": {{\"{runtime}\": {{\"path\": \"/usr/bin/{runtime}\"{args}}}}}"
     reason = (f"{'it is not installed, and ' if not installed else ''}the Docker engine has no runtime named "
               f"{runtime} (registered: {', '.join(sorted(registered)) or 'none'})")
-    fix = (f"{missing}then add \"runtimes\": {{\"{runtime}\": {{\"path\": \"/usr/bin/{runtime}\"{args}}}}} to "
-           "/etc/docker/daemon.json and reload dockerd with `kill -HUP $(pidof dockerd)` "
+    fix = (f"{missing}then add {entry} to /etc/docker/daemon.json and reload dockerd with `kill -HUP $(pidof dockerd)` "
            f"(.ci/run does this for runsc{'; never on this host for crun' if runtime == 'crun' else ''})")
-    return Availability(runtime, engine, False, reason, fix)
+    steps = (*install, f"add {entry} to /etc/docker/daemon.json (merged into its top-level object)",
+             "kill -HUP $(pidof dockerd)  # dockerd reloads its runtimes; or: systemctl restart docker")
+    return Availability(runtime, engine, False, reason, fix, () if hopeless else steps)

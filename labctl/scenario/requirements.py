@@ -12,10 +12,11 @@ every command shares:
   :class:`Refused` (exit 2 for a missing opt-in, which is a usage matter with its
   ``FILE:LINE:COL``; exit 3 for what the machine or engine lacks, with the steps).
 
-Adding a kind (a container runtime that is not installed, an engine feature) is one
-:class:`Requirement` passed to :func:`register`: ``needs`` reads the scenario model,
-``probe`` reads the :class:`Machine`; the CLI, the pytest plugin, the reports and the
-summary's skip counts pick it up from the registry.
+Adding a kind (an engine feature, a kernel setting) is one :class:`Requirement` passed to
+:func:`register`: ``needs`` reads the scenario model, ``probe`` reads the :class:`Machine`;
+``labctl run`` (and ``validate``, for the kinds that need no engine), the reports and the
+summary's skip counts pick it up from the registry. (The pytest plugin reads only the
+opt-ins, from the scenario itself.)
 
 No engine import: what the engine says (architecture, name, runtimes) comes in on the
 :class:`Machine`, filled by the CLI after connecting.
@@ -51,7 +52,8 @@ class Machine:
     readable here (a unix socket, labctl not in a container); ``binfmt_dir``: where;
     ``allowed``: the opt-in flags given (``allow-host-ipc``); ``compiler``: labctl can
     compile workloads (False in the labctl image, which carries one prebuilt binary);
-    ``runtimes``: the OCI runtimes the engine offers (empty: unknown); ``platform``: the
+    ``runtimes``: the names of the OCI runtimes the engine offers (``Engine.oci_runtimes()``;
+    empty: not asked, and then a scenario's ``runtime:`` is not judged); ``platform``: the
     run's ``--platform`` (workload containers that name none run on it), ``""``: none."""
 
     engine: str = ""
@@ -75,12 +77,17 @@ class Need:
     pos: Pos | None = None
 
 
+REASON_FORM = "reason"  # reason (detail); to enable: fix
+DETAIL_FORM = "detail"  # detail; fix: fix
+
+
 @dataclass(frozen=True)
 class Unmet:
     """A need this machine does not meet. ``reason``: a short category the summary counts
     by (``needs linux/arm64 emulation``); ``detail``: why, as a sentence; ``fix``: the one
     command that enables it; ``steps``: every command, for a refusal; ``exit_code``:
-    2 (usage: an opt-in) or 3 (environment)."""
+    2 (usage: an opt-in) or 3 (environment); ``form``: the skip message's wording,
+    ``REASON_FORM`` or ``DETAIL_FORM`` (for a kind whose detail names what is needed)."""
 
     need: Need
     reason: str
@@ -88,10 +95,14 @@ class Unmet:
     fix: str
     steps: tuple[str, ...] = ()
     exit_code: int = EXIT_ENVIRONMENT
+    form: str = REASON_FORM
 
     @property
     def message(self) -> str:
-        """The skip message: ``reason (detail); to enable: fix``."""
+        """The skip message: ``reason (detail); to enable: fix``, or with ``DETAIL_FORM``
+        ``detail; fix: fix``."""
+        if self.form == DETAIL_FORM:
+            return f"{self.detail}; fix: {self.fix}"
         detail = f" ({self.detail})" if self.detail else ""
         return f"{self.reason}{detail}; to enable: {self.fix}"
 
@@ -311,8 +322,66 @@ def _emulated_probe(need: Need, m: Machine) -> Unmet | None:
                  "labctl run without --platform (on an engine of that architecture)")
 
 
+def _runtime_needs(s: Scenario, _m: Machine) -> list[Need]:
+    return [Need("runtime", c.runtime, f"containers.{c.name}.runtime") for c in s.containers if c.runtime]
+
+
+def _runtime_probe(need: Need, m: Machine) -> Unmet | None:
+    from labctl.runtime.oci import availability
+
+    if not m.runtimes:
+        return None  # not asked (no engine): its container start says
+    a = availability(need.value, m.engine, dict.fromkeys(m.runtimes, ""))
+    if a.ok:
+        return None
+    return Unmet(need, f"needs the {need.value} runtime",
+                 f"runtime {need.value} is not available on {m.engine}: {a.reason}", a.fix, a.steps, form=DETAIL_FORM)
+
+
+def _lsm_needs(s: Scenario, _m: Machine) -> list[Need]:
+    from labctl.scenario.security import needs_lsm
+
+    first: dict[str, str] = {}  # module -> the first container whose options need it
+    for c in s.containers:
+        for lsm in needs_lsm(c.security_opt):
+            first.setdefault(lsm, c.name)
+    return [Need("lsm", lsm, f"containers.{first[lsm]}.security_opt") for lsm in sorted(first)]
+
+
+def _lsm_probe(need: Need, _m: Machine) -> Unmet | None:
+    from labctl.scenario import security
+
+    lsm = need.value
+    if security.lsm_enabled(lsm):
+        return None
+    # the engine accepts the option on any host; only an enforcing kernel gives it a meaning
+    return Unmet(need, f"needs {lsm} enforced",
+                 f"needs {lsm} enforced by the host kernel (a {'label=' if lsm == 'selinux' else 'apparmor='} "
+                 f"security option), and this host's kernel does not enforce {lsm}: the engine would accept the "
+                 "option and nothing would be enforced",
+                 f"run it on a host with {lsm} enabled (the option is still validated and exported)", form=DETAIL_FORM)
+
+
+def _userns_needs(s: Scenario, _m: Machine) -> list[Need]:
+    return [Need("userns", c.userns, f"containers.{c.name}.userns") for c in s.containers if c.userns]
+
+
+def _userns_probe(need: Need, m: Machine) -> Unmet | None:
+    from labctl.scenario.security import USERNS_ENGINES
+
+    wanted = USERNS_ENGINES[need.value]
+    if m.engine in wanted:
+        return None
+    return Unmet(need, f"only on {', '.join(wanted)}",
+                 f"userns {need.value} ({need.path.rsplit('.', 1)[0]}) is not a per-container mode on {m.engine} "
+                 f"(only on {', '.join(wanted)})", f"run it with --engine {wanted[0]}", form=DETAIL_FORM)
+
+
 register(Requirement("opt-in", _opt_in_needs, _opt_in_probe, engine=False))
 register(Requirement("engine", _engine_needs, _engine_probe))
 register(Requirement("compiler", _compiler_needs, _compiler_probe))
 register(Requirement("platform", _platform_needs, _platform_probe))
 register(Requirement("native", _emulated_needs, _emulated_probe))
+register(Requirement("runtime", _runtime_needs, _runtime_probe))
+register(Requirement("lsm", _lsm_needs, _lsm_probe))
+register(Requirement("userns", _userns_needs, _userns_probe))

@@ -110,10 +110,11 @@ def test_engine_opt_in_and_compiler_kinds(tmp_path: Path) -> None:
 
 
 def test_a_new_kind_is_one_registry_entry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """How a runtime that is not installed (runsc...) plugs in: needs + probe, nothing else."""
+    """How a kind plugs in (the registry's own ``runtime`` kind is one such entry): needs +
+    probe, nothing else."""
     monkeypatch.setattr(requirements, "REGISTRY", dict(requirements.REGISTRY))
     requirements.register(Requirement(
-        "runtime", lambda s, m: [Need("runtime", "runsc")] if "gvisor" in s.name else [],
+        "example", lambda s, m: [Need("example", "runsc")] if "gvisor" in s.name else [],
         lambda n, m: None if n.value in m.runtimes else Unmet(n, f"needs the {n.value} runtime", "not installed",
                                                                 "apt-get install runsc")))
     s = load_text(NATIVE.format(name="gvisor-pair"), "g.yaml")
@@ -252,3 +253,27 @@ def test_what_emulation_cannot_show_is_skipped_on_a_foreign_platform() -> None:
     assert "binfmt_misc" in emulated[0].detail and "PROT_EXEC" in emulated[1].detail
     # on an arm64 engine, linux/arm64 is native: nothing to skip
     assert requirements.unmet(s, Machine(engine="docker", arch="aarch64", platform="linux/arm64"), engine=True) == []
+
+
+SECURITY = """\
+version: 1
+name: confined
+description: an SELinux label and a Podman user namespace
+containers:
+  w: {workload: sysv-writer, ipc: shareable, security_opt: [label=level:s0], userns: keep-id}
+checks:
+  - exit: {container: w, code: 0}
+"""
+
+
+def test_security_module_and_userns_kinds(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("labctl.scenario.security.lsm_enabled", lambda name: False)
+    s = load_text(SECURITY, "c.yaml")
+    found = requirements.unmet(s, Machine(engine="docker"), engine=True)
+    assert [(u.need.kind, u.reason) for u in found] == [("lsm", "needs selinux enforced"), ("userns", "only on podman")]
+    assert found[1].message == ("userns keep-id (containers.w) is not a per-container mode on docker (only on podman); "
+                                "fix: run it with --engine podman")
+    assert [u.need.kind for u in requirements.unmet(s, Machine(engine="podman"), engine=True)] == ["lsm"]
+    monkeypatch.setattr("labctl.scenario.security.lsm_enabled", lambda name: True)
+    assert requirements.unmet(s, Machine(engine="podman"), engine=True) == []
+    assert requirements.unmet(s, Machine(), engine=False) == []  # validate never judges them

@@ -262,3 +262,117 @@ def test_a_stopped_sandbox_is_refused_not_probed_from_outside(monkeypatch: pytes
                         reader=FakeContainer("r"))
     with pytest.raises(LabctlError, match="gVisor sandbox of writer .*not running"):
         probes.probe_ipc("writer", ["probe", "--segments"])
+
+
+# ==== the runtime requirement of the registry: summary, steps, refusal ====
+
+
+def test_runtime_skips_are_counted_by_reason_in_the_summary(tmp_path: Path, fake_run: list,
+                                                            capsys: pytest.CaptureFixture) -> None:
+    (tmp_path / "a.yaml").write_text(two("needs-crun", wr=", runtime: crun"))
+    (tmp_path / "b.yaml").write_text(two("needs-runsc", wr=", runtime: runsc", rd=", runtime: runsc"))
+    (tmp_path / "c.yaml").write_text(two("plain"))
+    assert cli.main(["run", str(tmp_path), "--format", "json"]) == 0
+    captured = capsys.readouterr()
+    doc = json.loads(captured.out)
+    assert doc["summary"]["skipped_by_reason"] == {"needs the crun runtime": 1, "needs the runsc runtime": 1}
+    by = {s["name"]: s for s in doc["scenarios"]}
+    runsc = by["needs-runsc"]["message"]
+    assert runsc.startswith("runtime runsc is not available on docker: ") and runsc.count("runtime runsc") == 1
+    assert '"runtimes": {"runsc": {"path": "/usr/bin/runsc", "runtimeArgs": ["--network=none"]}}' in runsc
+    assert "/etc/docker/daemon.json" in runsc and "kill -HUP $(pidof dockerd)" in runsc
+    assert "SKIP needs-runsc: runtime runsc is not available on docker" in captured.err
+    assert fake_run == [["plain:-,-"]]
+    assert cli.main(["run", str(tmp_path)]) == 0
+    (line,) = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("skipped: ")]
+    assert sorted(line[len("skipped: "):].split(", ")) == ["1 needs the crun runtime", "1 needs the runsc runtime"]
+
+
+def test_named_runsc_on_docker_is_refused_with_the_steps(tmp_path: Path, fake_run: list,
+                                                         monkeypatch: pytest.MonkeyPatch,
+                                                         capsys: pytest.CaptureFixture) -> None:
+    monkeypatch.setattr("shutil.which", lambda _name: None)  # runsc is not installed either
+    f = tmp_path / "g.yaml"
+    f.write_text(two("needs-runsc", wr=", runtime: runsc"))
+    assert cli.main(["run", str(f)]) == 3
+    err = capsys.readouterr().err
+    assert f"runtime runsc is not available on docker: it is not installed, and the Docker engine has no runtime " \
+           f"named runsc (registered: runc) (scenario needs-runsc, {f})" in err
+    steps = err.split("Enable it (as root), then run again:\n", 1)[1].splitlines()
+    assert steps[0] == "  apt-get install runsc (gVisor)"
+    assert steps[1].startswith('  add "runtimes": {"runsc": {"path": "/usr/bin/runsc"') and "daemon.json" in steps[1]
+    assert steps[2].startswith("  kill -HUP $(pidof dockerd)")
+    assert fake_run == []  # nothing built, nothing started
+
+
+def test_named_runsc_on_podman_gives_the_service_to_start(tmp_path: Path, fake_run: list,
+                                                          monkeypatch: pytest.MonkeyPatch,
+                                                          capsys: pytest.CaptureFixture) -> None:
+    monkeypatch.setattr(cli.common, "connect", lambda engine=None: RuntimeEngine("podman"))
+    monkeypatch.setattr("shutil.which", lambda name: f"/usr/bin/{name}")  # installed, no service
+    f = tmp_path / "g.yaml"
+    f.write_text(two("needs-runsc", wr=", runtime: runsc"))
+    assert cli.main(["run", str(f), "--engine", "podman"]) == 3
+    err = capsys.readouterr().err
+    assert "runtime runsc is not available on podman: no Podman API service whose default runtime is runsc" in err
+    assert "  podman --runtime runsc --runtime-flag network=none system service --time=0 " \
+           "unix:///run/podman/podman-runsc.sock &" in err
+    assert "apt-get install" not in err and fake_run == []
+
+
+def test_a_registered_runtime_runs_and_an_unasked_engine_is_not_judged(tmp_path: Path) -> None:
+    from labctl.scenario import requirements
+    from labctl.scenario.requirements import Machine
+
+    s = load_text(two("g", wr=", runtime: runsc"), "g.yaml")
+    assert requirements.unmet(s, Machine(engine="docker", runtimes=frozenset({"runc", "runsc"}))) == []
+    (u,) = requirements.unmet(s, Machine(engine="docker", runtimes=frozenset({"runc"})))
+    assert (u.need.kind, u.need.path, u.reason) == ("runtime", "containers.writer.runtime", "needs the runsc runtime")
+    # before connecting (validate, list) nothing says which runtimes the engine has
+    assert requirements.unmet(s, Machine(engine="docker")) == []
+    assert requirements.unmet(s, Machine(), engine=False) == []
+
+
+def test_the_engine_is_asked_its_runtimes_only_when_a_scenario_names_one(tmp_path: Path, fake_run: list,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    asked: list[str] = []
+
+    class Counting(RuntimeEngine):
+        def oci_runtimes(self) -> dict[str, str]:
+            asked.append(self.name)
+            return super().oci_runtimes()
+
+    monkeypatch.setattr(cli.common, "connect", lambda engine=None: Counting())
+    (tmp_path / "a.yaml").write_text(two("plain"))
+    assert cli.main(["run", str(tmp_path), "-q"]) == 0 and asked == []
+    assert cli.main(["run", str(tmp_path), "-q", "--runtime", "runc"]) == 0 and asked == ["docker"]
+
+
+def test_cgroup_mode_reads_the_mount(tmp_path: Path) -> None:
+    assert oci.cgroup_mode(tmp_path) == "legacy"
+    (tmp_path / "unified").mkdir()
+    assert oci.cgroup_mode(tmp_path) == "hybrid"
+    (tmp_path / "cgroup.controllers").write_text("cpu memory\n")
+    assert oci.cgroup_mode(tmp_path) == "unified"
+
+
+@pytest.mark.parametrize("engine", ["docker", "podman"])
+def test_crun_on_hybrid_cgroups_has_no_steps_and_the_fix_says_why(engine: str,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(oci, "cgroup_mode", lambda root=oci.CGROUP_ROOT: "hybrid")
+    a = oci.availability("crun", engine, {"runc": "runc"}, which=lambda _: None)
+    assert a.steps == () and "on hybrid cgroups crun fails every container" in a.fix
+    monkeypatch.setattr(oci, "cgroup_mode", lambda root=oci.CGROUP_ROOT: "unified")
+    a = oci.availability("crun", engine, {"runc": "runc"}, which=lambda _: None)
+    assert a.steps[0].startswith("apt-get install crun") and len(a.steps) == (3 if engine == "docker" else 2)
+
+
+def test_named_crun_on_hybrid_cgroups_is_refused_with_the_reason_not_commands(
+        tmp_path: Path, fake_run: list, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    monkeypatch.setattr(oci, "cgroup_mode", lambda root=oci.CGROUP_ROOT: "hybrid")
+    f = tmp_path / "c.yaml"
+    f.write_text(two("needs-crun", wr=", runtime: crun"))
+    assert cli.main(["run", str(f)]) == 3
+    err = capsys.readouterr().err
+    assert "runtime crun is not available on docker" in err and "Enable it (as root)" not in err
+    assert "To enable it: " in err and "cgroups in hybrid mode not supported" in err and fake_run == []
