@@ -3,7 +3,7 @@
  *
  * sysv-private  IPC_PRIVATE segments that only a clean exit removes
  * devshm-fill   write N bytes into a fresh /dev/shm file (one per run), optionally
- *               cleaning the previous runs' files first
+ *               cleaning the previous runs' files first; or into a file at any --path
  * devshm-map    map a /dev/shm file someone else wrote and read every page
  *
  * --exit CODE (sysv-private, devshm-fill) ends the program right after it created its
@@ -43,14 +43,19 @@ static void emit_shmid(const char *event, int shmid, unsigned long long size)
     ev_emit(&ev);
 }
 
-static void emit_name_size(const char *event, const char *name, unsigned long long size)
+static void emit_key_size(const char *event, const char *key, const char *value, unsigned long long size)
 {
     struct ev ev;
 
     ev_begin(&ev, event);
-    ev_str(&ev, "name", name);
+    ev_str(&ev, key, value);
     ev_uint(&ev, "size", size);
     ev_emit(&ev);
+}
+
+static void emit_name_size(const char *event, const char *name, unsigned long long size)
+{
+    emit_key_size(event, "name", name, size);
 }
 
 /* The crash: no detach, no IPC_RMID, no unlink. _exit skips atexit and stdio, so
@@ -222,22 +227,37 @@ static int write_bytes(int fd, long long size, struct err *e)
     return 0;
 }
 
+/* --path PATH: the file itself, created or truncated (a tmpfs mount, a volume: any path) */
+static int open_path(const char *path, int *fd, struct err *e)
+{
+    *fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+    if (*fd < 0)
+        return err_sys(e, "open", errno, SX_OPEN);
+    return 0;
+}
+
 int cmd_devshm_fill(const struct opts *o)
 {
     char name[256];
+    const char *key = o->path != NULL ? "path" : "name"; /* the events name what was filled */
     struct err e;
     int fd = -1, rc = SX_OK;
 
     if (o->clean && clean_prefix(o->name + 1, &e) < 0)
         goto fail;
-    if (open_fresh(o->name, name, sizeof name, &fd, &e) < 0)
+    if (o->path != NULL) {
+        snprintf(name, sizeof name, "%s", o->path);
+        if (open_path(o->path, &fd, &e) < 0)
+            goto fail;
+    } else if (open_fresh(o->name, name, sizeof name, &fd, &e) < 0) {
         goto fail;
-    emit_name_size("opened", name, 0);
+    }
+    emit_key_size("opened", key, name, 0);
     if (write_bytes(fd, o->size, &e) < 0)
         goto fail;
     close(fd);
     fd = -1;
-    emit_name_size("filled", name, (unsigned long long)o->size);
+    emit_key_size("filled", key, name, (unsigned long long)o->size);
     if (o->exit_set)
         crash(o->exit_code);
     if (o->hold != HOLD_NONE && !stopping()) {
@@ -245,11 +265,11 @@ int cmd_devshm_fill(const struct opts *o)
         wait_for_stop();
     }
     if (o->unlink) {
-        if (shm_unlink(name) < 0) {
-            err_sys(&e, "shm_unlink", errno, SX_SHM_UNLINK);
+        if (o->path != NULL ? unlink(name) < 0 : shm_unlink(name) < 0) {
+            err_sys(&e, o->path != NULL ? "unlink" : "shm_unlink", errno, o->path != NULL ? SX_OPEN : SX_SHM_UNLINK);
             goto fail;
         }
-        emit_name_size("unlinked", name, (unsigned long long)o->size);
+        emit_key_size("unlinked", key, name, (unsigned long long)o->size);
     }
     return emit_done(0, 0);
 fail:

@@ -91,6 +91,7 @@ static const struct optdef optdefs[] = {
     { "mode", K_MODE, C_SW | C_MW | C_PW, O(mode), (long)O(mode_set) },
     { "rdwr", K_FLAG, C_MR | C_PR, O(rdwr), -1 },
     { "exec", K_FLAG, C_MW | C_PW, O(exec_map), -1 },
+    { "excl", K_FLAG, C_SW | C_MW | C_PW, O(excl), -1 },
     { "ip", K_STR, C_WRITERS, O(ip), -1 },
     { "count", K_INT, C_WRITERS | C_MS | C_MV | C_SC | C_SP | C_QS | C_QR, O(count), (long)O(count_set) },
     { "interval", K_DUR, C_WRITERS | C_READERS | C_MS | C_SC | C_QS, O(interval_ms), (long)O(interval_set) },
@@ -109,9 +110,9 @@ static const struct optdef optdefs[] = {
     { "changes", K_FLAG, C_READERS, O(changes), -1 },
     { "expect-ip", K_STR, C_READERS, O(expect_ip), -1 },
     { "struct", K_STR, C_WRITERS | C_READERS, O(struct_name), -1 },
-    { "path", K_STR, C_MW | C_MR, O(path), -1 },
+    { "path", K_STR, C_MW | C_MR | C_DF, O(path), -1 },
     { "truncate-delay", K_DUR, C_MW | C_PW, O(truncate_delay_ms), -1 },
-    { "unlink", K_FLAG, C_MW | C_PW | C_DF | C_QS | C_QR, O(unlink), -1 },
+    { "unlink", K_FLAG, C_MW | C_MR | C_PW | C_PR | C_DF | C_QS | C_QR, O(unlink), -1 },
     { "wait", K_DUR, C_SR | C_MR | C_PR | C_DM, O(wait_ms), -1 },
     { "name", K_STR, C_PW | C_PR | C_DF | C_DM | C_QS | C_QR, O(name), -1 },
     { "fill", K_FLAG, C_PW | C_SP, O(fill), -1 },
@@ -173,7 +174,8 @@ static void usage(FILE *f)
         "                SIGTERM, then detaches and removes them (SIGKILL skips that)\n"
         "  devshm-fill   --name /PREFIX --size N (default 1m): write N bytes into a new\n"
         "                /dev/shm/PREFIX.<n> (first free n); --clean unlinks PREFIX.*\n"
-        "                first; --hold attached|detached waits for SIGTERM; --unlink\n"
+        "                first; or --path PATH: into the file PATH (any mount; created\n"
+        "                or truncated); --hold attached|detached waits for SIGTERM; --unlink\n"
         "  devshm-map    --name /NAME [--wait D]: map the whole object, read every page,\n"
         "                hold until SIGTERM (pages someone else wrote are not charged)\n"
         "                sysv-private and devshm-fill: --exit CODE exits with CODE right\n"
@@ -194,11 +196,15 @@ static void usage(FILE *f)
         "         --fill --fallocate (posix); mmap/posix hold: none|mapped|unmapped\n"
         "         mmap/posix: --mode M fchmods the new object to M whatever the umask,\n"
         "         --exec maps it PROT_EXEC too (a noexec mount: mmap EPERM, exit 22)\n"
+        "         --excl creates exclusively (IPC_EXCL / O_EXCL): an existing segment\n"
+        "         or object is an error, EEXIST (exit 10 shmget, 25 shm_open, 20 open)\n"
         "Readers: --reads M | --until K --timeout D, --interval D, --changes,\n"
         "         --expect-ip IP, --create --rmid --hold (sysv), --wait D (sysv: retry\n"
         "         ENOENT; mmap/posix: until the file exists with its full size),\n"
         "         --rdwr (mmap/posix: open O_RDWR and map it writable, as a peer that\n"
-        "         writes back does: a 0644 object of another uid gives EACCES, exit 25/20)\n"
+        "         writes back does: a 0644 object of another uid gives EACCES, exit 25/20),\n"
+        "         --unlink (mmap/posix: remove the object at exit although this reader\n"
+        "         only attached to it, as Python's resource tracker does; exit 26/20)\n"
         "Writers and readers: --struct conn_stat|wide|fixed, the layout counted in\n"
         "         (wide: long/size_t fields, whose offsets differ between 32- and\n"
         "         64-bit builds; fixed: fixed-width types, the same everywhere);\n"
@@ -217,6 +223,7 @@ static void usage(FILE *f)
         "  23 munmap   24 fstat   25 shm_open   26 shm_unlink\n"
         "  27 msgget/msgsnd/msgrcv/msgctl   28 semget/semop/semctl\n"
         "  29 write (ENOSPC: /dev/shm is full)   --exit CODE: CODE, as asked\n"
+        "  --excl finding the name taken: its call's code with errno EEXIST (10/20/25)\n"
         "  30 timeout (--until not reached)   31 data check failed (--expect-ip)\n"
         "  A fault such as SIGBUS is not caught: the container exits 128+signal (135).\n",
         f);
@@ -362,9 +369,14 @@ static int check_opts(const struct command *c, const struct opts *o, struct err 
 {
     if ((c->bit & (C_MW | C_MR)) && o->path == NULL)
         return usage_error(e, "%s needs --path PATH%s", c->name, "");
-    if ((c->bit & (C_PW | C_PR | C_DF | C_DM)) && (o->name == NULL || o->name[0] != '/'))
+    if ((c->bit & C_DF) && (o->path != NULL) == (o->name != NULL))
+        return usage_error(e, "%s needs --name /PREFIX or --path PATH (one of them)%s", c->name, "");
+    if ((c->bit & C_DF) && o->path != NULL && o->clean)
+        return usage_error(e, "--clean needs --name /PREFIX%s%s", "", "");
+    if ((c->bit & (C_PW | C_PR | C_DF | C_DM)) && !((c->bit & C_DF) && o->path != NULL) &&
+        (o->name == NULL || o->name[0] != '/'))
         return usage_error(e, "%s needs --name /NAME%s", c->name, "");
-    if ((c->bit & (C_DF | C_DM)) && (strchr(o->name + 1, '/') != NULL || strlen(o->name) > 200))
+    if ((c->bit & (C_DF | C_DM)) && o->name != NULL && (strchr(o->name + 1, '/') != NULL || strlen(o->name) > 200))
         return usage_error(e, "%s needs --name /NAME%s", c->name, "");
     if ((c->bit & (C_SW | C_PW)) && o->size < (long long)CONN_STAT_SIZE)
         return usage_error(e, "--size must be at least sizeof(struct conn_stat) = 68%s%s", "", "");

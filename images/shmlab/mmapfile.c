@@ -78,6 +78,15 @@ static void emit_unlinked(const struct file_ops *f)
     ev_emit(&ev);
 }
 
+/* --unlink: shm_unlink/unlink the name (the object lives on while mapped or open) */
+static int remove_target(const struct file_ops *f, struct err *e)
+{
+    if (f->posix ? shm_unlink(f->target) : unlink(f->target))
+        return err_sys(e, f->posix ? "shm_unlink" : "unlink", errno, f->posix ? SX_SHM_UNLINK : SX_OPEN);
+    emit_unlinked(f);
+    return 0;
+}
+
 /* ==== writer ==== */
 
 int mapped_writer(const struct opts *o, const struct file_ops *f)
@@ -88,7 +97,8 @@ int mapped_writer(const struct opts *o, const struct file_ops *f)
     long long last = 0;
     int fd = -1, rc = SX_OK, r;
 
-    if (open_target(f, O_RDWR | O_CREAT | (f->posix ? 0 : O_TRUNC), &fd, &e) < 0)
+    /* --excl: O_EXCL, as a program that must own its name does; another's object is EEXIST */
+    if (open_target(f, O_RDWR | O_CREAT | (o->excl ? O_EXCL : f->posix ? 0 : O_TRUNC), &fd, &e) < 0)
         goto fail;
     /* --mode: the mode asked for, whatever the umask (a root runtime's 022 turns the
      * 0666 of shm_open/open into 0644, which a peer of another uid cannot open O_RDWR) */
@@ -145,14 +155,8 @@ int mapped_writer(const struct opts *o, const struct file_ops *f)
         if (o->hold == HOLD_OUT)
             hold_here();
     }
-    if (o->unlink) {
-        if (f->posix ? shm_unlink(f->target) : unlink(f->target)) {
-            err_sys(&e, f->posix ? "shm_unlink" : "unlink", errno,
-                    f->posix ? SX_SHM_UNLINK : SX_OPEN);
-            goto fail;
-        }
-        emit_unlinked(f);
-    }
+    if (o->unlink && remove_target(f, &e) < 0)
+        goto fail;
     close(fd);
     return emit_done(1, last);
 fail:
@@ -211,6 +215,11 @@ int mapped_reader(const struct opts *o, const struct file_ops *f)
         goto fail;
     }
     emit_simple("unmapped");
+    /* --unlink on a reader: the name goes although this process only attached to it, as
+     * Python's multiprocessing resource tracker unlinks a SharedMemory at exit; a peer
+     * that opens the name later gets ENOENT */
+    if (o->unlink && remove_target(f, &e) < 0)
+        goto fail;
     close(fd);
     return emit_done(1, last);
 fail:

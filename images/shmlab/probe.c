@@ -670,6 +670,7 @@ static void probe_stat(struct ev *ev, const char *path, const struct layout *l)
     jb_key(&b, "size"); jb_int(&b, (long long)st.st_size);
     jb_key(&b, "mode"); jb_int(&b, (long long)(st.st_mode & 07777));
     jb_key(&b, "uid"); jb_uint(&b, (unsigned long long)st.st_uid);
+    jb_key(&b, "gid"); jb_uint(&b, (unsigned long long)st.st_gid);
     if (l == NULL)
         goto out;
     /* pread, not mmap: a short file must give null fields, not SIGBUS */

@@ -60,6 +60,7 @@ struct opts {
     int mode_set;   /* --mode given: mmap/posix writers fchmod to it (umask-proof) */
     int rdwr;       /* --rdwr: mmap/posix readers open O_RDWR and map PROT_WRITE too */
     int exec_map;   /* --exec: mmap/posix writers map PROT_EXEC too (noexec mounts: EPERM) */
+    int excl;       /* --excl: writers create exclusively (O_EXCL / IPC_EXCL): EEXIST is an error */
     const char *ip;
     long long count;
     int count_set;
@@ -82,7 +83,8 @@ struct opts {
     const char *expect_ip;
     const char *path;
     long long truncate_delay_ms;
-    int unlink;
+    int unlink; /* writers, devshm-fill, mq-*: remove the object at the end; readers: at exit,
+                 * although they only attached (a resource tracker's unlink) */
     long long wait_ms;
     const char *name;
     int fill;

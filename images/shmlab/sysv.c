@@ -199,7 +199,7 @@ int cmd_sysv_writer(const struct opts *o)
     ctx.shmid = shmget(key, (size_t)o->size, (int)o->mode | IPC_CREAT | IPC_EXCL);
     if (ctx.shmid >= 0)
         created = 1;
-    else if (errno == EEXIST)
+    else if (errno == EEXIST && !o->excl) /* --excl: someone else's segment is an error */
         ctx.shmid = shmget(key, (size_t)o->size, (int)o->mode);
     if (ctx.shmid < 0) {
         err_sys(&e, "shmget", errno, SX_SHMGET);

@@ -137,6 +137,7 @@ class StartPlan:
             mem_limit=str(c.memory) if c.memory is not None else DEFAULT_MEMORY, memswap_limit=c.memory_swap,
             restart_policy=c.restart, runtime=c.runtime,
             security_opt=security_opt(c), seccomp_profile=seccomp_profile(c.security_opt), userns_mode=c.userns,
+            umask=f"{c.umask:04o}" if c.umask is not None else None,
             tmpfs={m.target: tmpfs_options(m.options) for m in c.mounts if m.tmpfs} | devshm_tmpfs(c),
         )
 

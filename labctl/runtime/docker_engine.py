@@ -243,6 +243,8 @@ class DockerEngine(Engine):
         container. ContainerStartError with the engine's words, EngineError."""
         if spec.pod:
             raise ContainerStartError(role, f"{self.name} has no pods (pod {spec.pod!r})")
+        if spec.umask is not None:
+            raise ContainerStartError(role, f"{self.name} has no per-container umask (umask {spec.umask})")
         mounts = [
             docker.types.Mount(target=t, source=s, type=kind, read_only=ro)
             for kind, s, t, ro in spec.mounts

@@ -78,6 +78,7 @@ class RunSpec:
     # A seccomp profile file (JSON, absolute path): Docker takes its content, Podman its path.
     seccomp_profile: str | None = None
     userns_mode: str | None = None  # host | keep-id | auto (Podman); None: the engine's default
+    umask: str | None = None  # octal (``0077``), Podman's --umask; None: the runtime's (022). Docker has none
 
 
 class Container(ABC):

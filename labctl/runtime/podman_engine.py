@@ -18,6 +18,9 @@ differences hidden here and nowhere else:
   Docker ``private``. Nothing to hide here: the runner passes every mode a scenario
   writes explicitly, and only a container with no ``ipc:`` gets the engine's default
   (the ``default-ipc-mode`` lesson shows the difference on purpose).
+* **umask.** The compatible API has no umask (Docker has none); a container with one is created
+  through libpod's create, whose spec generator takes it (``podman run --umask``): ``libpod_spec``
+  maps the RunSpec there.
 * **Image names.** Podman stores a local build as ``localhost/NAME`` (``podman build``)
   or ``docker.io/NAME`` (the compatible API); both resolve from the short ``NAME`` labctl
   uses, and the build goes through the compatible API like Docker's.
@@ -85,6 +88,62 @@ def _joined(c) -> set[str]:  # noqa: ANN001 - a docker SDK container
 
 def _ids(c) -> set[str]:  # noqa: ANN001
     return {str(c.id), str(c.name)}
+
+
+def _ns(mode: str | None) -> dict[str, str] | None:
+    """A namespace mode (``shareable``, ``none``, ``container:NAME``...) as libpod's
+    ``{"nsmode": ..., "value": ...}``; None: the engine's default."""
+    if mode is None:
+        return None
+    kind, _, value = mode.partition(":")
+    return {"nsmode": kind, "value": value} if value else {"nsmode": kind}
+
+
+def libpod_spec(spec: RunSpec, security_opt: list[str]) -> dict:
+    """``spec`` as the body of libpod's ``/containers/create`` (a SpecGenerator), for what
+    only libpod takes (``umask``). Mounts, namespaces, limits and the security settings go
+    as the compatible create passes them; ``security_opt`` is the engine's (seccomp by path)."""
+    body: dict = {
+        "name": spec.name, "image": spec.image, "labels": spec.labels, "env": spec.environment,
+        "user": spec.user or "", "read_only_filesystem": spec.read_only, "cap_drop": spec.cap_drop,
+        "cap_add": spec.cap_add, "privileged": spec.privileged, "sysctl": spec.sysctls,
+        "no_new_privileges": "no-new-privileges:true" in security_opt, "init": spec.init,
+        "devices": [{"path": d.split(":", 1)[0]} for d in spec.devices], "volumes_from": spec.volumes_from,
+        "volumes": [{"Name": src, "Dest": dst, "Options": ["ro"] if ro else []}
+                    for kind, src, dst, ro in spec.mounts if kind == "volume"],
+        "mounts": [{"destination": dst, "type": "bind", "source": src, "options": ["rbind", *(["ro"] if ro else [])]}
+                   for kind, src, dst, ro in spec.mounts if kind == "bind"]
+        + [{"destination": dst, "type": "tmpfs", "source": "tmpfs", "options": [o for o in opts.split(",") if o]}
+           for dst, opts in spec.tmpfs.items()],
+    }
+    for key, value in (("command", spec.command), ("entrypoint", spec.entrypoint), ("umask", spec.umask),
+                       ("shm_size", spec.shm_size), ("ipcns", _ns(spec.ipc_mode)),
+                       ("netns", _ns(spec.network_mode)), ("pidns", _ns(spec.pid_mode)),
+                       ("userns", _ns(spec.userns_mode)), ("seccomp_profile_path", spec.seccomp_profile)):
+        if value is not None:
+            body[key] = value
+    limits: dict = {}
+    if spec.mem_limit:
+        limits["memory"] = {"limit": parse_size(spec.mem_limit)}
+        if spec.memswap_limit:
+            limits["memory"]["swap"] = spec.memswap_limit
+    if spec.pids_limit:
+        limits["pids"] = {"limit": spec.pids_limit}
+    if limits:
+        body["resource_limits"] = limits
+    if spec.restart_policy != "no":
+        name, _, count = spec.restart_policy.partition(":")
+        body["restart_policy"] = name
+        if count:
+            body["restart_tries"] = int(count)
+    for o in security_opt:
+        if o.startswith("label="):
+            body.setdefault("selinux_opts", []).append(o[len("label="):])
+        elif o.startswith("apparmor="):
+            body["apparmor_profile"] = o.split("=", 1)[1]
+        elif o == "seccomp=unconfined":
+            body["seccomp_profile_path"] = "unconfined"
+    return body
 
 
 class PodmanEngine(DockerEngine):
@@ -210,6 +269,8 @@ class PodmanEngine(DockerEngine):
         """As Docker's, and with ``spec.pod`` through libpod's create (the compatible API
         cannot put a container in a pod; Podman refuses a ``container:`` join of a pod
         member from outside it). Only what a read-only probe needs is passed on there."""
+        if not spec.pod and spec.umask is not None:
+            return self._create_libpod(spec, role, libpod_spec(spec, self._security_opt(spec)))
         if not spec.pod:
             return super().create_container(spec, role)
         body: dict = {
@@ -222,15 +283,24 @@ class PodmanEngine(DockerEngine):
             body["pidns"] = {"nsmode": "container", "value": spec.pid_mode.split(":", 1)[1]}
         if spec.mem_limit:
             body["resource_limits"] = {"memory": {"limit": parse_size(spec.mem_limit)}}
-        url = self.api.base_url + LIBPOD + "/containers/create"
+        if spec.umask is not None:
+            body["umask"] = spec.umask
+        return self._create_libpod(spec, role, body)
+
+    def _create_libpod(self, spec: RunSpec, role: str, body: dict):  # noqa: ANN202 - an SDK container
+        """libpod's ``POST /containers/create`` of ``body`` through the client for ``spec``'s
+        runtime; the SDK's container. ContainerStartError with Podman's words, EngineError."""
+        client = self._client_for(spec)
+        url = client.api.base_url + LIBPOD + "/containers/create"
         try:
-            res = self.api._post_json(url, data=body)
-            cid = self.api._result(res, json=True)["Id"]
+            res = client.api._post_json(url, data=body)
+            cid = client.api._result(res, json=True)["Id"]
         except docker.errors.APIError as e:
             raise ContainerStartError(role, explain(e)) from e
         except (docker.errors.DockerException, *TRANSIENT) as e:
-            raise EngineError(f"creating container {role!r} in pod {spec.pod}: {explain(e)}") from e
-        return self._call(f"inspecting container {role!r}", self.client.containers.get, cid)
+            where = f" in pod {spec.pod}" if spec.pod else ""
+            raise EngineError(f"creating container {role!r}{where}: {explain(e)}") from e
+        return self._call(f"inspecting container {role!r}", client.containers.get, cid)
 
     # ---- labctl inspect: the compatible API's inspect says nothing of pods
 

@@ -50,6 +50,7 @@ class Builder:
         self.requires: list[tuple[str, str, Pos]] = []
         self.containers: list[ContainerSpec] = []
         self.engines: tuple[str, ...] = ()  # the scenario's ``engines:`` (() = every engine)
+        self.engine_keys: list[tuple[str, str, Pos]] = []  # (key, key path, Pos): see engine_only
 
     def ref(self, name: Any, node: Node, path: str, *, allow_host: bool = False, what: str = "container") -> bool:
         """Check that ``name`` is a container of this file; record an error if not."""
@@ -65,6 +66,10 @@ class Builder:
     def require(self, flag: str, path: str, node: Node) -> None:
         """Record an opt-in the CLI must allow."""
         self.requires.append((flag, path, pos_of(self.ctx, node)))
+
+    def engine_only(self, key: str, path: str, node: Node) -> None:
+        """Record a key only some engines carry out (``security.ENGINE_ONLY``)."""
+        self.engine_keys.append((key, path, pos_of(self.ctx, node)))
 
     def ipc_owner(self, name: str) -> tuple[str, str] | None:
         """(owner of ``name``'s IPC namespace, the owner's ipc mode), following

@@ -7,6 +7,7 @@ The keys of each check kind come from its module, through ``kinds.registry.KINDS
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 from labctl.images import platforms
@@ -16,7 +17,7 @@ from labctl.scenario.security import (
     MOUNT_OPT_HINT, MOUNT_OPT_RE, SECURITY_OPT_HINT, SECURITY_OPT_RE, USERNS_MODES,
 )
 from labctl.scenario.shared_specs import (  # noqa: F401  (re-exported: the table's shared leaves)
-    CONTAINER_HINT, CONTAINER_RE, COUNT, EVENT_RE, FIELD_VALUES, KEY, LAYOUT, PERMS, SCALAR, Ref,
+    CONTAINER_HINT, CONTAINER_RE, COUNT, EVENT_RE, FIELD_VALUES, KEY, LAYOUT, PERMS, SCALAR, UMASK, Ref,
 )
 from labctl.scenario.compound import AnyOf, DictOf, F, ListOf, Obj
 from labctl.scenario.kinds.registry import KINDS
@@ -129,6 +130,9 @@ CONTAINER = Obj({
                              "scenario file; label=/apparmor= skip the scenario where the host does not enforce them")),
     "userns": F(Str("the user namespace: host (Docker and Podman) | keep-id | auto (Podman); a mode the "
                      "engine lacks skips the scenario", enum=USERNS_MODES, what="user namespace mode")),
+    "umask": F(dataclasses.replace(UMASK, description=
+        "the umask of the container's processes, octal (Podman's --umask; Docker has none: the scenario is "
+        "skipped there). Default: the runtime's 0022, which leaves a file created with mode 0666 at 0644")),
     "shm_options": F(ListOf(Str("exec | noexec | mode=OCTAL | uid=N | gid=N", pattern=MOUNT_OPT_RE,
                                 what="/dev/shm option", hint=MOUNT_OPT_HINT),
                             "a /dev/shm of its own (a tmpfs of shm_size, default 64m) mounted with these options "

@@ -214,6 +214,7 @@ class ContainerSpec:
     security_opt: tuple[str, ...] = ()
     shm_options: tuple[str, ...] = ()
     userns: str | None = None  # host | keep-id | auto; None: the engine's default
+    umask: int | None = None  # the processes' umask (Podman's --umask); None: the runtime's (022)
     # Lifecycle: the cgroup memory limit (bytes; None = the runner's default, 256m), the
     # memory+swap limit (None = the engine's default), the engine's restart policy
     # (no | on-failure[:N] | always | unless-stopped) and whether it starts with the
@@ -321,6 +322,9 @@ class Scenario:
     # The timeline: run in order once every container with start: true is up.
     steps: tuple[StepSpec, ...] = ()
     engines: tuple[str, ...] = ()  # runs only on these engines; () = every engine
+    # Keys only some engines carry out (security.ENGINE_ONLY: umask): (key, key path, Pos)
+    # each; the requirement registry skips the scenario on the other engines.
+    engine_only: tuple[tuple[str, str, Pos], ...] = ()
 
     def all_checks(self) -> list[CheckSpec]:
         """The checks of ``checks:`` and of the check steps, in file order of each."""

@@ -269,6 +269,22 @@ def _engine_probe(need: Need, m: Machine) -> Unmet | None:
                  f"labctl run --engine {wanted[0]}")
 
 
+def _engine_only_needs(s: Scenario, _m: Machine) -> list[Need]:
+    return [Need("engine-only", key, path, pos) for key, path, pos in s.engine_only]
+
+
+def _engine_only_probe(need: Need, m: Machine) -> Unmet | None:
+    from labctl.scenario.security import ENGINE_ONLY
+
+    engines, why = ENGINE_ONLY[need.value]
+    if m.engine in engines:
+        return None
+    where = f"{need.pos.file}:{need.pos.line}:{need.pos.col}: " if need.pos else ""
+    return Unmet(need, f"{need.value} needs {' or '.join(engines)}",
+                 f"{where}{need.path}: {why}; this run is on {m.engine}",
+                 f"labctl run --engine {engines[0]}" + (f" {need.pos.file}" if need.pos else ""))
+
+
 def _compiler_needs(s: Scenario, m: Machine) -> list[Need]:
     from labctl.images import platforms
 
@@ -379,6 +395,7 @@ def _userns_probe(need: Need, m: Machine) -> Unmet | None:
 
 register(Requirement("opt-in", _opt_in_needs, _opt_in_probe, engine=False))
 register(Requirement("engine", _engine_needs, _engine_probe))
+register(Requirement("engine-only", _engine_only_needs, _engine_only_probe))
 register(Requirement("compiler", _compiler_needs, _compiler_probe))
 register(Requirement("platform", _platform_needs, _platform_probe))
 register(Requirement("native", _emulated_needs, _emulated_probe))

@@ -29,8 +29,25 @@ MOUNT_OPT_HINT = "expected exec, noexec, mode=OCTAL, uid=N or gid=N"
 USERNS_MODES = ("host", "keep-id", "auto")
 USERNS_ENGINES = {"host": ("docker", "podman"), "keep-id": ("podman",), "auto": ("podman",)}
 
+# Container keys that only some engines carry out: key -> (engines, why the others cannot).
+# A scenario using one is skipped on the others (refused when named); `engines:` leaving all
+# of them out is an error at the key.
+ENGINE_ONLY = {
+    "umask": (("podman",), "Docker has no per-container umask (docker run has no --umask; its runtime "
+                           "starts the container's processes with umask 022)"),
+}
+
 SELINUX_ENFORCE = Path("/sys/fs/selinux/enforce")
 APPARMOR_ENABLED = Path("/sys/module/apparmor/parameters/enabled")
+
+
+def engine_only_errors(s, target: str, why: str) -> list:  # noqa: ANN001 - a Scenario
+    """ScenarioErrors (located at the key) for the keys of ``s`` only some engines carry out,
+    which export ``target`` cannot express either: ``why`` says why, after the key's name."""
+    from labctl.errors import ScenarioError
+
+    return [ScenarioError(pos.file, pos.line or None, pos.col or None, path,
+                          f"{target} cannot express this: {key} {why}") for key, path, pos in s.engine_only]
 
 
 def security_opts(b: Builder, value: PList | None, path: str) -> tuple[str, ...]:

@@ -33,6 +33,20 @@ def _octal(node: Node) -> int:
     return int(v)
 
 
+def _umask(node: Node) -> int:
+    v = node.value
+    if isinstance(v, str):
+        if not re.match(r"^0?[0-7]{3}$", v):
+            raise ValueError(f"invalid umask {v!r} (expected octal such as 0077)")
+        return int(v, 8)
+    raw = node.raw or ""
+    if v != 0 and re.match(r"^[1-9][0-9]*$", raw):
+        raise ValueError(f"umask {raw} is decimal; write it in octal with a leading 0 (0{raw})")
+    if not 0 <= v <= 0o777:
+        raise ValueError(f"umask out of range: {raw} (at most 0777)")
+    return int(v)
+
+
 def _key(node: Node) -> int:
     v = node.value
     if isinstance(v, str):
@@ -62,6 +76,9 @@ COUNT = Int(maximum=10**9)
 PERMS = Leaf("octal permissions such as 0666", (int, str),
              {"anyOf": [{"type": "integer", "minimum": 0, "maximum": 0o7777},
                         {"type": "string", "pattern": r"^0?[0-7]{3,4}$"}]}, _octal)
+UMASK = Leaf("an octal umask such as 0077", (int, str),
+             {"anyOf": [{"type": "integer", "minimum": 0, "maximum": 0o777},
+                        {"type": "string", "pattern": r"^0?[0-7]{3}$"}]}, _umask)
 KEY = Leaf("an IPC key (integer or hex string such as 0x4d2)", (int, str),
            {"anyOf": [{"type": "integer", "minimum": -(2**31), "maximum": 2**32 - 1},
                       {"type": "string", "pattern": r"^(0[xX][0-9a-fA-F]{1,8}|[0-9]{1,10})$"}]}, _key)

@@ -15,7 +15,7 @@ from labctl.errors import ScenarioError, ScenarioErrors
 from labctl.scenario.builder import Builder, get as _get, node_of as _node, pos_of
 from labctl.scenario.check_specs import build_checks
 from labctl.scenario.format_table import SCENARIO
-from labctl.scenario.security import security_opts
+from labctl.scenario.security import ENGINE_ONLY, security_opts
 from labctl.scenario.steps import build_steps
 from labctl.scenario.model import (
     After, ContainerSpec, MountSpec, Pos, Scenario, VolumeSpec, linked_container,
@@ -163,6 +163,9 @@ def build_container(b: Builder, name: str, d: Any, node: Node) -> ContainerSpec:
     for key, needed in privileged:
         if needed:
             b.require("allow-privileged", join(path, key), _node(d, key))
+    for key in ENGINE_ONLY:
+        if key in d and _get(d, key) is not None:
+            b.engine_only(key, join(path, key), _node(d, key))
 
     def strings(key: str) -> tuple[str, ...] | None:
         v = _get(d, key)
@@ -196,6 +199,7 @@ def build_container(b: Builder, name: str, d: Any, node: Node) -> ContainerSpec:
         security_opt=security_opts(b, _get(d, "security_opt"), join(path, "security_opt")),
         shm_options=_shm_options(b, d, path, ipc),
         userns=_get(d, "userns"),
+        umask=_get(d, "umask"),
         memory=_get(d, "memory"),
         memory_swap=_memory_swap(b, d, path),
         restart=_get(d, "restart", "no"),
@@ -229,6 +233,16 @@ def _memory_swap(b: Builder, d: PDict, path: str) -> int | None:
             b.ctx.at(_node(d, "memory_swap"), join(path, "memory_swap"),
                      f"memory_swap ({swap} bytes) is below memory ({mem} bytes); equal to it means no swap")
     return swap  # type: ignore[no-any-return]
+
+
+def check_engine_only(b: Builder) -> None:
+    """A key only some engines carry out, in a scenario whose ``engines:`` names none of
+    them, could never run: an error at the key."""
+    for key, path, pos in b.engine_keys:
+        engines, why = ENGINE_ONLY[key]
+        if b.engines and not set(b.engines) & set(engines):
+            b.ctx.err(pos.line, pos.col, path, f"{key} is carried out only by {' or '.join(engines)}, and this "
+                                               f"scenario runs only on {', '.join(b.engines)} (engines:): {why}")
 
 
 def check_cycles(b: Builder, containers: list[ContainerSpec]) -> None:
@@ -280,6 +294,7 @@ def validate_tree(tree: Node, file: str, base_dir: str | None = None) -> Scenari
     check_cycles(b, containers)
     b.containers = containers
     b.engines = tuple(_get(top, "engines", []))
+    check_engine_only(b)
     checks = build_checks(b, _get(top, "checks", []))
     steps = build_steps(b, _get(top, "steps", []), {c.name: c.pos.line for c in checks})
     if ctx.errors:
@@ -291,6 +306,7 @@ def validate_tree(tree: Node, file: str, base_dir: str | None = None) -> Scenari
         pos=pos_of(ctx, tree), requires=tuple(sorted(b.requires, key=lambda r: (r[2].line, r[2].col))),
         steps=tuple(steps),
         engines=tuple(_get(top, "engines", [])),
+        engine_only=tuple(b.engine_keys),
     )
 
 

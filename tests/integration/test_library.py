@@ -47,6 +47,8 @@ PITFALLS = {
     "seccomp-denies-shmget": ("the writer's shmget fails with EPERM", "seccomp-allows-shmget"),
     "devshm-noexec-exec-map": ("the writer's mmap fails with EPERM", "devshm-exec-map"),
     "posix-umask-0644": ("the peer's shm_open fails with EACCES", "posix-umask-fixed"),
+    "posix-unlink-at-exit": ("the late reader's shm_open fails with ENOENT", "posix-attach-keeps-name"),
+    "posix-excl-name-collision": ("the second program's shm_open fails with EEXIST", "posix-distinct-names"),
     "shm-size-joiner-ignored": ("posix_fallocate of 32 MB fails with ENOSPC although the joiner asked for 64 MB",
                                 "pod-shared-devshm"),
 }

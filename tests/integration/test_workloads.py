@@ -193,6 +193,43 @@ def test_private_reader_gets_enoent(lab: Lab) -> None:
     assert err["call"] == "shmget" and err["errno"] == "ENOENT" and err["exit"] == 10
 
 
+def test_sysv_writer_excl_refuses_a_segment_it_did_not_create(lab: Lab) -> None:
+    first = lab.start("first", ["sysv-writer", "--count", "0", "--interval", "50ms"], ipc_mode="shareable")
+    assert wait_event(first, "attached")["created"] is True
+    second = lab.start("second", ["sysv-writer", "--excl", "--count", "1"], ipc_mode=f"container:{first.id}")
+    assert exit_code(second) == 10, second.logs().decode()
+    [err] = named(events(second), "error")
+    assert err["call"] == "shmget" and err["errno"] == "EEXIST" and err["exit"] == 10
+    # without --excl the same writer attaches the first's segment (created false)
+    third = lab.start("third", ["sysv-writer", "--count", "1"], ipc_mode=f"container:{first.id}")
+    assert exit_code(third) == 0 and named(events(third), "attached")[0]["created"] is False
+
+
+def test_devshm_fill_path_writes_into_any_file_and_reports_enospc(lab: Lab) -> None:
+    ok = lab.start("ok", ["devshm-fill", "--path", "/scratch/blob", "--size", "256k", "--hold", "detached"],
+                   tmpfs={"/scratch": "size=1m,mode=1777"})
+    filled = wait_event(ok, "filled")
+    assert filled["path"] == "/scratch/blob" and filled["size"] == 256 * 1024 and "name" not in filled
+    st = probe(ok, "--stat", "/scratch/blob")["stat"]
+    assert st["exists"] and st["size"] == 256 * 1024 and "gid" in st
+    full = lab.start("full", ["devshm-fill", "--path", "/scratch/blob", "--size", "2m"],
+                     tmpfs={"/scratch": "size=1m,mode=1777"})
+    assert exit_code(full) == 29, full.logs().decode()
+    [err] = named(events(full), "error")
+    assert err["call"] == "write" and err["errno"] == "ENOSPC"
+
+
+def test_posix_reader_unlink_removes_a_name_it_only_attached(lab: Lab) -> None:
+    writer = lab.start("writer", ["posix-writer", "--name", "/conn_stat", "--count", "0", "--interval", "50ms"],
+                       ipc_mode="shareable")
+    wait_event(writer, "mapped")
+    reader = lab.start("reader", ["posix-reader", "--name", "/conn_stat", "--reads", "2", "--unlink"],
+                       ipc_mode=f"container:{writer.id}")
+    assert exit_code(reader) == 0, reader.logs().decode()
+    assert named(events(reader), "unlinked")[0]["name"] == "/conn_stat"
+    assert probe(writer, "--stat", "/dev/shm/conn_stat")["stat"]["exists"] is False
+
+
 def test_mmap_pair_over_shared_volume(lab: Lab) -> None:
     vol = lab.volume("data")
     mounts = {vol: {"bind": "/data", "mode": "rw"}}

@@ -48,6 +48,8 @@ NOT_IN_A_FILE = {
     "pod-start-race": "the programs' start order inside a pod (a reader that does not wait)",
     "devshm-noexec-exec-map": "PROT_EXEC in the program (the engines' /dev/shm is noexec by default)",
     "seccomp-denies-shmget": "the seccomp profile's content, a JSON file labctl check does not read",
+    "posix-unlink-at-exit": "the consumer's shm_unlink at exit (a resource tracker) in the program",
+    "posix-excl-name-collision": "the fixed POSIX name two programs choose, in their code",
 }
 
 

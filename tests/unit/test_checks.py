@@ -279,6 +279,17 @@ def test_segment_dest_by_shmid_from():
     assert run(SegmentCheck("w", shmid_from="w", dest=False), obs, timeout=0.2).status == "failed"
 
 
+def test_segment_cpid_and_lpid():
+    # 0: the creator is in another pid namespace than the probe (the kernel shows it as 0)
+    seg = dict(SEG, cpid=0, lpid=42)
+    obs = FakeObs(segments={"w": [seg]})
+    assert run(SegmentCheck("w", key=1234, cpid=Expect("eq", 0), lpid=Expect("gt", 0)), obs).status == "passed"
+    res = run(SegmentCheck("w", key=1234, cpid=Expect("gt", 0)), obs, timeout=0.2)
+    assert res.status == "failed" and "mismatched: cpid 0" in res.observed and "cpid > 0" in res.expected
+    res = run(SegmentCheck("w", key=1234, lpid=Expect("eq", 7)), obs, timeout=0.2)
+    assert res.status == "failed" and "mismatched: lpid 42" in res.observed
+
+
 # ---- file
 
 
@@ -291,6 +302,19 @@ def test_file_same_inode_and_fields():
     obs = FakeObs(files={"r": st, "w": dict(st, ino=100)})
     res = run(body, obs, timeout=0.2)
     assert res.status == "failed" and "different file" in res.observed
+
+
+def test_file_perms_uid_gid():
+    st = {"exists": True, "dev": 10, "ino": 99, "size": 68, "mode": 0o100644, "uid": 0, "gid": 1000}
+    obs = FakeObs(files={"r": st})
+    body = FileCheck("r", "/data/f", perms=Expect("eq", 0o644), uid=Expect("eq", 0), gid=Expect("eq", 1000))
+    assert run(body, obs).status == "passed"
+    res = run(FileCheck("r", "/data/f", gid=Expect("eq", 0)), obs, timeout=0.2)
+    assert res.status == "failed" and "mismatched: gid 1000" in res.observed and "gid == 0" in res.expected
+    res = run(FileCheck("r", "/data/f", uid=Expect("eq", 1000)), obs, timeout=0.2)
+    assert res.status == "failed" and "mismatched: uid 0" in res.observed
+    res = run(FileCheck("r", "/data/f", perms=Expect("eq", 0o666)), obs, timeout=0.2)
+    assert res.status == "failed" and "mismatched: perms 0o644" in res.observed
 
 
 def test_file_absent():

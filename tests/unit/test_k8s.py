@@ -32,6 +32,9 @@ REFUSED = {
     "private-segments-rmid-forced": "the timeline's 'kill' of 'app'",
     "sigkill-leaks-private-segments": "the timeline's 'kill' of 'app'",
     "sigterm-cleans-sigkill-leaks": "the timeline's 'stop' of 'polite'",
+    "posix-unlink-at-exit": "'consumer' must exit before the pod's containers start",
+    "posix-attach-keeps-name": "'consumer' must exit before the pod's containers start",
+    "posix-umask-podman": "umask (a Pod's securityContext has no umask",
 }
 IMAGE = "labctl/shmlab:0123456789ab"
 

@@ -178,3 +178,89 @@ def test_tmpfs_options_are_validated_and_mapped(tmp_path: Path, capsys: pytest.C
     assert "/scratch:exec,uid=1000,gid=1000" in svc["tmpfs"] and "/plain" in svc["tmpfs"]
     err = errors_of(write(tmp_path, '    tmpfs: ["/scratch:suid"]'), capsys)
     assert "sec.yaml:8:13: containers.writer.tmpfs[0]" in err and "gid=N, comma-separated" in err
+
+
+@pytest.mark.parametrize("value, message", [
+    ("777", "umask 777 is decimal; write it in octal with a leading 0 (0777)"),
+    ('"0999"', "invalid umask '0999' (expected octal such as 0077)"),
+    ("01000", "umask out of range"),
+    ("[0]", "containers.writer.umask"),
+])
+def test_bad_umask_is_located(tmp_path: Path, capsys: pytest.CaptureFixture, value: str, message: str) -> None:
+    err = errors_of(write(tmp_path, f"    umask: {value}"), capsys)
+    assert "sec.yaml:8:12: containers.writer.umask" in err and message in err, err
+
+
+def test_umask_is_read_and_refused_by_both_exports_at_its_key(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    f = write(tmp_path, "    umask: 0077")
+    s = load_file(str(f))
+    assert s.containers[0].umask == 0o077 and [(k, p) for k, p, _ in s.engine_only] == [("umask", "containers.writer.umask")]
+    assert load_file(str(write(tmp_path, '    umask: "0000"'))).containers[0].umask == 0
+    assert cli.main(["compose", str(f)]) == 2
+    err = capsys.readouterr().err
+    assert "sec.yaml:8:12: containers.writer.umask: Compose cannot express this: umask (the Compose spec has no umask" in err
+    assert cli.main(["export", "k8s", str(f)]) == 2
+    err = capsys.readouterr().err
+    assert "sec.yaml:8:12: containers.writer.umask: Kubernetes cannot express this: umask" in err
+
+
+def test_umask_in_a_docker_only_scenario_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    f = tmp_path / "d.yaml"
+    f.write_text(BASE.format(extra="    umask: 0000").replace("containers:", "engines: [docker]\ncontainers:"))
+    err = errors_of(f, capsys)
+    assert "d.yaml:9:12: containers.writer.umask: umask is carried out only by podman, and this scenario runs " \
+           "only on docker (engines:): Docker has no per-container umask" in err
+
+
+def test_umask_is_podmans_skipped_on_docker_refused_when_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                               capsys: pytest.CaptureFixture) -> None:
+    from tests.unit.test_runtimes import RuntimeEngine
+    from labctl import runner
+    from labctl.report.results import RunResult, ScenarioResult
+
+    engine = RuntimeEngine()
+    monkeypatch.setattr(cli.common, "connect", lambda engine_name=None: engine)
+    monkeypatch.setattr(cli.common, "prepare_images", lambda *a, **k: ("labctl/shmlab:test", {}))
+    ran: list[str] = []
+
+    def run_all(eng, scenarios, image, **kw):  # noqa: ANN001, ANN202
+        ran.extend(s.name for s in scenarios)
+        res = RunResult(kw["run_id"])
+        res.scenarios = [ScenarioResult(s.name, s.file, "passed", tags=s.tags) for s in scenarios]
+        return res
+
+    monkeypatch.setattr(runner, "run_all", run_all)
+    d = tmp_path / "lib"
+    d.mkdir()
+    f = write(d, "    umask: 0000")
+    assert cli.main(["run", str(d), "--format", "json"]) == 0
+    (s,) = json.loads(capsys.readouterr().out)["scenarios"]
+    assert s["status"] == "skipped" and ran == []
+    assert f"{f}:8:12: containers.writer.umask: Docker has no per-container umask" in s["message"], s["message"]
+    assert "labctl run --engine podman" in s["message"]
+    assert cli.main(["run", str(f)]) == 3
+    err = capsys.readouterr().err
+    assert f"{f}:8:12: containers.writer.umask" in err and "--engine podman" in err
+    engine.name = "podman"
+    assert cli.main(["run", str(f), "--format", "json"]) == 0 and ran == ["sec"]
+
+
+def test_umask_reaches_podman_through_libpod_create() -> None:
+    from labctl.runtime.engine import RunSpec
+    from labctl.runtime.podman_engine import libpod_spec
+
+    spec = RunSpec(name="n", image="labctl/shmlab:t", labels={"io.labctl.managed": "true"}, command=["hold"],
+                   ipc_mode="container:labctl-x-w", user="1000:1000", umask="0000", shm_size=8 << 20,
+                   mounts=[("volume", "v", "/data", True), ("bind", "/tmp/d", "/b", False)],
+                   tmpfs={"/scratch": "mode=1777,exec"}, restart_policy="on-failure:3", memswap_limit=1 << 28)
+    body = libpod_spec(spec, ["no-new-privileges:true", "label=level:s0:c1"])
+    assert body["umask"] == "0000" and body["ipcns"] == {"nsmode": "container", "value": "labctl-x-w"}
+    assert body["netns"] == {"nsmode": "none"} and "pidns" not in body and body["cap_drop"] == ["ALL"]
+    assert body["volumes"] == [{"Name": "v", "Dest": "/data", "Options": ["ro"]}]
+    assert {"destination": "/b", "type": "bind", "source": "/tmp/d", "options": ["rbind"]} in body["mounts"]
+    assert {"destination": "/scratch", "type": "tmpfs", "source": "tmpfs", "options": ["mode=1777", "exec"]} \
+        in body["mounts"]
+    assert body["resource_limits"] == {"memory": {"limit": 256 << 20, "swap": 1 << 28}, "pids": {"limit": 64}}
+    assert body["restart_policy"] == "on-failure" and body["restart_tries"] == 3
+    assert body["no_new_privileges"] is True and body["selinux_opts"] == ["level:s0:c1"]
+    assert body["read_only_filesystem"] is True and body["shm_size"] == 8 << 20 and body["user"] == "1000:1000"

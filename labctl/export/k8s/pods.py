@@ -142,6 +142,10 @@ def plan_pods(s: Scenario) -> list[PodPlan]:
                                                       "pods do not wait for each other"))
             if not DNS_LABEL.match(c.name):
                 errors.append(_err(s, c, "", f"'{c.name}' is not a valid Kubernetes container name"))
+    from labctl.scenario.security import engine_only_errors
+
+    errors += engine_only_errors(s, "Kubernetes", "(a Pod's securityContext has no umask; the container "
+                                                  "runtime's default, 0022, applies: set it in the program)")
     if errors:
         raise ScenarioErrors(errors)
     return pods

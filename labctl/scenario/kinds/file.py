@@ -31,6 +31,7 @@ class FileCheck:
     fields: tuple[tuple[str, Expect], ...] = ()
     perms: Expect | None = None  # mode & 0777 (octal in the file)
     uid: Expect | None = None  # the owner's uid
+    gid: Expect | None = None  # the owner's gid
 
     @property
     def in_devshm(self) -> bool:
@@ -51,6 +52,7 @@ SPEC = Obj({
     "fields": F(FIELD_VALUES),
     "perms": F(ExpectT(PERMS, "mode & 0777, e.g. 0644")),
     "uid": F(ExpectT(COUNT, "the owner's uid")),
+    "gid": F(ExpectT(COUNT, "the owner's gid (the group of the creator, or of a setgid directory)")),
 }, "a file on a container's storage", depends={"fields": "layout"})
 
 
@@ -66,7 +68,7 @@ def build(b: Builder, d: PDict, path: str) -> tuple[FileCheck, str]:
                      f"{p} is in the /dev/shm of {c}'s IPC namespace (ipc '{owner[1]}'): a probe reads it by "
                      "joining that namespace, which must be shareable or host")
     return FileCheck(c, p, get(d, "exists", True), get(d, "size"), same_as, lay,
-                     build_fields(b, d, path, lay), get(d, "perms"), get(d, "uid")), f"file {c} {p}"
+                     build_fields(b, d, path, lay), get(d, "perms"), get(d, "uid"), get(d, "gid")), f"file {c} {p}"
 
 
 def _stat(body: FileCheck, obs: Observation, container: str, args: list[str], look: Look) -> dict:
@@ -90,6 +92,8 @@ def judge(body: FileCheck, obs: Observation, look: Look) -> Verdict:
         wants.append(f"perms {octal(body.perms)}")
     if body.uid is not None:
         wants.append(f"uid {body.uid.describe()}")
+    if body.gid is not None:
+        wants.append(f"gid {body.gid.describe()}")
     if body.same_as:
         wants.append(f"same inode as in {body.same_as}")
     wants += [f"{n} {e.describe()}" for n, e in body.fields]
@@ -107,9 +111,11 @@ def judge(body: FileCheck, obs: Observation, look: Look) -> Verdict:
         bad.append(f"perms {oct(perms) if perms is not None else None}")
     if body.uid is not None and not body.uid.holds(st.get("uid")):
         bad.append(f"uid {st.get('uid')}")
+    if body.gid is not None and not body.gid.holds(st.get("gid")):
+        bad.append(f"gid {st.get('gid')}")
     observed = f"dev {st.get('dev')} inode {st.get('ino')} size {st.get('size')}"
-    if body.perms is not None or body.uid is not None:
-        observed += f" perms {oct(perms) if perms is not None else None} uid {st.get('uid')}"
+    if body.perms is not None or body.uid is not None or body.gid is not None:
+        observed += f" perms {oct(perms) if perms is not None else None} uid {st.get('uid')} gid {st.get('gid')}"
     if body.same_as:
         other = _stat(body, obs, body.same_as, [], look)
         observed += f"; in {body.same_as}: " + (f"dev {other.get('dev')} inode {other.get('ino')}" if other.get("exists") else "absent")

@@ -31,6 +31,10 @@ class SegmentCheck:
     dest: bool | None = None  # marked for removal (IPC_RMID while attached)
     layout: Layout | None = None  # how the segment's bytes decode (see labctl.layout)
     fields: tuple[tuple[str, Expect], ...] = ()  # field path -> expectation
+    # the creator's and the last shmat/shmdt's pid as the probe's pid namespace sees them: 0 for
+    # a process of another pid namespace (the kernel shows it so), the pid otherwise
+    cpid: Expect | None = None
+    lpid: Expect | None = None
 
 
 SPEC = Obj({
@@ -42,6 +46,8 @@ SPEC = Obj({
     "nattch": F(ExpectT(COUNT, "number of attaches")),
     "perms": F(ExpectT(PERMS, "mode & 0777")),
     "dest": F(Bool("marked for removal")),
+    "cpid": F(ExpectT(COUNT, "the creator's pid as the probe sees it (0: a process of another pid namespace)")),
+    "lpid": F(ExpectT(COUNT, "the pid of the last shmat/shmdt as the probe sees it (0: another pid namespace)")),
     "layout": F(LAYOUT),
     "fields": F(FIELD_VALUES),
 }, "a SysV segment seen from a container's IPC namespace", one_of=("key", "shmid_from"),
@@ -54,7 +60,8 @@ def build(b: Builder, d: PDict, path: str) -> tuple[SegmentCheck, str]:
     lay = build_layout(b, d, path)
     key = get(d, "key")
     body = SegmentCheck(where, key, sf, get(d, "present", True), get(d, "size"), get(d, "nattch"),
-                        get(d, "perms"), get(d, "dest"), lay, build_fields(b, d, path, lay))
+                        get(d, "perms"), get(d, "dest"), lay, build_fields(b, d, path, lay),
+                        get(d, "cpid"), get(d, "lpid"))
     sel = f"key 0x{key:x}" if isinstance(key, int) and key >= 0 else f"key {key}" if key is not None \
         else f"shmid of {sf}"
     return body, f"segment in {where} {sel}"
@@ -78,6 +85,12 @@ def _attached_shmid(obs: Observation, container: str) -> int | None:
     return int(e["shmid"]) if isinstance(e.get("shmid"), int) else None
 
 
+def _expects(body: SegmentCheck) -> tuple[tuple[str, Expect | None], ...]:
+    """The scalar expectations, by the probe's key for the observed value."""
+    return (("size", body.size), ("nattch", body.nattch), ("perms", body.perms), ("cpid", body.cpid),
+            ("lpid", body.lpid))
+
+
 def judge(body: SegmentCheck, obs: Observation, look: Look) -> Verdict:
     what = f"key {body.key}" if body.key is not None else f"the segment {body.shmid_from} attached"
     shmid = None
@@ -98,7 +111,7 @@ def judge(body: SegmentCheck, obs: Observation, look: Look) -> Verdict:
                            + (", marked for removal" if s.get("dest") else ""))
         return Verdict(True, expected, "absent" + (f" ({found['note']})" if found.get("note") else ""))
     wants = []
-    for label, exp in (("size", body.size), ("nattch", body.nattch), ("perms", body.perms)):
+    for label, exp in _expects(body):
         if exp is not None:
             wants.append(f"{label} {exp.describe() if label != 'perms' else octal(exp)}")
     if body.dest is not None:
@@ -112,7 +125,7 @@ def judge(body: SegmentCheck, obs: Observation, look: Look) -> Verdict:
                        + (f"; {found['note']}" if found.get("note") else ""))
     s = segs[0]
     bad = []
-    for label, exp in (("size", body.size), ("nattch", body.nattch), ("perms", body.perms)):
+    for label, exp in _expects(body):
         if exp is not None and not exp.holds(s.get(label)):
             got = s.get(label)
             bad.append(f"{label} {oct(got) if label == 'perms' and isinstance(got, int) else got}")
@@ -121,6 +134,8 @@ def judge(body: SegmentCheck, obs: Observation, look: Look) -> Verdict:
     field_bad, shown = judge_fields(body.layout, body.fields, abi, s.get("fields"), s.get("size"), "segment")
     bad += field_bad
     observed = f"shmid {s.get('shmid')}, size {s.get('size')}, nattch {s.get('nattch')}, perms {oct(s.get('perms') or 0)}"
+    if body.cpid is not None or body.lpid is not None:
+        observed += f", cpid {s.get('cpid')}, lpid {s.get('lpid')}"
     observed += shown
     if bad:
         observed += "; mismatched: " + "; ".join(bad)
