@@ -14,6 +14,9 @@
 # About 20 minutes on a quiet 2-core machine (see docs/performance.md for the step times).
 # Every step runs even when an earlier one missed its target; the exit code is 1 if any missed.
 # QUIET_WAIT=SECONDS waits (bounded) for the 1-minute load to fall below QUIET_LOAD (1.5).
+# A rehearsal of the script itself (~3 min, figures meaningless):
+#   OUT=/tmp/rehearsal PAIRS_ORCH=1 PAIRS_FLOOD=1 FLOOD_EVENTS=10000 \
+#     BENCH_ARGS="--mechanisms sysv-shm-spin --sizes 64 --rounds 3" benchmarks/perf_targets.sh
 set -u
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -22,6 +25,9 @@ QUIET_WAIT=${QUIET_WAIT:-0}
 QUIET_LOAD=${QUIET_LOAD:-1.5}
 PAIRS_ORCH=${PAIRS_ORCH:-7}
 PAIRS_FLOOD=${PAIRS_FLOOD:-5}
+# for a quick rehearsal of the script only (the targets are defined at the defaults):
+FLOOD_EVENTS=${FLOOD_EVENTS:-3000000}
+BENCH_ARGS=${BENCH_ARGS:-}
 
 if ! $PY -c 'import docker, yaml, labctl' 2>/dev/null; then
   echo "perf_targets.sh: $PY cannot import labctl and its dependencies; set PYTHON to the venv's python" >&2
@@ -40,7 +46,7 @@ done
 INFO="$OUT/perf-targets-info.txt"
 START=$(date +%s)
 {
-  echo "command: benchmarks/perf_targets.sh (PAIRS_ORCH=$PAIRS_ORCH PAIRS_FLOOD=$PAIRS_FLOOD)"
+  echo "command: benchmarks/perf_targets.sh (PAIRS_ORCH=$PAIRS_ORCH PAIRS_FLOOD=$PAIRS_FLOOD FLOOD_EVENTS=$FLOOD_EVENTS BENCH_ARGS='$BENCH_ARGS')"
   echo "started: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
   echo "commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD 2>/dev/null || echo ' (with uncommitted changes)')"
   echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
@@ -77,10 +83,11 @@ orchestration() {
   $PY benchmarks/orchestration_pair.py --pairs "$PAIRS_ORCH" --out "$OUT/orchestration_pair.json" > /dev/null
 }
 flood() {
-  $PY benchmarks/output_flood.py --events 3000000 --pairs "$PAIRS_FLOOD" --out "$OUT/output_flood.json" > /dev/null
+  $PY benchmarks/output_flood.py --events "$FLOOD_EVENTS" --pairs "$PAIRS_FLOOD" --out "$OUT/output_flood.json" > /dev/null
 }
 bench_run() {  # bench_run N: one default run, its JSON kept even when a pair failed (exit 1)
-  $LABCTL bench --format json > "$OUT/bench-run-$1.json"
+  # shellcheck disable=SC2086  # BENCH_ARGS is a list of options
+  $LABCTL bench --format json $BENCH_ARGS > "$OUT/bench-run-$1.json"
 }
 compare() {
   $PY benchmarks/compare_runs.py "$OUT/bench-run-1.json" "$OUT/bench-run-2.json" "$OUT/bench-run-3.json" \
