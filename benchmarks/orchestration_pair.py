@@ -12,7 +12,9 @@ measurements (default 7) of scenario ``--scenario`` (default scenarios/sysv-shar
   beforehand, outside the timing): the same containers and start gates, no checks. Wall
   from the first spawn to the end of ``down``.
 
-The two alternate (compose first in even pairs, labctl first in odd ones); each pair gives
+Before the pairs, ``--warmup`` runs of each (default 1, not counted) bring both
+into the page cache and the engine's state the pairs will see. The two then alternate
+(compose first in even pairs, labctl first in odd ones); each pair gives
 ratio = labctl / compose. Prints every pair with the 1-minute load average at its start,
 the median and the worst ratio, and NOISY when the compose times themselves vary by more
 than 25 % ((max - min) / median). Target: median ratio <= 1.1. JSON on stdout (``--out``
@@ -59,6 +61,7 @@ def main() -> int:
     ap.add_argument("--scenario", default="scenarios/sysv-shareable.yaml")
     ap.add_argument("--exit-from", default="reader", help="the service compose takes the exit code from")
     ap.add_argument("--pairs", type=int, default=7)
+    ap.add_argument("--warmup", type=int, default=1, help="uncounted runs of each before the pairs (default 1)")
     ap.add_argument("--out", help="also write the JSON document here")
     args = ap.parse_args()
 
@@ -68,7 +71,7 @@ def main() -> int:
         compose_file.write_text(subprocess.run([*LABCTL, "compose", args.scenario], cwd=ROOT, check=True,
                                                stdout=subprocess.PIPE, text=True).stdout)
         rows = []
-        for i in range(args.pairs):
+        for i in range(-args.warmup, args.pairs):
             project = f"labctl-bench-{uuid.uuid4().hex[:8]}"
             dc = ["docker", "compose", "-p", project, "-f", str(compose_file)]
             runs = {
@@ -89,6 +92,10 @@ def main() -> int:
                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                 got[mode] = {"wall_s": round(wall, 3), "exit_codes": codes, "ok": ok, "load_1m": load}
             ratio = got["labctl"]["wall_s"] / got["compose"]["wall_s"]
+            if i < 0:
+                _say(f"  warm-up: compose {got['compose']['wall_s']:.2f} s, labctl {got['labctl']['wall_s']:.2f} s "
+                     "(not counted)")
+                continue
             rows.append({"pair": i + 1, "order": "/".join(order), **got, "ratio": round(ratio, 3)})
             _say(f"  pair {i + 1} ({'/'.join(order)}): compose {got['compose']['wall_s']:.2f} s "
                  f"(load {got['compose']['load_1m']}), labctl {got['labctl']['wall_s']:.2f} s "

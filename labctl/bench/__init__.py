@@ -11,6 +11,7 @@ and renders the output: data on stdout, progress on stderr.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import random
 import signal
@@ -134,6 +135,11 @@ def run_bench(engine, image: str, binary: Path | None, config: Config,  # noqa: 
                     assert runner is not None
                     try:
                         rounds.append(runner.run(spec))
+                        if spec.batch == 0:
+                            # The round's first pair picked its batch from its warm-up; the
+                            # partner times batches of that size, so the round's ratio compares
+                            # one statistic (the median of k-round-trip means) in both placements.
+                            spec = dataclasses.replace(spec, batch=rounds[-1].batch)
                     except PairError as e:
                         errors.append(f"{e} (round {r + 1})")
                         progress(f"  failed: {e}")

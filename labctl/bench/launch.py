@@ -50,16 +50,19 @@ class PairSpec:
     warmup: int
     timeout_s: float
     pin: bool
+    batch: int = 0  # round trips per timed sample; 0: the client picks it from its warm-up
 
     def argv(self, role: str, **where: str | int) -> list[str]:
         """``shmlab bench`` arguments for ``role`` (server/client); ``where`` adds
-        --dir/--key/--name/--host/--port."""
+        --dir/--key/--name/--host/--port; a ``batch`` above 0 is passed to the client."""
         timeout = self.timeout_s + (SERVER_GRACE_S if role == "server" else 0.0)
         argv = ["bench", "--role", role, "--mech", self.mechanism, "--size", str(self.size),
                 "--iters", str(self.iterations), "--warmup", str(self.warmup),
                 "--timeout", str(max(1, int(timeout * 1000)))]
         if self.pin:
             argv += ["--pin", str(SERVER_CPU if role == "server" else CLIENT_CPU)]
+        if self.batch > 0 and role == "client":
+            argv += ["--batch", str(self.batch)]
         for k, v in where.items():
             argv += [f"--{k}", str(v)]
         return argv
@@ -281,8 +284,11 @@ class ContainerPairs:
             net = self.network()
             s_kw["network_mode"] = c_kw["network_mode"] = net
             s_where, c_where = {"port": 47000}, {"port": 47000}
+        started: list[Container] = []
+        clean = False
         try:
             server = self._start(self._spec("server", spec, spec.argv("server", **s_where), **s_kw), what)
+            started.append(server)
             if not server.output.wait_for(lambda: any(e.get("event") in ("ready", "error") for e in server.output.events),
                                           time.monotonic() + START_TIMEOUT_S):
                 raise PairError(f"{what}: the server was not ready within {START_TIMEOUT_S:.0f}s:\n{server.output.tail(5)}")
@@ -294,17 +300,22 @@ class ContainerPairs:
                     raise PairError(f"{what}: the server has no address on {self.network()}")
                 c_where["host"] = ip
             client = self._start(self._spec("client", spec, spec.argv("client", **c_where), **c_kw), what)
+            started.append(client)
             status = client.wait_exit(spec.timeout_s + SERVER_GRACE_S)
             if status is None:
                 raise PairError(f"{what}: the client did not exit in time:\n{client.output.tail(5)}")
             # the output stream closes after the exit: let the pump deliver the last line
             client.output.wait_for(lambda: client.output.closed, time.monotonic() + 5.0)
             record = result_from_events(list(client.output.events), self.placement, what, client.output.tail(8))
-            server.wait_exit(SERVER_GRACE_S)
+            clean = server.wait_exit(SERVER_GRACE_S) is not None
             return record
         finally:
-            for role in ("client", "server"):
-                self.engine.remove_labelled({RUN_ID: self.run_id, ROLE: role})
+            if clean:  # both exited: remove the two we hold, the client first (it joined the server)
+                for c in reversed(started):
+                    c.remove()
+            else:  # a failed pair may have left a container we hold no handle to: sweep by label
+                for role in ("client", "server"):
+                    self.engine.remove_labelled({RUN_ID: self.run_id, ROLE: role})
 
     def _start(self, run_spec: RunSpec, what: str) -> Container:
         try:

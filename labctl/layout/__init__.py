@@ -17,10 +17,14 @@ import functools
 import os
 import subprocess
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from labctl.layout import cpre, ctree
+from labctl.layout import cpre
 from labctl.layout.abi import ABIS, DEFAULT_ABIS, Abi, abi_for
 from labctl.layout.laid_out import Array, LayoutError, Leaf, Member, Record, Scalar, member_names, resolve
+
+if TYPE_CHECKING:  # the C parser (pycparser) loads only when a scenario lays out C
+    from labctl.layout import ctree
 
 __all__ = [
     "ABIS", "DEFAULT_ABIS", "Abi", "Layout", "LayoutError", "Leaf", "abi_for", "builtin", "explicit",
@@ -169,6 +173,8 @@ def _compile(text: str, struct: str, include_dir: str, abis: tuple[str, ...], so
 def _translation_units(text: str, include_dir: str, abis: tuple[str, ...],
                        _mtime: int) -> tuple[tuple[str, ctree.Types | LayoutError], ...]:
     """Preprocessed (one compiler process per ABI, in parallel) and parsed; cached per text."""
+    from labctl.layout import ctree
+
     procs: list[tuple[Abi, subprocess.Popen[str]]] = []
     try:
         for name in abis:

@@ -27,6 +27,8 @@ from labctl.runtime.engine import Engine, RunSpec
 # Workload builds younger than this are never pruned: 84 kB each, and a second checkout
 # building other sources on the same engine must not lose its image mid-run.
 PRUNE_AFTER_S = 7 * 24 * 3600.0
+# Go's names of the architectures labctl supports (/version "Arch") -> the kernel's (uname -m)
+GO_ARCHES = {"amd64": "x86_64", "arm64": "aarch64"}
 
 
 def engine_address() -> str:
@@ -76,6 +78,7 @@ class DockerEngine(Engine):
         self.api = client.api
         self.address = address or engine_address()
         self._arch: str | None = None
+        self._version: dict | None = None
 
     @classmethod
     def connect(cls, timeout: float = 10.0) -> "DockerEngine":
@@ -96,10 +99,18 @@ class DockerEngine(Engine):
         """True when the engine answering is Podman's compatible API (``/version``
         Components names ``Podman Engine``). False if the version cannot be read."""
         try:
-            components = self.client.version().get("Components") or []
+            components = self._version_info().get("Components") or []
         except (docker.errors.DockerException, *TRANSIENT):
             return False
         return any("podman" in str(c.get("Name", "")).lower() for c in components)
+
+    def _version_info(self) -> dict:
+        """The engine's ``/version`` answer, asked once per connection (the engine does not
+        change version under a connection; ``serves_podman``, ``version`` and
+        ``architecture`` all read it). SDK errors propagate."""
+        if self._version is None:
+            self._version = dict(self.client.version())
+        return self._version
 
     def close(self) -> None:
         try:
@@ -120,13 +131,19 @@ class DockerEngine(Engine):
 
     def architecture(self) -> str:
         if self._arch is None:
-            info = self._call("reading engine info", self.client.info)
-            arch = info.get("Architecture", "x86_64")
-            self._arch = {"amd64": "x86_64", "arm64": "aarch64"}.get(arch, arch)
+            # /version (already asked) names the two architectures labctl supports in Go's
+            # words; /info, slower on a busy engine, is asked only for any other answer
+            arch = str(self._call("reading engine version", self._version_info).get("Arch", ""))
+            if arch in GO_ARCHES:
+                self._arch = GO_ARCHES[arch]
+            else:
+                info = self._call("reading engine info", self.client.info)
+                arch = info.get("Architecture", "x86_64")
+                self._arch = GO_ARCHES.get(arch, arch)
         return self._arch
 
     def version(self) -> str:
-        return str(self._call("reading engine version", self.client.version).get("Version", "?"))
+        return str(self._call("reading engine version", self._version_info).get("Version", "?"))
 
     def oci_runtimes(self) -> dict[str, str]:
         info = self._call("reading engine info", self.client.info)
@@ -163,6 +180,8 @@ class DockerEngine(Engine):
 
     def tag_image(self, ref: str, repo: str, tag: str) -> None:
         image = self._call(f"inspecting image {ref}", self.client.images.get, ref)
+        if f"{repo}:{tag}" in (image.tags or []):
+            return  # already so tagged (every run after a build): no write to the engine
         self._call(f"tagging {ref} as {repo}:{tag}", image.tag, repo, tag)
 
     def prune_images(self, label: str, keep: str, older_than_s: float = PRUNE_AFTER_S) -> list[str]:

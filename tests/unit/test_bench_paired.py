@@ -147,3 +147,37 @@ def test_halves_that_agree_keep_the_row_stable() -> None:
 def test_iqr_failure_is_named() -> None:
     verdict_, why = judge([1.0, 1.15, 1.15, 0.85, 0.85])
     assert verdict_ == "noisy" and why.startswith("IQR")
+
+
+def test_both_placements_of_a_round_time_batches_of_one_size(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:  # noqa: ANN001
+    """The round's first pair picks its batch (here: 3 on the host, 5 in containers, as
+    warm-ups in different moments would); its partner is told that batch, so the ratio
+    compares medians of equally long samples. The next round picks afresh."""
+    import labctl.bench as bench
+
+    asked: list[tuple[str, int, int]] = []  # placement, size, batch asked for
+
+    class Fake:
+        def __init__(self, placement: str, auto: int) -> None:
+            self.placement, self.auto = placement, auto
+
+        def run(self, spec):  # noqa: ANN001, ANN201
+            asked.append((self.placement, spec.size, spec.batch))
+            return Record(spec.mechanism, self.placement, spec.size, 500, 900, 2_000_000, 1, iterations=10,
+                          batch=spec.batch or self.auto)
+
+        def close(self):  # noqa: ANN201
+            return [], []
+
+    monkeypatch.setattr(bench, "HostPairs", lambda *a, **k: Fake("host", 3))
+    monkeypatch.setattr(bench, "ContainerPairs", lambda *a, **k: Fake("container", 5))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    cfg = Config(("sysv-shm-spin",), (64, 4096), ("host", "container"), 100, False, 5.0, memcpy=False, rounds=3)
+    report = bench.run_bench(object(), "img", tmp_path / "shmlab", cfg, progress=lambda _m: None, run_id="r" * 36)
+    assert len(asked) == 2 * 2 * 3
+    for i in range(0, len(asked), 2):
+        (p1, s1, b1), (p2, s2, b2) = asked[i], asked[i + 1]
+        assert s1 == s2 and p1 != p2
+        assert b1 == 0 and b2 == {"host": 3, "container": 5}[p1]
+    recs = list(report.rounds)
+    assert all(a.batch == b.batch for a, b in zip(recs[::2], recs[1::2]))
