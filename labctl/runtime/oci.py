@@ -81,9 +81,10 @@ def podman_runtime_socket(name: str, address: str | None = None) -> str:
     ``/run/podman/podman-runsc.sock``, ``unix:///run/user/1001/podman/podman.sock`` ->
     ``/run/user/1001/podman/podman-runsc.sock`` (the same user's storage). The rootful one for
     None or a remote (tcp/ssh) address."""
-    if not address or not address.startswith("unix://"):
+    folder = os.path.dirname(address[len("unix://"):]) if address and address.startswith("unix://") else ""
+    if not folder.startswith("/"):
         return PODMAN_RUNTIME_SOCKET.format(name=name)
-    return os.path.join(os.path.dirname(address[len("unix://"):]), f"podman-{name}.sock")
+    return os.path.join(folder, f"podman-{name}.sock")
 
 
 def sandboxed(runtime: str | None) -> bool:
