@@ -42,3 +42,24 @@ def ci_recipes() -> dict[str, tuple[str, str]]:
         if m:
             found[m.group(1)] = (lang, body)
     return found
+
+
+# The rootless Podman the integration tests run on: .ci/run creates this system user, gives it
+# subuid/subgid ranges and starts its API service at /run/user/UID/podman/podman.sock.
+ROOTLESS_USER = "labctl-rootless"
+
+
+def rootless_podman() -> str | None:
+    """The ``unix://`` URL of the rootless Podman API socket of ``ROOTLESS_USER`` (whether
+    or not a service listens there), or ``$LABCTL_TEST_ROOTLESS_HOST`` when set; None when
+    that user does not exist."""
+    import os
+    import pwd
+
+    if os.environ.get("LABCTL_TEST_ROOTLESS_HOST"):
+        return os.environ["LABCTL_TEST_ROOTLESS_HOST"]
+    try:
+        uid = pwd.getpwnam(ROOTLESS_USER).pw_uid
+    except KeyError:
+        return None
+    return f"unix:///run/user/{uid}/podman/podman.sock"

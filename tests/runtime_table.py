@@ -2,7 +2,9 @@
 
 Each cell is one scenario run: ``labctl run tests/data/runtimes --runtime R --engine E``;
 the scenario's ``shared`` check passed -> shared, failed -> not shared, the engine refused a
-container -> refused, the scenario skipped (the runtime is missing here) -> absent. Regenerate
+container -> refused, the scenario skipped (the runtime is missing here) -> absent. The
+``rootless podman`` columns are ``--engine podman`` with ``CONTAINER_HOST`` at the rootless
+user's socket (``tests.helpers.rootless_podman``, set up by .ci/run). Regenerate
 the committed table with ``python -m tests.runtime_table`` (it rewrites docs/runtimes.md
 between its markers); tests/integration/test_runtimes.py checks the two agree.
 """
@@ -10,9 +12,12 @@ between its markers); tests/integration/test_runtimes.py checks the two agree.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
+
+from tests.helpers import rootless_podman
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "tests" / "data" / "runtimes"
@@ -24,7 +29,19 @@ MECHANISMS = {  # scenario name -> row label
     "matrix-mmap": "file mapped MAP_SHARED on a bind-mounted directory",
 }
 RUNTIMES = ("runc", "crun", "runsc")
-ENGINES = ("docker", "podman")
+ENGINES = ("docker", "podman", "rootless podman")  # column names; ``target`` says how each is reached
+
+
+def target(engine: str) -> tuple[str, dict[str, str]]:
+    """``--engine`` and the environment that reach column ``engine``: the rootless one is
+    Podman with CONTAINER_HOST at the rootless user's socket; the others unset it."""
+    env = {k: v for k, v in os.environ.items() if k != "CONTAINER_HOST"}
+    if engine == "rootless podman":
+        address = rootless_podman()
+        if address is None:
+            raise RuntimeError("no rootless Podman user here (.ci/run sets up labctl-rootless)")
+        return "podman", {**env, "CONTAINER_HOST": address}
+    return engine, env
 
 
 def cell(result: dict) -> str:
@@ -40,10 +57,11 @@ def cell(result: dict) -> str:
 
 
 def run(engine: str, runtime: str) -> dict[str, str]:
-    """scenario name -> cell, from one run on ``engine`` with ``--runtime runtime``."""
-    proc = subprocess.run([sys.executable, "-m", "labctl", "run", str(DATA), "--engine", engine, "--runtime", runtime,
+    """scenario name -> cell, from one run on ``engine`` (a column name) with ``--runtime runtime``."""
+    name, env = target(engine)
+    proc = subprocess.run([sys.executable, "-m", "labctl", "run", str(DATA), "--engine", name, "--runtime", runtime,
                            "--format", "json", "--jobs", "3", "-q"], cwd=ROOT, capture_output=True, text=True,
-                          timeout=600, stdin=subprocess.DEVNULL)
+                          timeout=600, stdin=subprocess.DEVNULL, env=env)
     if not proc.stdout.strip():
         raise RuntimeError(f"labctl run on {engine} with {runtime} printed no report: {proc.stderr[-2000:]}")
     return {s["name"]: cell(s) for s in json.loads(proc.stdout)["scenarios"]}
@@ -72,6 +90,13 @@ def render(cells: dict[tuple[str, str, str], str]) -> str:
 def committed() -> str:
     text = DOC.read_text(encoding="utf-8")
     return BEGIN + text.split(BEGIN, 1)[1].split(END, 1)[0] + END
+
+
+def committed_cell(name: str, engine: str, runtime: str) -> str:
+    """The committed table's cell for scenario ``name`` on column ``engine runtime``."""
+    row = next(ln for ln in committed().splitlines() if ln.startswith(f"| {MECHANISMS[name]} |"))
+    col = [f"{e} {r}" for e in ENGINES for r in RUNTIMES].index(f"{engine} {runtime}")
+    return [c.strip() for c in row.strip("|").split("|")][1 + col]
 
 
 def main() -> None:

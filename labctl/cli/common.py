@@ -97,7 +97,8 @@ def missing_opt_ins(scenario: Scenario, allowed: dict[str, bool]) -> list[tuple[
 def machine(allowed: dict[str, bool], engine=None, arch: bool = True, runtimes: bool = False):
     """The ``requirements.Machine`` the probes read: the opt-ins given (``allowed``: parameter
     names such as ``allow_host_ipc`` -> bool) and, with an engine, its name, architecture,
-    whether its host's binfmt_misc is readable here, and whether labctl can compile. ``arch``: ask the engine its architecture (only scenarios
+    whether its host's binfmt_misc is readable here, whether labctl can compile, and whether the
+    engine is rootless with which cgroup controllers (``Engine.privileges``). ``arch``: ask the engine its architecture (only scenarios
     that name a platform or an example image need it); ``runtimes``: ask it its OCI runtimes
     (``Engine.oci_runtimes()``; only scenarios that name a runtime need them). EngineError."""
     from labctl.images import build
@@ -108,13 +109,20 @@ def machine(allowed: dict[str, bool], engine=None, arch: bool = True, runtimes: 
     if engine is None:
         return requirements.Machine(allowed=flags)
     address = str(getattr(engine, "address", "unix://"))
+    from labctl.runtime.engine import Privileges
+
+    priv = engine.privileges() if hasattr(engine, "privileges") else Privileges()
+    # in a container (the labctl image) /proc/sys/fs/binfmt_misc is not the engine host's
+    local = address.startswith("unix://") and not in_container()
     return requirements.Machine(
         engine=engine.name, arch=engine.architecture() if arch else "", allowed=flags, binfmt_dir=binfmt_dir(),
-        platform=str(allowed.get("platform") or ""),
-        # in a container (the labctl image) /proc/sys/fs/binfmt_misc is not the engine host's
-        local=address.startswith("unix://") and not in_container(),
-        compiler=build.prebuilt_binary() is None,
-        runtimes=frozenset(engine.oci_runtimes()) if runtimes else frozenset())
+        platform=str(allowed.get("platform") or ""), local=local, compiler=build.prebuilt_binary() is None,
+        runtimes=frozenset(engine.oci_runtimes()) if runtimes else frozenset(), address=address,
+        rootless=priv.rootless, cgroup=priv.cgroup, controllers=priv.controllers, engine_user=priv.user,
+        host_mqueue=not (local and priv.rootless) or os.path.ismount(MQUEUE_DIR))
+
+
+MQUEUE_DIR = "/dev/mqueue"  # where a rootless engine finds the host's mqueue file system
 
 
 def skipped_results(triage) -> list[ScenarioResult]:

@@ -12,6 +12,7 @@ from labctl.runner.hostipc import HostIPCGuard
 from labctl.runner.plan import Platforms
 from labctl.runner.roster import Roster
 from labctl.runner.storage import Storage
+from labctl.runtime.hostproc import container_trail
 
 
 NS_GRACE_S = 2.0  # the kernel reaps a SIGKILLed container's processes asynchronously
@@ -80,10 +81,7 @@ def live_namespaces(created: dict[str, str], ours: set[str], grace: float = NS_G
 
 
 def _in_container(pid: int, ids: set[str]) -> bool:
-    """Whether ``pid`` runs in one of the containers ``ids`` (its cgroup path names it)."""
-    try:
-        with open(f"/proc/{pid}/cgroup") as f:
-            text = f.read()
-    except OSError:
-        return False
+    """Whether ``pid`` runs in one of the containers ``ids`` (its cgroup path names it, or,
+    on a rootless engine without cgroups of its own, its conmon ancestor's command line)."""
+    text = container_trail(pid)
     return any(cid in text for cid in ids if cid)

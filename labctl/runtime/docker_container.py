@@ -68,7 +68,8 @@ class DockerContainer(Container):
         """Wrap a *created* container and attach to its output (``output``, with its
         watchers, or a fresh one); ``start()`` it afterwards.
         Attaching before the start (as ``docker run`` does) is what guarantees the first
-        lines are not lost. EngineError if the attach fails."""
+        lines are not lost. EngineError if the attach fails; ContainerStartError when the engine
+        refuses to set the container up then (Podman runs the OCI runtime's create at the first attach)."""
         self._obj = obj
         self.role = role
         self.name = str(obj.name)
@@ -90,6 +91,12 @@ class DockerContainer(Container):
             sock = self._api.attach_socket(self.id, params={"stdout": 1, "stderr": 1, "stream": 1,
                                                             "logs": 1 if logs else 0})
             raw = raw_socket(sock)
+        except docker.errors.APIError as e:
+            if not self._started and "OCI" in explain(e):
+                # Podman sets the container up (runs the OCI runtime's create) when it is first
+                # attached: the runtime's refusal (a namespace it may not join) lands here
+                raise ContainerStartError(self.role, explain(e)) from e
+            raise EngineError(f"attaching to container {self.role!r}: {explain(e)}") from e
         except docker.errors.DockerException as e:
             raise EngineError(f"attaching to container {self.role!r}: {explain(e)}") from e
         except TRANSIENT as e:

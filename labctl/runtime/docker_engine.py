@@ -22,7 +22,7 @@ from labctl.errors import BuildError, ContainerStartError, EngineError, LabctlEr
 from labctl.runtime.labels import MANAGED, RUN_ID
 from labctl.runtime.docker_container import TRANSIENT, DockerContainer, explain
 from labctl.runtime.logs import Output
-from labctl.runtime.engine import Engine, RunSpec
+from labctl.runtime.engine import Engine, Privileges, RunSpec
 
 # Workload builds younger than this are never pruned: 84 kB each, and a second checkout
 # building other sources on the same engine must not lose its image mid-run.
@@ -145,6 +145,21 @@ class DockerEngine(Engine):
     def version(self) -> str:
         return str(self._call("reading engine version", self._version_info).get("Version", "?"))
 
+    def privileges(self) -> Privileges:
+        """From ``docker info``: ``name=rootless`` among SecurityOptions (rootless Docker),
+        CgroupVersion; a rootless daemon limits memory/pids only where info says it can
+        (MemoryLimit, PidsLimit: cgroup v2 with those controllers delegated)."""
+        info = self._call("reading engine info", self.client.info)
+        cgroup = f"v{info['CgroupVersion']}" if info.get("CgroupVersion") else ""
+        if "name=rootless" not in [str(o) for o in info.get("SecurityOptions") or []]:
+            return Privileges(False, cgroup)
+        usable = info.get("CgroupDriver") != "none"
+        controllers = {name for name, key in (("memory", "MemoryLimit"), ("pids", "PidsLimit"))
+                       if usable and info.get(key)}
+        if usable and cgroup == "v2":
+            controllers.add("freezer")  # cgroup.freeze of the delegated subtree
+        return Privileges(True, cgroup, frozenset(controllers), "?")
+
     def oci_runtimes(self) -> dict[str, str]:
         info = self._call("reading engine info", self.client.info)
         return {str(k): str((v or {}).get("path", k)) for k, v in (info.get("Runtimes") or {}).items()}
@@ -252,7 +267,10 @@ class DockerEngine(Engine):
     def start_container(self, spec: RunSpec, role: str, output: Output | None = None, *,
                         start: bool = True) -> DockerContainer:
         obj = self.create_container(spec, role)
-        container = DockerContainer(self.api, obj, role, output, restarts=spec.restart_policy != "no")
+        # attach, inspect, logs through the service that created it (Podman: a runtime's own
+        # service, whose runtime flags then also apply when attaching initialises the container)
+        api = getattr(getattr(obj, "client", None), "api", None) or self.api
+        container = DockerContainer(api, obj, role, output, restarts=spec.restart_policy != "no")
         if start:
             container.start()
         return container

@@ -81,6 +81,23 @@ class RunSpec:
     umask: str | None = None  # octal (``0077``), Podman's --umask; None: the runtime's (022). Docker has none
 
 
+@dataclass(frozen=True)
+class Privileges:
+    """What an engine may do on its host for a container (``Engine.privileges``).
+
+    ``rootless``: the engine runs as a non-root user, every container inside a user namespace
+    of that user (container root is that user on the host, and holds capabilities only over
+    namespaces the engine created). ``cgroup``: the host's cgroup version, ``v1`` or ``v2``
+    (``""``: unknown). ``controllers``: the cgroup controllers through which the engine can
+    limit or freeze a container (``memory``, ``pids``, ``freezer``...); None: all of them, as
+    for a rootful engine. ``user``: the user the engine runs as."""
+
+    rootless: bool = False
+    cgroup: str = ""
+    controllers: frozenset[str] | None = None
+    user: str = "root"
+
+
 class Container(ABC):
     """A container labctl created and started, its output being collected.
 
@@ -227,6 +244,12 @@ class Engine(ABC):
     @abstractmethod
     def version(self) -> str:
         """The engine's version string (``docker version``). EngineError."""
+
+    def privileges(self) -> Privileges:
+        """Whether the engine is rootless and which cgroup controllers it can use
+        (``docker info``: SecurityOptions, CgroupVersion; Podman's libpod info). Default:
+        rootful, every controller. EngineError."""
+        return Privileges()
 
     def oci_runtimes(self) -> dict[str, str]:
         """OCI runtimes this engine can give a container (``RunSpec.runtime``): name -> binary

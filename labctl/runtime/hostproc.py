@@ -86,12 +86,28 @@ def memory_cgroup(pid: int, proc: str = "/proc", root: str = CGROUP_ROOT) -> Mem
     return MemoryCgroup(int(usage), lim, _stat_value(stat, "shmem") if stat else None)
 
 
+def container_trail(pid: int, proc: str = "/proc", depth: int = 8) -> str:
+    """What names the container host pid ``pid`` runs in, for a search by container id: its
+    /proc/PID/cgroup (engines put the id in the cgroup path), then the command lines of its
+    ancestors up to ``depth`` (conmon's ``-c ID``: a rootless engine on cgroup v1 gives its
+    containers no cgroup of their own). Empty when unreadable."""
+    parts = [_read(f"{proc}/{pid}/cgroup") or ""]
+    for _ in range(depth):
+        stat = _read(f"{proc}/{pid}/stat") or ""
+        fields = stat.rsplit(")", 1)[-1].split()
+        if len(fields) < 2 or not fields[1].isdigit() or int(fields[1]) <= 1:
+            break
+        pid = int(fields[1])
+        parts.append((_read(f"{proc}/{pid}/cmdline") or "").replace("\0", " "))
+    return "\n".join(parts)
+
+
 def container_of(pid: int, ids: list[str], names: dict[str, str], proc: str = "/proc") -> str | None:
-    """The name of the container (one of ``ids``, named by ``names``) whose cgroup holds
-    host pid ``pid``, read from /proc/PID/cgroup (engines put the container id in the
-    cgroup path); None when unreadable or none matches."""
-    text = _read(f"{proc}/{pid}/cgroup")
-    if text is None:
+    """The name of the container (one of ``ids``, named by ``names``) host pid ``pid`` runs
+    in (``container_trail``: its cgroup path, else an ancestor's command line); None when
+    unreadable or none matches."""
+    text = container_trail(pid, proc)
+    if not text.strip():
         return None
     for cid in ids:
         if cid in text:

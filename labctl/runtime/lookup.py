@@ -9,6 +9,9 @@ start without connecting.
 from __future__ import annotations
 
 import os
+import pwd
+import re
+import shlex
 import stat
 
 DOCKER = "docker"
@@ -52,17 +55,70 @@ def podman_address() -> str | None:
     return None
 
 
-def podman_start_hint() -> str:
-    """Exactly how to start Podman's API service for this user. From /tmp: conmon leaves
-    an empty file ``oom`` in the service's working directory for each OOM-killed container."""
-    if os.geteuid() == 0:
+def rootless_owner(address: str) -> int | None:
+    """The uid of the user whose rootless Podman service listens at ``address`` (a
+    ``unix://`` URL): the socket's owner when it exists and is not root, else ``N`` of a
+    ``/run/user/N/`` path; None for a rootful socket or a remote (tcp/ssh) address."""
+    if not address.startswith("unix://"):
+        return None
+    path = address[len("unix://"):]
+    try:
+        owner = os.stat(path).st_uid
+    except OSError:
+        owner = None
+    if owner:
+        return owner
+    m = re.match(r"^/run/user/(\d+)/", path)
+    return int(m.group(1)) if m and owner is None and int(m.group(1)) != 0 else None
+
+
+def user_name(uid: int) -> str:
+    """The login name of ``uid`` (``USER`` when this host has none: the commands then need one)."""
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return "USER"
+
+
+def as_rootless_user(address: str, command: str) -> str:
+    """``command`` (a shell line) as root runs it for the rootless service at ``address``:
+    as its user, with that user's ``XDG_RUNTIME_DIR``, from /tmp (conmon leaves an empty
+    file ``oom`` in the service's working directory for each OOM-killed container).
+    ``command`` unchanged, from /tmp, when this process is that user already."""
+    uid = rootless_owner(address)
+    line = f"cd /tmp && exec {command}"
+    if uid is None or uid == os.geteuid():
+        return line
+    runtime_dir = os.path.dirname(os.path.dirname(address[len("unix://"):]))
+    return f"runuser -u {user_name(uid)} -- env XDG_RUNTIME_DIR={runtime_dir} sh -c {shlex.quote(line)}"
+
+
+def podman_start_hint(address: str | None = None) -> str:
+    """Exactly how to start Podman's API service at ``address`` (None: the one this user
+    would use). From /tmp: conmon leaves an empty file ``oom`` in the service's working
+    directory for each OOM-killed container. A rootless user's socket (``/run/user/UID/``)
+    is started as that user, also when labctl runs as root."""
+    if address is None:
+        address = "unix://" + (PODMAN_ROOTFUL if os.geteuid() == 0 else podman_rootless_socket())
+    uid = rootless_owner(address)
+    if uid is None and address == "unix://" + PODMAN_ROOTFUL:
         return ("start Podman's API service: `systemctl start podman.socket`, or\n"
-                f"  cd /tmp && podman system service --time=0 unix://{PODMAN_ROOTFUL} &\n"
+                f"  cd /tmp && podman system service --time=0 {address} &\n"
                 "(or point CONTAINER_HOST at a running one)")
-    sock = podman_rootless_socket()
-    return ("start Podman's rootless API service: `systemctl --user start podman.socket`, or\n"
-            f"  cd /tmp && podman system service --time=0 unix://{sock} &\n"
-            "(or point CONTAINER_HOST at a running one)")
+    if uid is None:
+        return (f"start a Podman API service there: `podman system service --time=0 {address} &` on its host\n"
+                "(or point CONTAINER_HOST at a running one)")
+    if uid == os.geteuid():
+        return ("start Podman's rootless API service: `systemctl --user start podman.socket`, or\n"
+                f"  cd /tmp && podman system service --time=0 {address} &\n"
+                "(or point CONTAINER_HOST at a running one)")
+    user = user_name(uid)
+    runtime_dir = os.path.dirname(os.path.dirname(address[len("unix://"):]))
+    return (f"start the rootless API service of {user} (uid {uid}) as that user, with its runtime directory:\n"
+            f"  install -d -m 0700 -o {uid} -g {uid} {runtime_dir} {runtime_dir}/podman\n"
+            f"  {as_rootless_user(address, f'podman system service --time=0 {address}')} &\n"
+            f"({user} needs subuid/subgid ranges and newuidmap from the uidmap package: docs/setup.md, "
+            "'Rootless Podman'; .ci/run sets all of it up for labctl-rootless)")
 
 
 def docker_address() -> str:

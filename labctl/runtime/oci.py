@@ -9,6 +9,7 @@ path and by any other "requirement" check alike.
 
 from __future__ import annotations
 
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +30,8 @@ SANDBOXED = frozenset({"runsc"})
 # The socket of a Podman API service whose default runtime is NAME: Podman 4's API ignores a
 # container's runtime (HostConfig.Runtime and the libpod oci_runtime field), so a container on
 # another runtime than the service's default is created through a service started with
-# ``podman --runtime NAME system service``.
+# ``podman --runtime NAME system service``. That service sits beside the engine's own socket
+# (``podman_runtime_socket``): a rootless user's is ``/run/user/UID/podman/podman-NAME.sock``.
 PODMAN_RUNTIME_SOCKET = "/run/podman/podman-{name}.sock"
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
@@ -73,20 +75,33 @@ def cgroup_mode(root: Path = CGROUP_ROOT) -> str:
     return "hybrid" if (root / "unified").is_dir() else "legacy"
 
 
+def podman_runtime_socket(name: str, address: str | None = None) -> str:
+    """The socket path of the Podman API service whose default runtime is ``name``, in the
+    directory of the engine's own socket ``address``: ``unix:///run/podman/podman.sock`` ->
+    ``/run/podman/podman-runsc.sock``, ``unix:///run/user/1001/podman/podman.sock`` ->
+    ``/run/user/1001/podman/podman-runsc.sock`` (the same user's storage). The rootful one for
+    None or a remote (tcp/ssh) address."""
+    folder = os.path.dirname(address[len("unix://"):]) if address and address.startswith("unix://") else ""
+    if not folder.startswith("/"):
+        return PODMAN_RUNTIME_SOCKET.format(name=name)
+    return os.path.join(folder, f"podman-{name}.sock")
+
+
 def sandboxed(runtime: str | None) -> bool:
     """True when ``runtime`` gives each container a kernel of its own (gVisor)."""
     return runtime in SANDBOXED
 
 
 def availability(runtime: str, engine: str, registered: Mapping[str, str],
-                 which: Callable[[str], str | None] | None = None) -> Availability:
+                 which: Callable[[str], str | None] | None = None, address: str | None = None) -> Availability:
     """Can ``engine`` (``docker``/``podman``) run a container on ``runtime``?
 
     ``registered``: runtime name -> binary path, as the engine reported what it can give a
     container (``Engine.oci_runtimes()``: Docker's registered runtimes; Podman's service
     default plus any per-runtime service found). ``which`` finds a binary on this host (the
-    unit tests fake it; default ``shutil.which``, looked up at the call). Never raises; the result
-    carries the reason, the fix and the steps."""
+    unit tests fake it; default ``shutil.which``, looked up at the call). ``address``: the engine's
+    socket (Podman: the runtime's service sits beside it, started as the socket's user). Never
+    raises; the result carries the reason, the fix and the steps."""
     if runtime in registered:
         return Availability(runtime, engine, True)
     which = which or shutil.which
@@ -96,12 +111,19 @@ def availability(runtime: str, engine: str, registered: Mapping[str, str],
     # crun fails every container on hybrid cgroups: no commands to run here, the fix says why
     hopeless = runtime == "crun" and cgroup_mode() == "hybrid"
     if engine == "podman":
-        sock = PODMAN_RUNTIME_SOCKET.format(name=runtime)
+        from labctl.runtime.lookup import as_rootless_user, rootless_owner
+
+        sock = podman_runtime_socket(runtime, address)
         flags = " --runtime-flag network=none" if runtime == "runsc" else ""
         reason = (f"{'it is not installed, and ' if not installed else ''}no Podman API service whose default "
                   f"runtime is {runtime} answers at unix://{sock} (Podman 4's API ignores a container's runtime, "
-                  "so labctl creates such containers through a service of their own)")
+                  "so labctl creates such containers through a service of their own, on the engine's storage)")
+        rootless = bool(address) and rootless_owner(str(address)) is not None
+        if rootless and runtime == "runsc":  # a user cannot create runsc's cgroups on cgroup v1
+            flags += " --runtime-flag ignore-cgroups"
         service = f"podman --runtime {runtime}{flags} system service --time=0 unix://{sock}"
+        if rootless:
+            service = as_rootless_user(str(address), service)
         fix = f"{missing}then start `{service}` (.ci/run does this for runsc)"
         return Availability(runtime, engine, False, reason, fix, () if hopeless else (*install, f"{service} &"))
     args = f', {_RUNSC_ARGS}' if runtime == "runsc" else ""

@@ -42,7 +42,8 @@ from labctl.runtime.labels import MANAGED, RUN_ID
 from labctl.runtime.docker_container import TRANSIENT, explain
 from labctl.runtime import oci
 from labctl.runtime.docker_engine import DockerEngine, _label_filter
-from labctl.runtime.engine import RunSpec
+from labctl.runtime.engine import Privileges, RunSpec
+from labctl.runtime.lookup import rootless_owner, user_name
 
 LIBPOD = "/v4.0.0/libpod"  # the libpod API prefix (Podman >= 4), served on the same socket
 
@@ -158,13 +159,13 @@ class PodmanEngine(DockerEngine):
         address = podman_address()
         if address is None:
             raise EngineError("no Podman API service is listening (looked for "
-                              + ", ".join(podman_candidates()) + ");\n" + podman_start_hint())
+                              + ", ".join(podman_candidates()) + ");\n" + podman_start_hint(podman_candidates()[0]))
         try:
             client = docker.DockerClient(base_url=address, timeout=max(int(timeout), 1))
             client.ping()
         except (docker.errors.DockerException, *TRANSIENT) as e:
             raise EngineError(f"cannot reach Podman's API service at {address}: {explain(e)}\n"
-                              + podman_start_hint()) from e
+                              + podman_start_hint(address)) from e
         engine = cls(client, address)
         if not engine.serves_podman():
             engine.close()
@@ -180,20 +181,27 @@ class PodmanEngine(DockerEngine):
     def _runtime_clients(self) -> dict[str, Any]:
         if getattr(self, "_by_runtime", None) is None:
             self._by_runtime: dict[str, Any] = {}
+            root = self._storage_root()
             for name in oci.RUNTIMES:
-                sock = oci.PODMAN_RUNTIME_SOCKET.format(name=name)
+                sock = oci.podman_runtime_socket(name, self.address)
                 if not os.path.exists(sock) or f"unix://{sock}" == self.address:
                     continue
                 try:
                     client = docker.DockerClient(base_url=f"unix://{sock}", timeout=10)
-                    default = os.path.basename(str(client.info().get("DefaultRuntime", "")))
+                    info = client.info()
                 except (docker.errors.DockerException, *TRANSIENT):
                     continue
-                if default == name:
+                # only a service on this engine's storage (the same user): its containers must
+                # be this engine's, seen by its inspect, joins and teardown
+                if os.path.basename(str(info.get("DefaultRuntime", ""))) == name \
+                        and str(info.get("DockerRootDir", "")) == root:
                     self._by_runtime[name] = client
                 else:
                     client.close()
         return self._by_runtime
+
+    def _storage_root(self) -> str:
+        return str(self._call("reading engine info", self.client.info).get("DockerRootDir", ""))
 
     def _security_opt(self, spec: RunSpec) -> list[str]:
         # Podman's compatible API reads seccomp=VALUE as a file path (Docker's sends the content)
@@ -206,7 +214,7 @@ class PodmanEngine(DockerEngine):
     def oci_runtimes(self) -> dict[str, str]:
         found = {self.default_oci_runtime(): "default"}
         for name in self._runtime_clients():
-            found.setdefault(name, oci.PODMAN_RUNTIME_SOCKET.format(name=name))
+            found.setdefault(name, oci.podman_runtime_socket(name, self.address))
         return found
 
     def _client_for(self, spec: RunSpec) -> Any:
@@ -214,7 +222,8 @@ class PodmanEngine(DockerEngine):
             return self.client
         client = self._runtime_clients().get(spec.runtime)
         if client is None:
-            raise ContainerStartError(spec.name, oci.availability(spec.runtime, "podman", self.oci_runtimes()).message())
+            raise ContainerStartError(spec.name, oci.availability(spec.runtime, "podman", self.oci_runtimes(),
+                                                                 address=self.address).message())
         return client
 
     def close(self) -> None:
@@ -224,6 +233,26 @@ class PodmanEngine(DockerEngine):
             except Exception:  # noqa: BLE001
                 pass
         super().close()
+
+    def privileges(self) -> Privileges:
+        """From libpod's ``/info`` (``podman info``): host.security.rootless, host.cgroupVersion
+        and host.cgroupControllers (for a rootless service: the controllers delegated to its
+        user, none on cgroup v1, where Podman silently ignores every limit)."""
+        if getattr(self, "_privileges", None) is None:
+            info = self._call("reading engine info", self._libpod, "get", "/info") or {}
+            host = info.get("host") or {}
+            rootless = bool((host.get("security") or {}).get("rootless"))
+            cgroup = str(host.get("cgroupVersion") or "")
+            controllers: frozenset[str] | None = None
+            if rootless:
+                found = {str(c) for c in host.get("cgroupControllers") or []}
+                if cgroup == "v2" and found:
+                    found.add("freezer")  # cgroup.freeze of the delegated subtree
+                controllers = frozenset(found)
+            uid = rootless_owner(self.address) if rootless else None
+            self._privileges = Privileges(rootless, cgroup, controllers,
+                                          user_name(uid) if uid is not None else ("?" if rootless else "root"))
+        return self._privileges
 
     def version(self) -> str:
         info = self._call("reading engine version", self.client.version)

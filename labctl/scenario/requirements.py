@@ -54,7 +54,13 @@ class Machine:
     compile workloads (False in the labctl image, which carries one prebuilt binary);
     ``runtimes``: the names of the OCI runtimes the engine offers (``Engine.oci_runtimes()``;
     empty: not asked, and then a scenario's ``runtime:`` is not judged); ``platform``: the
-    run's ``--platform`` (workload containers that name none run on it), ``""``: none."""
+    run's ``--platform`` (workload containers that name none run on it), ``""``: none.
+    ``address``: where the engine listens (a runtime's fix names the service beside it).
+    ``rootless``: the engine runs as a non-root user (``engine_user``), its containers in that
+    user's user namespace; ``cgroup``: the host's cgroup version (``v1``/``v2``);
+    ``controllers``: the cgroup controllers the engine can limit or freeze containers with
+    (None: all, a rootful engine). ``host_mqueue``: the engine host's /dev/mqueue is mounted
+    (True when it cannot be read from here)."""
 
     engine: str = ""
     arch: str = ""
@@ -64,6 +70,12 @@ class Machine:
     compiler: bool = True
     runtimes: frozenset[str] = frozenset()
     platform: str = ""
+    address: str = ""
+    rootless: bool = False
+    cgroup: str = ""
+    controllers: frozenset[str] | None = None
+    engine_user: str = ""
+    host_mqueue: bool = True
 
 
 @dataclass(frozen=True)
@@ -347,7 +359,7 @@ def _runtime_probe(need: Need, m: Machine) -> Unmet | None:
 
     if not m.runtimes:
         return None  # not asked (no engine): its container start says
-    a = availability(need.value, m.engine, dict.fromkeys(m.runtimes, ""))
+    a = availability(need.value, m.engine, dict.fromkeys(m.runtimes, ""), address=m.address or None)
     if a.ok:
         return None
     return Unmet(need, f"needs the {need.value} runtime",
@@ -402,3 +414,5 @@ register(Requirement("native", _emulated_needs, _emulated_probe))
 register(Requirement("runtime", _runtime_needs, _runtime_probe))
 register(Requirement("lsm", _lsm_needs, _lsm_probe))
 register(Requirement("userns", _userns_needs, _userns_probe))
+
+from labctl.scenario import privilege  # noqa: E402,F401 - registers the "privilege" kind (rootless engines)

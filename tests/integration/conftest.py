@@ -6,9 +6,11 @@
 * ``engine_name`` (params ``docker``, ``podman``, module scope) / ``engine_client``: what
   the tests that run on both engines are parametrised over; a missing Podman FAILS them.
 * ``shmlab_image``: the workload image, built once per session by ``labctl.images.build``.
+* ``rootless_podman`` / ``rootless_client``: the rootless user's Podman (``.ci/run`` sets it
+  up as ``labctl-rootless``); its tests FAIL when it is missing, with what to start.
 * ``leak_guard`` (autouse): after each test, nothing labelled ``io.labctl.managed=true``
-  that the test created may remain on either engine (containers, volumes, networks, and
-  Podman's pods); no new host IPC object of any kind (SysV segment
+  that the test created may remain on any engine (Docker, rootful and rootless Podman:
+  containers, volumes, networks, and Podman's pods); no new host IPC object of any kind (SysV segment
   outliving its creator, semaphore set, message queue, /dev/shm entry, POSIX message
   queue: ``tests/integration/hostipc.py``); and no IPC namespace created during the test
   may still be held by one of our containers. Leftovers are removed (so one leak does
@@ -27,7 +29,7 @@ import docker
 import docker.errors
 import pytest
 
-from tests.helpers import wait_until
+from tests.helpers import rootless_podman as rootless_address, wait_until
 from tests.integration import hostipc
 
 if TYPE_CHECKING:
@@ -59,9 +61,10 @@ def podman_address() -> str | None:
 # ==== connections ====
 
 
-def _podman_client() -> docker.DockerClient | None:
-    """A docker SDK client on Podman's compatible socket, or None if none answers."""
-    address = podman_address()
+def _podman_client(address: str | None = None) -> docker.DockerClient | None:
+    """A docker SDK client on Podman's compatible socket (``address``, else where labctl
+    finds it), or None if none answers."""
+    address = address or podman_address()
     if address is None:
         return None
     try:
@@ -79,6 +82,34 @@ def podman_client() -> Iterator[docker.DockerClient | None]:
     yield client
     if client is not None:
         client.close()
+
+
+@pytest.fixture(scope="session")
+def rootless_client() -> Iterator[docker.DockerClient | None]:
+    """The rootless user's Podman (``tests.helpers.rootless_podman``), or None; the leak
+    guard watches it when there."""
+    address = rootless_address()
+    client = _podman_client(address) if address else None
+    yield client
+    if client is not None:
+        client.close()
+
+
+@pytest.fixture(scope="session")
+def rootless_podman(rootless_client: docker.DockerClient | None) -> str:
+    """The ``unix://`` address of the rootless Podman service; FAILS (never skips) when it
+    does not answer, saying what to set up (.ci/run does all of it)."""
+    from labctl.runtime.lookup import podman_start_hint
+    from tests.helpers import ROOTLESS_USER
+
+    address = rootless_address()
+    if address is None:
+        pytest.fail(f"no user {ROOTLESS_USER}: the rootless Podman tests need it, with subuid/subgid ranges and "
+                    "its Podman API service (.ci/run sets all of it up)", pytrace=False)
+    if rootless_client is None:
+        pytest.fail(f"the rootless Podman API service at {address} does not answer. "
+                    + podman_start_hint(address), pytrace=False)
+    return address
 
 
 @pytest.fixture(scope="module", params=ENGINE_NAMES)
@@ -214,7 +245,7 @@ def _managed_objects(client: docker.DockerClient, engine: str = "docker") -> dic
     """Every labelled container (any state), volume, network (and Podman pod) on one
     engine, keyed by engine:kind:id."""
     found: dict[str, Leftover] = {}
-    if engine == "podman":  # pods first: removing one removes its containers
+    if engine.startswith("podman"):  # pods first: removing one removes its containers
         for p in _pods(client):
             if not _foreign(p.get("Labels") or {}):
                 found[f"podman:pod:{p['Id']}"] = Leftover(f"podman pod {p.get('Name')}",
@@ -291,10 +322,10 @@ def _leaks(clients: dict[str, docker.DockerClient | None], before_objects: set[s
 
 @pytest.fixture(autouse=True)
 def leak_guard(docker_client: docker.DockerClient, podman_client: docker.DockerClient | None,
-               request: pytest.FixtureRequest) -> Iterator[None]:
-    """Fail the test if it leaves labelled objects (on Docker or Podman), host IPC objects
-    of any kind, or IPC namespaces held by its containers behind."""
-    clients = {"docker": docker_client, "podman": podman_client}
+               rootless_client: docker.DockerClient | None, request: pytest.FixtureRequest) -> Iterator[None]:
+    """Fail the test if it leaves labelled objects (on Docker, Podman or the rootless
+    Podman), host IPC objects of any kind, or IPC namespaces held by its containers behind."""
+    clients = {"docker": docker_client, "podman": podman_client, "podman-rootless": rootless_client}
     before_objects = set(_all_managed(clients))
     before_ipc = set(hostipc.host_objects())
     before_ns = set(hostipc.namespaces())

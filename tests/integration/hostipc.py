@@ -170,12 +170,11 @@ def namespaces() -> dict[str, list[int]]:
 
 
 def container_of(pid: int) -> str | None:
-    """The 64-hex id of the container ``pid`` runs in (from its cgroup), if any."""
-    try:
-        text = Path(f"/proc/{pid}/cgroup").read_text()
-    except OSError:
-        return None
-    m = CONTAINER_ID.search(text)
+    """The 64-hex id of the container ``pid`` runs in (from its cgroup, else from its conmon
+    ancestor's command line: a rootless engine on cgroup v1 gives containers no cgroup), if any."""
+    from labctl.runtime.hostproc import container_trail
+
+    m = CONTAINER_ID.search(container_trail(pid))
     return m.group(1) if m else None
 
 

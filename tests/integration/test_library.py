@@ -27,7 +27,7 @@ from labctl.scenario.model import CheckSpec, Scenario
 
 ROOT = Path(__file__).resolve().parents[2]
 TAGS = {"sysv", "posix", "mmap", "isolation", "cleanup", "pitfall", "security", "sync", "sharing", "host",
-        "layout", "platform", "lifecycle", "engines", "pod", "runtime", "gvisor", "seccomp"}
+        "layout", "platform", "lifecycle", "engines", "pod", "runtime", "gvisor", "seccomp", "rootless"}
 
 # Each pitfall scenario: the check that witnesses the failure, and the scenario that shows
 # the fix. A new pitfall must be added here, which forces someone to name both.

@@ -130,12 +130,8 @@ def test_the_committed_runtime_table_is_what_the_runs_give(runsc_ready, engine_n
     """docs/runtimes.md's mechanism x runtime table, this engine's columns, against real runs."""
     from tests import runtime_table
 
-    committed = runtime_table.committed()
     for runtime in runtime_table.RUNTIMES:
         for name, got in runtime_table.run(engine_name, runtime).items():
-            row = next(ln for ln in committed.splitlines() if ln.startswith(f"| {runtime_table.MECHANISMS[name]} |"))
-            col = [f"{e} {r}" for e in runtime_table.ENGINES for r in runtime_table.RUNTIMES].index(
-                f"{engine_name} {runtime}")
-            want = [c.strip() for c in row.strip("|").split("|")][1 + col]
+            want = runtime_table.committed_cell(name, engine_name, runtime)
             assert got == want, f"{name} on {engine_name} with {runtime}: the run says {got}, docs/runtimes.md {want} " \
                                 "(regenerate: python -m tests.runtime_table)"

@@ -273,7 +273,10 @@ def test_security_module_and_userns_kinds(monkeypatch: pytest.MonkeyPatch) -> No
     assert [(u.need.kind, u.reason) for u in found] == [("lsm", "needs selinux enforced"), ("userns", "only on podman")]
     assert found[1].message == ("userns keep-id (containers.w) is not a per-container mode on docker (only on podman); "
                                 "fix: run it with --engine podman")
-    assert [u.need.kind for u in requirements.unmet(s, Machine(engine="podman"), engine=True)] == ["lsm"]
+    # keep-id: a rootful Podman refuses it (the privilege kind), a rootless one runs it
+    assert [u.need.kind for u in requirements.unmet(s, Machine(engine="podman"), engine=True)] == ["lsm", "privilege"]
+    rootless = Machine(engine="podman", rootless=True)
+    assert [u.need.kind for u in requirements.unmet(s, rootless, engine=True)] == ["lsm"]
     monkeypatch.setattr("labctl.scenario.security.lsm_enabled", lambda name: True)
-    assert requirements.unmet(s, Machine(engine="podman"), engine=True) == []
+    assert requirements.unmet(s, rootless, engine=True) == []
     assert requirements.unmet(s, Machine(), engine=False) == []  # validate never judges them
