@@ -16,6 +16,7 @@ from __future__ import annotations
 import atexit
 import os
 import re
+import shutil
 import subprocess
 import tempfile
 from dataclasses import dataclass
@@ -25,6 +26,8 @@ from typing import Callable
 import sysv_ipc
 
 DEV_SHM = Path("/dev/shm")
+# Podman's lock segments (libpod_lock, libpod_rootless_lock_UID): the engine's, never a test's
+ENGINE_LOCKS = ("libpod_lock", "libpod_rootless_lock")
 CONTAINER_ID = re.compile(r"([0-9a-f]{64})")
 
 
@@ -148,8 +151,11 @@ def host_objects() -> dict[str, IpcObject]:
                       _ignore_gone(lambda i=r["msqid"]: sysv_ipc.remove_message_queue(i))))
     held = _held_files()
     for p in sorted(DEV_SHM.iterdir()) if DEV_SHM.is_dir() else []:
+        if p.name.startswith(ENGINE_LOCKS):
+            continue  # the engine's own lock segments (a rootless Podman makes its own on first use)
+        remove = (lambda p=p: shutil.rmtree(p)) if p.is_dir() and not p.is_symlink() else p.unlink
         add(IpcObject("devshm", p.name, f"host /dev/shm/{p.name}", tuple(held.get(str(p), ())),
-                      _ignore_gone(p.unlink)))
+                      _ignore_gone(remove)))
     mq = Path(mqueue_dir())
     for p in sorted(mq.iterdir()):
         add(IpcObject("mqueue", p.name, f"host POSIX message queue /{p.name}", tuple(held.get(f"/{p.name}", ())),
