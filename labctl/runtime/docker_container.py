@@ -13,12 +13,13 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import docker
 import docker.errors
+import docker.types
 import requests.exceptions
 
 from labctl.errors import ContainerStartError, EngineError
 from labctl.runtime.attach import pump, raw_socket
 from labctl.runtime.logs import ExitStatus, Output
-from labctl.runtime.engine import Container, ContainerGone
+from labctl.runtime.engine import Container, ContainerGone, RunSpec
 
 if TYPE_CHECKING:
     import docker.models.containers
@@ -323,3 +324,51 @@ class DockerContainer(Container):
         nets = (self._inspect().get("NetworkSettings") or {}).get("Networks") or {}
         addr = (nets.get(network) or {}).get("IPAddress")
         return str(addr) if addr else None
+
+
+def restart_policy(policy: str) -> dict | None:
+    """``on-failure:3`` -> the SDK's ``{"Name": "on-failure", "MaximumRetryCount": 3}``;
+    None for ``no`` (the engine's default)."""
+    if policy == "no":
+        return None
+    name, _, count = policy.partition(":")
+    return {"Name": name, "MaximumRetryCount": int(count or 0)}
+
+
+def create_kwargs(spec: RunSpec, security_opt: list[str]) -> dict[str, Any]:
+    """The SDK's ``containers.create`` arguments for ``spec`` (``security_opt`` as the engine
+    takes it); keys whose value is None are the engine's defaults."""
+    mounts = [
+        docker.types.Mount(target=t, source=s, type=kind, read_only=ro)
+        for kind, s, t, ro in spec.mounts
+    ]
+    kwargs = dict(
+        image=spec.image, name=spec.name, labels=spec.labels, command=spec.command,
+        entrypoint=spec.entrypoint, ipc_mode=spec.ipc_mode, network_mode=spec.network_mode,
+        user=spec.user or None, read_only=spec.read_only, cap_drop=spec.cap_drop or None,
+        cap_add=spec.cap_add or None, security_opt=security_opt or None,
+        pids_limit=spec.pids_limit, mem_limit=spec.mem_limit, shm_size=spec.shm_size,
+        sysctls=spec.sysctls or None, environment=spec.environment or None, mounts=mounts or None,
+        tmpfs=spec.tmpfs or None, privileged=spec.privileged, pid_mode=spec.pid_mode,
+        devices=spec.devices or None, volumes_from=spec.volumes_from or None, detach=True,
+        platform=spec.platform,  # create?platform=: the engine refuses an image of another platform
+        init=spec.init or None,
+        memswap_limit=spec.memswap_limit, restart_policy=restart_policy(spec.restart_policy),
+        runtime=spec.runtime,  # create's HostConfig.Runtime: a runtime registered in daemon.json
+        userns_mode=spec.userns_mode,  # HostConfig.UsernsMode (Podman: also keep-id, auto)
+    )
+    return kwargs
+
+
+def sdk_create(client: Any, kwargs: dict[str, Any]) -> Any:
+    """``containers.create(**kwargs)``; a ``userns_mode`` the SDK does not know (Podman's
+    keep-id, auto: the SDK accepts only host) is set in HostConfig.UsernsMode directly."""
+    userns = kwargs.get("userns_mode")
+    if userns in (None, "host"):
+        return client.containers.create(**kwargs)
+    from docker.models.containers import _create_container_args  # the SDK's own mapping
+
+    kwargs = {**kwargs, "userns_mode": None, "version": client.api._version}
+    args = _create_container_args({k: v for k, v in kwargs.items() if v is not None} | {"command": kwargs.get("command")})
+    args["host_config"]["UsernsMode"] = userns
+    return client.containers.get(client.api.create_container(**args)["Id"])

@@ -15,12 +15,11 @@ from typing import Any, Callable
 
 import docker
 import docker.errors
-import docker.types
 
 from labctl.runtime.lookup import docker_address
 from labctl.errors import BuildError, ContainerStartError, EngineError, LabctlError
 from labctl.runtime.labels import MANAGED, RUN_ID
-from labctl.runtime.docker_container import TRANSIENT, DockerContainer, explain
+from labctl.runtime.docker_container import TRANSIENT, DockerContainer, create_kwargs, explain, sdk_create
 from labctl.runtime.logs import Output
 from labctl.runtime.engine import Engine, Privileges, RunSpec
 
@@ -47,15 +46,6 @@ def _created_epoch(created: str) -> float:
 
 def _label_filter(labels: dict[str, str]) -> dict[str, list[str]]:
     return {"label": [f"{k}={v}" for k, v in labels.items()]}
-
-
-def restart_policy(policy: str) -> dict | None:
-    """``on-failure:3`` -> the SDK's ``{"Name": "on-failure", "MaximumRetryCount": 3}``;
-    None for ``no`` (the engine's default)."""
-    if policy == "no":
-        return None
-    name, _, count = policy.partition(":")
-    return {"Name": name, "MaximumRetryCount": int(count or 0)}
 
 
 def _carrying(objects: list, labels: dict[str, str]) -> list:
@@ -282,27 +272,9 @@ class DockerEngine(Engine):
             raise ContainerStartError(role, f"{self.name} has no pods (pod {spec.pod!r})")
         if spec.umask is not None:
             raise ContainerStartError(role, f"{self.name} has no per-container umask (umask {spec.umask})")
-        mounts = [
-            docker.types.Mount(target=t, source=s, type=kind, read_only=ro)
-            for kind, s, t, ro in spec.mounts
-        ]
-        kwargs = dict(
-            image=spec.image, name=spec.name, labels=spec.labels, command=spec.command,
-            entrypoint=spec.entrypoint, ipc_mode=spec.ipc_mode, network_mode=spec.network_mode,
-            user=spec.user or None, read_only=spec.read_only, cap_drop=spec.cap_drop or None,
-            cap_add=spec.cap_add or None, security_opt=self._security_opt(spec) or None,
-            pids_limit=spec.pids_limit, mem_limit=spec.mem_limit, shm_size=spec.shm_size,
-            sysctls=spec.sysctls or None, environment=spec.environment or None, mounts=mounts or None,
-            tmpfs=spec.tmpfs or None, privileged=spec.privileged, pid_mode=spec.pid_mode,
-            devices=spec.devices or None, volumes_from=spec.volumes_from or None, detach=True,
-            platform=spec.platform,  # create?platform=: the engine refuses an image of another platform
-            init=spec.init or None,
-            memswap_limit=spec.memswap_limit, restart_policy=restart_policy(spec.restart_policy),
-            runtime=spec.runtime,  # create's HostConfig.Runtime: a runtime registered in daemon.json
-            userns_mode=spec.userns_mode,  # HostConfig.UsernsMode (Podman: also keep-id, auto)
-        )
+        kwargs = create_kwargs(spec, self._security_opt(spec))
         try:
-            obj = self._create(self._client_for(spec), {k: v for k, v in kwargs.items() if v is not None})
+            obj = sdk_create(self._client_for(spec), {k: v for k, v in kwargs.items() if v is not None})
         except docker.errors.ImageNotFound as e:
             raise ContainerStartError(role, f"image {spec.image} not found: {explain(e)}") from e
         except docker.errors.APIError as e:
@@ -328,20 +300,6 @@ class DockerEngine(Engine):
     def run_to_exit(self, spec: RunSpec, timeout: float) -> tuple[int | None, str]:
         from labctl.runtime import docker_survey
         return docker_survey.run_to_exit(self, spec, timeout)
-
-    @staticmethod
-    def _create(client: Any, kwargs: dict[str, Any]) -> Any:
-        """``containers.create(**kwargs)``; a ``userns_mode`` the SDK does not know (Podman's
-        keep-id, auto: the SDK accepts only host) is set in HostConfig.UsernsMode directly."""
-        userns = kwargs.get("userns_mode")
-        if userns in (None, "host"):
-            return client.containers.create(**kwargs)
-        from docker.models.containers import _create_container_args  # the SDK's own mapping
-
-        kwargs = {**kwargs, "userns_mode": None, "version": client.api._version}
-        args = _create_container_args({k: v for k, v in kwargs.items() if v is not None} | {"command": kwargs.get("command")})
-        args["host_config"]["UsernsMode"] = userns
-        return client.containers.get(client.api.create_container(**args)["Id"])
 
     def _security_opt(self, spec: RunSpec) -> list[str]:
         """``security_opt`` as the engine takes it: Docker wants a seccomp profile's content
