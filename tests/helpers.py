@@ -63,3 +63,108 @@ def rootless_podman() -> str | None:
     except KeyError:
         return None
     return f"unix:///run/user/{uid}/podman/podman.sock"
+
+
+# ==== the compose constructs a rendered file uses (the compose tests' v1 subset) ====
+
+# Mappings whose keys are names the renderer makes up (services, volumes, labels...): their
+# keys are not constructs, what is under them is.
+_NAMED = {"services", "volumes", "networks", "labels", "environment", "depends_on", "ulimits", "extra_hosts"}
+# Keys whose value is itself the construct (its kind: the part before ':' for `service:x`).
+_VALUED = {"condition", "ipc", "pid", "network_mode", "type", "driver", "restart", "init", "privileged",
+           "read_only", "stop_signal", "runtime", "platform", "userns_mode", "cgroup"}
+
+
+def _volume_kind(spec: str) -> str:
+    """A service's short-syntax volume: named or bind source, and its mode suffix."""
+    parts = spec.split(":")
+    source = "bind" if parts[0].startswith(("/", ".", "~", "$")) else "named"
+    return source + (":" + parts[2] if len(parts) > 2 else "")
+
+
+def compose_constructs(doc: object, path: str = "") -> set[str]:
+    """The compose constructs a rendered file (parsed YAML) uses: every key path, with the
+    renderer's own names as ``*`` and list items as ``[]``, and for the keys whose value
+    selects a behaviour (``condition``, ``ipc``, ``type``, volume sources...) that value's
+    kind. Two files with the same set exercise the same compose features."""
+    found = {path} if path else set()
+    name = path.rsplit(".", 1)[-1]
+    parent = path.rsplit(".", 2)[-2] if path.count(".") >= 1 else ""
+    if isinstance(doc, dict):
+        for key, value in doc.items():
+            if str(key).startswith("x-"):
+                continue
+            segment = "*" if name in _NAMED else str(key)
+            found |= compose_constructs(value, f"{path}.{segment}" if path else segment)
+    elif isinstance(doc, list):
+        for item in doc:
+            if name == "volumes" and isinstance(item, str) and parent == "*":
+                found.add(f"{path}.[]={_volume_kind(item)}")
+            elif name == "security_opt" and isinstance(item, str):
+                found.add(f"{path}.[]={item.replace('=', ':').split(':')[0]}")
+            else:
+                found |= compose_constructs(item, f"{path}.[]")
+    elif name == "o" and parent == "driver_opts":  # mount options: which ones, not their values
+        found |= {f"{path}={opt.split('=')[0]}" for opt in str(doc).split(",")}
+    elif name in _VALUED or isinstance(doc, bool):
+        value = str(doc).lower() if isinstance(doc, bool) else str(doc)
+        found.add(f"{path}={value.split(':')[0] if name in ('ipc', 'pid', 'network_mode') else value}")
+    return found
+
+
+def covering_subset(constructs: dict[str, set[str]]) -> list[str]:
+    """Greedy set cover: names (sorted) whose construct sets together hold every construct
+    any of ``constructs`` holds; each step takes the name adding the most (ties: by name)."""
+    missing = set().union(*constructs.values()) if constructs else set()
+    chosen = []
+    while missing:
+        best = max(sorted(constructs), key=lambda n: len(constructs[n] & missing))
+        chosen.append(best)
+        missing -= constructs[best]
+    return sorted(chosen)
+
+
+def gated_starts(scenario) -> list[tuple[str, str, str]]:  # noqa: ANN001 - a Scenario
+    """(dependent, donor, event) for each event condition the compose renderer gates (workload donors)."""
+    workloads = {c.name for c in scenario.containers if c.workload is not None}
+    return [(c.name, a.container, str(a.value)) for c in scenario.containers for a in c.after
+            if a.condition == "event" and a.container in workloads]
+
+
+def waits_on_a_failing_exit(scenario) -> bool:  # noqa: ANN001 - a Scenario
+    """A container waits for another to exit, and the scenario expects that exit to be
+    non-zero: compose has only service_completed_successfully, so `up` reports the expected
+    failure as its own (pod-start-race: the reader's exit 10 is the lesson)."""
+    awaited = {a.container for c in scenario.containers for a in c.after if a.condition == "exited"}
+    return any(ch.kind == "exit" and ch.body.container in awaited and ch.body.codes and 0 not in ch.body.codes
+               for ch in scenario.checks)
+
+
+def library_compose_constructs(paths) -> dict[str, set[str]]:  # noqa: ANN001 - iterable of Paths
+    """Scenario file -> the constructs of its ``labctl compose`` rendering (files the renderer
+    refuses are left out), plus the
+    branches of the compose library test it takes (``test:`` entries: an event-gated
+    start whose order is checked, an ``up`` that may fail by design)."""
+    import yaml
+
+    from labctl import scenario as scen
+    from labctl.export.compose import render_compose
+
+    from labctl.errors import ScenarioErrors
+
+    out = {}
+    for path in paths:
+        s = scen.load_file(str(path))
+        try:
+            rendered = render_compose(s)
+        except ScenarioErrors:  # Compose cannot express it (e.g. umask): no rendering to cover
+            continue
+        found = compose_constructs(yaml.safe_load(rendered))
+        if gated_starts(s):
+            found.add("test:gated-event-start")
+        if any(ch.kind == "refused" for ch in s.checks):
+            found.add("test:up-fails-refused")
+        if waits_on_a_failing_exit(s):
+            found.add("test:up-fails-awaited-exit")
+        out[str(path)] = found
+    return out

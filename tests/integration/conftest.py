@@ -21,8 +21,11 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import docker
@@ -183,6 +186,39 @@ def shmlab_image(engine: Engine) -> str:
     if problem:
         pytest.fail(f"building the shmlab image failed: {problem}", pytrace=False)
     return str(ref) if ref else "labctl/shmlab:latest"
+
+
+@dataclass(frozen=True)
+class LibraryRun:
+    """The session's one run of the whole library on Docker: the finished process (stdout:
+    the JSON report) and the folder holding its JUnit (``junit.xml``) and text
+    (``summary.txt``) reports."""
+
+    proc: subprocess.CompletedProcess
+    reports: Path
+
+
+@pytest.fixture(scope="session")
+def docker_library_run(shmlab_image: str, tmp_path_factory: pytest.TempPathFactory) -> LibraryRun:
+    """The whole library on Docker once per session, shared by the tests that judge it
+    (tests/integration/test_run.py's report checks, the first-contact test, the pytest
+    plugin's comparison): ``labctl run scenarios --engine docker --jobs 2 --format json
+    --allow-host-ipc`` with every report format, with no ``LABCTL_*`` setting of the caller
+    and binfmt_misc hidden (``LABCTL_BINFMT_DIR`` pointing to an empty folder), as on a
+    machine without emulation: arm64-amd64-shared is skipped with its reason and fix here,
+    and runs for real in the Podman library run and the linux/arm64 run (test_platforms.py)."""
+    base = tmp_path_factory.mktemp("docker-library")
+    empty, out = base / "binfmt_misc", base / "reports"
+    empty.mkdir()
+    out.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LABCTL_")}
+    env["LABCTL_BINFMT_DIR"] = str(empty)
+    root = Path(__file__).resolve().parents[2]
+    proc = subprocess.run([sys.executable, "-m", "labctl", "run", "scenarios", "--engine", "docker", "--jobs", "2",
+                           "--format", "json", "--allow-host-ipc", "--report", f"junit:{out}/junit.xml",
+                           "--report", f"text:{out}/summary.txt"], cwd=root, env=env, capture_output=True,
+                          text=True, timeout=1800, check=False, stdin=subprocess.DEVNULL)
+    return LibraryRun(proc, out)
 
 
 # ==== leak guard ====

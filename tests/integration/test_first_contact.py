@@ -11,7 +11,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -33,13 +32,12 @@ def readme_container_command() -> str:
     return lines[0]
 
 
-def test_the_library_with_emulation_hidden_skips_arm64_and_exits_0(tmp_path: Path, shmlab_image: str) -> None:
-    empty = tmp_path / "binfmt_misc"
-    empty.mkdir()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LABCTL_")}
-    env["LABCTL_BINFMT_DIR"] = str(empty)
-    proc = subprocess.run([sys.executable, "-m", "labctl", "run", "scenarios", "--format", "json"], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=1800, check=False)
+def test_the_library_with_emulation_hidden_skips_arm64_and_exits_0(docker_library_run) -> None:
+    """The session's Docker library run (``docker_library_run``: no ``LABCTL_*`` setting,
+    binfmt_misc hidden) is that machine; its ``--allow-host-ipc`` only adds the host-IPC
+    scenarios, which a newcomer's run skips with the flag to give (test_run.py's
+    test_opt_in_scenario_in_a_folder_is_skipped_with_the_reason)."""
+    proc = docker_library_run.proc
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     doc = json.loads(proc.stdout)
     by_name = {s["name"]: s for s in doc["scenarios"]}

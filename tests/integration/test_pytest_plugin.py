@@ -4,6 +4,7 @@ Ctrl-C that leaves nothing behind (the leak guard checks every test too)."""
 
 from __future__ import annotations
 
+import shutil
 import signal
 import subprocess
 import sys
@@ -24,12 +25,39 @@ PASSES = REPO / "tests/data/failing/passes.yaml"
 FAILS = REPO / "tests/data/failing/expects-sharing-across-private.yaml"
 
 
-def test_the_library_as_pytest_items(pytester: pytest.Pytester, shmlab_image: str) -> None:
+# The library as items, run: a pass, a pass judged per engine, a pass of a Docker-only
+# scenario and an opt-in skip (a folder, as the library is given). The items' outcomes must
+# be what `labctl run` gave the same scenarios in the session's Docker library run (the
+# plugin runs them through the same code); the whole library is collected as items.
+ITEMS = ("sysv-shareable", "default-ipc-mode", "donor-restart-rejoin", "sysv-host")
+
+
+def test_the_library_as_pytest_items(pytester: pytest.Pytester, shmlab_image: str, docker_library_run,
+                                     tmp_path: Path) -> None:
+    import json
+    import re
+
     library = scen.load_all([str(REPO / "scenarios")])
-    needs_opt_in = [s for s in library if missing_opt_ins(s, {})]
-    res = pytester.runpytest_subprocess("--labctl", str(REPO / "scenarios"), "--labctl-jobs", "3",
+    res = pytester.runpytest_subprocess("--labctl", str(REPO / "scenarios"), "--collect-only", "-q",
+                                        "-p", "no:cacheprovider", timeout=300)
+    assert f"{len(library)} tests collected" in res.stdout.str(), res.stdout.str()[-2000:]
+
+    statuses = {s["name"]: s["status"] for s in json.loads(docker_library_run.proc.stdout)["scenarios"]}
+    by_name = {s.name: s for s in library}
+    expected = {name: "skipped" if missing_opt_ins(by_name[name], {}) else statuses[name] for name in ITEMS}
+    assert set(expected.values()) == {"passed", "skipped"}  # both outcomes, or the comparison proves little
+    assert missing_opt_ins(by_name["sysv-host"], {})
+    # a folder, as the library is given (a named file needing an opt-in is an error, not a skip)
+    folder = tmp_path / "scenarios"
+    shutil.copytree(REPO / "scenarios", folder, ignore=lambda d, names: [
+        n for n in names if n.endswith(".yaml") and Path(d) == REPO / "scenarios" and n[:-5] not in ITEMS])
+    assert sorted(p.stem for p in folder.glob("*.yaml")) == sorted(ITEMS)
+    res = pytester.runpytest_subprocess("--labctl", str(folder), "--labctl-jobs", "3", "-v",
                                         "-p", "no:cacheprovider", timeout=900)
-    res.assert_outcomes(passed=len(library) - len(needs_opt_in), skipped=len(needs_opt_in))
+    got = dict(re.findall(r"::([\w-]+) (PASSED|SKIPPED|FAILED|ERROR)", res.stdout.str()))
+    assert {n: o.lower() for n, o in got.items()} == expected, res.stdout.str()[-3000:]
+    res.assert_outcomes(passed=list(expected.values()).count("passed"),
+                        skipped=list(expected.values()).count("skipped"))
 
 
 def test_failure_report_and_junit(pytester: pytest.Pytester, shmlab_image: str) -> None:
