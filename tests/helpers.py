@@ -168,3 +168,17 @@ def library_compose_constructs(paths) -> dict[str, set[str]]:  # noqa: ANN001 - 
             found.add("test:up-fails-awaited-exit")
         out[str(path)] = found
     return out
+
+
+def passing_run_all(calls: list[str]):  # noqa: ANN201 - a stand-in for labctl.runner.run_all
+    """A fake ``runner.run_all`` for CLI unit tests: records ``run NAME...`` in ``calls``,
+    reports every scenario passed through ``on_result``, returns the RunResult."""
+    from labctl.report.results import RunResult, ScenarioResult
+
+    def run_all(_e, scenarios, _image, **k):  # noqa: ANN001, ANN202
+        calls.append("run " + " ".join(s.name for s in scenarios))
+        res = [ScenarioResult(s.name, s.file, "passed") for s in scenarios]
+        for r in res:
+            k["on_result"](r)
+        return RunResult(k["run_id"], res, 1.0)
+    return run_all

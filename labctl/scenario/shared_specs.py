@@ -7,7 +7,7 @@ the table that lists every kind.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Callable
 
 from labctl.scenario.layout_keys import LAYOUT, field_values_spec  # noqa: F401  (LAYOUT: the kinds import it here)
 from labctl.scenario.spec import Int, Leaf, Str
@@ -18,33 +18,32 @@ CONTAINER_HINT = "lowercase letters, digits and '-', starting with a letter, at 
 EVENT_RE = r"^[a-z][a-z0-9_-]{0,62}$"
 
 
-def _octal(node: Node) -> int:
-    v = node.value
-    if isinstance(v, str):
-        if not re.match(r"^0?[0-7]{3,4}$", v):
-            raise ValueError(f"invalid permissions {v!r} (expected octal such as 0666)")
-        return int(v, 8)
-    raw = node.raw or ""
-    if v != 0 and re.match(r"^[1-9][0-9]*$", raw):
-        # YAML 1.1 reads 0666 as octal but 666 as decimal: almost always a typo.
-        raise ValueError(f"permissions {raw} are decimal; write them in octal with a leading 0 (0{raw})")
-    if not 0 <= v <= 0o7777:
-        raise ValueError(f"permissions out of range: {raw}")
-    return int(v)
+def _octal_reader(pattern: str, top: int, invalid: str, decimal: str, out_of_range: str) -> Callable[[Node], int]:
+    """A reader of an octal mode (``0666`` as a string or as YAML 1.1's octal int). The
+    messages take ``{v!r}`` (a string that is not octal digits matching ``pattern``),
+    ``{raw}`` (a decimal int such as 666: almost always a missing leading 0, since YAML 1.1
+    reads 0666 as octal but 666 as decimal; or a value above ``top``)."""
+    def read(node: Node) -> int:
+        v = node.value
+        if isinstance(v, str):
+            if not re.match(pattern, v):
+                raise ValueError(invalid.format(v=v))
+            return int(v, 8)
+        raw = node.raw or ""
+        if v != 0 and re.match(r"^[1-9][0-9]*$", raw):
+            raise ValueError(decimal.format(raw=raw))
+        if not 0 <= v <= top:
+            raise ValueError(out_of_range.format(raw=raw))
+        return int(v)
+    return read
 
 
-def _umask(node: Node) -> int:
-    v = node.value
-    if isinstance(v, str):
-        if not re.match(r"^0?[0-7]{3}$", v):
-            raise ValueError(f"invalid umask {v!r} (expected octal such as 0077)")
-        return int(v, 8)
-    raw = node.raw or ""
-    if v != 0 and re.match(r"^[1-9][0-9]*$", raw):
-        raise ValueError(f"umask {raw} is decimal; write it in octal with a leading 0 (0{raw})")
-    if not 0 <= v <= 0o777:
-        raise ValueError(f"umask out of range: {raw} (at most 0777)")
-    return int(v)
+_octal = _octal_reader(r"^0?[0-7]{3,4}$", 0o7777, "invalid permissions {v!r} (expected octal such as 0666)",
+                       "permissions {raw} are decimal; write them in octal with a leading 0 (0{raw})",
+                       "permissions out of range: {raw}")
+_umask = _octal_reader(r"^0?[0-7]{3}$", 0o777, "invalid umask {v!r} (expected octal such as 0077)",
+                       "umask {raw} is decimal; write it in octal with a leading 0 (0{raw})",
+                       "umask out of range: {raw} (at most 0777)")
 
 
 def _key(node: Node) -> int:

@@ -13,6 +13,8 @@ from types import SimpleNamespace
 
 import pytest
 
+from tests.helpers import passing_run_all
+
 from labctl import cli, runner
 from labctl.runtime import clean as cleanup
 from labctl.scenario import requirements
@@ -176,14 +178,7 @@ def lab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> SimpleNamespace:
     monkeypatch.setattr(cli.common, "ensure_platform_images", platform_images)
     monkeypatch.setattr(cleanup, "remove_stale", lambda engine: ([], []))
 
-    def run_all(_e, scenarios, _image, **k):
-        calls.append("run " + " ".join(s.name for s in scenarios))
-        res = [ScenarioResult(s.name, s.file, "passed") for s in scenarios]
-        for r in res:
-            k["on_result"](r)
-        return RunResult(k["run_id"], res, 1.0)
-
-    monkeypatch.setattr(runner, "run_all", run_all)
+    monkeypatch.setattr(runner, "run_all", passing_run_all(calls))
     return SimpleNamespace(folder=folder, calls=calls)
 
 

@@ -15,9 +15,10 @@ from types import SimpleNamespace
 
 import pytest
 
+from tests.helpers import passing_run_all
+
 from labctl import cli, runner
 from labctl.errors import EXIT_ENVIRONMENT
-from labctl.report.results import RunResult, ScenarioResult
 from labctl.runtime import clean as cleanup
 from labctl.runtime import lookup, oci
 from labctl.runtime.engine import Privileges
@@ -247,14 +248,7 @@ def lab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> SimpleNamespace:
     monkeypatch.setattr(cli.common, "ensure_image", lambda *_a, **_k: calls.append("build") or SimpleNamespace(image="img"))
     monkeypatch.setattr(cleanup, "remove_stale", lambda engine: ([], []))
 
-    def run_all(_e, scenarios, _image, **k):
-        calls.append("run " + " ".join(s.name for s in scenarios))
-        res = [ScenarioResult(s.name, s.file, "passed") for s in scenarios]
-        for r in res:
-            k["on_result"](r)
-        return RunResult(k["run_id"], res, 1.0)
-
-    monkeypatch.setattr(runner, "run_all", run_all)
+    monkeypatch.setattr(runner, "run_all", passing_run_all(calls))
     return SimpleNamespace(folder=folder, calls=calls)
 
 
