@@ -101,12 +101,14 @@ class PlatformUnavailable(LabctlError):
 
 @dataclass(frozen=True)
 class Emulation:
-    """What binfmt_misc says about one platform: ``ok`` or the ``reason`` it is unusable."""
+    """What binfmt_misc says about one platform: ``ok`` or the ``reason`` it is unusable;
+    ``fix``: the one command (as root) when less than ``install_steps`` does it, else ""."""
 
     platform: Platform
     ok: bool
     reason: str
     entry: Path
+    fix: str = ""
 
 
 def emulation_state(plat: Platform, binfmt_dir: Path = BINFMT_DIR) -> Emulation:
@@ -123,7 +125,8 @@ def emulation_state(plat: Platform, binfmt_dir: Path = BINFMT_DIR) -> Emulation:
         return Emulation(plat, False, f"cannot read {entry}: {e.strerror or e}", entry)
     lines = text.splitlines()
     if not lines or lines[0].strip() != "enabled":
-        return Emulation(plat, False, f"the {plat.qemu} entry is disabled ({entry} says {lines[:1]})", entry)
+        return Emulation(plat, False, f"the {plat.qemu} entry is disabled ({entry} says {lines[:1]})", entry,
+                         fix=f"echo 1 > {entry}")
     flags = next((ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("flags:")), "")
     if "F" not in flags:
         return Emulation(plat, False, f"the {plat.qemu} entry has no F flag (flags: {flags or 'none'}), so its "
@@ -143,6 +146,7 @@ def install_steps(plat: Platform, binfmt_dir: Path = BINFMT_DIR, conf_dir: Path 
         f"if [ -e {entry} ] && ! grep -q '^flags:.*F' {entry}; then echo -1 > {entry}; fi",
         # Debian's file already ends in F (e.g. :OCF or :POF); sed adds F where it is missing
         f"[ -e {entry} ] || sed -E 's/:([A-EG-Z]*)$/:\\1F/' {conf} > {binfmt_dir}/register",
+        f"echo 1 > {entry}",  # an entry that was switched off (echo 0) stays registered but unused
     ]
 
 

@@ -262,10 +262,10 @@ def _platform_probe(need: Need, m: Machine) -> Unmet | None:
     state = platforms.emulation_state(plat, m.binfmt_dir)
     if state.ok:
         return None
-    steps = tuple(platforms.install_steps(plat, m.binfmt_dir))
+    steps = (state.fix,) if state.fix else tuple(platforms.install_steps(plat, m.binfmt_dir))
     return Unmet(need, f"needs {plat.name} emulation",
                  f"{plat.name} needs emulation on this {m.arch} engine, and it is not set up: {state.reason}",
-                 steps[0] + " (as root; registers qemu in binfmt_misc)", steps)
+                 steps[0] + (" (as root)" if state.fix else " (as root; registers qemu in binfmt_misc)"), steps)
 
 
 def _engine_needs(s: Scenario, _m: Machine) -> list[Need]:

@@ -108,7 +108,7 @@ def test_install_steps_register_with_the_f_flag(tmp_path: Path, conf_flags: str,
     line = r":qemu-aarch64:M::\x7fELF\x02:\xff\xff\xff\xff\xff:/usr/libexec/qemu-binfmt/aarch64-binfmt-P:"
     (conf_dir / "qemu-aarch64.conf").write_text(line + conf_flags + "\n")
     d = binfmt(tmp_path, {})
-    register = platforms.install_steps(ARM64, d, conf_dir)[-1]
+    register = next(s for s in platforms.install_steps(ARM64, d, conf_dir) if s.endswith("/register"))
     subprocess.run(["sh", "-c", register], check=True)
     assert (d / "register").read_text() == line + registered + "\n"
 
@@ -138,3 +138,10 @@ def test_bench_refuses_emulated_placements_with_the_reason() -> None:
         "placement container-arm64 refused: linux/arm64 does not run natively on this x86_64 engine, only under "
         "qemu emulation, whose timings measure the emulator rather than the IPC. Run it on a machine whose CPU "
         "runs linux/arm64 code (aarch64).")
+
+
+def test_a_disabled_entry_is_switched_back_on(tmp_path: Path) -> None:
+    d = binfmt(tmp_path, {"qemu-aarch64": ENTRY.replace("enabled", "disabled")})
+    state = platforms.emulation_state(ARM64, d)
+    assert not state.ok and state.fix == f"echo 1 > {d}/qemu-aarch64"
+    assert platforms.install_steps(ARM64, d)[-1] == f"echo 1 > {d}/qemu-aarch64"
