@@ -64,3 +64,48 @@ def test_one_read_is_one_feed_per_stream() -> None:
     out.close()
     assert seen == list(range(1, 1001)) and out.stderr == ["bye"]
     assert len(feeds) <= 4  # the socket buffer may split the backlog, never per frame
+
+
+class _FakeAPI:
+    """The two SDK calls a DockerContainer makes to attach: records each attach's query."""
+
+    def __init__(self) -> None:
+        self.attaches: list[dict] = []
+        self.ends: list[socket.socket] = []
+
+    def attach_socket(self, container_id: str, params: dict) -> socket.socket:
+        ours, engine_end = socket.socketpair()
+        self.attaches.append(dict(params))
+        self.ends.append(engine_end)
+        return ours
+
+
+class _FakeObj:
+    name, id = "labctl-x-writer", "c0ffee"
+
+    def __init__(self) -> None:
+        self.starts = 0
+
+    def start(self) -> None:
+        self.starts += 1
+
+
+def test_every_attach_asks_for_the_live_stream_only_never_the_log_replay() -> None:
+    # Docker connects the output pipes before it answers the attach and reads the log replay
+    # after: with logs=1 a line written in between arrives twice (the first lines of a
+    # container started right after the attach, a few runs in a hundred under load).
+    from labctl.runtime.docker_container import DockerContainer
+
+    api, obj = _FakeAPI(), _FakeObj()
+    c = DockerContainer(api, obj, "writer")  # type: ignore[arg-type]
+    c.start()
+    api.ends[0].sendall(frame(1, b'{"event":"start"}\n'))
+    api.ends[0].close()  # the run ends: its stream closes
+    c._reader.join(5)
+    c.poll_exit = lambda: object()  # type: ignore[method-assign]  # exited: a start attaches anew
+    c.start()
+    assert obj.starts == 2 and len(api.attaches) == 2
+    assert all(a["logs"] == 0 and a["stream"] == 1 for a in api.attaches)
+    api.ends[1].close()
+    c._reader.join(5)
+    assert c.output.line_counts["stdout"] == 1
