@@ -170,6 +170,30 @@ def library_compose_constructs(paths) -> dict[str, set[str]]:  # noqa: ANN001 - 
     return out
 
 
+def import_round_trip_constructs(paths) -> dict[str, set[str]]:  # noqa: ANN001 - iterable of Paths
+    """Scenario file -> what ``labctl import compose`` reads in its ``labctl compose``
+    rendering: the compose constructs (``compose_constructs``: the generated checks follow
+    from these), plus each service's workload (``workload=`` its command's first word) and
+    each event a service waits for (``event=`` the name its healthcheck probes)."""
+    import yaml
+
+    from labctl import scenario as scen
+    from labctl.export.compose import render_compose
+
+    out = {}
+    for path in paths:
+        doc = yaml.safe_load(render_compose(scen.load_file(str(path))))
+        found = compose_constructs(doc)
+        for service in doc["services"].values():
+            probe = (service.get("healthcheck") or {}).get("test") or []
+            if probe and "/run/labctl-events/" in str(probe[-1]):
+                found.add("event=" + str(probe[-1]).rsplit(".", 1)[-1])
+            if service.get("command"):
+                found.add(f"workload={service['command'][0]}")
+        out[str(path)] = found
+    return out
+
+
 def passing_run_all(calls: list[str]):  # noqa: ANN201 - a stand-in for labctl.runner.run_all
     """A fake ``runner.run_all`` for CLI unit tests: records ``run NAME...`` in ``calls``,
     reports every scenario passed through ``on_result``, returns the RunResult."""

@@ -189,9 +189,15 @@ def test_every_library_scenario_runs_and_gates_its_starts(compose: str, shmlab_i
     # pull them from a registry on a machine where no `labctl run` has built them yet
     for name in examples.referenced(c.image for s in scenarios for c in s.containers if c.image):
         examples.ensure(engine, name)
-    named = {c.platform for s in scenarios for c in s.containers if c.platform}
-    platform_env = {platform_variable(name): build.ensure_image(engine, platform=platforms.parse(name)).image
-                    for name in sorted(named)}
+    named = sorted({c.platform for s in scenarios for c in s.containers if c.platform})
+
+    def platform_image(name: str) -> str:
+        return build.ensure_image(engine, platform=platforms.parse(name)).image
+
+    # side by side: on a fresh machine each emulated platform's first build is zig building
+    # musl for it, about 40 s on one core each
+    with ThreadPoolExecutor(max(1, len(named))) as pool:
+        platform_env = {platform_variable(name): image for name, image in zip(named, pool.map(platform_image, named))}
     with ThreadPoolExecutor(PARALLEL) as pool:
         problems = [p for ps in pool.map(one, files) for p in ps]
     assert not problems, "\n".join(problems)

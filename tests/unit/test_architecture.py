@@ -4,6 +4,7 @@ imports the engine SDK, labels have one home, Interrupted cannot be swallowed as
 from __future__ import annotations
 
 import ast
+import functools
 import signal
 import threading
 from pathlib import Path
@@ -27,12 +28,14 @@ MAX_LINES = 420  # "about 400"
 TOO_LONG_FOR_NOW: set[str] = set()
 
 
-def _modules() -> list[tuple[str, ast.Module, int]]:
+@functools.cache
+def _modules() -> tuple[tuple[str, ast.Module, int], ...]:
+    """Every module of the package, parsed once for all the tests here (they only read the trees)."""
     out = []
     for path in sorted(PACKAGE.rglob("*.py")):
         text = path.read_text()
         out.append((path.relative_to(PACKAGE).as_posix(), ast.parse(text), text.count("\n")))
-    return out
+    return tuple(out)
 
 
 def _imports(tree: ast.Module) -> set[str]:

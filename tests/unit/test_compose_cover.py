@@ -49,3 +49,21 @@ def test_a_file_with_a_new_construct_joins_the_subset() -> None:
     constructs["c"] = {"y", "new"}
     assert covering_subset(constructs) == ["a", "c"]
     assert covering_subset({}) == []
+
+
+def test_the_import_round_trip_subset_covers_every_plain_stack_and_is_small() -> None:
+    """The integration import round trip runs a cover of the plain stacks: every construct,
+    workload and awaited event of the plain stacks' renderings is in it."""
+    from tests.helpers import import_round_trip_constructs
+    from tests.integration.test_import import PLAIN, round_trip_subset
+
+    constructs = import_round_trip_constructs(PLAIN)
+    subset = [str(p) for p in round_trip_subset()]
+    assert set(subset) <= set(constructs)
+    assert set().union(*(constructs[p] for p in subset)) == set().union(*constructs.values())
+    assert len(subset) <= len(PLAIN) // 3, subset
+    every = set().union(*constructs.values())
+    # a floor, as above: the workloads and events the plain stacks use today
+    assert {"workload=sysv-writer", "workload=mmap-writer", "workload=posix-writer", "workload=hold",
+            "event=attached", "event=mapped", "services.*.depends_on.*.condition=service_healthy",
+            "services.*.shm_size"} <= every, sorted(every)

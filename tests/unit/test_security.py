@@ -137,16 +137,23 @@ PAYLOADS = {
 
 @pytest.mark.parametrize("case", sorted(PAYLOADS))
 def test_python_object_tags_never_execute(tmp_path: Path, case: str) -> None:
-    marker = tmp_path / "PWNED"
-    f = tmp_path / "payload.yaml"
-    f.write_text("version: 1\n" + PAYLOADS[case].format(m=marker) +
-                 "checks:\n  - exit: {container: c, code: 0}\n")
-    for command in ("validate", "run", "list", "compose"):
-        res = labctl(command, str(f), env=NOWHERE)
-        assert res.code == 2, (command, res.stderr)
-        assert "is not allowed (only plain values, lists and mappings)" in res.stderr, res.stderr
-        assert "Traceback" not in res.stderr
-        assert not marker.exists(), f"{command} executed the payload of {case}"
+    commands = ("validate", "run", "list", "compose")
+
+    def one(command: str) -> tuple[Measured, Path]:
+        # a folder (payload and marker) per command: the commands run two at a time
+        marker = tmp_path / command / "PWNED"
+        f = marker.parent / "payload.yaml"
+        marker.parent.mkdir()
+        f.write_text("version: 1\n" + PAYLOADS[case].format(m=marker) +
+                     "checks:\n  - exit: {container: c, code: 0}\n")
+        return labctl(command, str(f), env=NOWHERE), marker
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        for command, (res, marker) in zip(commands, pool.map(one, commands)):
+            assert res.code == 2, (command, res.stderr)
+            assert "is not allowed (only plain values, lists and mappings)" in res.stderr, res.stderr
+            assert "Traceback" not in res.stderr
+            assert not marker.exists(), f"{command} executed the payload of {case}"
 
 
 def test_no_unsafe_yaml_loader_in_the_package() -> None:

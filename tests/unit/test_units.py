@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -23,14 +22,17 @@ SIZES = ["1m", "1M", "4k", "64KiB", "64kb", "64ki", "1g", "1GB", "7b", "68", " 1
 
 
 @pytest.fixture(scope="module")
-def shmlab(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """shmlab compiled for this machine from the image's sources (the same files `labctl build` compiles)."""
-    cc = shutil.which("cc") or shutil.which("gcc")
-    if cc is None:
+def shmlab(host_shmlab, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """shmlab compiled for this machine from the image's sources (the same files `labctl build`
+    compiles): the session's host compile with the build's flags (tests/unit/conftest.py), or,
+    where those fail (no static libc), a plain dynamic compile."""
+    if host_shmlab.compiler is None:
         pytest.skip("no C compiler on this machine")
+    if host_shmlab.proc.returncode == 0:
+        return host_shmlab.binary
     out = tmp_path_factory.mktemp("shmlab") / "shmlab"
-    subprocess.run([cc, "-std=c11", "-O1", "-D_GNU_SOURCE", "-o", str(out), *sorted(map(str, SOURCES.glob("*.c")))],
-                   check=True, timeout=300)
+    subprocess.run([host_shmlab.compiler, "-std=c11", "-O1", "-D_GNU_SOURCE", "-o", str(out),
+                    *sorted(map(str, SOURCES.glob("*.c")))], check=True, timeout=300)
     return out
 
 
