@@ -16,7 +16,8 @@ One command (``python benchmarks/output_flood.py``) measures, for each event cou
   per write (``sysv-writer --count N --interval 0``), with an ``events`` check that
   counts every ``wrote`` event and wants ``count`` strictly rising, an ``output`` check
   and an ``exit`` check, as a child process. Wall from spawn to exit, the child's peak
-  RSS (``os.wait4`` ru_maxrss), the scenario's own duration. The run must pass.
+  RSS (``os.wait4`` ru_maxrss) and CPU seconds (user + system; per event: the figure the
+  machine's load moves least), the scenario's own duration. The run must pass.
 
 The two alternate (floor first in even pairs, labctl first in odd ones) and each pair
 gives ratio = labctl wall / floor wall, so load from other processes that lasts longer
@@ -83,16 +84,17 @@ def _say(msg: str) -> None:
 TARGETS = {"median_ratio": 1.2, "worst_ratio": 1.5, "peak_rss_mb": 50, "floor_noisy_spread": 0.25}
 
 
-def _child(argv: list[str]) -> tuple[float, int, bytes, bytes, float]:
-    """Run ``argv`` to its end: (wall s, exit code, stdout, stderr, peak RSS MB of the child)."""
+def _child(argv: list[str]) -> tuple[float, int, bytes, bytes, float, float]:
+    """Run ``argv`` to its end: (wall s, exit code, stdout, stderr, peak RSS MB of the child,
+    its CPU seconds, user + system)."""
     t0 = time.monotonic()
     proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     out, err = proc.communicate()
     wall = time.monotonic() - t0
     # communicate() reaped it; each measurement runs in its own --_one child (below), so
     # RUSAGE_CHILDREN's max is this child's own peak
-    rss_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return wall, proc.returncode, out, err, rss_kb / 1024
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, proc.returncode, out, err, ru.ru_maxrss / 1024, ru.ru_utime + ru.ru_stime
 
 
 def run_labctl(count: int) -> dict:
@@ -100,7 +102,7 @@ def run_labctl(count: int) -> dict:
     with tempfile.TemporaryDirectory(prefix="labctl-flood-") as tmp:
         path = Path(tmp) / "flood.yaml"
         path.write_text(SCENARIO.format(count=count))
-        wall, code, out, err, rss = _child([*LABCTL, "run", str(path), "--format", "json"])
+        wall, code, out, err, rss, cpu = _child([*LABCTL, "run", str(path), "--format", "json"])
     status, scenario_s = "?", None
     try:
         sc = json.loads(out)["scenarios"][0]
@@ -110,7 +112,8 @@ def run_labctl(count: int) -> dict:
     except (ValueError, KeyError, IndexError):
         _say(err.decode(errors="replace")[-2000:])
     return {"mode": "labctl", "events": count, "exit": code, "status": status, "wall_s": round(wall, 3),
-            "scenario_s": scenario_s, "peak_rss_mb": round(rss, 1)}
+            "scenario_s": scenario_s, "peak_rss_mb": round(rss, 1), "cpu_s": round(cpu, 2),
+            "cpu_us_per_event": round(cpu / count * 1e6, 3)}
 
 
 FLOOR = r"""
@@ -148,13 +151,13 @@ print(json.dumps({"stream_s": round(stream_s, 3), "bytes": received, "exit": cod
 
 def run_floor(count: int, image: str) -> dict:
     """The engine's floor for the same job (see the module docstring), in a fresh process."""
-    wall, code, out, err, rss = _child([sys.executable, "-c", FLOOR, image, str(count)])
+    wall, code, out, err, rss, cpu = _child([sys.executable, "-c", FLOOR, image, str(count)])
     if code != 0:
         _say(err.decode(errors="replace")[-2000:])
         raise SystemExit(f"the floor run failed (exit {code})")
     res = json.loads(out)
     return {"mode": "floor", "events": count, "wall_s": round(wall, 3), "stream_s": res["stream_s"],
-            "bytes": res["bytes"], "exit": res["exit"], "peak_rss_mb": round(rss, 1)}
+            "bytes": res["bytes"], "exit": res["exit"], "peak_rss_mb": round(rss, 1), "cpu_s": round(cpu, 2)}
 
 
 def _one(mode: str, count: int, image: str) -> dict:
@@ -177,7 +180,8 @@ def paired(count: int, pairs: int, image: str) -> dict:
         rows.append({"pair": i + 1, "order": "/".join(order), "floor": fl, "labctl": lc, "ratio": round(ratio, 3)})
         _say(f"  pair {i + 1} ({'/'.join(order)}): floor {fl['wall_s']:.2f} s (stream {fl['stream_s']:.2f}, "
              f"load {fl['load_1m']}), labctl {lc['wall_s']:.2f} s ({lc['status']}, scenario {lc['scenario_s']} s, "
-             f"RSS {lc['peak_rss_mb']} MB, load {lc['load_1m']}): ratio {ratio:.3f}")
+             f"RSS {lc['peak_rss_mb']} MB, CPU {lc['cpu_us_per_event']} us/event, load {lc['load_1m']}): "
+             f"ratio {ratio:.3f}")
     ratios = sorted(r["ratio"] for r in rows)
     floors = [r["floor"]["wall_s"] for r in rows]
     floor_spread = (max(floors) - min(floors)) / statistics.median(floors)
@@ -187,6 +191,7 @@ def paired(count: int, pairs: int, image: str) -> dict:
         "ratio_min": ratios[0], "ratio_spread": round(ratios[-1] - ratios[0], 3),
         "floor_median_s": round(statistics.median(floors), 3), "floor_spread": round(floor_spread, 3),
         "labctl_peak_rss_mb": max(r["labctl"]["peak_rss_mb"] for r in rows),
+        "labctl_cpu_us_per_event_median": statistics.median(r["labctl"]["cpu_us_per_event"] for r in rows),
         "all_passed": all(r["labctl"]["status"] == "passed" for r in rows),
         "noisy": floor_spread > TARGETS["floor_noisy_spread"],
         "load_1m": [r[m]["load_1m"] for r in rows for m in ("floor", "labctl")],

@@ -41,11 +41,15 @@ def _loads(line: str) -> object:
     try:
         return orjson.loads(line)
     except orjson.JSONDecodeError:
-        return json.loads(line)
+        try:
+            return json.loads(line)
+        except RecursionError:  # nested deeper than the interpreter's stack: not an event
+            raise ValueError("JSON nested too deeply") from None
 
 
-def _parse_batch(lines: list[str]) -> list[dict]:
-    """The JSON objects among ``lines`` (each starts with ``{``), in order.
+def _parse_values(lines: list[str]) -> list:
+    """The JSON values of ``lines`` (each starts with ``{``), in order: dicts, except that a
+    malformed batch may yield other values (callers filter; ``Output`` only when it must).
 
     One orjson call parses the whole batch as an array (the per-line cost in Python is what
     limits throughput); when that fails or yields a different count (a line that is not
@@ -53,9 +57,20 @@ def _parse_batch(lines: list[str]) -> list[dict]:
     try:
         parsed = orjson.loads("[" + ",".join(lines) + "]")
         if len(parsed) == len(lines):
-            return parsed if set(map(type, parsed)) == {dict} else [e for e in parsed if type(e) is dict]
+            return parsed
     except orjson.JSONDecodeError:
         pass
+    return _parse_each(lines)
+
+
+def _parse_batch(lines: list[str]) -> list[dict]:
+    """The JSON objects among ``lines`` (each starts with ``{``), in order."""
+    parsed = _parse_values(lines)
+    return parsed if set(map(type, parsed)) <= {dict} else [e for e in parsed if type(e) is dict]
+
+
+def _parse_each(lines: list[str]) -> list[dict]:
+    """The JSON objects among ``lines``, each line parsed on its own (the others skipped)."""
     found = []
     for line in lines:
         try:
@@ -75,6 +90,17 @@ def json_events(text: str, *, strip: bool = False) -> list[dict]:
     if strip:
         lines = [line.strip() for line in lines]
     return _parse_batch([line for line in lines if line.startswith("{")])
+
+
+def _named(values: list) -> tuple[list[dict], set]:
+    """The events among ``values`` (dicts) and their names; an event whose "event" value is
+    unhashable names nothing, and then only events named by a string are kept."""
+    events = [e for e in values if type(e) is dict]
+    try:
+        return events, set(map(dict.get, events, repeat("event")))
+    except TypeError:  # an unhashable "event" value: not an event name
+        events = [e for e in events if isinstance(e.get("event"), str)]
+        return events, {e.get("event") for e in events}
 
 
 @dataclass(frozen=True)
@@ -173,14 +199,15 @@ class Output:
         cand = [line for line in lines if line[:1] == "{"]
         if not cand:
             return
-        events = _parse_batch(cand)
+        events = _parse_values(cand)
+        try:
+            # in C, no Python frame per event; raises on a value that is not a dict, so a
+            # batch of dicts (every batch but a malformed one) is not checked a second time
+            names = set(map(dict.get, events, repeat("event")))
+        except TypeError:
+            events, names = _named(events)
         if not events:
             return
-        try:
-            names = set(map(dict.get, events, repeat("event")))  # in C: no Python frame per event
-        except TypeError:  # an unhashable "event" value: not an event name
-            events = [e for e in events if isinstance(e.get("event"), str)]
-            names = {e.get("event") for e in events}
         if self._new_run_pending or "start" in names:
             self._number(events)  # rare: a run may begin inside this batch
         else:

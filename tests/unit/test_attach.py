@@ -66,6 +66,33 @@ def test_one_read_is_one_feed_per_stream() -> None:
     assert len(feeds) <= 4  # the socket buffer may split the backlog, never per frame
 
 
+def test_a_chatty_stream_is_read_at_most_once_per_pace() -> None:
+    """One-line frames arriving faster than the pace are gathered: at most about one read
+    (one feed) per PACE while they flow, every line in order."""
+    import time
+
+    from labctl.runtime import attach
+
+    a, b = socket.socketpair()
+    n = 300
+    feeds: list[bytes] = []
+
+    def writer() -> None:
+        for i in range(1, n + 1):
+            a.sendall(frame(1, b"%d\n" % i))
+            time.sleep(0.0001)
+        a.close()
+
+    w = threading.Thread(target=writer)
+    t0 = time.monotonic()
+    w.start()
+    pump(b, lambda stream, chunk: feeds.append(chunk))
+    took = time.monotonic() - t0
+    w.join()
+    assert b"".join(feeds) == b"".join(b"%d\n" % i for i in range(1, n + 1))
+    assert len(feeds) <= took / attach.PACE + 2, (len(feeds), took)
+
+
 class _FakeAPI:
     """The two SDK calls a DockerContainer makes to attach: records each attach's query."""
 

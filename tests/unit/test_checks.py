@@ -389,3 +389,33 @@ def test_not_started_failure_still_says_what_was_expected():
     assert res.status == "failed" and "'read' event(s) from j" in res.expected and "No such container" in res.observed
     res = run(OutputCheck("j", matches="x"), FakeObs())
     assert res.status == "failed" and res.expected
+
+
+def test_a_check_on_a_chatty_output_rests_between_judgements(monkeypatch):
+    """An output fed thousands of times a second wakes its check at most about once per
+    REST_MIN (each wake-up costs the reader thread CPU), and the verdict still comes."""
+    import threading
+    import time
+
+    from labctl.checks import evaluate as ev
+
+    judged = []
+    real_judge = ev._judge
+    monkeypatch.setattr(ev, "_judge", lambda *a: judged.append(1) or real_judge(*a))
+    out, n = Recorded(), 3000
+
+    def chatter():
+        for i in range(1, n + 1):
+            out.feed("stdout", b'{"event":"read","count":%d}\n' % i)
+            if i % 10 == 0:
+                time.sleep(0.001)
+        out.close()
+
+    feeder = threading.Thread(target=chatter)
+    t0 = time.monotonic()
+    feeder.start()
+    res = run(EventsCheck("r", "read", min=n, rising="count"), FakeObs(outputs={"r": out}), timeout=30, real_time=True)
+    feeder.join()
+    took = time.monotonic() - t0
+    assert res.status == "passed", res.observed
+    assert len(judged) <= took / ev.REST_MIN + 5, (len(judged), took)

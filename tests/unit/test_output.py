@@ -125,3 +125,74 @@ def test_one_parser_reads_the_workloads_json_lines_everywhere() -> None:
     assert [e["event"] for e in json_events(text, strip=True)] == ["a", "probe", "b"]
     assert probe_event(text)["event"] == "probe" and probe_event("no events") is None
     assert launch.json_events is json_events
+
+
+MIXED = [
+    '{"event":"w","count":1}',
+    '{"event":"w","count":2} {"event":"w","count":3}',  # two objects: not one event
+    '{"event":"w","count":4}',
+    '{"event":"w","count":[',  # cut: its end on the next line must not be joined to it
+    '{"event":"w","count":5}]}',
+    '{"event":"w","count":6}',
+    '{"no":"name"}',
+    '{"event":"w","count":' + "[" * 1100 + "]" * 1100 + "}",  # deeper than the stack: skipped
+    '{"event":"w","count":7}',
+    '{"event":"w","count":NaN}',  # orjson refuses it, the standard library reads it
+]
+
+
+def _one_by_one(lines: list[str]) -> list[dict]:
+    """What parsing each line that starts with ``{`` on its own with the standard library gives."""
+    found = []
+    for line in lines:
+        try:
+            e = json.loads(line)
+        except (ValueError, RecursionError):
+            continue
+        if line.startswith("{") and isinstance(e, dict):
+            found.append(e)
+    return found
+
+
+@pytest.mark.parametrize("lines", [
+    [json.dumps({"event": "w", "count": i, "t_ms": i // 7}) for i in range(1, 3001)],
+    MIXED,
+    MIXED[:7] + MIXED[8:],  # malformed lines, every batch parsed as one array first
+    ["plain", *MIXED[:3], "", "{", "[1]", *MIXED[5:7]],
+], ids=["clean", "mixed", "mixed-shallow", "text"])
+@pytest.mark.parametrize("chunk", [1, 7, 200, 1 << 20])
+def test_no_event_lost_duplicated_or_misread(lines: list[str], chunk: int) -> None:
+    """Every event reaches the watchers exactly once, in order, as parsing each line on its
+    own reads it, however the output is cut and whatever else shares its batch."""
+    out = Output()
+    every: list[dict] = []
+    named: list[dict] = []
+    out.watch_events(every.extend)
+    out.watch_events(named.extend, "w")
+    feed_lines(out, lines, chunk=chunk)
+    out.close()
+    expected = _one_by_one(lines)
+    assert repr([{k: v for k, v in e.items() if k != "run"} for e in every]) == repr(expected)
+    assert repr([e["count"] for e in named]) == repr([e["count"] for e in expected if e.get("event") == "w"])
+    assert all(e["run"] == 1 for e in every) and out.line_counts["stdout"] == len(lines)
+
+
+def test_an_unhashable_event_name_names_nothing() -> None:
+    out = Output()
+    every: list[dict] = []
+    out.watch_events(every.extend)
+    feed_lines(out, ['{"event":"a"}', '{"event":["x"]}', '{"n":1}', '{"event":"b"}'], chunk=1 << 20)
+    assert [e["event"] for e in every] == ["a", "b"]  # a batch with one keeps the named events
+
+
+@pytest.mark.parametrize("pattern", ['"event":"removed"', "removed", "ab", "b", "a b", "x.y"])
+def test_line_search_plain_text_agrees_with_the_expression(pattern: str) -> None:
+    lines = ['{"event":"wrote"}', "xa", "a", "b", "a b", "xyz", "x.y", '{"event":"removed"}', "ab"]
+    expected = next((i for i, line in enumerate(lines) if re.search(pattern, line)), None)
+    for chunk in (1, 3, 100):
+        out = Output()
+        s = LineSearch(pattern).attach(out)
+        feed_lines(out, lines, chunk=chunk)
+        out.close()
+        assert s.hit == (None if expected is None else lines[expected]), (pattern, chunk)
+        assert expected is None or s.searched == expected + 1 or chunk < 100, (pattern, chunk, s.searched)
