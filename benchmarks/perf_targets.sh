@@ -21,8 +21,6 @@ set -u
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 OUT=${OUT:-benchmarks/results}
-QUIET_WAIT=${QUIET_WAIT:-0}
-QUIET_LOAD=${QUIET_LOAD:-1.5}
 PAIRS_ORCH=${PAIRS_ORCH:-7}
 PAIRS_FLOOD=${PAIRS_FLOOD:-5}
 # for a quick rehearsal of the script only (the targets are defined at the defaults):
@@ -36,12 +34,8 @@ fi
 mkdir -p "$OUT" || exit 2
 LABCTL="$PY -m labctl"
 
-load1() { cut -d' ' -f1 /proc/loadavg; }
-deadline=$(( $(date +%s) + QUIET_WAIT ))
-while awk -v l="$(load1)" -v q="$QUIET_LOAD" 'BEGIN { exit !(l >= q) }' && [ "$(date +%s)" -lt "$deadline" ]; do
-  echo "load $(load1) >= $QUIET_LOAD: waiting for a quiet machine..." >&2
-  sleep 10
-done
+. benchmarks/quiet.sh
+wait_quiet
 
 INFO="$OUT/perf-targets-info.txt"
 START=$(date +%s)

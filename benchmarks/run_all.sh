@@ -17,8 +17,6 @@ set -eu
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 OUT=benchmarks/results
-QUIET_WAIT=${QUIET_WAIT:-0}
-QUIET_LOAD=${QUIET_LOAD:-1.5}
 
 if ! $PY -c 'import docker, yaml, labctl' 2>/dev/null; then
   echo "run_all.sh: $PY cannot import labctl and its dependencies; set PYTHON to the venv's python" >&2
@@ -27,13 +25,8 @@ fi
 LABCTL="$PY -m labctl"
 mkdir -p "$OUT"
 
-load1() { cut -d' ' -f1 /proc/loadavg; }
-# a bounded wait for a quiet machine (poll the load average, give up at the deadline)
-deadline=$(( $(date +%s) + QUIET_WAIT ))
-while awk -v l="$(load1)" -v q="$QUIET_LOAD" 'BEGIN { exit !(l >= q) }' && [ "$(date +%s)" -lt "$deadline" ]; do
-  echo "load $(load1) >= $QUIET_LOAD: waiting for a quiet machine..." >&2
-  sleep 10
-done
+. benchmarks/quiet.sh
+wait_quiet
 echo "load average before: $(cat /proc/loadavg)" >&2
 
 INFO="$OUT/run-info.txt"
