@@ -6,6 +6,9 @@
  *               cleaning the previous runs' files first; or into a file at any --path
  * devshm-map    map a /dev/shm file someone else wrote and read every page
  *
+ * --await-go (devshm-fill) writes only once SIGUSR1 comes: a scenario sends it after the
+ * engine's start returned, when the engine is watching the memory cgroup for OOM kills.
+ *
  * --exit CODE (sysv-private, devshm-fill) ends the program right after it created its
  * objects, with CODE and without any cleanup: a crash, as a restart policy sees it.
  */
@@ -253,6 +256,10 @@ int cmd_devshm_fill(const struct opts *o)
         goto fail;
     }
     emit_key_size("opened", key, name, 0);
+    if (o->await_go && !await_go()) {
+        close(fd);
+        return emit_done(0, 0);
+    }
     if (write_bytes(fd, o->size, &e) < 0)
         goto fail;
     close(fd);

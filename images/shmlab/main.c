@@ -126,6 +126,7 @@ static const struct optdef optdefs[] = {
     { "chmod", K_MODE, C_PP, O(chmod_mode), (long)O(chmod_set) },
     { "exit", K_INT, C_SP | C_DF, O(exit_code), (long)O(exit_set) },
     { "clean", K_FLAG, C_DF, O(clean), -1 },
+    { "await-go", K_FLAG, C_DF, O(await_go), -1 },
     { "objects", K_FLAG, C_PB, O(objects), -1 },
     { "sems", K_FLAG, C_PB, O(sems), -1 },
     { "queues", K_FLAG, C_PB, O(queues), -1 },
@@ -176,6 +177,8 @@ static void usage(FILE *f)
         "                /dev/shm/PREFIX.<n> (first free n); --clean unlinks PREFIX.*\n"
         "                first; or --path PATH: into the file PATH (any mount; created\n"
         "                or truncated); --hold attached|detached waits for SIGTERM; --unlink\n"
+        "                --await-go: after opening, emit `awaiting` and write only once\n"
+        "                SIGUSR1 comes (e.g. once the engine's start has returned)\n"
         "  devshm-map    --name /NAME [--wait D]: map the whole object, read every page,\n"
         "                hold until SIGTERM (pages someone else wrote are not charged)\n"
         "                sysv-private and devshm-fill: --exit CODE exits with CODE right\n"
@@ -462,6 +465,38 @@ int sleep_ms(long long ms)
             return 0;
     }
     return stopping();
+}
+
+static volatile sig_atomic_t g_go;
+
+static void on_go(int sig)
+{
+    (void)sig;
+    g_go = 1;
+}
+
+int await_go(void)
+{
+    sigset_t block, old;
+    struct sigaction sa;
+
+    /* handler and mask first, then the event: a SIGUSR1 sent as soon as `awaiting` is
+     * seen stays pending instead of killing us (its default action) or being lost */
+    sigemptyset(&block);
+    sigaddset(&block, SIGUSR1);
+    sigaddset(&block, SIGTERM);
+    sigaddset(&block, SIGINT);
+    sigaddset(&block, SIGHUP);
+    sigprocmask(SIG_BLOCK, &block, &old);
+    memset(&sa, 0, sizeof sa);
+    sigemptyset(&sa.sa_mask);
+    sa.sa_handler = on_go;
+    sigaction(SIGUSR1, &sa, NULL);
+    emit_simple("awaiting");
+    while (g_go == 0 && g_stop == 0)
+        sigsuspend(&old);
+    sigprocmask(SIG_SETMASK, &old, NULL);
+    return !stopping();
 }
 
 void wait_for_stop(void)

@@ -68,6 +68,7 @@ struct opts {
     int interval_set;
     int rmid;
     long long hold;
+    int await_go; /* devshm-fill --await-go: wait for SIGUSR1 between opening and writing */
     int atomic;
     int quiet; /* no per-increment `wrote` events (race demos) */
     int yield; /* sched_yield inside each increment: a wide race window */
@@ -187,6 +188,7 @@ int read_ipcns(char *buf, size_t n);
 extern volatile sig_atomic_t g_stop; /* the signal number that asked us to stop */
 int stopping(void);                  /* g_stop set; emits the signal event once */
 int sleep_ms(long long ms);          /* 1 if a stop signal cut the sleep short */
+int await_go(void);                 /* emits `awaiting`, blocks until SIGUSR1 (1) or a stop (0) */
 void wait_for_stop(void);            /* blocks until SIGTERM/SIGINT, race-free */
 long long now_ms(void);              /* monotonic ms since the program started */
 int resolve_key(const struct opts *o, int *key, struct err *e);

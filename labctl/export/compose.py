@@ -18,6 +18,7 @@ import yaml
 from labctl.images import platforms
 from labctl.runtime.labels import labels_for
 from labctl.scenario.actions.action_registry import ACTIONS
+from labctl.scenario.actions.go import export_args
 from labctl.scenario.model import (
     WORKLOAD_IMAGE_REPO, ContainerSpec, Scenario, StepSpec, VolumeSpec, linked_container,
 )
@@ -119,7 +120,7 @@ def _service(scenario: Scenario, c: ContainerSpec, image: str, volumes: dict[str
         if c.platform is not None:
             svc["image"] = platform_image(c.platform)
             notes.append(f"{c.name} runs on {c.platform}: `labctl build --platform {c.platform}` makes its image")
-        svc["command"] = [c.workload, *c.args]
+        svc["command"] = [c.workload, *export_args(list(c.args))]
     else:
         svc["image"] = c.image
         if c.entrypoint is not None:

@@ -18,6 +18,7 @@ import requests.exceptions
 
 from labctl.errors import ContainerStartError, EngineError
 from labctl.runtime.attach import pump, raw_socket
+from labctl.runtime.docker_oom import oom_event_logged
 from labctl.runtime.logs import ExitStatus, Output
 from labctl.runtime.engine import Container, ContainerGone, RunSpec
 
@@ -217,8 +218,11 @@ class DockerContainer(Container):
                 oom = False
                 try:
                     self._obj.reload()
-                    oom = bool(self._obj.attrs["State"].get("OOMKilled"))
-                    removing = self._obj.attrs["State"].get("Status") == "removing"
+                    state = self._obj.attrs["State"]
+                    oom = bool(state.get("OOMKilled"))
+                    removing = state.get("Status") == "removing"
+                    if code == 137 and not oom and not removing and self._memory_limited():
+                        oom = oom_event_logged(self._api, self.id, str(state.get("StartedAt") or ""))
                 except docker.errors.NotFound:
                     removing = True
                 except docker.errors.DockerException:
@@ -232,6 +236,11 @@ class DockerContainer(Container):
                 # so checks see the final lines.
                 self._reader.join(timeout=2.0)
             return self._exit
+
+    def _memory_limited(self) -> bool:
+        """Whether the container has a memory cgroup limit (HostConfig.Memory > 0): only then
+        can its memory cgroup's OOM killer end it."""
+        return int((self._obj.attrs.get("HostConfig") or {}).get("Memory") or 0) > 0
 
     def _wait_final_exit(self, timeout: float) -> ExitStatus | None:
         """With a restart policy an exit is final only once the engine gave up restarting

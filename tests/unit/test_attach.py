@@ -136,3 +136,64 @@ def test_every_attach_asks_for_the_live_stream_only_never_the_log_replay() -> No
     api.ends[1].close()
     c._reader.join(5)
     assert c.output.line_counts["stdout"] == 1
+
+
+class _ExitedObj(_FakeObj):
+    """An exited container as the engine's inspect shows it (OOMKilled as given)."""
+
+    def __init__(self, oom_flag: bool, memory: int = 48 << 20) -> None:
+        super().__init__()
+        self.attrs = {"State": {"Status": "exited", "OOMKilled": oom_flag, "ExitCode": 137,
+                                "StartedAt": "2026-12-04T21:20:11.123456789Z"},
+                      "HostConfig": {"Memory": memory}}
+
+    def reload(self) -> None:
+        pass
+
+
+class _EventsAPI(_FakeAPI):
+    """``events()`` answering from a list of engine events; records each query."""
+
+    def __init__(self, events: list[dict]) -> None:
+        super().__init__()
+        self.events_given = events
+        self.queries: list[dict] = []
+
+    def events(self, **query: object) -> list[dict]:
+        self.queries.append(query)
+        return list(self.events_given)
+
+
+def _exited(api: _FakeAPI, obj: _FakeObj, code: int = 137):
+    from labctl.runtime.docker_container import DockerContainer
+
+    c = DockerContainer(api, obj, "writer")  # type: ignore[arg-type]
+    api.ends[0].close()
+    return c._record_exit(code)
+
+
+def test_an_oom_event_logged_after_the_exit_still_counts_as_oom_killed() -> None:
+    # Docker sets State.OOMKilled only when containerd's OOM notice is handled before the
+    # exit; under load it can come a few ms later: the flag stays false, the event is logged.
+    api = _EventsAPI([{"Type": "container", "Action": "oom", "id": "c0ffee"}])
+    status = _exited(api, _ExitedObj(oom_flag=False))
+    assert status.oom_killed is True
+    q = api.queries[0]
+    assert q["filters"] == {"type": "container", "container": "c0ffee", "event": "oom"}
+    assert q["since"] <= 1796419211 and q["until"] > q["since"]  # from its start, a bounded wait
+
+
+def test_no_oom_event_and_no_flag_is_not_oom_killed() -> None:
+    api = _EventsAPI([])
+    assert _exited(api, _ExitedObj(oom_flag=False)).oom_killed is False
+    assert len(api.queries) == 1
+
+
+def test_the_event_log_is_asked_only_for_a_sigkill_of_a_memory_limited_container() -> None:
+    oom = [{"Type": "container", "Action": "oom", "id": "c0ffee"}]
+    for obj, code in ((_ExitedObj(oom_flag=False, memory=0), 137),  # no memory limit
+                      (_ExitedObj(oom_flag=False), 1),                # not SIGKILLed
+                      (_ExitedObj(oom_flag=True), 137)):              # the flag says it already
+        api = _EventsAPI(oom)
+        status = _exited(api, obj, code)
+        assert api.queries == [] and status.oom_killed is (code == 137 and obj.attrs["State"]["OOMKilled"])

@@ -27,6 +27,7 @@ from labctl.export.hardening import k8s_runtime_class, k8s_security
 from labctl.export.k8s.pods import PodPlan, plan_pods, same_pod, volume_users
 from labctl.runtime.labels import POD_CONTAINERS, ROLE, SCENARIO, SCENARIO_FILE, labels_for
 from labctl.runtime.labels import RUN_ID as RUN_ID_LABEL
+from labctl.scenario.actions.go import export_args
 from labctl.scenario.model import WORKLOAD_IMAGE_REPO, ContainerSpec, Scenario
 
 AfterMode = Literal["wait", "sidecar"]
@@ -78,7 +79,7 @@ def _wait_seconds(s: Scenario, c: ContainerSpec) -> str:
 
 def _args(s: Scenario, c: ContainerSpec, pods: list[PodPlan], pod: PodPlan, notes: list[str]) -> list[str]:
     """The shmlab command line of workload ``c``, with a startup wait where ``after`` needs one."""
-    args = [c.workload or "", *c.args]
+    args = [c.workload or "", *export_args(list(c.args))]
     waits = [a for a in c.after if a.condition != "exited" and a.container not in pod.init]
     events = [a for a in waits if a.condition != "started"]
     if not events:
