@@ -60,3 +60,23 @@ def test_internals_lists_every_action_module_in_registry_order() -> None:
     text = (ROOT / "docs" / "internals.md").read_text()
     line = next(ln for ln in text.splitlines() if ln.strip().startswith("restart.py"))
     assert re.findall(r"(\w+)\.py", line) == list(ACTIONS)
+
+
+def test_go_sends_sigusr1_and_exports_start_the_workload_at_once() -> None:
+    from labctl.export.compose import render_compose
+    from labctl.export.k8s.render import render
+    from labctl.scenario.actions import go
+    from labctl.scenario import load_file
+
+    sent: list[str] = []
+
+    class _Stage:
+        def container(self, step: StepSpec) -> object:
+            return type("C", (), {"kill": lambda self, sig: sent.append(sig)})()
+
+    assert go.ACTION.act(_Stage(), StepSpec("go", "go w", container="w"), 0.0) == "sent SIGUSR1"  # type: ignore[arg-type]
+    assert sent == ["SIGUSR1"]
+    s = load_file(str(ROOT / "scenarios" / "shm-oom-killed-writer.yaml"))
+    assert "--await-go" in s.containers[0].args and any(st.action == "go" for st in s.steps)
+    # nobody gives the go in an export: the workload must not wait for it there
+    assert "--await-go" not in render_compose(s) and "--await-go" not in render(s, image="labctl/shmlab:t")
