@@ -28,10 +28,13 @@ ratio, not from the spread of the rounds alone:
   agree within 5 %; ``noisy`` otherwise, with the reason in ``why``.
 
 Adaptive rounds (``labctl.bench.run_bench``): every row gets the minimum rounds; then
-rounds are added, round-major, only for rows still *open*: not yet stable, and whose
-interval could still shrink to 5 % within the most rounds a row may get at its present
-spread. A row that hits the bound (``max_rounds``, or the time for extra rounds) is
-``noisy``, its ``why`` giving the interval it reached.
+rounds are added, round-major, only for rows still *open* (not yet stable, and whose
+interval could still shrink to 5 % within ``max_rounds`` at its present spread) and
+whose further rounds fit in the time left (``plan_round``: fewest rounds needed first).
+A row not stable when a bound is hit (``max_rounds``, or the time for extra rounds) is
+``noisy``, its ``why`` giving the interval it reached. The verdict is a function of the
+row's ratios and the run's typical spread only, so it can be recomputed from the JSON.
+Checked on recorded runs by ``benchmarks/verdict_check.py``.
 
 Pure Python over Records and floats: everything here unit-tests on synthetic samples.
 """
