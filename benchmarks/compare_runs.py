@@ -1,6 +1,7 @@
 """Do consecutive ``labctl bench --format json`` runs agree? Per mechanism and size, the
 median container/host ratio of each run (paired rounds), their largest difference, and
-each run's verdict. A row called ``stable`` in every run must agree: the largest and the
+each run's verdict (with the row's interval and rounds where the run has them). A row
+called ``stable`` in every run must agree: the largest and the
 smallest of its medians within 10 % of the largest. A row some run flagged noisy is
 reported as such, not as a disagreement (the verdict said not to trust it).
 
@@ -41,6 +42,8 @@ def main(paths: list[str]) -> int:
             outcome, bad, stable_rows = "DISAGREE", bad + 1, stable_rows + 1
 
         def cell(p: dict) -> str:
+            if "interval_pct" in p:  # median, the interval's half-width and the rounds the row got
+                return f"{p['ratio_median']:.2f} +-{p['interval_pct']:.1f}% {p['rounds']}r {p['verdict'][:6]}"
             return f"{p['ratio_median']:.2f} [{p['ratio_q1']:.2f}-{p['ratio_q3']:.2f}] {p['verdict'][:6]}"
 
         print(f"{key[0]:<16} {key[1]:>8}" + "".join(f"  {cell(p):>22}" for p in ps) + f"  {100 * diff:5.1f}%  {outcome}")

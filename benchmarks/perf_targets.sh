@@ -11,7 +11,8 @@
 #                                                   -> bench-run-{1,2,3}.json, bench-agreement.txt
 # into benchmarks/results/ (OUT=DIR elsewhere), with perf-targets-info.txt (when, commit,
 # machine, load before and after each step, seconds per step, each step's exit code).
-# About 20 minutes on a quiet 2-core machine (see docs/performance.md for the step times).
+# About 20-30 minutes on a quiet 2-core machine (see docs/performance.md for the step times; a
+# bench run takes 4 to 8 minutes: its extra rounds at most as long as its first five).
 # Every step runs even when an earlier one missed its target; the exit code is 1 if any missed.
 # QUIET_WAIT=SECONDS waits (bounded) for the 1-minute load to fall below QUIET_LOAD (1.5).
 # A rehearsal of the script itself (~3 min, figures meaningless):
@@ -93,9 +94,9 @@ compare() {
 
 step orchestration "$(( PAIRS_ORCH * 4 + 10 )) s" orchestration
 step flood "$(( PAIRS_FLOOD * 45 )) s" flood
-step bench-1 "5 min" bench_run 1
-step bench-2 "5 min" bench_run 2
-step bench-3 "5 min" bench_run 3
+step bench-1 "4-8 min" bench_run 1
+step bench-2 "4-8 min" bench_run 2
+step bench-3 "4-8 min" bench_run 3
 step compare "1 s" compare
 
 {

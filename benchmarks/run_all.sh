@@ -63,7 +63,7 @@ $LABCTL bench --format json --no-pin --rounds 3 > "$OUT/bench-unpinned.json"
 $PY benchmarks/table.py "$OUT/bench-unpinned.json" > "$OUT/bench-unpinned.txt"
 step bench-unpinned
 
-# 2b. do two consecutive runs agree? SysV shm spin, every size, 5 paired rounds each;
+# 2b. do two consecutive runs agree? SysV shm spin, every size, 5 paired rounds or more each;
 #     compare_runs.py prints per size both medians, their difference and the verdicts
 $LABCTL bench --format json --mechanisms sysv-shm-spin > "$OUT/paired-run-1.json"
 $LABCTL bench --format json --mechanisms sysv-shm-spin > "$OUT/paired-run-2.json"

@@ -15,7 +15,9 @@ import dataclasses
 import json
 import random
 import signal
+import statistics
 import sys
+import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -25,6 +27,7 @@ from labctl.bench import conditions
 from labctl.bench.records import (MEMCPY_SIZE, Config, Record, Report, parse_config, placement_platform,
                                 record_from_event,
                                 render_table, this_machine, to_json)
+from labctl.bench import rounds as rounds_mod
 from labctl.bench.rounds import Paired, combine, pair_rounds
 from labctl.bench.launch import ContainerPairs, HostPairs, PairError, PairSpec
 from labctl.errors import EXIT_FAILED, EXIT_OK, EngineError, Interrupted, LabctlError, UsageError
@@ -90,8 +93,7 @@ def run_bench(engine, image: str, binary: Path | None, config: Config,  # noqa: 
     pinned = config.pin and (this_machine().cores >= 2)
     if config.pin and not pinned:
         progress("one core only: running unpinned")
-    cfg = Config(config.mechanisms, config.sizes, config.placements, config.iterations, pinned,
-                 config.timeout_s, config.memcpy, config.rounds)
+    cfg = dataclasses.replace(config, pin=pinned)
     start = conditions.snapshot()
     memcpy: list[Record] = []
     rounds: list[Record] = []
@@ -101,8 +103,14 @@ def run_bench(engine, image: str, binary: Path | None, config: Config,  # noqa: 
               for pl, ref in (platform_images or {}).items()}
     hosts: HostPairs | None = None
     plan = [(m, s) for m in cfg.mechanisms for s in cfg.sizes]
+    # the rounds of each row whose host and container pair both succeeded, in time order
+    matched: dict[tuple[str, int], tuple[list[Record], list[Record]]] = {row: ([], []) for row in plan}
+    seconds: dict[tuple[str, int], list[float]] = {row: [] for row in plan}  # wall time of each round of a row
+    adaptive = paired_placements = "host" in cfg.placements and "container" in cfg.placements
     total = len(plan) * len(cfg.placements) * cfg.rounds
     done = 0
+    ended = rounds_mod.ENDED_DECIDED
+    extra: dict = {}
     try:
         if "host" in cfg.placements:
             if binary is None:
@@ -118,41 +126,90 @@ def run_bench(engine, image: str, binary: Path | None, config: Config,  # noqa: 
         # Round-major: round 1 of every row, then round 2 of every row..., the rows and
         # the placement order shuffled within each round. One row's rounds are then spread
         # over the whole run, so their spread estimates what a second run would see
-        # (labctl.bench.rounds), and neither placement always goes first.
+        # (labctl.bench.rounds), and neither placement always goes first. After the
+        # minimum rounds, extra rounds take only the rows labctl.bench.rounds.plan_round
+        # picks (not yet decided, and able to finish in the time left).
         shuffle = random.Random(run_id).shuffle
-        for r in range(cfg.rounds):
-            order_rows = list(plan)
+        t_start = time.monotonic()
+        deadline: float | None = None
+        t_min_end = t_start
+        todo = list(plan)
+        r = 0
+        while todo:
+            r += 1
+            in_extra = r > cfg.rounds
+            order_rows = list(todo)
             shuffle(order_rows)
             for mech, size in order_rows:
+                if deadline is not None and time.monotonic() >= deadline:
+                    ended = rounds_mod.ENDED_TIME
+                    break
                 spec = PairSpec(mech, size, cfg.iterations_for(size), cfg.warmup_for(size), cfg.timeout_s, pinned)
                 order = list(cfg.placements)
                 shuffle(order)
+                where = f"round {r} (extra, up to {cfg.max_rounds})" if in_extra else f"round {r}/{cfg.rounds}"
+                t_row = time.monotonic()
+                got: dict[str, Record] = {}
                 for placement in order:
                     done += 1
-                    progress(f"[{done}/{total}] {mech} {size} B {placement} round {r + 1}/{cfg.rounds} "
-                             f"({spec.iterations} round trips)")
+                    progress(f"[{done}/{total}] {mech} {size} B {placement} {where} ({spec.iterations} round trips)")
                     runner = hosts if placement == "host" else others.get(placement, containers)
                     assert runner is not None
                     try:
-                        rounds.append(runner.run(spec))
-                        if spec.batch == 0:
-                            # The round's first pair picked its batch from its warm-up; the
-                            # partner times batches of that size, so the round's ratio compares
-                            # one statistic (the median of k-round-trip means) in both placements.
-                            spec = dataclasses.replace(spec, batch=rounds[-1].batch)
+                        got[placement] = runner.run(spec)
                     except PairError as e:
-                        errors.append(f"{e} (round {r + 1})")
+                        errors.append(f"{e} (round {r})")
                         progress(f"  failed: {e}")
+                        continue
+                    rounds.append(got[placement])
+                    # The round's first pair picked its batch from its warm-up; the partner
+                    # times batches of that size, so the round's ratio compares one statistic
+                    # (the median of k-round-trip means) in both placements.
+                    spec = dataclasses.replace(spec, batch=spec.batch or got[placement].batch)
+                seconds[(mech, size)].append(time.monotonic() - t_row)
+                if "host" in got and "container" in got:
+                    matched[(mech, size)][0].append(got["host"])
+                    matched[(mech, size)][1].append(got["container"])
+            if ended == rounds_mod.ENDED_TIME:
+                break
+            if r < cfg.rounds:
+                continue
+            now = time.monotonic()
+            if r == cfg.rounds:
+                budget = (now - t_start) if cfg.extra_time_s is None else cfg.extra_time_s
+                t_min_end, deadline = now, now + budget
+                extra = {"min_rounds_s": round(now - t_start, 1), "extra_time_s": round(budget, 1)}
+            if not adaptive:
+                break
+            ratios = {row: rounds_mod.ratios_of(*hc) for row, hc in matched.items()}
+            if r >= cfg.max_rounds:  # the rows of this last round may not be decided: they hit the bound
+                ended = rounds_mod.ENDED_MAX_ROUNDS
+                break
+            assert deadline is not None
+            cost = {row: statistics.fmean(ts) for row, ts in seconds.items() if ts}
+            todo = rounds_mod.plan_round(ratios, cfg.max_rounds, cost, deadline - now)
+            if not todo and rounds_mod.plan_round(ratios, cfg.max_rounds):
+                ended = rounds_mod.ENDED_TIME  # rows still open, none able to finish in the time left
+            total = done + len(todo) * len(cfg.placements)
+            if todo:
+                progress(f"round {r + 1}: {len(todo)} of {len(plan)} rows not yet decided get another round "
+                         f"({deadline - now:.0f} s left for extra rounds)")
+        if extra:
+            extra.update(rounds_run=r, ended=ended,
+                         extra_time_used_s=round(time.monotonic() - t_min_end, 1))
     finally:
         if hosts is not None:
             hosts.close()
         _removed, problems = containers.close()
         for p in problems:
             progress(f"could not remove {p} (`labctl clean` will)")
-    records, paired = summarize_rounds(cfg, rounds)
+    records, paired = summarize_rounds(cfg, rounds, matched if paired_placements else None, ended)
+    if extra and paired:
+        extra["spread_floor_pct"] = round(100 * paired[0].sigma_floor, 2)
     return Report(this_machine(), cfg, (*memcpy, *records), (0, 1) if pinned else (), tuple(errors),
                   rounds=tuple(rounds), paired=tuple(paired),
-                  conditions=conditions.summary(start, conditions.snapshot()))
+                  conditions=conditions.summary(start, conditions.snapshot()),
+                  adaptive={"min_rounds": cfg.rounds, "max_rounds": cfg.max_rounds, **extra} if extra else {})
 
 
 def _platform_name(placement: str) -> str | None:
@@ -174,20 +231,31 @@ def refuse_emulated(placements: tuple[str, ...], engine_arch: str) -> None:
                 f"({', '.join(sorted(plat.native_on)) or 'an arm64 or armv7 machine with AArch32'}).")
 
 
-def summarize_rounds(cfg: Config, rounds: list[Record]) -> tuple[list[Record], list[Paired]]:
+def summarize_rounds(cfg: Config, rounds: list[Record],
+                     matched: dict[tuple[str, int], tuple[list[Record], list[Record]]] | None = None,
+                     ended: str = rounds_mod.ENDED_DECIDED) -> tuple[list[Record], list[Paired]]:
     """One Record per mechanism, size and placement (medians over its rounds) and one
-    Paired row per mechanism and size where both placements have rounds. A round whose
-    partner failed is left out of the pairing (never compared with another round's)."""
+    Paired row per mechanism and size where both placements have rounds, judged against
+    the run's typical spread (``rounds.typical_spread`` over all paired rows) and
+    ``cfg.max_rounds``; ``ended``: why the extra rounds ended (``rounds.ENDED_*``).
+    ``matched``: per row, the host and container records of the rounds where both
+    succeeded (run_bench knows them); without it, a row's rounds pair by position and a
+    row with a failed round is left unpaired (never compared with another round's)."""
     records: list[Record] = []
-    paired: list[Paired] = []
+    pairs: dict[tuple[str, int], tuple[list[Record], list[Record]]] = {}
     for mech in cfg.mechanisms:
         for size in cfg.sizes:
             by_place = {pl: [r for r in rounds if (r.mechanism, r.size, r.placement) == (mech, size, pl)]
                         for pl in cfg.placements}
             records.extend(combine(rs) for rs in by_place.values() if rs)
-            host, ctr = by_place.get("host", []), by_place.get("container", [])
-            if host and ctr and len(host) == len(ctr):
-                paired.append(pair_rounds(host, ctr))
+            if matched is not None:
+                host, ctr = matched.get((mech, size), ([], []))
+            else:
+                host, ctr = by_place.get("host", []), by_place.get("container", [])
+            if host and ctr and len(host) == len(ctr) and rounds_mod.ratios_of(host, ctr):
+                pairs[(mech, size)] = (host, ctr)
+    floor = rounds_mod.typical_spread(rounds_mod.ratios_of(h, c) for h, c in pairs.values())
+    paired = [pair_rounds(h, c, floor, cfg.max_rounds, ended) for h, c in pairs.values()]
     return records, paired
 
 
@@ -197,7 +265,8 @@ def main(args: argparse.Namespace) -> int:
     from labctl.bench.chart import require_matplotlib, write_chart
     config = parse_config(args.mechanisms or "", args.sizes or "", getattr(args, "placements", "") or "",
                           int(args.iterations), not getattr(args, "no_pin", False),
-                          float(getattr(args, "timeout", 20.0) or 20.0), int(getattr(args, "rounds", 5) or 5))
+                          float(getattr(args, "timeout", 20.0) or 20.0), int(getattr(args, "rounds", 5) or 5),
+                          getattr(args, "max_rounds", None), getattr(args, "extra_time", None))
     if args.chart:
         require_matplotlib()
     quiet = getattr(args, "quiet", False)

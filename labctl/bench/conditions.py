@@ -1,4 +1,5 @@
-"""What else the machine was doing while the benchmark ran: load average and steal time.
+"""Which machine the benchmark ran on, and what else it was doing meanwhile: load
+average and steal time.
 
 Read from /proc at the start and the end of a run, so a reader of the figures can
 tell a quiet machine from a busy one (steal time: what the hypervisor gave to other
@@ -7,6 +8,8 @@ guests while this one wanted to run). Pure parsing over text, unit-testable.
 
 from __future__ import annotations
 
+import os
+import platform
 from dataclasses import dataclass
 
 
@@ -59,3 +62,31 @@ def summary(start: Snapshot, end: Snapshot) -> dict:
         return {"loadavg_1m": s.loadavg[0], "loadavg_5m": s.loadavg[1], "loadavg_15m": s.loadavg[2]}
 
     return {"start": la(start), "end": la(end), "steal_pct": steal_pct}
+
+
+@dataclass(frozen=True)
+class Machine:
+    """Where the figures come from."""
+
+    cpu: str
+    kernel: str
+    cores: int
+    arch: str = ""
+
+
+def this_machine(cpuinfo: str | None = None) -> Machine:
+    """CPU model (``/proc/cpuinfo``), kernel release and core count of this host; the
+    containers share the kernel, so it is theirs too."""
+    if cpuinfo is None:
+        try:
+            with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+                cpuinfo = f.read()
+        except OSError:
+            cpuinfo = ""
+    cpu = ""
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("model name", "Model", "Hardware", "cpu model") and value.strip():
+            cpu = value.strip()
+            break
+    return Machine(cpu or platform.processor() or "unknown", platform.release(), os.cpu_count() or 1, platform.machine())

@@ -9,11 +9,10 @@ pair, nearest-rank p99) for Python-side measurements such as the suite-speed scr
 from __future__ import annotations
 
 import math
-import os
-import platform
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 
+from labctl.bench.conditions import Machine, this_machine  # noqa: F401 - part of this module's API
 from labctl.images import platforms
 from labctl.images.platforms import Platform
 from labctl import units
@@ -36,9 +35,10 @@ DEFAULT_SIZES = (64, 4096, 65536, 1048576)
 MEMCPY_SIZE = 1048576
 MAX_SIZE = 64 * 1024 * 1024
 MIN_ITERATIONS = 200
-# Paired rounds per mechanism and size: five give quartiles that one disturbed round
-# cannot move (see labctl.bench.rounds); 2 cores here, ~2.5 s per round.
+# Paired rounds per row: at least DEFAULT_ROUNDS; rows not yet decided get more, up to
+# DEFAULT_MAX_ROUNDS, while the time for extra rounds lasts (labctl.bench.rounds).
 DEFAULT_ROUNDS = 5
+DEFAULT_MAX_ROUNDS = 20
 MAX_ROUNDS = 99
 
 
@@ -84,7 +84,9 @@ class Config:
     pin: bool = True
     timeout_s: float = 20.0
     memcpy: bool = True
-    rounds: int = DEFAULT_ROUNDS
+    rounds: int = DEFAULT_ROUNDS  # the minimum: every row gets these
+    max_rounds: int = DEFAULT_MAX_ROUNDS  # at most, for rows whose verdict is still open
+    extra_time_s: float | None = None  # seconds for extra rounds; None: as long as the first ``rounds`` took
 
     def iterations_for(self, size: int) -> int:
         """Fewer round trips for big messages (a 1 MiB round trip costs ~1000x a 64 B
@@ -98,8 +100,11 @@ class Config:
 
 
 def parse_config(mechanisms: str, sizes: str, placements: str, iterations: int, pin: bool,
-                 timeout_s: float, rounds: int = DEFAULT_ROUNDS) -> Config:
-    """Build a Config from command-line strings; raises UsageError naming the bad value."""
+                 timeout_s: float, rounds: int = DEFAULT_ROUNDS, max_rounds: int | None = None,
+                 extra_time_s: float | None = None) -> Config:
+    """Build a Config from command-line strings; raises UsageError naming the bad value.
+    ``max_rounds`` None: DEFAULT_MAX_ROUNDS, or ``rounds`` when that is more;
+    ``extra_time_s`` None: as long as the minimum rounds took, 0: no extra rounds."""
     mechs = tuple(m.strip() for m in mechanisms.split(",") if m.strip()) or MECHANISMS
     unknown = [m for m in mechs if m not in MECHANISMS]
     if unknown:
@@ -122,8 +127,14 @@ def parse_config(mechanisms: str, sizes: str, placements: str, iterations: int, 
         raise UsageError("--timeout must be positive")
     if not 1 <= rounds <= MAX_ROUNDS:
         raise UsageError(f"--rounds must be between 1 and {MAX_ROUNDS}")
+    if max_rounds is None:
+        max_rounds = max(rounds, DEFAULT_MAX_ROUNDS)
+    if not rounds <= max_rounds <= MAX_ROUNDS:
+        raise UsageError(f"--max-rounds must be between --rounds ({rounds}) and {MAX_ROUNDS}")
+    if extra_time_s is not None and not (extra_time_s >= 0 and math.isfinite(extra_time_s)):
+        raise UsageError("--extra-time must be 0 or more seconds")
     return Config(tuple(dict.fromkeys(mechs)), tuple(dict.fromkeys(size_list)), tuple(dict.fromkeys(places)),
-                  iterations, pin, timeout_s, rounds=rounds)
+                  iterations, pin, timeout_s, rounds=rounds, max_rounds=max_rounds, extra_time_s=extra_time_s)
 
 
 def parse_size(text: str) -> int:
@@ -181,34 +192,6 @@ def record_from_event(event: dict, placement: str) -> Record:
 
 
 @dataclass(frozen=True)
-class Machine:
-    """Where the figures come from."""
-
-    cpu: str
-    kernel: str
-    cores: int
-    arch: str = ""
-
-
-def this_machine(cpuinfo: str | None = None) -> Machine:
-    """CPU model (``/proc/cpuinfo``), kernel release and core count of this host; the
-    containers share the kernel, so it is theirs too."""
-    if cpuinfo is None:
-        try:
-            with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
-                cpuinfo = f.read()
-        except OSError:
-            cpuinfo = ""
-    cpu = ""
-    for line in cpuinfo.splitlines():
-        key, _, value = line.partition(":")
-        if key.strip() in ("model name", "Model", "Hardware", "cpu model") and value.strip():
-            cpu = value.strip()
-            break
-    return Machine(cpu or platform.processor() or "unknown", platform.release(), os.cpu_count() or 1, platform.machine())
-
-
-@dataclass(frozen=True)
 class Target:
     """One of the issue's targets, evaluated on a run's records."""
 
@@ -237,6 +220,7 @@ class Report:
     rounds: tuple[Record, ...] = ()  # every round's record; ``records`` holds their medians
     paired: tuple = ()  # labctl.bench.rounds.Paired rows (typed loosely: that module imports this one)
     conditions: dict = field(default_factory=dict)  # load and steal at start and end
+    adaptive: dict = field(default_factory=dict)  # the extra rounds: how many, how long, why they ended
 
     def find(self, mechanism: str, placement: str, size: int) -> Record | None:
         for r in self.records:
@@ -293,8 +277,10 @@ def to_json(report: Report) -> dict:
             "mechanisms": list(report.config.mechanisms), "sizes": list(report.config.sizes),
             "placements": list(report.config.placements), "iterations": report.config.iterations,
             "timeout_s": report.config.timeout_s, "rounds": report.config.rounds,
+            "max_rounds": report.config.max_rounds, "extra_time_s": report.config.extra_time_s,
         },
         "conditions": report.conditions,
+        "adaptive": report.adaptive,
         "units": {"rtt": "ns per round trip (size bytes each way)",
                   "msgs_per_s": "round trips per second at the median round trip (1e9 / rtt_ns_median)",
                   "bytes_per_s": "payload bytes per second both ways at the median (2 x size x msgs_per_s); "
@@ -302,10 +288,9 @@ def to_json(report: Report) -> dict:
                   "*_sustained": "the same over the whole timed loop, stalls included",
                   "results": "per placement, the median over the paired rounds of each round's figure",
                   "batch": "round trips timed together per sample (one clock tick <= 1 % of a sample)",
-                  "paired": "per round container/host ratio of medians; rounds taken round-major (every row's "
-                            "round 1, then round 2...), rows and placement order shuffled per round; verdict "
-                            "stable when the interquartile range of the ratios lies within +-10 % of their median "
-                            "and the median ratios of the first and second half of the rounds agree within 5 %"},
+                  "paired": "per round container/host ratio of medians, rounds round-major and shuffled, at least "
+                            "config.rounds a row, more for rows not yet decided (docs/benchmarks.md); stable when "
+                            "the interval is within +-5 % (interval_pct <= 5) and the halves agree within 5 %"},
         "results": [asdict(r) for r in report.records],
         "rounds": [asdict(r) for r in report.rounds],
         "paired": [p.to_json() for p in report.paired],
@@ -347,8 +332,8 @@ def human_size(size: int) -> str:
 
 def render_table(report: Report) -> str:
     """One row per mechanism and size, host and container side by side, then the targets."""
-    head = ("mechanism", "size", "host med", "host p99", "ctr med", "ctr p99", "ctr/host [IQR]", "ctr msgs/s",
-            "ctr bytes/s")
+    head = ("mechanism", "size", "host med", "host p99", "ctr med", "ctr p99", "ctr/host [IQR]", "interval (rounds)",
+            "ctr msgs/s", "ctr bytes/s")
     rows: list[tuple[str, ...]] = [head]
     for mech in report.config.mechanisms:
         for size in report.config.sizes:
@@ -357,12 +342,15 @@ def render_table(report: Report) -> str:
                 continue
             r, p = report.ratio(mech, size), report.pair(mech, size)
             ratio = "-" if r is None else f"{r:.2f}"
+            interval = "-"
             if p is not None and p.rounds > 1:
                 ratio += f" [{p.ratio_q1:.2f}-{p.ratio_q3:.2f}]" + ("" if p.stable else f" {p.verdict.upper()}")
+                if p.half_width > 0:
+                    interval = f"+-{100 * p.half_width:.1f} % ({p.rounds})"
             rows.append((mech, human_size(size),
                          human_ns(h.rtt_ns_median) if h else "-", human_ns(h.rtt_ns_p99) if h else "-",
                          human_ns(c.rtt_ns_median) if c else "-", human_ns(c.rtt_ns_p99) if c else "-",
-                         ratio, f"{c.msgs_per_s:,}" if c else "-", human_bytes(c.bytes_per_s) if c else "-"))
+                         ratio, interval, f"{c.msgs_per_s:,}" if c else "-", human_bytes(c.bytes_per_s) if c else "-"))
     widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
     lines = ["  ".join(cell.ljust(w) if i < 2 else cell.rjust(w) for i, (cell, w) in enumerate(zip(r, widths)))
              for r in rows]
@@ -371,9 +359,12 @@ def render_table(report: Report) -> str:
            if report.pinned_cpus else "not pinned")
     out = [f"machine: {m.cpu}, {m.cores} cores, kernel {m.kernel}; {pin}"]
     if report.config.rounds > 1:
-        out.append(f"{report.config.rounds} paired rounds per row (host and container back to back); ctr/host is "
-                   "the median of the per-round ratios, [IQR] their interquartile range; NOISY: the IQR is "
-                   "wider than +-10 % of the median, or the two halves of the run disagree by more than 5 %")
+        cfg, ad = report.config, report.adaptive
+        extra = (f"; extra rounds ended: {ad['ended']} after {ad.get('extra_time_used_s', 0):.0f} s "
+                 f"of {ad.get('extra_time_s', 0):.0f} s" if ad.get("ended") else "")
+        out.append(f"{cfg.rounds} to {cfg.max_rounds} paired rounds per row, more only for rows not yet decided{extra}; "
+                   "ctr/host: median of per-round ratios [interquartile range]; interval: where repeated runs' "
+                   "medians would fall (about 95 %); NOISY: interval wider than +-5 % or the run's halves 5 % apart")
     ticks = sorted({r.clock_tick_ns for r in report.records if r.clock_tick_ns})
     if ticks:
         batches = sorted({r.batch for r in report.records if r.size == min(report.config.sizes)})

@@ -121,8 +121,14 @@ def clean_cmd(stale: bool, run_id: str, engine: str | None) -> int:
 @option("--timeout", type=float, default=20.0, show_default=True, metavar="SECONDS",
         help="Deadline of each pair's measurement.")
 @option("--rounds", type=int, default=5, show_default=True, metavar="N",
-        help="Paired rounds per mechanism and size: host and container back to back, the ratio "
-             "taken per round; rows whose rounds disagree are flagged NOISY.")
+        help="Paired rounds every mechanism and size gets at least: host and container back to back, "
+             "the ratio container/host taken per round.")
+@option("--max-rounds", type=int, default=None, metavar="N",
+        help="Rounds a row may get at most: rows not yet stable nor clearly noisy get extra rounds "
+             "until decided [default: 20, or --rounds if more; equal to --rounds: no extra rounds].")
+@option("--extra-time", type=float, default=None, metavar="SECONDS",
+        help="Time the extra rounds may take in all [default: as long as the first --rounds rounds took, "
+             "so a run lasts at most about twice as long; 0: no extra rounds].")
 @option("--no-pin", is_flag=True, help="Do not pin the server to CPU 0 and the client to CPU 1.")
 @engine
 @quiet
@@ -130,6 +136,16 @@ def clean_cmd(stale: bool, run_id: str, engine: str | None) -> int:
 def bench_cmd(ctx: click.Context, **o) -> int:
     """The IPC benchmark: shared memory against pipes, sockets and TCP, on the host and
     in containers. Exit 1 if a pair failed.
+
+    Each row (mechanism and size) reports container/host as the median of per-round
+    ratios and an interval around it: where the median would be expected to land if
+    the whole run were repeated many times (about 95 %), from the rounds' scatter
+    (never taken below the run's typical scatter) and a 1 % allowance for what differs
+    between runs. A row is stable when that interval is within +-5 % and the first and
+    second half of its rounds agree within 5 %: two runs calling a row stable should
+    then agree within 10 %. Rows not yet decided get extra rounds (--max-rounds,
+    --extra-time); a row still wider than +-5 % when a bound is hit is NOISY, and the
+    JSON's "why" says which bound.
 
     \b
     Examples:
