@@ -88,6 +88,7 @@ class DockerContainer(Container):
         # With a restart policy the engine starts the container again on its own: the pump
         # then follows its next runs from the engine's log (see _follow_restarts).
         self._restarts = restarts
+        self._sigkilled = False  # labctl itself sent a SIGKILL (kill step, stop): an exit 137 is ours
         self._reader = self._attach()
 
     def _attach(self) -> threading.Thread:
@@ -119,6 +120,7 @@ class DockerContainer(Container):
             self._reader.join(timeout=2.0)
             with self._exit_lock:
                 self._exit = None
+                self._sigkilled = False
             self.output.reopen()
             self._reader = self._attach()
         try:
@@ -221,7 +223,7 @@ class DockerContainer(Container):
                     state = self._obj.attrs["State"]
                     oom = bool(state.get("OOMKilled"))
                     removing = state.get("Status") == "removing"
-                    if code == 137 and not oom and not removing and self._memory_limited():
+                    if code == 137 and not oom and not removing and not self._sigkilled and self._memory_limited():
                         oom = oom_event_logged(self._api, self.id, str(state.get("StartedAt") or ""))
                 except docker.errors.NotFound:
                     removing = True
@@ -289,6 +291,8 @@ class DockerContainer(Container):
         return code, (res.output or b"").decode("utf-8", errors="replace")
 
     def kill(self, signal: str = "SIGKILL") -> None:
+        if signal in ("SIGKILL", "KILL", "9"):
+            self._sigkilled = True
         try:
             self._obj.kill(signal=signal)
         except docker.errors.DockerException:
@@ -303,6 +307,7 @@ class DockerContainer(Container):
             raise EngineError(f"{what} container {self.role!r}: {explain(e)}") from e
 
     def stop(self, timeout: float = 10.0) -> ExitStatus | None:
+        self._sigkilled = True  # a stop that outlasts its grace ends in the engine's SIGKILL
         self._do("stopping", self._obj.stop, timeout=max(0, int(round(timeout))))
         return self.wait_exit(max(1.0, timeout))
 

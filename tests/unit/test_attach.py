@@ -197,3 +197,17 @@ def test_the_event_log_is_asked_only_for_a_sigkill_of_a_memory_limited_container
         api = _EventsAPI(oom)
         status = _exited(api, obj, code)
         assert api.queries == [] and status.oom_killed is (code == 137 and obj.attrs["State"]["OOMKilled"])
+
+
+def test_a_sigkill_labctl_sent_itself_is_not_looked_up_as_an_oom_kill() -> None:
+    # a kill step or a stop past its grace: exit 137 is labctl's doing, no wait on the log
+    api = _EventsAPI([{"Type": "container", "Action": "oom", "id": "c0ffee"}])
+    from labctl.runtime.docker_container import DockerContainer
+
+    obj = _ExitedObj(oom_flag=False)
+    obj.kill = lambda signal: None  # type: ignore[attr-defined]
+    c = DockerContainer(api, obj, "writer")  # type: ignore[arg-type]
+    api.ends[0].close()
+    c.kill("SIGUSR1")  # a go: not a kill
+    c.kill("SIGKILL")
+    assert c._record_exit(137).oom_killed is False and api.queries == []
