@@ -170,6 +170,22 @@ def library_compose_constructs(paths) -> dict[str, set[str]]:  # noqa: ANN001 - 
     return out
 
 
+def library_compose_run_constructs(paths) -> dict[str, set[str]]:  # noqa: ANN001 - iterable of Paths
+    """``library_compose_constructs`` plus what makes one run under compose differ from
+    another beyond its constructs: each workload it runs (``workload=``) and each event a
+    start is gated on, with the workload that prints it (``gate=WORKLOAD:EVENT``: its
+    healthcheck and the order check meet that event's own timing)."""
+    from labctl import scenario as scen
+
+    out = library_compose_constructs(paths)
+    for path in list(out):
+        s = scen.load_file(path)
+        workload = {c.name: c.workload for c in s.containers}
+        out[path] |= {f"workload={w}" for w in workload.values() if w}
+        out[path] |= {f"gate={workload[donor]}:{event}" for _, donor, event in gated_starts(s)}
+    return out
+
+
 def import_round_trip_constructs(paths) -> dict[str, set[str]]:  # noqa: ANN001 - iterable of Paths
     """Scenario file -> what ``labctl import compose`` reads in its ``labctl compose``
     rendering: the compose constructs (``compose_constructs``: the generated checks follow

@@ -1,13 +1,15 @@
-"""The compose library test runs the whole library under Compose v2 and, under 1.29, the
-subset of it whose renderings use every construct the whole library's renderings use: the
-construct sets and the cover are pinned here, so a construct the renderer starts emitting
-is covered under 1.29 without anyone editing a list."""
+"""The compose library test runs, under Compose v2, the part of the library that covers
+every construct, workload and event-gated start and, under 1.29, the part whose renderings
+use every construct the whole library's renderings use: the construct sets and the covers
+are pinned here, so a construct the renderer starts emitting (or a new gated event) is
+covered without anyone editing a list."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from tests.helpers import compose_constructs, covering_subset, library_compose_constructs
+from tests.helpers import (compose_constructs, covering_subset, gated_starts, library_compose_constructs,
+                           library_compose_run_constructs)
 
 ROOT = Path(__file__).resolve().parents[2]
 LIBRARY = sorted((ROOT / "scenarios").glob("*.yaml"))
@@ -67,3 +69,19 @@ def test_the_import_round_trip_subset_covers_every_plain_stack_and_is_small() ->
     assert {"workload=sysv-writer", "workload=mmap-writer", "workload=posix-writer", "workload=hold",
             "event=attached", "event=mapped", "services.*.depends_on.*.condition=service_healthy",
             "services.*.shm_size"} <= every, sorted(every)
+
+
+def test_the_v2_subset_covers_every_workload_and_every_gated_event_of_the_library() -> None:
+    from labctl import scenario as scen
+
+    runs = library_compose_run_constructs(LIBRARY)
+    subset = covering_subset(runs)
+    covered = set().union(*(runs[p] for p in subset))
+    assert covered == set().union(*runs.values())
+    assert set().union(*library_compose_constructs(LIBRARY).values()) <= covered
+    gates = {f"gate={w}:{e}" for p in runs for s in [scen.load_file(p)]
+             for w, e in ((next(c.workload for c in s.containers if c.name == donor), event)
+                          for _, donor, event in gated_starts(s))}
+    assert gates and gates <= covered
+    assert {"workload=sysv-writer", "workload=sysv-reader", "workload=mmap-writer"} <= covered
+    assert len(subset) <= len(LIBRARY) // 2, subset  # the point: v2 brings up part of the library
