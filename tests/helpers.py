@@ -140,11 +140,15 @@ def waits_on_a_failing_exit(scenario) -> bool:  # noqa: ANN001 - a Scenario
                for ch in scenario.checks)
 
 
-def library_compose_constructs(paths) -> dict[str, set[str]]:  # noqa: ANN001 - iterable of Paths
+def library_compose_constructs(paths, runs: bool = False) -> dict[str, set[str]]:  # noqa: ANN001 - iterable of Paths
     """Scenario file -> the constructs of its ``labctl compose`` rendering (files the renderer
     refuses are left out), plus the
     branches of the compose library test it takes (``test:`` entries: an event-gated
-    start whose order is checked, an ``up`` that may fail by design)."""
+    start whose order is checked, an ``up`` that may fail by design). ``runs``: also what
+    makes one run under compose differ from another beyond its constructs: each workload
+    it runs (``workload=``) and each event a start is gated on, with the workload that
+    prints it (``gate=WORKLOAD:EVENT``: its healthcheck and the order check meet that
+    event's own timing)."""
     import yaml
 
     from labctl import scenario as scen
@@ -166,23 +170,11 @@ def library_compose_constructs(paths) -> dict[str, set[str]]:  # noqa: ANN001 - 
             found.add("test:up-fails-refused")
         if waits_on_a_failing_exit(s):
             found.add("test:up-fails-awaited-exit")
+        if runs:
+            workload = {c.name: c.workload for c in s.containers}
+            found |= {f"workload={w}" for w in workload.values() if w}
+            found |= {f"gate={workload[donor]}:{event}" for _, donor, event in gated_starts(s)}
         out[str(path)] = found
-    return out
-
-
-def library_compose_run_constructs(paths) -> dict[str, set[str]]:  # noqa: ANN001 - iterable of Paths
-    """``library_compose_constructs`` plus what makes one run under compose differ from
-    another beyond its constructs: each workload it runs (``workload=``) and each event a
-    start is gated on, with the workload that prints it (``gate=WORKLOAD:EVENT``: its
-    healthcheck and the order check meet that event's own timing)."""
-    from labctl import scenario as scen
-
-    out = library_compose_constructs(paths)
-    for path in list(out):
-        s = scen.load_file(path)
-        workload = {c.name: c.workload for c in s.containers}
-        out[path] |= {f"workload={w}" for w in workload.values() if w}
-        out[path] |= {f"gate={workload[donor]}:{event}" for _, donor, event in gated_starts(s)}
     return out
 
 

@@ -106,7 +106,7 @@ def run_bench(engine, image: str, binary: Path | None, config: Config,  # noqa: 
     # the rounds of each row whose host and container pair both succeeded, in time order
     matched: dict[tuple[str, int], tuple[list[Record], list[Record]]] = {row: ([], []) for row in plan}
     seconds: dict[tuple[str, int], list[float]] = {row: [] for row in plan}  # wall time of each round of a row
-    adaptive = paired_placements = "host" in cfg.placements and "container" in cfg.placements
+    paired_placements = "host" in cfg.placements and "container" in cfg.placements  # rounds to pair, rows to extend
     total = len(plan) * len(cfg.placements) * cfg.rounds
     done = 0
     ended = rounds_mod.ENDED_DECIDED
@@ -179,7 +179,7 @@ def run_bench(engine, image: str, binary: Path | None, config: Config,  # noqa: 
                 budget = (now - t_start) if cfg.extra_time_s is None else cfg.extra_time_s
                 t_min_end, deadline = now, now + budget
                 extra = {"min_rounds_s": round(now - t_start, 1), "extra_time_s": round(budget, 1)}
-            if not adaptive:
+            if not paired_placements:
                 break
             ratios = {row: rounds_mod.ratios_of(*hc) for row, hc in matched.items()}
             if r >= cfg.max_rounds:  # the rows of this last round may not be decided: they hit the bound

@@ -275,7 +275,11 @@ def judge(ratios: Sequence[float], floor: float = 0.0, max_rounds: int | None = 
           ended: str = ENDED_DECIDED) -> tuple[str, str]:
     """``(verdict, why)`` of a finished row: ``assess``, with a row still open when the
     extra rounds ended (``ended``: the time ran out, or no bound) called ``noisy``."""
-    a = assess(ratios, floor, max_rounds)
+    return _finished(assess(ratios, floor, max_rounds), ended)
+
+
+def _finished(a: Assessment, ended: str) -> tuple[str, str]:
+    """``(verdict, why)`` of assessment ``a`` once no more rounds come: open is noisy."""
     if a.verdict != OPEN:
         return a.verdict, a.why
     reason = "the time for extra rounds ran out" if ended == ENDED_TIME else "no more rounds were taken"
@@ -304,7 +308,7 @@ def pair_rounds(host: Sequence[Record], container: Sequence[Record], floor: floa
         raise ValueError("no host round with a positive median")
     q1, med, q3 = quartiles(ratios)
     a = assess(ratios, floor or 0.0, max_rounds)
-    verdict_, why = judge(ratios, floor or 0.0, max_rounds, ended)
+    verdict_, why = _finished(a, ended)
     h = a.half_width
     interval = (med * math.exp(-h), med * math.exp(h)) if math.isfinite(h) and h > 0 else (med, med)
     return Paired(mechanism, size, len(ratios), ratios, med, min(ratios), max(ratios), q1, q3,

@@ -120,7 +120,7 @@ def _service(scenario: Scenario, c: ContainerSpec, image: str, volumes: dict[str
         if c.platform is not None:
             svc["image"] = platform_image(c.platform)
             notes.append(f"{c.name} runs on {c.platform}: `labctl build --platform {c.platform}` makes its image")
-        svc["command"] = [c.workload, *export_args(list(c.args))]
+        svc["command"] = [c.workload, *export_args(c.args)]
     else:
         svc["image"] = c.image
         if c.entrypoint is not None:

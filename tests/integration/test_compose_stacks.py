@@ -18,8 +18,8 @@ import pytest
 
 from labctl import scenario as scen
 from labctl.export.compose import IMAGE_VARIABLE, render_compose
-from tests.helpers import (covering_subset, gated_starts, library_compose_constructs,
-                           library_compose_run_constructs, wait_until, waits_on_a_failing_exit)
+from tests.helpers import (covering_subset, gated_starts, library_compose_constructs, wait_until,
+                           waits_on_a_failing_exit)
 from tests.integration.compose_flavours import FLAVOURS, compose_command
 from tests.integration.test_compose_demo import DEMO_DEADLINE_S, unique_project
 
@@ -40,7 +40,7 @@ def v2_subset() -> list[Path]:
     every event-gated start (each event with the workload that prints it), about a third of
     the library. Every scenario itself runs on both engines in tests/integration/test_run.py;
     what compose adds is its reading of the constructs and the order of gated starts."""
-    return [Path(p) for p in covering_subset(library_compose_run_constructs(LIBRARY))]
+    return [Path(p) for p in covering_subset(library_compose_constructs(LIBRARY, runs=True))]
 
 START_DEADLINE_S = 60.0
 PARALLEL = 4  # compose projects at a time

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.helpers import (compose_constructs, covering_subset, gated_starts, library_compose_constructs,
-                           library_compose_run_constructs)
+from tests.helpers import compose_constructs, covering_subset, gated_starts, library_compose_constructs
 
 ROOT = Path(__file__).resolve().parents[2]
 LIBRARY = sorted((ROOT / "scenarios").glob("*.yaml"))
@@ -74,7 +73,7 @@ def test_the_import_round_trip_subset_covers_every_plain_stack_and_is_small() ->
 def test_the_v2_subset_covers_every_workload_and_every_gated_event_of_the_library() -> None:
     from labctl import scenario as scen
 
-    runs = library_compose_run_constructs(LIBRARY)
+    runs = library_compose_constructs(LIBRARY, runs=True)
     subset = covering_subset(runs)
     covered = set().union(*(runs[p] for p in subset))
     assert covered == set().union(*runs.values())

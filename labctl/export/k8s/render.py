@@ -79,7 +79,7 @@ def _wait_seconds(s: Scenario, c: ContainerSpec) -> str:
 
 def _args(s: Scenario, c: ContainerSpec, pods: list[PodPlan], pod: PodPlan, notes: list[str]) -> list[str]:
     """The shmlab command line of workload ``c``, with a startup wait where ``after`` needs one."""
-    args = [c.workload or "", *export_args(list(c.args))]
+    args = [c.workload or "", *export_args(c.args)]
     waits = [a for a in c.after if a.condition != "exited" and a.container not in pod.init]
     events = [a for a in waits if a.condition != "started"]
     if not events:

@@ -9,6 +9,7 @@ there the workload does not await it (``EXPORT_DROPS``) and starts at once.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from labctl.scenario.actions.step_action import CONTAINER, Stage, StepAction
@@ -35,7 +36,7 @@ def compose(step: StepSpec) -> str:
     return f"(nothing: in this file {step.container} does not await the go, it starts at once)"
 
 
-def export_args(args: list[str]) -> list[str]:
+def export_args(args: Iterable[str]) -> list[str]:
     """A workload's arguments as an export runs them: without the await of a go nobody gives."""
     return [a for a in args if a != AWAIT_ARG]
 
