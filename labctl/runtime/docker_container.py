@@ -155,26 +155,33 @@ class DockerContainer(Container):
         exited (or is removed). Their lines come from the engine's log (an attach cannot
         be made before a start labctl does not do): replayed whole, the lines already
         collected skipped, stdout live, stderr once each run ends. Runs are numbered by
-        the workload's ``start`` events (Output)."""
+        the workload's ``start`` events (Output).
+
+        What is skipped is counted in whole lines on both sides: an unterminated piece the
+        attach stream ended on is dropped (the log holds that line whole), and a replay that
+        ends inside a line, before the final exit, leaves the piece for the next replay
+        instead of counting it as a line."""
+        self.output.drop_partial()
         pause = 0.02
         while True:
             state = dict(self._api.inspect_container(self.id).get("State") or {})
             status = state.get("Status")
             if status == "running":
-                self._relay("stdout", follow=True)
-                self._relay("stderr", follow=False)
+                self._relay("stdout", follow=True, final=False)
+                self._relay("stderr", follow=False, final=False)
                 pause = 0.02
                 continue
             if status in ("exited", "dead", "created") and not state.get("Restarting"):
-                self._relay("stdout", follow=False)  # a run too short to be seen running
-                self._relay("stderr", follow=False)
+                self._relay("stdout", follow=False, final=True)  # a run too short to be seen running
+                self._relay("stderr", follow=False, final=True)
                 return
             # restarting (the policy's back-off), paused, removing: look again shortly
             time.sleep(pause)  # engine state has no event to wait on here: bounded backoff
             pause = min(pause * 2, 0.25)
 
-    def _relay(self, stream: str, follow: bool) -> None:
-        """Feed the lines of ``stream`` in the engine's log beyond those already collected."""
+    def _relay(self, stream: str, follow: bool, final: bool) -> None:
+        """Feed the complete lines of ``stream`` in the engine's log beyond those already
+        collected; with ``final`` (the container stays exited) also a last unterminated one."""
         seen = self.output.line_counts[stream]
         chunks = self._api.logs(self.id, stdout=stream == "stdout", stderr=stream == "stderr",
                                 stream=True, follow=follow)
@@ -190,7 +197,7 @@ class DockerContainer(Container):
                     fresh.append(line)
             if fresh:
                 self.output.feed(stream, b"\n".join(fresh) + b"\n")
-        if buf and seen <= 0:
+        if buf and seen <= 0 and final:
             self.output.feed(stream, buf + b"\n")
 
     def _gone(self, what: str = "was removed behind labctl's back") -> ContainerGone:

@@ -250,6 +250,12 @@ class Output:
             if name not in self.run_first and isinstance(name, str) and len(self.run_first) < MAX_FIRST:
                 self.run_first[name] = e
 
+    def drop_partial(self) -> None:
+        """Forget the unterminated piece each stream ended on (uncounted in ``line_counts``):
+        for a reader that goes on from the engine's log, which holds that line whole."""
+        with self.changed:
+            self._partial = {"stdout": b"", "stderr": b""}
+
     def close(self) -> None:
         """The stream ended: flush a last unterminated line, wake every waiter."""
         with self.changed:

@@ -211,3 +211,67 @@ def test_a_sigkill_labctl_sent_itself_is_not_looked_up_as_an_oom_kill() -> None:
     c.kill("SIGUSR1")  # a go: not a kill
     c.kill("SIGKILL")
     assert c._record_exit(137).oom_killed is False and api.queries == []
+
+
+class _RestartingAPI(_FakeAPI):
+    """A container under a restart policy: ``inspect_container`` answers the given
+    statuses in turn (the last one for good); ``logs`` replays the engine's log as it
+    stood at each call, the stdout replays given in turn (the last one for good)."""
+
+    def __init__(self, statuses: list[str], stdout_replays: list[list[bytes]]) -> None:
+        super().__init__()
+        self.statuses, self.replays = statuses, stdout_replays
+
+    def inspect_container(self, container_id: str) -> dict:
+        status = self.statuses.pop(0) if len(self.statuses) > 1 else self.statuses[0]
+        return {"State": {"Status": status, "Restarting": False}}
+
+    def logs(self, container_id: str, stdout: bool, stderr: bool, stream: bool, follow: bool) -> list[bytes]:
+        if not stdout:
+            return []
+        return self.replays.pop(0) if len(self.replays) > 1 else self.replays[0]
+
+
+def _runs_relayed(attach: bytes, api: _RestartingAPI) -> list[tuple[int, str]]:
+    """(run, event) of every event once the attach stream gave ``attach`` and ended."""
+    from labctl.runtime.docker_container import DockerContainer
+
+    got: list[dict] = []
+    out = Output()
+    out.watch_events(got.extend)
+    c = DockerContainer(api, _FakeObj(), "app", out, restarts=True)  # type: ignore[arg-type]
+    c.start()
+    api.ends[0].sendall(frame(1, attach))
+    api.ends[0].close()
+    assert out.ended.wait(5)
+    return [(e["run"], e["event"]) for e in got]
+
+
+RUN = b'{"event":"start"}\n{"event":"cleaned"}\n{"event":"filled"}\n'
+FOUR_RUNS = [(r, e) for r in (1, 2, 3, 4) for e in ("start", "cleaned", "filled")]
+
+
+def test_a_log_replay_ending_inside_a_line_leaves_it_for_the_next_replay() -> None:
+    # A follow of the engine's log can stop inside a line (Podman sends a partial line
+    # without its newline): counted as a line, it made the next replay skip one line too
+    # many, a run's `start` among them, and every later event was numbered a run short.
+    whole = RUN * 4
+    cut = whole.index(b"filled", len(RUN) * 2) + 3  # inside run 3's `filled`
+    api = _RestartingAPI(["running", "running", "exited"],
+                         [[whole[:cut]], [whole[:len(RUN) * 3], whole[len(RUN) * 3:]], [whole]])
+    assert _runs_relayed(RUN, api) == FOUR_RUNS
+
+
+def test_a_piece_the_attach_stream_ended_on_is_taken_whole_from_the_log() -> None:
+    # The attach stream of run 1 ended inside its last line: that piece is not a line of
+    # its own, and the log's whole line must not be glued to it.
+    whole = RUN * 4
+    attach = RUN[:-5]
+    api = _RestartingAPI(["exited"], [[whole]])
+    assert _runs_relayed(attach, api) == FOUR_RUNS
+
+
+def test_the_final_replay_keeps_a_last_line_without_newline() -> None:
+    whole = RUN * 2 + RUN[:-1]  # the last run's last line ends without a newline
+    api = _RestartingAPI(["exited"], [[whole]])
+    assert _runs_relayed(RUN, api) == FOUR_RUNS[:9]
