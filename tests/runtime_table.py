@@ -1,8 +1,11 @@
 """The mechanism x runtime table of docs/runtimes.md, from real runs of tests/data/runtimes/.
 
 Each cell is one scenario run: ``labctl run tests/data/runtimes --runtime R --engine E``;
-the scenario's ``shared`` check passed -> shared, failed -> not shared, the engine refused a
-container -> refused, the scenario skipped (the runtime is missing here) -> absent. The
+the scenario passed -> shared; its ``shared`` check alone failed -> not shared; the engine
+refused a container -> refused; the scenario skipped (the runtime is missing here) -> absent;
+anything else (another check failed, an error) -> error. The readers read 30 times, 50 ms
+apart, and report changes only: three rising counts within 1.5 s, which a writer starved
+for a moment under load still gives (three reads 100 ms apart did not, once in a loaded run). The
 ``rootless podman`` columns are ``--engine podman`` with ``CONTAINER_HOST`` at the rootless
 user's socket (``tests.helpers.rootless_podman``, set up by .ci/run). Regenerate
 the committed table with ``python -m tests.runtime_table`` (it rewrites docs/runtimes.md
@@ -53,18 +56,29 @@ def cell(result: dict) -> str:
     if any("refused" in (c.get("message") or "") for c in result.get("checks", [])) or \
             "refused" in (result.get("message") or ""):
         return "refused"
-    return "not shared" if result["status"] == "failed" else "error"
+    failed = {c.get("name") for c in result.get("checks", []) if c.get("status") == "failed"}
+    return "not shared" if result["status"] == "failed" and failed == {"shared"} else "error"
 
 
-def run(engine: str, runtime: str) -> dict[str, str]:
-    """scenario name -> cell, from one run on ``engine`` (a column name) with ``--runtime runtime``."""
+def why(result: dict) -> str:
+    """What a scenario result's failing checks (or its error) say, for a test's message."""
+    said = [f"{c.get('name')}: {c.get('message')}" for c in result.get("checks", []) if c.get("status") != "passed"]
+    return "; ".join(said) or str(result.get("message") or result["status"])
+
+
+def run(engine: str, runtime: str, reasons: dict[str, str] | None = None) -> dict[str, str]:
+    """scenario name -> cell, from one run on ``engine`` (a column name) with ``--runtime runtime``;
+    ``reasons`` (when given) gets scenario name -> what its failing checks said."""
     name, env = target(engine)
     proc = subprocess.run([sys.executable, "-m", "labctl", "run", str(DATA), "--engine", name, "--runtime", runtime,
                            "--format", "json", "--jobs", "3", "-q"], cwd=ROOT, capture_output=True, text=True,
                           timeout=600, stdin=subprocess.DEVNULL, env=env)
     if not proc.stdout.strip():
         raise RuntimeError(f"labctl run on {engine} with {runtime} printed no report: {proc.stderr[-2000:]}")
-    return {s["name"]: cell(s) for s in json.loads(proc.stdout)["scenarios"]}
+    results = json.loads(proc.stdout)["scenarios"]
+    if reasons is not None:
+        reasons.update({s["name"]: why(s) for s in results})
+    return {s["name"]: cell(s) for s in results}
 
 
 def measure() -> dict[tuple[str, str, str], str]:
