@@ -14,14 +14,15 @@ from labctl.scenario.spec import INVALID, Bool, Int, PDict, Str
 @dataclass(frozen=True)
 class ExitCheck:
     """The container exits with ``code`` (any of them), or is killed by ``signal`` (e.g. SIGBUS);
-    ``oom_killed``: the engine's OOMKilled flag is true (the kernel's OOM killer ended it
-    for exceeding its memory cgroup limit: exit 137) or false. With only ``oom_killed``,
-    any code goes."""
+    ``oom_killed``: the kernel's OOM killer ended it for exceeding its memory cgroup limit
+    (exit 137) or not, as the engine tells: its OOMKilled flag, or on Docker an ``oom``
+    event the engine logged for the container since its start (Docker misses the flag when
+    that event comes after the exit). With only ``oom_killed``, any code goes."""
 
     container: str
     codes: tuple[int, ...] = ()
     signal: str | None = None
-    oom_killed: bool | None = None  # the engine's OOMKilled flag must be this
+    oom_killed: bool | None = None  # OOM-killed (the engine's flag or logged oom event) must be this
 
 
 SPEC = Obj({
@@ -30,7 +31,7 @@ SPEC = Obj({
                     expected="an exit code or a list of exit codes", description="exit code(s), default 0")),
     "signal": F(Str("killed by this signal", pattern=r"^SIG[A-Z0-9]+$", what="signal",
                     hint="expected a name such as SIGBUS")),
-    "oom_killed": F(Bool("the engine's OOMKilled flag (the memory cgroup's OOM killer ended it)")),
+    "oom_killed": F(Bool("the memory cgroup's OOM killer ended it: the engine's OOMKilled flag or its logged oom event")),
 }, "the container exits with a code or is killed by a signal", exclusive=(("code", "signal"),))
 
 
