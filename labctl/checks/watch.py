@@ -119,13 +119,13 @@ class LineSearch:
         out.watch_lines(self._on_lines, self.streams)
         return self
 
-    def _on_lines(self, _stream: str, lines: list[str]) -> None:
+    def _on_lines(self, _stream: str, text: str, n: int) -> None:
         if self.hit is not None:
             return
         if self._block is None:
-            self._line_by_line(lines)
+            self._line_by_line(text.split("\n"))
         else:
-            self._by_block(lines)
+            self._by_block(text, n)
 
     def _line_by_line(self, lines: list[str]) -> None:
         search = self.rx.search
@@ -144,8 +144,8 @@ class LineSearch:
         m = self._block.search(text, pos)
         return -1 if m is None else m.start()
 
-    def _by_block(self, lines: list[str]) -> None:
-        text = "\n".join(lines)
+    def _by_block(self, text: str, n: int) -> None:
+        """Search ``text``: ``n`` complete lines joined by ``\\n``."""
         pos = 0
         while (at := self._candidate(text, pos)) >= 0:
             start = text.rfind("\n", 0, at) + 1
@@ -158,7 +158,7 @@ class LineSearch:
             if end >= len(text):
                 break
             pos = end + 1
-        self.searched += len(lines)
+        self.searched += n
 
 
 class EventSeen:

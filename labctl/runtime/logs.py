@@ -33,6 +33,7 @@ TAIL_LINES = 1000  # kept per stream, for failure messages and reports
 MAX_FIRST = 256  # distinct event names whose first occurrence is kept
 
 EventFn = Callable[[list[dict]], None]
+LineFn = Callable[[str, str, int], None]  # (stream, a batch's complete lines joined by "\n", how many)
 
 
 def _loads(line: str) -> object:
@@ -120,15 +121,20 @@ class Output:
     """The output of one container as it grows, in bounded memory.
 
     A reader thread calls ``feed`` with raw chunks; lines are split on ``\\n`` (a line cut
-    between chunks is joined, UTF-8 decoded with replacement). A stdout line starting
-    with ``{`` is a JSON event when it parses to an object. Watchers run in the feeding
-    thread, under ``changed`` (a Condition), before waiters are woken; ``version`` counts
-    the feeds that added lines, so a waiter can tell "something new" without looking.
+    between chunks is joined, UTF-8 decoded with replacement when read as text). A
+    stdout line starting with ``{`` is a JSON event when it parses to an object. Watchers
+    run in the feeding thread, under ``changed`` (a Condition), before waiters are woken;
+    ``version`` counts the feeds that added lines, so a waiter can tell "something new"
+    without looking.
     """
 
     def __init__(self, tail_lines: int = TAIL_LINES) -> None:
         self.changed = threading.Condition()
-        self._tail: dict[str, deque[str]] = {"stdout": deque(maxlen=tail_lines), "stderr": deque(maxlen=tail_lines)}
+        # Retained lines as the blocks of bytes they came in, with their line counts, oldest
+        # first: only as many blocks as hold the last ``tail_lines`` lines, decoded when read.
+        self._tail: dict[str, deque[tuple[bytes, int]]] = {"stdout": deque(), "stderr": deque()}
+        self._tail_kept = {"stdout": 0, "stderr": 0}  # lines in those blocks
+        self._tail_lines = tail_lines
         self.line_counts = {"stdout": 0, "stderr": 0}
         self.first: dict[str, dict] = {}  # event name -> its first occurrence
         self.version = 0
@@ -166,7 +172,9 @@ class Output:
                 self._by_name.setdefault(name, []).append(fn)
 
     def watch_lines(self, fn: LineFn, streams: tuple[str, ...] = ("stdout", "stderr")) -> None:
-        """Call ``fn(stream, lines)`` with each later batch of complete lines of ``streams``."""
+        """Call ``fn(stream, text, n)`` with each later batch of complete lines of ``streams``:
+        ``text`` is the ``n`` lines (n >= 1) joined by ``\\n``, without a final newline
+        (``text.split("\\n")`` gives them)."""
         with self.changed:
             for s in streams:
                 self._line_fns[s].append(fn)
@@ -181,25 +189,48 @@ class Output:
             self._partial[stream] = data
             return
         self._partial[stream] = data[cut + 1:]
-        lines = data[:cut].decode("utf-8", errors="replace").split("\n")
         with self.changed:
-            self._add(stream, lines)
+            self._add(stream, data[:cut])
             self.changed.notify_all()
 
-    def _add(self, stream: str, lines: list[str]) -> None:
-        self._tail[stream].extend(lines)
-        self.line_counts[stream] += len(lines)
+    def _add(self, stream: str, block: bytes) -> None:
+        """Take in ``block``: one or more complete lines of ``stream`` joined by ``\\n``
+        (no final newline), as bytes: no Python object per line is made unless a malformed
+        batch needs one."""
+        n = block.count(b"\n") + 1
+        tail = self._tail[stream]
+        tail.append((block, n))
+        kept = self._tail_kept[stream] + n
+        while tail and kept - tail[0][1] >= self._tail_lines:  # older blocks no longer needed
+            kept -= tail.popleft()[1]
+        self._tail_kept[stream] = kept
+        self.line_counts[stream] += n
         self.version += 1
-        for fn in self._line_fns[stream]:
-            fn(stream, lines)
+        fns = self._line_fns[stream]
+        if fns:
+            text = block.decode("utf-8", errors="replace")
+            for fn in fns:
+                fn(stream, text, n)
         if stream == "stdout":
-            self._events(lines)
+            self._events(block, n)
 
-    def _events(self, lines: list[str]) -> None:
-        cand = [line for line in lines if line[:1] == "{"]
-        if not cand:
-            return
-        events = _parse_values(cand)
+    def _events(self, block: bytes, n: int) -> None:
+        events = None
+        if block[:1] == b"{" and block.count(b"\n{") == n - 1:
+            # Every line starts with "{" (a workload's usual batch of events): the bytes parsed
+            # as one array. Invalid UTF-8, a malformed line or a line holding more than one
+            # value fails here and goes the way below, which reads each line as text.
+            try:
+                parsed = orjson.loads(b"".join((b"[", block.replace(b"\n", b","), b"]")))
+                if len(parsed) == n:
+                    events = parsed
+            except orjson.JSONDecodeError:
+                pass
+        if events is None:
+            cand = [line for line in block.decode("utf-8", errors="replace").split("\n") if line[:1] == "{"]
+            if not cand:
+                return
+            events = _parse_values(cand)
         try:
             # in C, no Python frame per event; raises on a value that is not a dict, so a
             # batch of dicts (every batch but a malformed one) is not checked a second time
@@ -262,7 +293,7 @@ class Output:
             for stream, rest in self._partial.items():
                 if rest:
                     self._partial[stream] = b""
-                    self._add(stream, [rest.decode("utf-8", errors="replace")])
+                    self._add(stream, rest)
             self.closed = True
             self.ended.set()
             self.changed.notify_all()
@@ -296,7 +327,15 @@ class Output:
     def lines(self, stream: str) -> list[str]:
         """The retained (last ``tail_lines``) lines of ``stream``."""
         with self.changed:
-            return list(self._tail[stream])
+            blocks = list(self._tail[stream])
+        return self._decoded(blocks)
+
+    def _decoded(self, blocks: list[tuple[bytes, int]]) -> list[str]:
+        """The last ``tail_lines`` lines of retained ``blocks``, as text."""
+        kept: deque[str] = deque(maxlen=self._tail_lines)
+        for block, _ in blocks:
+            kept.extend(block.decode("utf-8", errors="replace").split("\n"))
+        return list(kept)
 
     @property
     def stdout(self) -> list[str]:
@@ -313,7 +352,8 @@ class Output:
 
     def tail(self, n: int = 20) -> str:
         with self.changed:
-            out = list(self._tail["stdout"])[-n:]
-            err = list(self._tail["stderr"])[-n:]
+            blocks = list(self._tail["stdout"]), list(self._tail["stderr"])
+        out = self._decoded(blocks[0])[-n:]
+        err = self._decoded(blocks[1])[-n:]
         lines = out + [f"[stderr] {line}" for line in err]
         return "\n".join(lines[-n:])

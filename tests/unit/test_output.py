@@ -196,3 +196,76 @@ def test_line_search_plain_text_agrees_with_the_expression(pattern: str) -> None
         out.close()
         assert s.hit == (None if expected is None else lines[expected]), (pattern, chunk)
         assert expected is None or s.searched == expected + 1 or chunk < 100, (pattern, chunk, s.searched)
+
+
+BYTE_LINES = [
+    b'{"event":"w","count":1}',
+    b'{"event":"w","count":2,"s":"caf\xc3\xa9"}',
+    b'{"event":"w","count":3,"s":"bad \xff byte"}',  # invalid UTF-8: read as text, with U+FFFD
+    b' {"event":"w","count":4}',  # not at the line's start: not an event
+    b'{"event":"w","count":5}\r',  # a CRLF line: an event all the same
+    b"",
+    b'{"event":"w","count":6}',
+    b'{"event":"w","count":7} {"event":"w","count":8}',  # two values: not one event
+    b'{"event":"w","count":9}',
+]
+
+
+def _reference(lines: list[bytes]) -> list[dict]:
+    """Each line decoded on its own (replacement for bad UTF-8), then parsed on its own."""
+    return _one_by_one([line.decode("utf-8", errors="replace") for line in lines])
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 5, 40, 1 << 20])
+@pytest.mark.parametrize("lines", [
+    BYTE_LINES,
+    [line for line in BYTE_LINES if line.startswith(b"{") and b"\xff" not in line and b"} {" not in line],
+    BYTE_LINES[:1] + BYTE_LINES[2:3],
+], ids=["mixed", "all-events", "bad-utf8"])
+def test_batches_of_bytes_give_what_each_line_gives(lines: list[bytes], chunk: int) -> None:
+    """Whatever the cut, a batch parsed from its bytes gives the events (and lines) that
+    decoding and parsing each line on its own gives, and stderr's lines are never events."""
+    data = b"".join(line + b"\n" for line in lines)
+    out = Output()
+    every: list[dict] = []
+    out.watch_events(every.extend)
+    seen: list[tuple[str, str, int]] = []
+    out.watch_lines(lambda stream, text, n: seen.append((stream, text, n)))
+    for i in range(0, len(data), chunk):
+        out.feed("stdout", data[i:i + chunk])
+        out.feed("stderr", data[i:i + chunk])
+    out.close()
+    texts = [line.decode("utf-8", errors="replace") for line in lines]
+    assert repr([{k: v for k, v in e.items() if k != "run"} for e in every]) == repr(_reference(lines))
+    assert out.stdout == texts and out.stderr == texts
+    assert out.line_counts == {"stdout": len(lines), "stderr": len(lines)}
+    for stream in ("stdout", "stderr"):
+        batches = [(text, n) for s, text, n in seen if s == stream]
+        assert "\n".join(text for text, _ in batches).split("\n") == texts
+        assert all(text.count("\n") + 1 == n for text, n in batches)
+
+
+def test_a_last_line_without_newline_counts_at_close() -> None:
+    out = Output()
+    got: list[dict] = []
+    out.watch_events(got.extend, "w")
+    out.feed("stdout", b'{"event":"w","count":1}\n{"event":"w",')
+    out.feed("stdout", b'"count":2}')
+    assert [e["count"] for e in got] == [1] and out.line_counts["stdout"] == 1
+    out.close()
+    assert [e["count"] for e in got] == [1, 2] and out.stdout[-1] == '{"event":"w","count":2}'
+    assert out.line_counts["stdout"] == 2
+
+
+@pytest.mark.parametrize("tail_lines", [0, 1, 3, 50])
+@pytest.mark.parametrize("chunk", [1, 9, 64, 1 << 20])
+def test_the_tail_is_the_last_lines_whatever_the_blocks(tail_lines: int, chunk: int) -> None:
+    lines = [f"line {i}" + "x" * (i % 7) for i in range(200)]
+    out = Output(tail_lines=tail_lines)
+    feed_lines(out, lines, stream="stderr", chunk=chunk)
+    want = lines[len(lines) - tail_lines:] if tail_lines else []
+    assert out.stderr == want
+    assert out.tail(2) == "\n".join(f"[stderr] {line}" for line in want[-2:])
+    # no more blocks kept than the tail needs, and the one before it at most
+    kept = out._tail["stderr"]
+    assert sum(n for _, n in kept) - (kept[0][1] if kept else 0) < max(tail_lines, 1)
