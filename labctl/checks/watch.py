@@ -27,6 +27,11 @@ def _first_not_rising(before: object, values: list[object]) -> tuple[object, obj
     """The first pair (a, b) of ``before`` (the previous batch's last value, None if none)
     followed by ``values`` where b is not a number or b <= a; None if they strictly rise."""
     seq = values if before is None else [before, *values]
+    first = seq[0]
+    # A counter's consecutive integers: equal to their range only if each is that integer (or
+    # a float of its value; the booleans equal 0 and 1 only, hence from 2 up), in C.
+    if type(first) is int and first >= 2 and seq == list(range(first, first + len(seq))):
+        return None
     try:
         # fast path, in C: strictly rising numbers are their own sorted set (bool excluded)
         if set(map(type, seq)) <= _NUMBERS and seq == sorted(set(seq)):

@@ -269,3 +269,20 @@ def test_the_tail_is_the_last_lines_whatever_the_blocks(tail_lines: int, chunk: 
     # no more blocks kept than the tail needs, and the one before it at most
     kept = out._tail["stderr"]
     assert sum(n for _, n in kept) - (kept[0][1] if kept else 0) < max(tail_lines, 1)
+
+
+@pytest.mark.parametrize("before, values", [
+    (None, [2, 3, 4]), (1, [2, 3, 4]), (None, [2, 3.0, 4]), (None, [2, True, 4]), (None, [0, 1, 2]),
+    (None, [True, 2, 3]), (False, [1, 2]), (None, [2, 3, 3]), (None, [5, 4]), (3, [3, 4]), (2.5, [3, 4]),
+    (None, [2, 3, "4"]), (None, [2, None]), (None, [7]), (None, [2, 4, 5]), (None, [10 ** 30, 10 ** 30 + 1]),
+])
+def test_rising_agrees_with_pairwise_comparison(before: object, values: list) -> None:
+    from labctl.checks.watch import _first_not_rising, _numeric
+
+    prev, want = before, None
+    for i, v in enumerate(values):
+        if not _numeric(v) or (i > 0 or before is not None) and v <= prev:
+            want = (prev, v)
+            break
+        prev = v
+    assert _first_not_rising(before, values) == want
