@@ -50,20 +50,25 @@ class StreamDemux:
             data, self._head = self._head + data, b""
         out: list[bytes | memoryview] = []
         err: list[bytes | memoryview] = []
-        pos, end = 0, len(data)
+        end = len(data)
+        pos = min(self._left, end)  # the rest of a frame begun in an earlier piece
+        if pos:
+            (err if self._stream == STDERR else out).append(data[:pos])
+            self._left -= pos
         unpack = _HEADER.unpack_from
-        while pos < end:
-            if self._left:
-                take = min(self._left, end - pos)
-                (err if self._stream == STDERR else out).append(data[pos:pos + take])
-                self._left -= take
-                pos += take
-            elif end - pos >= 8:
-                self._stream, self._left = unpack(data, pos)
-                pos += 8
-            else:
-                self._head = bytes(data[pos:])
+        # one pass per frame: its header, then its payload (cut short at the piece's end)
+        while end - pos >= 8:
+            stream, size = unpack(data, pos)
+            pos += 8
+            stop = pos + size
+            (err if stream == STDERR else out).append(data[pos:stop])
+            if stop > end:
+                self._stream, self._left = stream, stop - end
+                pos = end
                 break
+            pos = stop
+        if pos < end:
+            self._head = bytes(data[pos:])
         return b"".join(out), b"".join(err)
 
 
