@@ -109,7 +109,9 @@ class LineSearch:
     start and end) and only a candidate's line is searched on its own: patterns that could
     see past a line's end differently (``\\A``, ``\\Z``, lookarounds) go line by line. A
     pattern that is plain text (``re.escape`` leaves it as it is) is looked for with
-    ``str.find``, about twice as fast on a flood as the regular expression's search."""
+    ``bytes.find`` in the undecoded lines, about twice as fast on a flood as the regular
+    expression's search: UTF-8 text occurs in bytes exactly where it occurs in their
+    decoding with replacement, unless it holds the replacement character (U+FFFD) itself."""
 
     def __init__(self, pattern: str, streams: tuple[str, ...] = ("stdout", "stderr")) -> None:
         self.rx = re.compile(pattern)
@@ -119,18 +121,38 @@ class LineSearch:
         per_line = any(t in pattern for t in ("\\A", "\\Z", "\\z", "(?<", "(?=", "(?!"))
         self._block = None if per_line else re.compile(pattern, self.rx.flags | re.MULTILINE)
         self._text = pattern if pattern and re.escape(pattern) == pattern else None
+        self._needle: bytes | None = None  # the plain text's UTF-8 form, looked for in the bytes
+        if self._text is not None and "\ufffd" not in self._text:
+            try:
+                self._needle = self._text.encode()
+            except UnicodeEncodeError:  # a lone surrogate: only its decoded form can hold it
+                pass
 
     def attach(self, out: Output) -> "LineSearch":
         out.watch_lines(self._on_lines, self.streams)
         return self
 
-    def _on_lines(self, _stream: str, text: str, n: int) -> None:
+    def _on_lines(self, _stream: str, block: bytes, n: int) -> None:
         if self.hit is not None:
             return
-        if self._block is None:
-            self._line_by_line(text.split("\n"))
+        if self._needle is not None:
+            self._in_bytes(block, n)
+        elif self._block is None:
+            self._line_by_line(block.decode("utf-8", errors="replace").split("\n"))
         else:
-            self._by_block(text, n)
+            self._by_block(block.decode("utf-8", errors="replace"), n)
+
+    def _in_bytes(self, block: bytes, n: int) -> None:
+        """Look for the plain text in ``block``: ``n`` complete lines joined by ``\\n``."""
+        assert self._needle is not None
+        at = block.find(self._needle)
+        if at < 0:
+            self.searched += n
+            return
+        start = block.rfind(b"\n", 0, at) + 1
+        end = block.find(b"\n", at)
+        self.hit = block[start:end if end >= 0 else len(block)].decode("utf-8", errors="replace")
+        self.searched += block.count(b"\n", 0, start) + 1
 
     def _line_by_line(self, lines: list[str]) -> None:
         search = self.rx.search

@@ -33,7 +33,7 @@ TAIL_LINES = 1000  # kept per stream, for failure messages and reports
 MAX_FIRST = 256  # distinct event names whose first occurrence is kept
 
 EventFn = Callable[[list[dict]], None]
-LineFn = Callable[[str, str, int], None]  # (stream, a batch's complete lines joined by "\n", how many)
+LineFn = Callable[[str, bytes, int], None]  # (stream, a batch's complete lines joined by b"\n", how many)
 
 
 def _loads(line: str) -> object:
@@ -172,9 +172,10 @@ class Output:
                 self._by_name.setdefault(name, []).append(fn)
 
     def watch_lines(self, fn: LineFn, streams: tuple[str, ...] = ("stdout", "stderr")) -> None:
-        """Call ``fn(stream, text, n)`` with each later batch of complete lines of ``streams``:
-        ``text`` is the ``n`` lines (n >= 1) joined by ``\\n``, without a final newline
-        (``text.split("\\n")`` gives them)."""
+        """Call ``fn(stream, block, n)`` with each later batch of complete lines of ``streams``:
+        ``block`` is the ``n`` lines (n >= 1) as the bytes they came in, joined by ``\\n``,
+        without a final newline (``block.decode("utf-8", errors="replace").split("\\n")``
+        gives them as text, as ``lines`` does)."""
         with self.changed:
             for s in streams:
                 self._line_fns[s].append(fn)
@@ -206,11 +207,8 @@ class Output:
         self._tail_kept[stream] = kept
         self.line_counts[stream] += n
         self.version += 1
-        fns = self._line_fns[stream]
-        if fns:
-            text = block.decode("utf-8", errors="replace")
-            for fn in fns:
-                fn(stream, text, n)
+        for fn in self._line_fns[stream]:
+            fn(stream, block, n)
         if stream == "stdout":
             self._events(block, n)
 

@@ -230,7 +230,7 @@ def test_batches_of_bytes_give_what_each_line_gives(lines: list[bytes], chunk: i
     every: list[dict] = []
     out.watch_events(every.extend)
     seen: list[tuple[str, str, int]] = []
-    out.watch_lines(lambda stream, text, n: seen.append((stream, text, n)))
+    out.watch_lines(lambda stream, block, n: seen.append((stream, block.decode("utf-8", errors="replace"), n)))
     for i in range(0, len(data), chunk):
         out.feed("stdout", data[i:i + chunk])
         out.feed("stderr", data[i:i + chunk])
@@ -286,3 +286,22 @@ def test_rising_agrees_with_pairwise_comparison(before: object, values: list) ->
             break
         prev = v
     assert _first_not_rising(before, values) == want
+
+
+@pytest.mark.parametrize("pattern", ["é", "caf", "x✓", "\ufffd", "bad", "ab", '"event":"removed"', "zz"])
+def test_plain_text_found_in_bytes_as_in_their_decoding(pattern: str) -> None:
+    """A plain-text pattern is looked for in the undecoded bytes: the same line and count as
+    searching each line decoded with replacement (bad UTF-8 around or before the text)."""
+    lines = [b"ok", b"\xe2\x82", b"caf\xc3", b"\xffab", b"x\xe2\x9c\x93 \xc3\xa9", b"\xe9 bad",
+             b'{"event":"removed"}', b"zz\xf0\x9f"]
+    texts = [line.decode("utf-8", errors="replace") for line in lines]
+    want = next((i for i, t in enumerate(texts) if re.search(pattern, t)), None)
+    data = b"".join(line + b"\n" for line in lines)
+    for chunk in (1, 4, 1 << 20):
+        out = Output()
+        s = LineSearch(pattern).attach(out)
+        for i in range(0, len(data), chunk):
+            out.feed("stdout", data[i:i + chunk])
+        out.close()
+        assert s.hit == (None if want is None else texts[want]), (pattern, chunk)
+        assert s.searched == (len(lines) if want is None else want + 1), (pattern, chunk)
