@@ -24,7 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from labctl.images import build  # noqa: E402
 from labctl.bench import host_binary  # noqa: E402
-from labctl.bench.records import MECHANISMS, this_machine  # noqa: E402
+from labctl.bench.conditions import this_machine  # noqa: E402
+from labctl.bench.records import MECHANISMS  # noqa: E402
 from labctl.bench.launch import SCENARIO, ContainerPairs, HostPairs, PairError, PairSpec  # noqa: E402
 from labctl.runtime.labels import labels_for  # noqa: E402
 from labctl.runtime import Engine, RunSpec  # noqa: E402

@@ -15,7 +15,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from labctl.bench.records import (Config, Machine, Record, Report, human_ns, human_size,  # noqa: E402
+from labctl.bench.conditions import Machine  # noqa: E402
+from labctl.bench.records import (Config, Record, Report, human_ns, human_size,  # noqa: E402
                                 render_table)
 
 

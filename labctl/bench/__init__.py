@@ -26,7 +26,7 @@ from labctl.images import platforms
 from labctl.bench import conditions
 from labctl.bench.records import (MEMCPY_SIZE, Config, Record, Report, parse_config, placement_platform,
                                 record_from_event,
-                                render_table, this_machine, to_json)
+                                render_table, to_json)
 from labctl.bench import rounds as rounds_mod
 from labctl.bench.rounds import Paired, combine, pair_rounds
 from labctl.bench.launch import ContainerPairs, HostPairs, PairError, PairSpec
@@ -90,7 +90,8 @@ def run_bench(engine, image: str, binary: Path | None, config: Config,  # noqa: 
     from labctl.images.build import cache_dir
 
     run_id = run_id or str(uuid.uuid4())
-    pinned = config.pin and (this_machine().cores >= 2)
+    machine = conditions.this_machine()
+    pinned = config.pin and (machine.cores >= 2)
     if config.pin and not pinned:
         progress("one core only: running unpinned")
     cfg = dataclasses.replace(config, pin=pinned)
@@ -206,7 +207,7 @@ def run_bench(engine, image: str, binary: Path | None, config: Config,  # noqa: 
     records, paired = summarize_rounds(cfg, rounds, matched if paired_placements else None, ended)
     if extra and paired:
         extra["spread_floor_pct"] = round(100 * paired[0].sigma_floor, 2)
-    return Report(this_machine(), cfg, (*memcpy, *records), (0, 1) if pinned else (), tuple(errors),
+    return Report(machine, cfg, (*memcpy, *records), (0, 1) if pinned else (), tuple(errors),
                   rounds=tuple(rounds), paired=tuple(paired),
                   conditions=conditions.summary(start, conditions.snapshot()),
                   adaptive={"min_rounds": cfg.rounds, "max_rounds": cfg.max_rounds, **extra} if extra else {})

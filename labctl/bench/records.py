@@ -12,7 +12,7 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 
-from labctl.bench.conditions import Machine, this_machine  # noqa: F401 - part of this module's API
+from labctl.bench.conditions import Machine
 from labctl.images import platforms
 from labctl.images.platforms import Platform
 from labctl import units

@@ -8,7 +8,8 @@ import sys
 import pytest
 
 from labctl.bench import records
-from labctl.bench.records import Config, Machine, Record, Report, parse_config, summarize
+from labctl.bench.conditions import Machine, this_machine
+from labctl.bench.records import Config, Record, Report, parse_config, summarize
 from labctl.bench.launch import PairError, PairSpec, result_from_events
 from labctl.errors import UsageError
 
@@ -194,7 +195,7 @@ def test_human_ns(ns: int, text: str) -> None:
 
 
 def test_machine_reads_cpuinfo() -> None:
-    m = records.this_machine("processor : 0\nmodel name\t: Fancy CPU 9000\n")
+    m = this_machine("processor : 0\nmodel name\t: Fancy CPU 9000\n")
     assert m.cpu == "Fancy CPU 9000" and m.cores >= 1 and m.kernel
 
 

@@ -8,7 +8,8 @@ import json
 import pytest
 
 from labctl.bench import conditions, summarize_rounds
-from labctl.bench.records import Config, Machine, Record, Report, record_from_event, render_table, to_json
+from labctl.bench.conditions import Machine
+from labctl.bench.records import Config, Record, Report, record_from_event, render_table, to_json
 from labctl.bench.rounds import combine, halves, judge, pair_rounds, quartiles, verdict
 
 MACHINE = Machine("Test CPU", "6.1.0-test", 2, "x86_64")
