@@ -178,6 +178,38 @@ def library_compose_constructs(paths, runs: bool = False) -> dict[str, set[str]]
     return out
 
 
+def library_in_image_constructs(paths) -> dict[str, set[str]]:  # noqa: ANN001 - iterable of Paths
+    """Scenario file -> what can make its run by labctl *inside the labctl image* differ from
+    a run by labctl on the host: each kind of need the machine is asked about (``need=``:
+    a compiler, a platform, a runtime, an opt-in...: the image answers some differently,
+    with a skip), each check kind and step action (``check=``, ``step=``: what labctl reads
+    of the engine and the host, from a container), each volume type and mount form
+    (``volume=``, ``mount=``: host paths are mapped through the engine when labctl runs in
+    a container), each IPC mode (``ipc=``), a restart policy, a layout from a C header
+    (``layout``: precomputed in the folder, as the image needs it)."""
+    from labctl import scenario as scen
+    from labctl.scenario.requirements import REGISTRY, Machine
+
+    machine = Machine(engine="docker", arch="x86_64")
+    out = {}
+    for path in paths:
+        s = scen.load_file(str(path))
+        found = {f"need={kind}" for kind, req in REGISTRY.items() if req.needs(s, machine)}
+        found |= {f"check={ch.kind}" for ch in s.all_checks()}
+        found |= {f"step={st.action}" for st in s.steps}
+        found |= {f"volume={v.type}" for v in s.volumes}
+        for c in s.containers:
+            found.add("ipc=" + c.ipc.split(":")[0])
+            found |= {"mount=" + ("tmpfs" if m.tmpfs else "bind" if (m.source or "").startswith(("/", ".")) else "volume")
+                      + (":ro" if m.read_only else "") for m in c.mounts}
+            if c.restart != "no":
+                found.add("restart")
+        if "layout" in path.read_text():
+            found.add("layout")
+        out[str(path)] = found
+    return out
+
+
 def import_round_trip_constructs(paths) -> dict[str, set[str]]:  # noqa: ANN001 - iterable of Paths
     """Scenario file -> what ``labctl import compose`` reads in its ``labctl compose``
     rendering: the compose constructs (``compose_constructs``: the generated checks follow

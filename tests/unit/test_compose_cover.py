@@ -84,3 +84,28 @@ def test_the_v2_subset_covers_every_workload_and_every_gated_event_of_the_librar
     assert gates and gates <= covered
     assert {"workload=sysv-writer", "workload=sysv-reader", "workload=mmap-writer"} <= covered
     assert len(subset) <= len(LIBRARY) // 2, subset  # the point: v2 brings up part of the library
+
+
+def test_the_in_image_subset_covers_what_can_differ_inside_the_labctl_image() -> None:
+    """The README's container example (tests/integration/test_first_contact.py) runs a cover
+    of the library in the labctl image: every need, check kind, step action, storage kind and
+    IPC mode of the whole library is in it, and the scenarios its assertions name."""
+    from tests.helpers import library_in_image_constructs
+    from tests.integration.test_first_contact import IMAGE_NAMED, image_cover
+
+    constructs = library_in_image_constructs(LIBRARY)
+    cover = image_cover()
+    every = set().union(*constructs.values())
+    assert set().union(*(constructs[str(p)] for p in cover)) == every
+    assert {p.stem for p in cover} >= set(IMAGE_NAMED)
+    assert len(cover) <= len(LIBRARY) // 2, cover
+    from labctl.scenario.actions.action_registry import ACTIONS
+    from labctl.scenario.kinds.registry import KINDS
+    from labctl.scenario.requirements import REGISTRY
+
+    # a floor, as above: what the library uses today
+    assert {f"check={k}" for k in KINDS} <= every, sorted(every)
+    assert {"need=compiler", "need=platform", "need=runtime", "need=opt-in", "ipc=host", "ipc=container",
+            "volume=tempdir", "volume=volume", "volume=tmpfs-volume", "layout", "restart"} <= every, sorted(every)
+    assert {f"step={a}" for a in ACTIONS} - {"step=start"} <= every  # start: no library scenario uses it, sorted(every)
+    assert {k.split("=")[1] for k in every if k.startswith("need=")} <= set(REGISTRY)
