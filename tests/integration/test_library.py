@@ -1,10 +1,11 @@
 """The scenario library as a whole: its make-up, the pitfall filter, and that no pitfall
 scenario can pass by accident.
 
-``test_run.py`` already runs every scenario (``library_run``); this file adds what that
-does not cover: ``--tag pitfall`` runs exactly the pitfalls, and each pitfall has a check
-that asserts the failure itself (it would fail if the pitfall stopped happening) plus a
-twin scenario that shows the fix.
+The session's Docker library run (conftest's ``docker_library_run``) runs every scenario;
+this file adds what that does not judge: ``--tag pitfall`` names exactly the pitfalls, each
+pitfall has a check that asserts the failure itself (it would fail if the pitfall stopped
+happening), passed in that run, plus a twin scenario that shows the fix; each lifecycle
+scenario passed through its witness and its cleanup check.
 """
 
 from __future__ import annotations
@@ -177,28 +178,37 @@ def test_list_tag_pitfall_names_exactly_the_pitfalls(library):
     assert {e["name"] for e in json.loads(proc.stdout)} == set(PITFALLS)
 
 
-def test_run_tag_pitfall_runs_exactly_the_pitfalls_and_they_pass(shmlab_image, library):
-    proc = labctl("run", "--tag", "pitfall", "--jobs", "2", "--format", "json")
+def _library_report(docker_library_run) -> dict[str, dict]:  # noqa: ANN001 - conftest's LibraryRun
+    """The session's Docker library run (conftest's ``docker_library_run``), scenario name -> its
+    entry in the JSON report; the run itself must have passed."""
+    proc = docker_library_run.proc
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    report = json.loads(proc.stdout)
-    assert {s["name"] for s in report["scenarios"]} == set(PITFALLS)
-    for s in report["scenarios"]:
-        witness = PITFALLS[s["name"]][0]
+    return {s["name"]: s for s in json.loads(proc.stdout)["scenarios"]}
+
+
+def test_every_pitfall_passes_through_its_witness(docker_library_run, library):
+    """Each pitfall scenario passed in the library run, its witness check among the passed
+    (``--tag pitfall`` selects exactly them: test_list_tag_pitfall_names_exactly_the_pitfalls,
+    and test_run.py's test_filters_by_tag_and_substring for ``run``)."""
+    report = _library_report(docker_library_run)
+    for name, (witness, _twin) in PITFALLS.items():
+        s = report[name]
+        assert s["status"] == "passed", (name, s.get("message"))
         statuses = {c["name"]: c["status"] for c in s["checks"]}
-        assert statuses.get(witness) == "passed", (s["name"], statuses)
+        assert statuses.get(witness) == "passed", (name, statuses)
 
 
-def test_run_tag_lifecycle_passes_and_leaves_nothing(shmlab_image, library):
-    proc = labctl("run", "--tag", "lifecycle", "--jobs", "2", "--format", "json")
-    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-3000:]
-    report = json.loads(proc.stdout)
-    names = {s["name"] for s in report["scenarios"]}
-    assert names == {n for n, s in library.items() if "lifecycle" in s.tags} and len(names) >= 8
-    for s in report["scenarios"]:
-        if s["name"] in LIFECYCLE:
-            witness = LIFECYCLE[s["name"]][0]
+def test_every_lifecycle_scenario_passes_through_its_witness_and_leaves_nothing(docker_library_run, library):
+    report = _library_report(docker_library_run)
+    names = {n for n, s in library.items() if "lifecycle" in s.tags}
+    assert len(names) >= 8
+    for name in sorted(names):
+        s = report[name]
+        assert s["status"] == "passed", (name, s.get("message"))
+        if name in LIFECYCLE:
+            witness = LIFECYCLE[name][0]
             statuses = {c["name"]: c["status"] for c in s["checks"]} | {
                 st["name"]: st["status"] for st in s.get("steps", [])}
-            assert statuses.get(witness) == "passed", (s["name"], statuses)
-        assert all(st["status"] == "passed" for st in s.get("steps", [])), s["name"]
-        assert any(c["name"] == "cleanup" and c["status"] == "passed" for c in s["checks"]), s["name"]
+            assert statuses.get(witness) == "passed", (name, statuses)
+        assert all(st["status"] == "passed" for st in s.get("steps", [])), name
+        assert any(c["name"] == "cleanup" and c["status"] == "passed" for c in s["checks"]), name

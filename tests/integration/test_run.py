@@ -122,7 +122,7 @@ def test_filters_by_tag_and_substring(shmlab_image):
     proc = labctl("list", "--tag", "mmap")
     assert proc.returncode == 0
     assert "mmap-volume" in proc.stdout and "sysv-shareable" not in proc.stdout
-    proc = labctl("run", "-k", "create-trap", "--format", "json")
+    proc = labctl("run", "--tag", "pitfall", "-k", "create-trap", "--format", "json")  # both filters at once
     assert proc.returncode == 0, proc.stderr
     assert [s["name"] for s in json.loads(proc.stdout)["scenarios"]] == ["sysv-create-trap"]
 
