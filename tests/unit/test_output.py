@@ -305,3 +305,24 @@ def test_plain_text_found_in_bytes_as_in_their_decoding(pattern: str) -> None:
         out.close()
         assert s.hit == (None if want is None else texts[want]), (pattern, chunk)
         assert s.searched == (len(lines) if want is None else want + 1), (pattern, chunk)
+
+
+@pytest.mark.parametrize("lines", [
+    [b'{"run":9,"event":"w","n":1}', b'{"event":"w","n":2}'],  # every line "{...}": "run" given by the parser
+    [b'{"run":9,"event":"w","n":1}', b'{"event":"w","n":2}\r'],  # a CR: the per-event stamp
+    [b'{"run":9,"event":"w","n":1}', b"{}", b'{"event":"w","n":2}'],  # an empty object: line by line
+], ids=["braces", "cr", "empty-object"])
+def test_every_event_gets_its_run_in_the_place_of_its_own(lines: list[bytes]) -> None:
+    """``run`` is labctl's: a workload's own ``run`` is overridden where it stands, a new
+    key comes last, and a second run's batch says 2, whichever way the batch was parsed."""
+    out = Output()
+    every: list[dict] = []
+    out.watch_events(every.extend)
+    out.feed("stdout", b"".join(line + b"\n" for line in lines))
+    out.new_run()
+    out.feed("stdout", b"".join(line + b"\n" for line in lines))
+    out.close()
+    named = [e for e in every if "event" in e]
+    assert [list(e.items()) for e in named] == [
+        [("run", r), ("event", "w"), ("n", 1)] if i % 2 == 0 else [("event", "w"), ("n", 2), ("run", r)]
+        for i, r in enumerate([1, 1, 2, 2])], named
