@@ -185,8 +185,9 @@ def library_in_image_constructs(paths) -> dict[str, set[str]]:  # noqa: ANN001 -
     with a skip), each check kind and step action (``check=``, ``step=``: what labctl reads
     of the engine and the host, from a container), each volume type and mount form
     (``volume=``, ``mount=``: host paths are mapped through the engine when labctl runs in
-    a container), each IPC mode (``ipc=``), a restart policy, a layout from a C header
-    (``layout``: precomputed in the folder, as the image needs it)."""
+    a container), each IPC mode (``ipc=``), a restart policy, and the layouts checks decode
+    by (``layout=named``: built into labctl; ``layout=header``: from a C header, precomputed in
+    the folder, as the image needs it). A mount names a scenario volume or is a tmpfs."""
     from labctl import scenario as scen
     from labctl.scenario.requirements import REGISTRY, Machine
 
@@ -200,12 +201,12 @@ def library_in_image_constructs(paths) -> dict[str, set[str]]:  # noqa: ANN001 -
         found |= {f"volume={v.type}" for v in s.volumes}
         for c in s.containers:
             found.add("ipc=" + c.ipc.split(":")[0])
-            found |= {"mount=" + ("tmpfs" if m.tmpfs else "bind" if (m.source or "").startswith(("/", ".")) else "volume")
-                      + (":ro" if m.read_only else "") for m in c.mounts}
+            found |= {f"mount={'tmpfs' if m.tmpfs else 'volume'}{':ro' if m.read_only else ''}" for m in c.mounts}
             if c.restart != "no":
                 found.add("restart")
-        if "layout" in path.read_text():
-            found.add("layout")
+        # a layout by name (built into labctl) or from a C header (precomputed in the folder)
+        found |= {f"layout={'header' if ch.body.layout.source.endswith('.h') else 'named'}"
+                  for ch in s.all_checks() if getattr(ch.body, "layout", None) is not None}
         out[str(path)] = found
     return out
 

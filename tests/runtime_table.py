@@ -66,19 +66,33 @@ def why(result: dict) -> str:
     return "; ".join(said) or str(result.get("message") or result["status"])
 
 
-def run(engine: str, runtime: str, reasons: dict[str, str] | None = None) -> dict[str, str]:
-    """scenario name -> cell, from one run on ``engine`` (a column name) with ``--runtime runtime``;
-    ``reasons`` (when given) gets scenario name -> what its failing checks said."""
+def results(engine: str, runtime: str) -> list[dict]:
+    """The JSON report's scenario results of one run on ``engine`` (a column name) with
+    ``--runtime runtime``."""
     name, env = target(engine)
     proc = subprocess.run([sys.executable, "-m", "labctl", "run", str(DATA), "--engine", name, "--runtime", runtime,
                            "--format", "json", "--jobs", "3", "-q"], cwd=ROOT, capture_output=True, text=True,
                           timeout=600, stdin=subprocess.DEVNULL, env=env)
     if not proc.stdout.strip():
         raise RuntimeError(f"labctl run on {engine} with {runtime} printed no report: {proc.stderr[-2000:]}")
-    results = json.loads(proc.stdout)["scenarios"]
-    if reasons is not None:
-        reasons.update({s["name"]: why(s) for s in results})
-    return {s["name"]: cell(s) for s in results}
+    return json.loads(proc.stdout)["scenarios"]
+
+
+def run(engine: str, runtime: str) -> dict[str, str]:
+    """scenario name -> cell, from one run on ``engine`` (a column name) with ``--runtime runtime``."""
+    return {s["name"]: cell(s) for s in results(engine, runtime)}
+
+
+def mismatches(engine: str, runtime: str) -> list[str]:
+    """One run's cells that differ from the committed table, each with what its failing
+    checks said (empty: the column is what the run gives)."""
+    out = []
+    for s in results(engine, runtime):
+        got, want = cell(s), committed_cell(s["name"], engine, runtime)
+        if got != want:
+            out.append(f"{s['name']} on {engine} with {runtime}: the run says {got}, docs/runtimes.md {want} "
+                       f"(regenerate: python -m tests.runtime_table)\n{s['name']}: {why(s)}")
+    return out
 
 
 def measure() -> dict[tuple[str, str, str], str]:

@@ -186,7 +186,7 @@ def _library_report(docker_library_run) -> dict[str, dict]:  # noqa: ANN001 - co
     return {s["name"]: s for s in json.loads(proc.stdout)["scenarios"]}
 
 
-def test_every_pitfall_passes_through_its_witness(docker_library_run, library):
+def test_every_pitfall_passes_through_its_witness(docker_library_run):
     """Each pitfall scenario passed in the library run, its witness check among the passed
     (``--tag pitfall`` selects exactly them: test_list_tag_pitfall_names_exactly_the_pitfalls,
     and test_run.py's test_filters_by_tag_and_substring for ``run``)."""

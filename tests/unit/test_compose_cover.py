@@ -106,6 +106,6 @@ def test_the_in_image_subset_covers_what_can_differ_inside_the_labctl_image() ->
     # a floor, as above: what the library uses today
     assert {f"check={k}" for k in KINDS} <= every, sorted(every)
     assert {"need=compiler", "need=platform", "need=runtime", "need=opt-in", "ipc=host", "ipc=container",
-            "volume=tempdir", "volume=volume", "volume=tmpfs-volume", "layout", "restart"} <= every, sorted(every)
+            "volume=tempdir", "volume=volume", "volume=tmpfs-volume", "layout=named", "layout=header", "restart"} <= every, sorted(every)
     assert {f"step={a}" for a in ACTIONS} - {"step=start"} <= every  # start: no library scenario uses it, sorted(every)
     assert {k.split("=")[1] for k in every if k.startswith("need=")} <= set(REGISTRY)
