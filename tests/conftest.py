@@ -14,12 +14,66 @@ INTEGRATION_DIR = TESTS_DIR / "integration"
 REPO_ROOT = TESTS_DIR.parent
 
 
+# The test files that judge the session's one Docker library run (integration conftest's
+# ``docker_library_run``): one xdist scope, so one worker runs them and the library runs once
+# per session (tests/unit/test_parallel_suite.py keeps the list whole).
+LIBRARY_FILES = frozenset(f"tests/integration/{name}.py" for name in (
+    "test_first_contact", "test_library", "test_pytest_plugin", "test_run"))
+LIBRARY_SCOPE = "docker-library"
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Mark everything under tests/integration ``integration``, so ``-m "not integration"``
-    selects exactly the tests that need no engine, without each file repeating the marker."""
+    selects exactly the tests that need no engine, without each file repeating the marker.
+
+    The files of LIBRARY_FILES go first (each file's tests keep their order): together the
+    longest unit of work on several workers (``--no-loadscope-reorder`` keeps this order),
+    so it starts while the other workers take the rest."""
     for item in items:
         if INTEGRATION_DIR in Path(str(item.path)).resolve().parents:
             item.add_marker(pytest.mark.integration)
+    items.sort(key=lambda item: xdist_scope(item.nodeid) != LIBRARY_SCOPE)  # stable: the rest keep their order
+
+
+def xdist_scope(nodeid: str) -> str:
+    """The unit of work one xdist worker takes whole: the test's file (its module fixtures,
+    such as the Podman library run, are made once), or ``docker-library`` for LIBRARY_FILES."""
+    file = nodeid.split("::", 1)[0]
+    return LIBRARY_SCOPE if file in LIBRARY_FILES else file
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
+    """``--dist loadfile`` (pyproject.toml) with the library files as one scope (``xdist_scope``)."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class ByFileWithTheLibraryTogether(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return xdist_scope(nodeid)
+
+    return ByFileWithTheLibraryTogether(config, log)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist, share the integration tests' run-alone lock with the session's
+    other workers (tests/integration/alone.py)."""
+    from tests.integration import alone
+
+    if hasattr(config, "workerinput"):  # xdist gives each worker <the session's base temp>/<worker id>
+        alone.configure(Path(config.option.basetemp).parent)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """``-n auto`` (the default, pyproject.toml): one worker per CPU this process may use,
+    at most 4 (the integration tests share one engine); PYTEST_XDIST_AUTO_NUM_WORKERS
+    overrides it, ``-n 0`` runs everything in this process."""
+    forced = os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS", "")
+    if forced.isdigit():
+        return int(forced)
+    return max(1, min(len(os.sched_getaffinity(0)), 4))
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:

@@ -14,7 +14,9 @@
   outliving its creator, semaphore set, message queue, /dev/shm entry, POSIX message
   queue: ``tests/integration/hostipc.py``); and no IPC namespace created during the test
   may still be held by one of our containers. Leftovers are removed (so one leak does
-  not fail the next tests too) and the test fails naming them.
+  not fail the next tests too) and the test fails naming them. Its window (snapshot, test,
+  check) holds ``tests/integration/alone.py``'s lock: shared, or alone for a test marked
+  ``alone`` (under pytest-xdist no other test runs meanwhile).
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ import docker.errors
 import pytest
 
 from tests.helpers import rootless_podman as rootless_address, wait_until
-from tests.integration import hostipc
+from tests.integration import alone, hostipc
 
 if TYPE_CHECKING:
     from labctl.runtime import Engine
@@ -202,11 +204,14 @@ class LibraryRun:
 def docker_library_run(shmlab_image: str, tmp_path_factory: pytest.TempPathFactory) -> LibraryRun:
     """The whole library on Docker once per session, shared by the tests that judge it
     (tests/integration/test_run.py's report checks, the first-contact test, the pytest
-    plugin's comparison): ``labctl run scenarios --engine docker --jobs 2 --format json
-    --allow-host-ipc`` with every report format, with no ``LABCTL_*`` setting of the caller
-    and binfmt_misc hidden (``LABCTL_BINFMT_DIR`` pointing to an empty folder), as on a
-    machine without emulation: arm64-amd64-shared is skipped with its reason and fix here,
-    and runs for real in the Podman library run and the linux/arm64 run (test_platforms.py)."""
+    plugin's comparison): ``labctl run scenarios --engine docker --jobs 2 --format json``
+    with every report format, with no ``LABCTL_*`` setting of the caller and binfmt_misc
+    hidden (``LABCTL_BINFMT_DIR`` pointing to an empty folder), as on a machine without
+    emulation: arm64-amd64-shared is skipped with its reason and fix here, and runs for real
+    in the Podman library run and the linux/arm64 run (test_platforms.py). Without
+    ``--allow-host-ipc``, as a newcomer runs it: the scenarios in the host's IPC namespace are
+    skipped with the flag to give, and run on their own (test_run.py's
+    test_the_host_ipc_scenarios_pass_given_the_flag), a test no other runs beside."""
     base = tmp_path_factory.mktemp("docker-library")
     empty, out = base / "binfmt_misc", base / "reports"
     empty.mkdir()
@@ -215,7 +220,7 @@ def docker_library_run(shmlab_image: str, tmp_path_factory: pytest.TempPathFacto
     env["LABCTL_BINFMT_DIR"] = str(empty)
     root = Path(__file__).resolve().parents[2]
     proc = subprocess.run([sys.executable, "-m", "labctl", "run", "scenarios", "--engine", "docker", "--jobs", "2",
-                           "--format", "json", "--allow-host-ipc", "--report", f"junit:{out}/junit.xml",
+                           "--format", "json", "--report", f"junit:{out}/junit.xml",
                            "--report", f"text:{out}/summary.txt"], cwd=root, env=env, capture_output=True,
                           text=True, timeout=1800, check=False, stdin=subprocess.DEVNULL)
     return LibraryRun(proc, out)
@@ -361,6 +366,12 @@ def leak_guard(docker_client: docker.DockerClient, podman_client: docker.DockerC
                rootless_client: docker.DockerClient | None, request: pytest.FixtureRequest) -> Iterator[None]:
     """Fail the test if it leaves labelled objects (on Docker, Podman or the rootless
     Podman), host IPC objects of any kind, or IPC namespaces held by its containers behind."""
+    with alone.hold("alone" if request.node.get_closest_marker("alone") else "shared"):
+        yield from _guarded(docker_client, podman_client, rootless_client, request)
+
+
+def _guarded(docker_client: docker.DockerClient, podman_client: docker.DockerClient | None,
+             rootless_client: docker.DockerClient | None, request: pytest.FixtureRequest) -> Iterator[None]:
     clients = {"docker": docker_client, "podman": podman_client, "podman-rootless": rootless_client}
     before_objects = set(_all_managed(clients))
     before_ipc = set(hostipc.host_objects())

@@ -13,6 +13,11 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
+# the host pairs' shared memory and sockets live on the host: no other test's window meanwhile
+pytestmark = pytest.mark.alone("the bench's host pairs make IPC objects on the host")
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 CONTRACT_FIELDS = {"mechanism", "placement", "size", "rtt_ns_median", "rtt_ns_p99", "msgs_per_s", "bytes_per_s"}

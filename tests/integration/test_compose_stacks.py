@@ -162,12 +162,38 @@ def check_order(s: Stack, gated: list[tuple[str, str, str]]) -> list[str]:
     return problems
 
 
+def cover(compose: str) -> list[Path]:
+    """v2: the library's cover of constructs, workloads and gated events (v2_subset); 1.29:
+    the cover of constructs (v1_subset)."""
+    return v2_subset() if compose.split()[:2] == ["docker", "compose"] else v1_subset()
+
+
+def in_host_ipc(path: Path) -> bool:
+    """The scenario has a container in the host's IPC namespace (``ipc: host``)."""
+    return any(c.ipc == "host" for c in scen.load_file(str(path)).containers)
+
+
 def test_every_library_scenario_runs_and_gates_its_starts(compose: str, shmlab_image: str, engine,
                                                           docker_client: docker.DockerClient,
                                                           tmp_path: Path) -> None:
-    """v2: the library's cover of constructs, workloads and gated events (v2_subset); 1.29:
-    the cover of constructs (v1_subset)."""
-    files = v2_subset() if compose.split()[:2] == ["docker", "compose"] else v1_subset()
+    """The cover, but for its scenarios in the host's IPC namespace (the next test)."""
+    run_up(compose, [p for p in cover(compose) if not in_host_ipc(p)], shmlab_image, engine, docker_client, tmp_path)
+
+
+@pytest.mark.alone("ipc: host: segments in the host's IPC namespace")
+def test_the_host_ipc_scenarios_of_the_cover_run_and_gate_their_starts(compose: str, shmlab_image: str, engine,
+                                                                       docker_client: docker.DockerClient,
+                                                                       tmp_path: Path) -> None:
+    files = [p for p in cover(compose) if in_host_ipc(p)]
+    assert files, "the cover has no scenario in the host's IPC namespace: the construct is untested"
+    run_up(compose, files, shmlab_image, engine, docker_client, tmp_path)
+
+
+def run_up(compose: str, files: list[Path], shmlab_image: str, engine,  # noqa: ANN001 - labctl's Engine
+           docker_client: docker.DockerClient, tmp_path: Path) -> None:
+    """Each of ``files`` rendered by ``labctl compose``, brought up by ``compose`` (a few at a
+    time) and down again: each starts (or fails to, where a check expects it) and its gated
+    starts wait for their events."""
     def one(path: Path) -> list[str]:
         scenario = scen.load_file(str(path))
         if not scenario.runs_on("docker"):

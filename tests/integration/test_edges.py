@@ -7,6 +7,8 @@ import json
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from tests.integration.test_run import labctl
 
 EDGES = Path(__file__).resolve().parents[1] / "data" / "edges"
@@ -36,6 +38,7 @@ def host_keys() -> set[int]:
     return {int(line.split()[0]) for line in lines if line.strip()}
 
 
+@pytest.mark.alone("ipc: host: a segment in the host's IPC namespace")
 def test_host_ipc_teardown_removes_the_segment_its_writer_left(shmlab_image):
     # The writer never calls IPC_RMID; killing it would leave key 0x6c616202 on the host
     # until reboot. labctl removes it (it was attached by the scenario's own workload).

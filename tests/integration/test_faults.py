@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.integration import hostipc
 from tests.integration.engine_proxy import engine_proxy
 from tests.helpers import wait_until
@@ -19,6 +21,7 @@ from tests.integration.test_run import ROOT, labctl
 DATA = Path(__file__).resolve().parents[1] / "data" / "reliability"
 
 
+@pytest.mark.alone("ipc: host: semaphores, message queues and mqueue entries on the host")
 def test_host_sem_msg_and_mqueue_leaks_fail_cleanup_and_are_removed(shmlab_image):
     before = set(hostipc.host_objects())
     proc = labctl("run", "--allow-host-ipc", str(DATA / "host-leak-all.yaml"), "--format", "json")

@@ -32,7 +32,8 @@ def drop_c_layouts(folder: Path) -> Path:
             f.unlink()
     return folder
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow,
+              pytest.mark.alone("--allow-host-ipc inside the image; a SIGKILLed labctl leaves its run")]
 
 LONG = """\
 version: 1

@@ -16,6 +16,7 @@ form (the default) is what runs here.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import uuid
@@ -23,6 +24,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 from labctl.export.k8s import manifests, render
 from labctl.scenario import load_file
@@ -57,6 +59,16 @@ def podman_image(shmlab_image: str) -> str:
     return shmlab_image
 
 
+def owned(text: str) -> str:
+    """The manifests ``text`` with this process's pid among each object's labels, as labctl's
+    own runs carry it (an export names no owner: it is not a run), so the leak guards of the
+    tests running beside this one (pytest-xdist) tell these pods and volumes from their own."""
+    docs = [doc for doc in yaml.safe_load_all(text) if doc]
+    for doc in docs:
+        doc.setdefault("metadata", {}).setdefault("labels", {})["io.labctl.pid"] = str(os.getpid())
+    return yaml.safe_dump_all(docs, sort_keys=False)
+
+
 class Played:
     """One scenario's pods, played with ``podman kube play``; ``down()`` removes it all."""
 
@@ -65,7 +77,7 @@ class Played:
         self.run_id = uuid.uuid4().hex
         self.objects = manifests(self.scenario, image=image, run_id=self.run_id)
         self.file = tmp / f"{scenario}.yaml"
-        self.file.write_text(render(self.scenario, image=image, run_id=self.run_id))
+        self.file.write_text(owned(render(self.scenario, image=image, run_id=self.run_id)))
 
     def container(self, role: str) -> str:
         """Podman names a pod's container ``<pod>-<container>``."""

@@ -31,7 +31,8 @@ from labctl.layout import Layout
 from labctl.layout.laid_out import Array, CType, Record, Scalar, is_bytes, is_text
 from labctl.scenario import load_text
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration,
+              pytest.mark.alone("the probe holds the host's IPC namespace; segments and /dev/shm files there")]
 
 SCENARIO = "layout-probe"
 

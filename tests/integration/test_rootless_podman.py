@@ -60,6 +60,7 @@ def test_the_service_is_rootless_and_has_gvisor(privileges) -> None:
     assert "runsc" in runtimes, f"no rootless runsc service beside the socket ({runtimes}); .ci/run starts it"
 
 
+@pytest.mark.alone("--allow-host-ipc: segments in the host's IPC namespace")
 def test_library_scenarios_pass_rootless_and_leave_nothing(rootless_podman: str, rootless_client) -> None:
     files = [str(LIBRARY / f"{name}.yaml") for name in RUNS]
     proc = labctl(rootless_podman, "run", *files, "--engine", "podman", "--allow-host-ipc", "--format", "json")
@@ -129,6 +130,7 @@ def _host_view(pid: int) -> dict[int, tuple[int, int]]:
     return {int(r[col["key"]]): (int(r[col["uid"]]), int(r[col["cuid"]])) for r in rows}
 
 
+@pytest.mark.alone("a --keep run: its objects outlive their labctl")
 def test_owners_are_the_containers_uids_inside_and_the_users_on_the_host(rootless_podman: str, rootless_client,
                                                                          tmp_path: Path) -> None:
     """Root in a rootless container is the engine's user on the host; uid N > 0 is a subordinate

@@ -71,6 +71,7 @@ def runsc_ready(engine_name: str, engine_client) -> None:
         pytest.fail(a.message() + " (.ci/run sets this up)", pytrace=False)
 
 
+@pytest.mark.alone("a --keep run: its objects outlive their labctl")
 def test_gvisor_sandboxes_are_observed_from_inside(runsc_ready, engine_name, engine_client, tmp_path: Path) -> None:
     f = tmp_path / "gvisor-apart.yaml"
     f.write_text(APART)

@@ -8,6 +8,7 @@ finally; the autouse leak guard of conftest.py double-checks.
 from __future__ import annotations
 
 import json
+import os
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -40,7 +41,7 @@ class Lab:
 
     def labels(self, role: str) -> dict[str, str]:
         return {"io.labctl.managed": "true", "io.labctl.run-id": self.run_id,
-                "io.labctl.scenario": SCENARIO, "io.labctl.role": role}
+                "io.labctl.scenario": SCENARIO, "io.labctl.role": role, "io.labctl.pid": str(os.getpid())}
 
     def volume(self, role: str) -> str:
         vol = self.client.volumes.create(name=f"labctl-{self.run_id[:8]}-{SCENARIO}-{role}",

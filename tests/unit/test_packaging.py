@@ -49,12 +49,13 @@ def test_pyproject_declares_package_script_and_markers() -> None:
     assert project["requires-python"] == ">=3.10"
     deps = " ".join(project["dependencies"])
     assert "docker" in deps and "pyyaml" in deps and "ziglang" in deps
-    assert {"pytest", "pytest-docker", "hypothesis", "jsonschema"} <= {
+    assert {"pytest", "pytest-docker", "pytest-xdist", "hypothesis", "jsonschema"} <= {
         re.split(r"[<>=!~ ]", d)[0] for d in project["optional-dependencies"]["test"]
     }
     ini = data["tool"]["pytest"]["ini_options"]
     assert "--strict-markers" in ini["addopts"]
-    assert {m.split(":")[0] for m in ini["markers"]} == {"integration", "compose", "slow", "podman"}
+    assert "-n auto --dist loadfile" in ini["addopts"]  # on every CPU, a file on one worker (tests/conftest.py)
+    assert {re.split(r"[:(]", m)[0] for m in ini["markers"]} == {"integration", "compose", "slow", "podman", "alone"}
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,87 @@
+"""Integration tests side by side (pytest-xdist workers) and the ones that must run alone.
+
+Every integration test runs inside its leak guard's window (before-snapshot, the test,
+after-check). Two tests on two workers may overlap freely when each one's objects are
+recognisably its own: labelled with a live owner pid (labctl's own runs, the tests'
+containers, compose projects named ``labctltest-<pid>-``, the manifests the Kubernetes
+tests play), or used by a live process. A test marked ``alone`` creates what another
+test's guard would take for its own leak, or removes what is not its own, so no other test
+may be inside its window meanwhile:
+
+* objects in the host's IPC namespace (``ipc: host``, the host's /dev/shm, the bench's
+  host pairs), which carry no owner;
+* engine objects whose owner pid is gone on purpose (``run --keep``, a SIGKILLed labctl)
+  or that have none (a pod played from an export as it is);
+* ``labctl clean`` without ``--run``, which removes every managed object.
+
+The rule is a readers-writer lock on a file that the workers of one session share
+(``flock``, in the session's base temporary folder): a test takes it shared, an ``alone``
+test exclusively. A writer announces itself on a second lock first, so a stream of shared
+holders cannot starve it. Without xdist there is one process and the lock is never
+contended. Fixtures (session and module scope) are set up outside any test's window: what
+they start must carry a live owner (the library runs: labctl's pid).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+_lock_dir: Path | None = None  # set once per worker: the session's shared folder, or None (one process)
+_held: str | None = None  # "shared" or "alone" while this process holds the lock
+
+
+def configure(folder: Path | None) -> None:
+    """Share the lock through ``folder`` (under xdist: the session's base temporary folder,
+    which every worker's own lies in); None: not under xdist, nothing to share."""
+    global _lock_dir
+    _lock_dir = folder
+
+
+def _open(name: str) -> int:
+    assert _lock_dir is not None
+    return os.open(_lock_dir / name, os.O_RDWR | os.O_CREAT, 0o600)
+
+
+@contextmanager
+def hold(mode: str) -> Iterator[None]:
+    """Hold the session's lock in ``mode``: "shared" (beside other tests) or "alone" (no
+    other test in its window). Nested in a hold of this process: a no-op when the outer
+    hold covers it; "alone" inside "shared" is an error (it would wait on itself)."""
+    global _held
+    if mode not in ("shared", "alone"):
+        raise ValueError(f"mode {mode!r}: 'shared' or 'alone'")
+    if _held is not None:
+        if _held == "shared" and mode == "alone":
+            raise RuntimeError("work that must run alone was started inside a test that holds the lock shared: "
+                               "mark the test `alone`, or start the work from a fixture set up before the guard")
+        yield
+        return
+    if _lock_dir is None:
+        _held = mode
+        try:
+            yield
+        finally:
+            _held = None
+        return
+    turnstile, main = _open("turnstile"), _open("main")
+    try:
+        fcntl.flock(turnstile, fcntl.LOCK_EX)  # waits behind a writer that announced itself
+        if mode == "alone":
+            fcntl.flock(main, fcntl.LOCK_EX)  # waits for the shared holders to leave
+            fcntl.flock(turnstile, fcntl.LOCK_UN)
+        else:
+            fcntl.flock(turnstile, fcntl.LOCK_UN)
+            fcntl.flock(main, fcntl.LOCK_SH)
+        _held = mode
+        try:
+            yield
+        finally:
+            _held = None
+            fcntl.flock(main, fcntl.LOCK_UN)
+    finally:
+        os.close(main)
+        os.close(turnstile)
