@@ -44,6 +44,7 @@ from typing import Protocol
 from labctl.runtime import labels
 
 from labctl.images import platforms
+from labctl.images.buildlock import build_lock
 from labctl.errors import BuildError
 from labctl.images.platforms import Platform
 from labctl.scenario.model import WORKLOAD_IMAGE_REPO
@@ -360,7 +361,8 @@ def ensure_image(engine: ImageEngine, *, platform: Platform | None = None, force
 
     Docker operations: ``info`` (architecture), ``image inspect``, and when
     building ``build`` (with ``--platform`` for a non-native platform) from an
-    in-memory context plus ``tag``.
+    in-memory context plus ``tag``. A build holds the image's lock in the build cache
+    (``buildlock``): a labctl building the same image meanwhile waits and finds it made.
     Raises BuildError (compile or docker build failed, sources missing) or
     EngineError (engine unreachable).
     """
@@ -384,12 +386,19 @@ def ensure_image(engine: ImageEngine, *, platform: Platform | None = None, force
         tc = toolchain(plat)
         digest = content_hash(src, tc)
     image = image_ref(digest, plat, native)
-    if not force and engine.image_exists(image):
-        # :latest may point at another build (other sources, CC=...): the compose
-        # demo runs :latest, so move it here; tagging is idempotent and cheap.
-        _tag_latest(engine, image, plat, native)
-        return BuildResult(image, False, time.monotonic() - t0, digest)
-    binary = prebuilt if pre is not None else compile_binary(src, tc, digest, progress)
+    with build_lock(cache_dir(), image):  # another labctl building it: wait, then find it made
+        if not force and engine.image_exists(image):
+            # :latest may point at another build (other sources, CC=...): the compose
+            # demo runs :latest, so move it here; tagging is idempotent and cheap.
+            _tag_latest(engine, image, plat, native)
+            return BuildResult(image, False, time.monotonic() - t0, digest)
+        binary = prebuilt if pre is not None else compile_binary(src, tc, digest, progress)
+        return _build(engine, image, plat, native, digest, binary, src, progress, t0)
+
+
+def _build(engine: ImageEngine, image: str, plat: Platform, native: Platform, digest: str, binary: Path,
+           src: Path, progress: Progress | None, t0: float) -> BuildResult:
+    """``ensure_image``'s image build from the compiled ``binary``: build, tag, prune older builds."""
     try:
         data = binary.read_bytes()
     except OSError as e:

@@ -37,6 +37,7 @@ from labctl import __version__
 from labctl.images import build
 
 from labctl.images import library
+from labctl.images.buildlock import build_lock
 from labctl.errors import BuildError
 
 REPO = "labctl/labctl"
@@ -252,10 +253,17 @@ def ensure_self_image(engine: build.ImageEngine, *, force: bool = False,
     workload = build.ensure_image(engine, progress=progress)
     digest = self_hash(workload.hash, arch)
     image = f"{REPO}:{digest[:12]}"
-    if not force and engine.image_exists(image):
-        for tag in (__version__, "latest"):
-            engine.tag_image(image, REPO, tag)
-        return build.BuildResult(image, False, time.monotonic() - t0, digest)
+    with build_lock(build.cache_dir(), image):  # another labctl freezing it: wait, then find it made
+        if not force and engine.image_exists(image):
+            for tag in (__version__, "latest"):
+                engine.tag_image(image, REPO, tag)
+            return build.BuildResult(image, False, time.monotonic() - t0, digest)
+        return _build_self(engine, image, digest, workload, arch, progress, t0)
+
+
+def _build_self(engine: build.ImageEngine, image: str, digest: str, workload: build.BuildResult, arch: str,
+                progress: Progress | None, t0: float) -> build.BuildResult:
+    """``ensure_self_image``'s build: freeze labctl, build the image, tag it, prune older ones."""
     if build.prebuilt_binary() is not None:
         raise BuildError("this labctl is itself the frozen one (the labctl image): build the image from a pip install")
     tc = build.toolchain(arch)

@@ -3,11 +3,13 @@ ensure_image against a fake engine with a fake compiler."""
 
 from __future__ import annotations
 
+import fcntl
 import io
 import shutil
 import subprocess
 import sys
 import tarfile
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -270,6 +272,43 @@ def test_source_change_gives_a_new_tag(fake_cc: Path, sources: Path) -> None:
     assert second.built and second.image != first.image and len(calls(fake_cc)) == 2
 
 
+def test_two_builds_of_one_image_at_once_build_it_once(fake_cc: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two labctl processes (here two threads: each opens the lock file on its own, so flock
+    keeps them apart as it does processes) ask for the same missing image: the second finds
+    the lock held, waits for the first's build, and finds the image made."""
+    engine, building, go, waits = FakeEngine(), threading.Event(), threading.Event(), threading.Event()
+    real_build, real_flock = engine.build_image, fcntl.flock
+
+    def slow_build(*args, **kwargs):  # noqa: ANN002, ANN003
+        building.set()
+        assert go.wait(30)
+        return real_build(*args, **kwargs)
+
+    def flock(fd: int, op: int) -> None:  # the lock as it is, telling when a caller has to wait
+        try:
+            real_flock(fd, op | fcntl.LOCK_NB)
+        except BlockingIOError:
+            waits.set()
+            real_flock(fd, op)
+
+    engine.build_image = slow_build  # type: ignore[method-assign]
+    monkeypatch.setattr(fcntl, "flock", flock)
+    results: list[build.BuildResult] = []
+    first = threading.Thread(target=lambda: results.append(build.ensure_image(engine)))
+    first.start()
+    assert building.wait(30)
+    second = threading.Thread(target=lambda: results.append(build.ensure_image(engine)))
+    second.start()
+    try:
+        assert waits.wait(30), "the second build did not wait for the first"
+    finally:
+        go.set()
+        first.join(30)
+        second.join(30)
+    assert [r.built for r in results] == [True, False] and results[0].image == results[1].image
+    assert len(engine.builds) == 1 and len(calls(fake_cc)) == 1
+
+
 def test_compile_error_names_command_and_stderr(fake_cc: Path, monkeypatch: pytest.MonkeyPatch,
                                                 tmp_path: Path) -> None:
     monkeypatch.setenv("FAKECC_FAIL", "1")
@@ -282,8 +321,8 @@ def test_compile_error_names_command_and_stderr(fake_cc: Path, monkeypatch: pyte
     assert "error: something broke" in message
     assert info.value.exit_code == 3
     assert engine.builds == []
-    leftovers = list((tmp_path / "cache").rglob("*shmlab*"))
-    assert leftovers == []  # no half-written binary is cached
+    leftovers = [p for p in (tmp_path / "cache").rglob("*shmlab*") if p.parent.name != "locks"]
+    assert leftovers == []  # no half-written binary is cached (the build's lock file may stay)
 
 
 # ==== platforms ====
