@@ -13,18 +13,21 @@ from __future__ import annotations
 import queue
 import random
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from labctl.bench.records import Record, record_from_event
 import sysv_ipc
 
-from labctl.errors import ContainerStartError, LabctlError
+from labctl.errors import ContainerStartError, Interrupted, LabctlError
 from labctl.runtime.labels import ROLE, RUN_ID, labels_for
 from labctl.runtime.engine import Container, Engine, RunSpec
 from labctl.runtime.logs import json_events
@@ -318,7 +321,31 @@ class ContainerPairs:
                     self.engine.remove_labelled({RUN_ID: self.run_id, ROLE: role})
 
     def _start(self, run_spec: RunSpec, what: str) -> Container:
-        try:
-            return self.engine.start_container(run_spec, run_spec.labels[ROLE])
-        except ContainerStartError as e:
-            raise PairError(f"{what}: {e}") from e
+        """Create, attach and start one container, with SIGINT/SIGTERM held meanwhile: an
+        interrupt that cut the engine's create short would leave a container the engine
+        makes after the sweep that follows (seen: one "created" server after Ctrl-C under
+        load). The interrupt is raised once the call returns, and the sweep finds it."""
+        with _signals_held() as held:
+            try:
+                return self.engine.start_container(run_spec, run_spec.labels[ROLE])
+            except ContainerStartError as e:
+                raise PairError(f"{what}: {e}") from e
+            finally:
+                if held:
+                    raise Interrupted(held[0])
+
+
+@contextmanager
+def _signals_held() -> Iterator[list[int]]:
+    """SIGINT and SIGTERM appended to the yielded list instead of handled, then the
+    previous handlers back; outside the main thread (no handlers there) nothing is held."""
+    held: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield held
+        return
+    old = {s: signal.signal(s, lambda signum, _frame: held.append(signum)) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield held
+    finally:
+        for s, handler in old.items():
+            signal.signal(s, signal.SIG_DFL if handler is None else handler)

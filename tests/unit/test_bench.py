@@ -219,3 +219,40 @@ def test_chart_is_written(tmp_path) -> None:  # noqa: ANN001
                   rec("fifo", "container", 4096, 9_000)), (0, 1))
     out = chart.write_chart(rep, tmp_path / "sub" / "bench.png")
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_an_interrupt_during_a_container_create_lands_after_it_and_the_sweep_finds_the_container() -> None:
+    """Ctrl-C while the engine creates a bench container: the create is not cut short (the
+    engine would make the container after the sweep), the interrupt is raised once it
+    returns, and the pair's sweep by label runs after the container exists."""
+    import os
+    import signal as sig
+
+    from labctl.bench.launch import ContainerPairs, PairSpec
+    from labctl.errors import Interrupted
+
+    log: list[str] = []
+
+    class Engine:
+        def start_container(self, spec, role):  # noqa: ANN001, ANN201
+            os.kill(os.getpid(), sig.SIGINT)  # arrives while the engine works
+            log.append(f"created {role}")
+            return object()
+
+        def remove_labelled(self, labels):  # noqa: ANN001, ANN201
+            log.append(f"sweep {labels.get('io.labctl.role', 'all')}")
+            return [], []
+
+    def on_signal(signum: int, _frame: object) -> None:  # the bench command's handler
+        raise Interrupted(signum)
+
+    old = sig.signal(sig.SIGINT, on_signal)
+    try:
+        pairs = ContainerPairs(Engine(), "img", "0123456789abcdef")  # type: ignore[arg-type]
+        spec = PairSpec("sysv-shm-futex", 64, 10, 1, 5.0, False)
+        with pytest.raises(Interrupted):
+            pairs.run(spec)
+    finally:
+        sig.signal(sig.SIGINT, old)
+    assert log[0] == "created server" and "sweep server" in log[1:], log
+    assert sig.getsignal(sig.SIGINT) is old  # the bench's own handler is back
