@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -10,6 +11,17 @@ from pathlib import Path
 import pytest
 
 SHMLAB_SOURCES = Path(__file__).resolve().parents[2] / "images" / "shmlab"
+
+
+@pytest.fixture(scope="session")
+def zig_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """The environment for this process's compile-only ``zig cc`` runs: zig's global and
+    local caches in this session's temporary folder (under xdist, this worker's). zig
+    invocations that share a cache race on it when they start cold together (zig's issues
+    9439 and 18989: a half-written cache file fails a compile), as the suite's workers would;
+    within one worker the cache is warm after the first compile for each target."""
+    base = tmp_path_factory.getbasetemp() / "zig"
+    return {**os.environ, "ZIG_GLOBAL_CACHE_DIR": str(base / "global"), "ZIG_LOCAL_CACHE_DIR": str(base / "local")}
 
 
 @dataclass(frozen=True)

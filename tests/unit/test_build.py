@@ -383,7 +383,7 @@ def test_sources_compile_without_warnings_with_gcc(host_shmlab) -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", platforms.names())
-def test_sources_compile_without_warnings_with_zig(tmp_path: Path, name: str) -> None:
+def test_sources_compile_without_warnings_with_zig(tmp_path: Path, name: str, zig_env: dict[str, str]) -> None:
     """Zero warnings with zig cc (musl), the default toolchain, for every platform (the
     32-bit ones check wide.h's static assertions). Warnings are a property of compiling:
     each translation unit is compiled (``-c``) with the build's flags, which needs only
@@ -394,7 +394,8 @@ def test_sources_compile_without_warnings_with_zig(tmp_path: Path, name: str) ->
 
     def compile_one(source: Path) -> str | None:
         cmd = [*build.compile_command(tc, [source], tmp_path / f"{source.stem}.o"), "-c", "-Werror"]
-        proc = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=build.COMPILE_TIMEOUT_S)
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=build.COMPILE_TIMEOUT_S,
+                              env=zig_env)
         return f"{source.name}: exit {proc.returncode}\n{proc.stderr}" if proc.returncode != 0 or proc.stderr else None
 
     with ThreadPoolExecutor(max_workers=2) as pool:  # the units are independent: two at a time

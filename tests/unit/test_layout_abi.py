@@ -78,25 +78,26 @@ def _asserts(ctype: str, rec: Record) -> list[str]:
     return lines
 
 
-def _compile_asserts(abi: str, includes: str, lines: list[str], tmp: Path) -> None:
+def _compile_asserts(abi: str, includes: str, lines: list[str], tmp: Path, env: dict[str, str]) -> None:
     src = tmp / f"asserts-{abi}.c"
     src.write_text(f"{includes}\n#include <stddef.h>\n" + "\n".join(lines) + "\n")
     argv = [sys.executable, "-m", "ziglang", "cc", "-target", ABIS[abi].zig_target, "-c",
             "-Wno-gnu-folding-constant", "-o", str(tmp / f"asserts-{abi}.o"), str(src)]
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=300, check=False, cwd=str(DATA))
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=300, check=False, cwd=str(DATA),
+                          env=env)
     failed = [ln for ln in proc.stderr.splitlines() if "static assertion failed" in ln or "error" in ln]
     assert proc.returncode == 0, f"{abi}: the compiler disagrees:\n" + "\n".join(failed[:40])
 
 
 @pytest.mark.parametrize("abi", DEFAULT_ABIS)
-def test_header_structs_match_the_compiler(abi: str, tmp_path: Path) -> None:
+def test_header_structs_match_the_compiler(abi: str, tmp_path: Path, zig_env: dict[str, str]) -> None:
     lines = []
     for name in STRUCTS:
         layout = from_header(str(HEADER), name, base_dir="/", abis=(abi,))
         ctype = name if name in TYPEDEF_NAMES else f"struct {name}"
         lines += _asserts(ctype, layout.record(abi))
     assert len(lines) > 300
-    _compile_asserts(abi, f'#include "{HEADER}"', lines, tmp_path)
+    _compile_asserts(abi, f'#include "{HEADER}"', lines, tmp_path, zig_env)
 
 
 def test_per_arch_structs_differ() -> None:
@@ -161,7 +162,7 @@ def _random_header(seed: int, count: int) -> tuple[str, list[str]]:
 
 
 @pytest.mark.parametrize("abi", DEFAULT_ABIS)
-def test_random_structs_match_the_compiler(abi: str, tmp_path: Path) -> None:
+def test_random_structs_match_the_compiler(abi: str, tmp_path: Path, zig_env: dict[str, str]) -> None:
     text, names = _random_header(seed=20261130, count=60)
     header = tmp_path / "random.h"
     header.write_text(text)
@@ -169,7 +170,7 @@ def test_random_structs_match_the_compiler(abi: str, tmp_path: Path) -> None:
     for name in names:
         layout = from_header(str(header), name.split()[1], base_dir="/", abis=(abi,))
         lines += _asserts(name, layout.record(abi))
-    _compile_asserts(abi, f'#include "{header}"', lines, tmp_path)
+    _compile_asserts(abi, f'#include "{header}"', lines, tmp_path, zig_env)
 
 
 def test_layout_objects_are_per_abi() -> None:
