@@ -172,12 +172,18 @@ def test_a_rootless_engine_cannot_join_a_rootful_containers_namespace(rootless_c
     """Two engines, two sets of containers: the rootless one does not know the rootful donor's
     name (and may not enter its namespace by path either: it is owned by the host's user namespace)."""
     labels = {"io.labctl.managed": "true", "io.labctl.pid": str(os.getpid()), "io.labctl.role": "donor"}
-    image = next(t for img in podman_client.images.list() for t in img.tags if "labctl/shmlab:" in t)
+    def workload_images(client) -> set[str]:  # noqa: ANN001 - an SDK client
+        return {t.split("/", 1)[-1] for img in client.images.list() for t in img.tags if "labctl/shmlab:" in t}
+
+    # a workload image both engines hold (others, e.g. another test's linux/386 one, may be on one only)
+    both = sorted(workload_images(podman_client) & workload_images(rootless_client))
+    assert both, "no workload image on both the rootful and the rootless Podman"
+    image = both[0]
     donor = podman_client.containers.run(image, ["hold"], ipc_mode="shareable", network_mode="none", detach=True,
                                          labels=labels, name=f"labctl-test-rootful-donor-{os.getpid()}")
     try:
         with pytest.raises(docker.errors.APIError) as refused:
-            rootless_client.containers.create(image.split("/", 1)[-1], ["probe", "--ns"], network_mode="none",
+            rootless_client.containers.create(image, ["probe", "--ns"], network_mode="none",
                                               ipc_mode=f"container:{donor.name}",
                                               labels={**labels, "io.labctl.role": "joiner"})
         assert "no such container" in str(refused.value) or "no container with name" in str(refused.value)
