@@ -130,3 +130,8 @@ def test_the_files_that_judge_the_docker_library_run_are_one_scope_and_the_rest_
     assert {xdist_scope(f"{f}::test_x[podman]") for f in LIBRARY_FILES} == {LIBRARY_SCOPE}
     assert xdist_scope("tests/unit/test_units.py::test_a") == xdist_scope("tests/unit/test_units.py::test_b[1]") \
         == "tests/unit/test_units.py"
+    # the scheduler hook overrides this method of xdist's: renamed in a later xdist, the library
+    # would run on two workers without a word, so it fails here instead
+    from xdist.scheduler import LoadFileScheduling
+
+    assert callable(getattr(LoadFileScheduling, "_split_scope", None))
