@@ -51,10 +51,11 @@ def readme_container_command() -> str:
 
 
 def test_the_library_with_emulation_hidden_skips_arm64_and_exits_0(docker_library_run) -> None:
-    """The session's Docker library run (``docker_library_run``: no ``LABCTL_*`` setting,
-    binfmt_misc hidden) is that machine; its ``--allow-host-ipc`` only adds the host-IPC
-    scenarios, which a newcomer's run skips with the flag to give (test_run.py's
-    test_opt_in_scenario_in_a_folder_is_skipped_with_the_reason)."""
+    """The session's Docker library run (``docker_library_run``: no ``LABCTL_*`` setting, no
+    ``--allow-*`` flag, binfmt_misc hidden) is that machine: the host-IPC scenario is skipped
+    with the flag to give as well (test_run.py's
+    test_opt_in_scenario_in_a_folder_is_skipped_with_the_reason), and runs with it in
+    test_run.py's test_the_host_ipc_scenarios_pass_given_the_flag."""
     proc = docker_library_run.proc
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     doc = json.loads(proc.stdout)
