@@ -19,7 +19,8 @@ import docker.errors
 from labctl.runtime.lookup import docker_address
 from labctl.errors import BuildError, ContainerStartError, EngineError, LabctlError
 from labctl.runtime.labels import MANAGED, RUN_ID
-from labctl.runtime.docker_container import TRANSIENT, DockerContainer, create_kwargs, explain, sdk_create
+from labctl.runtime.docker_calls import TRANSIENT, explain, inspect
+from labctl.runtime.docker_container import DockerContainer, create_kwargs, sdk_create
 from labctl.runtime.logs import Output
 from labctl.runtime.engine import Engine, Privileges, RunSpec
 
@@ -62,6 +63,8 @@ class DockerEngine(Engine):
     """A connection to the Docker engine. Create with ``Engine.connect()``."""
 
     name = "docker"
+    # whether `logs --follow` keeps a restarted container's lines in order (DockerContainer)
+    follows_log_across_restarts = True
 
     def __init__(self, client: "docker.DockerClient", address: str | None = None) -> None:
         self.client = client
@@ -214,7 +217,7 @@ class DockerEngine(Engine):
         """(container path, host path) of each bind mount of container ``ref``
         (``docker inspect`` Mounts), or None when the engine has no such container."""
         try:
-            attrs = self.api.inspect_container(ref)
+            attrs = inspect(self.api, ref)
         except docker.errors.NotFound:
             return None
         except (docker.errors.DockerException, *TRANSIENT) as e:
@@ -226,7 +229,7 @@ class DockerEngine(Engine):
         """Whether container ``ref`` runs (``docker inspect`` State.Running); False when it
         is gone; None when the engine cannot say."""
         try:
-            return bool(self.api.inspect_container(ref)["State"]["Running"])
+            return bool(inspect(self.api, ref)["State"]["Running"])
         except docker.errors.NotFound:
             return False
         except (docker.errors.DockerException, *TRANSIENT, KeyError):
@@ -260,7 +263,8 @@ class DockerEngine(Engine):
         # attach, inspect, logs through the service that created it (Podman: a runtime's own
         # service, whose runtime flags then also apply when attaching initialises the container)
         api = getattr(getattr(obj, "client", None), "api", None) or self.api
-        container = DockerContainer(api, obj, role, output, restarts=spec.restart_policy != "no")
+        container = DockerContainer(api, obj, role, output, restarts=spec.restart_policy != "no",
+                                    follow_log=self.follows_log_across_restarts)
         if start:
             container.start()
         return container

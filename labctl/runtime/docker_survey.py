@@ -16,7 +16,7 @@ import docker.errors
 
 from labctl.errors import ContainerStartError, EngineError
 from labctl.runtime.labels import ROLE
-from labctl.runtime.docker_container import TRANSIENT, explain
+from labctl.runtime.docker_calls import TRANSIENT, explain, inspect
 
 if TYPE_CHECKING:
     from labctl.runtime.docker_engine import DockerEngine
@@ -43,7 +43,7 @@ def inspect_container(engine: "DockerEngine", ref: str) -> dict | None:
     """``docker inspect REF`` (id, id prefix or name); None when there is no such
     container. EngineError for other failures."""
     try:
-        return dict(engine.api.inspect_container(ref))
+        return inspect(engine.api, ref)
     except docker.errors.NotFound:
         return None
     except (docker.errors.DockerException, *TRANSIENT) as e:

@@ -39,7 +39,7 @@ from labctl.runtime.lookup import podman_address, podman_candidates, podman_star
 from labctl.errors import ContainerStartError, EngineError
 from labctl.units import parse_size
 from labctl.runtime.labels import MANAGED, RUN_ID
-from labctl.runtime.docker_container import TRANSIENT, explain
+from labctl.runtime.docker_calls import TRANSIENT, explain
 from labctl.runtime import oci
 from labctl.runtime.docker_engine import DockerEngine, _label_filter
 from labctl.runtime.engine import Privileges, RunSpec
@@ -151,6 +151,9 @@ class PodmanEngine(DockerEngine):
     """A connection to Podman's API service. Create with ``Engine.connect("podman")``."""
 
     name = "podman"
+    # Podman 4's followed log skips or reorders lines across a restart under load: the
+    # runs after the first are read by repeated replays (DockerContainer._follow_restarts)
+    follows_log_across_restarts = False
 
     @classmethod
     def connect(cls, timeout: float = 10.0) -> "PodmanEngine":

@@ -22,7 +22,7 @@ from labctl.scenario import load_file, load_text
 PACKAGE = Path(__file__).resolve().parents[2] / "labctl"
 VALID = Path(__file__).resolve().parents[1] / "data" / "valid"
 ENGINE_SDK_MODULES = {"runtime/docker_engine.py", "runtime/docker_container.py", "runtime/docker_oom.py", "runtime/podman_engine.py",
-                      "runtime/docker_survey.py"}
+                      "runtime/docker_survey.py", "runtime/docker_calls.py"}
 MAX_LINES = 420  # "about 400"
 # Known to be over as of this test's landing; each should leave this set when split.
 TOO_LONG_FOR_NOW: set[str] = set()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from types import SimpleNamespace
 
+import docker.errors
 import pytest
 
 from labctl.runtime import lookup
@@ -61,3 +62,41 @@ def test_default_engine(monkeypatch: pytest.MonkeyPatch) -> None:
     assert lookup.default_engine() == "podman"
     monkeypatch.setenv("DOCKER_HOST", "unix:///var/run/docker.sock")
     assert lookup.default_engine() == "docker"  # DOCKER_HOST wins; connect() recognises a Podman behind it
+
+
+class _ExitingAPI:
+    """``inspect_container`` answering Podman's exit-race 500 ``fails`` times, then the document."""
+
+    def __init__(self, fails: int, words: str = "read /proc/18577/cgroup: no such process") -> None:
+        self.fails, self.words, self.calls = fails, words, 0
+
+    def inspect_container(self, ref: str) -> dict:
+        import requests
+
+        self.calls += 1
+        if self.calls <= self.fails:
+            response = requests.Response()
+            response.status_code = 500
+            raise docker.errors.APIError("500 Server Error", response=response, explanation=self.words)
+        return {"Id": ref, "State": {"Status": "exited"}}
+
+
+def test_an_inspect_that_met_a_container_exiting_is_asked_again() -> None:
+    from labctl.runtime.docker_calls import inspect
+
+    api = _ExitingAPI(fails=2)
+    assert inspect(api, "c0ffee")["State"]["Status"] == "exited"  # type: ignore[arg-type]
+    assert api.calls == 3
+
+
+def test_other_inspect_errors_and_a_race_that_lasts_are_raised() -> None:
+    from labctl.runtime.docker_calls import inspect
+
+    other = _ExitingAPI(fails=1, words="container state improper")
+    with pytest.raises(docker.errors.APIError, match="500"):
+        inspect(other, "c0ffee")  # type: ignore[arg-type]
+    assert other.calls == 1
+    lasting = _ExitingAPI(fails=100)
+    with pytest.raises(docker.errors.APIError):
+        inspect(lasting, "c0ffee")  # type: ignore[arg-type]
+    assert lasting.calls == 6
