@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import tenacity
+
 from labctl.errors import ContainerStartError, EngineError, LabctlError
 from labctl.runner.context import RunContext
 from labctl.runtime import process_ipc_namespace
@@ -25,6 +27,7 @@ from labctl.scenario.model import Scenario
 
 PROBE_CAPS = ["IPC_OWNER", "DAC_READ_SEARCH"]  # read any segment / file, change nothing
 PROBE_EXEC_S = 30.0  # the longest one probe exec may take (within the scenario deadline)
+PROBE_TRIES = 4  # execs of one probe whose output the engine lost (exit 0, nothing attached)
 EXIT_RACE_S = 3.0  # how long a donor that refused a probe's join may take to be seen exited
 
 
@@ -142,11 +145,15 @@ class ProbeSet:
         and the scenario's (at most PROBE_EXEC_S, at least 1 s); its probe event, else
         LabctlError (also for a hung exec, naming it)."""
         bound = min(PROBE_EXEC_S, self.ctx.remaining(), timeout if timeout is not None else PROBE_EXEC_S)
-        code, text = holder.exec(["/shmlab", *args], timeout=max(1.0, bound))
-        if code == 0 and not text.strip():
-            # Podman 4.3 now and then loses a successful exec's output (exit 0, nothing
-            # attached); the probe only reads, so asking once more is safe
-            code, text = holder.exec(["/shmlab", *args], timeout=max(1.0, min(bound, self.ctx.remaining())))
+        # Podman 4.3 now and then loses a successful exec's output (exit 0, nothing attached;
+        # twice in a row under load): the probe only reads, so it is asked again, up to
+        # PROBE_TRIES times within its bound
+        code, text = tenacity.Retrying(
+            retry=tenacity.retry_if_result(lambda res: res[0] == 0 and not res[1].strip()),
+            stop=tenacity.stop_after_attempt(PROBE_TRIES) | tenacity.stop_after_delay(bound),
+            wait=tenacity.wait_exponential(multiplier=0.02, max=0.2),
+            retry_error_callback=lambda state: state.outcome.result(),  # the last answer, as it was
+        )(lambda: holder.exec(["/shmlab", *args], timeout=max(1.0, min(bound, self.ctx.remaining()))))
         data = probe_event(text)
         if data is None:
             raise LabctlError(f"probe of {what} failed (exit {code}): {text.strip()[-300:]}")
