@@ -19,6 +19,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -44,18 +45,19 @@ def podman(*args: str, timeout: float = PODMAN_TIMEOUT_S, check: bool = True) ->
 
 @pytest.fixture(scope="session")
 def podman_image(shmlab_image: str) -> str:
-    """The workload image in Podman's own store (built by labctl on Docker, then
-    ``docker save | podman load``: there is no registry to pull from)."""
+    """The workload image in Podman's own store, built there by ``labctl build --engine
+    podman``: the same sources give the same tag as on Docker, and labctl's build lock keeps
+    it from racing the Podman library run beside it (pytest-xdist). A ``docker save |
+    podman load`` did race it: it moved the tag to another image while that run used it."""
     if shutil.which("podman") is None:
         pytest.fail("podman is not installed: the kube play tests need it (apt-get install podman catatonit); "
                     "they never skip", pytrace=False)
+    build = subprocess.run([sys.executable, "-m", "labctl", "build", "--engine", "podman", "-q"], cwd=ROOT,
+                           capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL, check=False)
+    if build.returncode != 0:
+        pytest.fail(f"labctl build --engine podman failed: {build.stderr.strip()[-2000:]}", pytrace=False)
     if podman("image", "exists", shmlab_image, check=False).returncode != 0:
-        save = subprocess.Popen(["docker", "save", shmlab_image], stdout=subprocess.PIPE)
-        load = subprocess.run(["podman", "load", "-q"], stdin=save.stdout, capture_output=True, text=True,
-                              timeout=PODMAN_TIMEOUT_S, check=False)
-        save.wait(timeout=PODMAN_TIMEOUT_S)
-        if save.returncode != 0 or load.returncode != 0:
-            pytest.fail(f"docker save {shmlab_image} | podman load failed: {load.stderr.strip()}", pytrace=False)
+        pytest.fail(f"labctl build --engine podman did not make {shmlab_image}: {build.stdout.strip()}", pytrace=False)
     return shmlab_image
 
 
