@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -247,3 +250,34 @@ def passing_run_all(calls: list[str]):  # noqa: ANN201 - a stand-in for labctl.r
             k["on_result"](r)
         return RunResult(k["run_id"], res, 1.0)
     return run_all
+
+
+def what_failed(proc: subprocess.CompletedProcess) -> str:
+    """The scenarios of a JSON run that did not pass, each with its message and the checks
+    that did not pass (expected, observed, message), then the end of stderr: what a CI log
+    must show when the report itself is too long to print."""
+    try:
+        report = json.loads(proc.stdout)
+    except ValueError:
+        return proc.stdout[-3000:] + proc.stderr[-3000:]
+    lines = []
+    for s in report.get("scenarios", []):
+        if s["status"] in ("passed", "skipped"):
+            continue
+        lines.append(f"{s['name']}: {s['status']} {s.get('message', '')}".rstrip())
+        for c in s.get("checks", []):
+            if c["status"] != "passed":
+                lines.append(f"  {c['status']} {c['name']}: expected {c.get('expected')!r}, "
+                             f"observed {c.get('observed')!r}; {c.get('message', '')}")
+    return "\n".join(lines) + "\n" + proc.stderr[-3000:]
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists (``kill(pid, 0)``; one of another user counts)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

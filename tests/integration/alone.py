@@ -60,13 +60,19 @@ def hold(mode: str) -> Iterator[None]:
                                "mark the test `alone`, or start the work from a fixture set up before the guard")
         yield
         return
-    if _lock_dir is None:
-        _held = mode
-        try:
-            yield
-        finally:
-            _held = None
-        return
+    fds = _acquire(mode) if _lock_dir is not None else ()  # one process: nothing to share
+    _held = mode
+    try:
+        yield
+    finally:
+        _held = None
+        for fd in fds:
+            os.close(fd)  # closing the last descriptor of a file releases its flock
+
+
+def _acquire(mode: str) -> tuple[int, int]:
+    """Take the session's lock in ``mode``; the open (turnstile, main) descriptors, whose
+    closing releases it."""
     turnstile, main = _open("turnstile"), _open("main")
     try:
         fcntl.flock(turnstile, fcntl.LOCK_EX)  # waits behind a writer that announced itself
@@ -76,12 +82,8 @@ def hold(mode: str) -> Iterator[None]:
         else:
             fcntl.flock(turnstile, fcntl.LOCK_UN)
             fcntl.flock(main, fcntl.LOCK_SH)
-        _held = mode
-        try:
-            yield
-        finally:
-            _held = None
-            fcntl.flock(main, fcntl.LOCK_UN)
-    finally:
+    except BaseException:
         os.close(main)
         os.close(turnstile)
+        raise
+    return turnstile, main

@@ -34,7 +34,7 @@ import docker
 import docker.errors
 import pytest
 
-from tests.helpers import rootless_podman as rootless_address, wait_until
+from tests.helpers import pid_alive, rootless_podman as rootless_address, wait_until
 from tests.integration import alone, hostipc
 
 if TYPE_CHECKING:
@@ -229,21 +229,11 @@ def docker_library_run(shmlab_image: str, tmp_path_factory: pytest.TempPathFacto
 # ==== leak guard ====
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _leaked(obj: hostipc.IpcObject) -> bool:
     """A new host IPC object is a leak once no live process other than this one uses it:
     one still in use belongs to a live program (a teammate's benchmark or test on a
     shared machine, a container the container check reports anyway)."""
-    return not any(pid not in (0, os.getpid()) and _alive(pid) for pid in obj.users)
+    return not any(pid not in (0, os.getpid()) and pid_alive(pid) for pid in obj.users)
 
 
 def _foreign(labels: dict[str, str]) -> bool:
@@ -258,7 +248,7 @@ def _foreign(labels: dict[str, str]) -> bool:
         pid = project.group(1)
     if not pid.isdigit() or int(pid) == os.getpid():
         return False
-    return _alive(int(pid))
+    return pid_alive(int(pid))
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import covering_subset, library_in_image_constructs
+from tests.helpers import covering_subset, library_in_image_constructs, what_failed
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
@@ -57,7 +57,7 @@ def test_the_library_with_emulation_hidden_skips_arm64_and_exits_0(docker_librar
     test_opt_in_scenario_in_a_folder_is_skipped_with_the_reason), and runs with it in
     test_run.py's test_the_host_ipc_scenarios_pass_given_the_flag."""
     proc = docker_library_run.proc
-    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    assert proc.returncode == 0, what_failed(proc)
     doc = json.loads(proc.stdout)
     by_name = {s["name"]: s for s in doc["scenarios"]}
     arm = by_name["arm64-amd64-shared"]

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import wait_until
+from tests.helpers import pid_alive, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.compose]
 
@@ -115,15 +115,8 @@ def no_probe_left() -> None:
 
 
 def owner_alive(pid: list[str]) -> bool:
-    if not pid or not pid[0].isdigit():
-        return False
-    try:
-        os.kill(int(pid[0]), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    """Whether the owner pid label's value (a one-word list, or none) names a live process."""
+    return bool(pid) and pid[0].isdigit() and pid_alive(int(pid[0]))
 
 
 # ==== Docker: the root compose demo ====

@@ -25,6 +25,7 @@ from labctl.scenario.kinds.exit import ExitCheck
 from labctl.scenario.kinds.refused import RefusedCheck
 from labctl.scenario.kinds.segment import SegmentCheck
 from labctl.scenario.model import CheckSpec, Scenario
+from tests.helpers import what_failed
 
 ROOT = Path(__file__).resolve().parents[2]
 TAGS = {"sysv", "posix", "mmap", "isolation", "cleanup", "pitfall", "security", "sync", "sharing", "host",
@@ -182,7 +183,7 @@ def _library_report(docker_library_run) -> dict[str, dict]:  # noqa: ANN001 - co
     """The session's Docker library run (conftest's ``docker_library_run``), scenario name -> its
     entry in the JSON report; the run itself must have passed."""
     proc = docker_library_run.proc
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert proc.returncode == 0, what_failed(proc)
     return {s["name"]: s for s in json.loads(proc.stdout)["scenarios"]}
 
 

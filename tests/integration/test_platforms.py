@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import what_failed
+
 ROOT = Path(__file__).resolve().parents[2]
 PLATFORMS = ["linux/arm64"]
 
@@ -26,7 +28,7 @@ def test_library_passes_on(platform: str) -> None:
     proc = subprocess.run([sys.executable, "-m", "labctl", "run", "--platform", platform, "--jobs", "2",
                            "--format", "json"], cwd=ROOT, env=dict(os.environ), capture_output=True, text=True,
                           timeout=1200, stdin=subprocess.DEVNULL)
-    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    assert proc.returncode == 0, what_failed(proc)
     report = json.loads(proc.stdout)
     statuses = {s["name"]: s["status"] for s in report["scenarios"]}
     assert set(statuses.values()) <= {"passed", "skipped"}, statuses

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from labctl import scenario as scen
+from tests.helpers import what_failed
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "tests" / "data"
@@ -49,7 +50,7 @@ def host_ipc_scenarios() -> list[Path]:
 
 def test_every_library_scenario_passes(library_run, engine_name, engine_client):
     proc, _ = library_run
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert proc.returncode == 0, what_failed(proc)
     report = json.loads(proc.stdout)
     assert [e["name"] for e in report["engines"]] == [engine_name] and report["engines"][0]["version"]
     assert {s["engine"] for s in report["scenarios"]} == {engine_name}
@@ -155,7 +156,7 @@ def test_the_host_ipc_scenarios_pass_given_the_flag(shmlab_image, engine_name, e
     assert "sysv-host" in {p.stem for p in files}, files
     proc = labctl("run", *(str(p.relative_to(ROOT)) for p in files), "--engine", engine_name, "--allow-host-ipc",
                   "--format", "json")
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert proc.returncode == 0, what_failed(proc)
     report = json.loads(proc.stdout)
     assert {s["name"]: s["status"] for s in report["scenarios"]} == {p.stem: "passed" for p in files}
     assert not engine_client.containers.list(all=True, filters={"label": [f"io.labctl.run-id={report['run_id']}"]})
@@ -197,7 +198,7 @@ def test_both_engines_side_by_side_show_the_default_ipc_mode(shmlab_image, podma
     assert podman_client is not None, "Podman's API service is needed (see .ci/run)"
     proc = labctl("run", "scenarios/default-ipc-mode.yaml", "--engine", "docker", "--engine", "podman",
                   "--format", "json")
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert proc.returncode == 0, what_failed(proc)
     report = json.loads(proc.stdout)
     assert [e["name"] for e in report["engines"]] == ["docker", "podman"]
     assert report["by_engine"] == {"default-ipc-mode": {"docker": "passed", "podman": "passed"}}
