@@ -61,7 +61,8 @@ def discover(paths: list[str]) -> list[str]:
         elif os.path.isfile(p):
             out.append(p)
         else:
-            raise UsageError(f"no such file or directory: {p}")
+            raise UsageError(f"no such file or directory: {p} (give scenario files or folders of them; "
+                             "`labctl list` shows the library's scenarios, `labctl run` with no path runs them all)")
     unique: dict[str, str] = {}
     for p in out:
         unique.setdefault(os.path.abspath(p), p)  # a file named twice runs once

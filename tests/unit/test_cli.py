@@ -190,6 +190,8 @@ def test_no_matching_scenario_is_exit_2(engine: FakeEngine, capsys: pytest.Captu
 
 def test_missing_path_is_exit_2(capsys: pytest.CaptureFixture) -> None:
     assert cli.main(["validate", "/nonexistent/scenarios"]) == 2
+    err = capsys.readouterr().err
+    assert "no such file or directory: /nonexistent/scenarios" in err and "`labctl list`" in err
 
 
 def test_clean_run_and_stale_are_exclusive(engine: FakeEngine, capsys: pytest.CaptureFixture) -> None:
