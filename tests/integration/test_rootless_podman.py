@@ -168,9 +168,15 @@ def _user(uid: int) -> str:
     return pwd.getpwuid(uid).pw_name
 
 
-def test_a_rootless_engine_cannot_join_a_rootful_containers_namespace(rootless_client, podman_client) -> None:
+def test_a_rootless_engine_cannot_join_a_rootful_containers_namespace(rootless_podman: str, rootless_client,
+                                                                     podman_client) -> None:
     """Two engines, two sets of containers: the rootless one does not know the rootful donor's
-    name (and may not enter its namespace by path either: it is owned by the host's user namespace)."""
+    name (and may not enter its namespace by path either: it is owned by the host's user namespace).
+    Either engine missing FAILS, saying how to start it (``rootless_podman`` for the rootless one)."""
+    if podman_client is None:
+        from labctl.runtime.lookup import podman_start_hint
+
+        pytest.fail("the rootful Podman's API service is not reachable. " + podman_start_hint(), pytrace=False)
     labels = {"io.labctl.managed": "true", "io.labctl.pid": str(os.getpid()), "io.labctl.role": "donor"}
     def workload_images(client) -> set[str]:  # noqa: ANN001 - an SDK client
         return {t.split("/", 1)[-1] for img in client.images.list() for t in img.tags if "labctl/shmlab:" in t}
