@@ -262,7 +262,7 @@ class LabSession:
         whatever this session's run id labelled, unless --labctl-keep. A Ctrl-C meanwhile
         does not cut this short (that would leave the run's containers): it is held until
         the removal is done, and then makes the session's exit status 2 (interrupted)."""
-        from labctl.cli.sigint import interrupts_held
+        from labctl.runtime.signals import interrupts_held
 
         with interrupts_held() as held:
             self._stop()

@@ -19,8 +19,6 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +28,7 @@ import sysv_ipc
 from labctl.errors import ContainerStartError, Interrupted, LabctlError
 from labctl.runtime.labels import ROLE, RUN_ID, labels_for
 from labctl.runtime.engine import Container, Engine, RunSpec
+from labctl.runtime.signals import interrupts_held
 from labctl.runtime.logs import json_events
 
 SCENARIO = "bench"
@@ -325,7 +324,7 @@ class ContainerPairs:
         interrupt that cut the engine's create short would leave a container the engine
         makes after the sweep that follows (seen: one "created" server after Ctrl-C under
         load). The interrupt is raised once the call returns, and the sweep finds it."""
-        with _signals_held() as held:
+        with interrupts_held(signal.SIGINT, signal.SIGTERM) as held:
             try:
                 return self.engine.start_container(run_spec, run_spec.labels[ROLE])
             except ContainerStartError as e:
@@ -333,19 +332,3 @@ class ContainerPairs:
             finally:
                 if held:
                     raise Interrupted(held[0])
-
-
-@contextmanager
-def _signals_held() -> Iterator[list[int]]:
-    """SIGINT and SIGTERM appended to the yielded list instead of handled, then the
-    previous handlers back; outside the main thread (no handlers there) nothing is held."""
-    held: list[int] = []
-    if threading.current_thread() is not threading.main_thread():
-        yield held
-        return
-    old = {s: signal.signal(s, lambda signum, _frame: held.append(signum)) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield held
-    finally:
-        for s, handler in old.items():
-            signal.signal(s, signal.SIG_DFL if handler is None else handler)

@@ -1,5 +1,5 @@
 """SIGINT for labctl's long-running sessions (the pytest plugin): heard even when it was
-inherited ignored, and held off while a run's objects are being removed.
+inherited ignored (held off while a run's objects are removed: ``runtime.signals``).
 
 Python installs its KeyboardInterrupt handler only when SIGINT's disposition is the
 default at start. bash starts the background jobs of a non-interactive shell (a CI
@@ -13,7 +13,6 @@ from __future__ import annotations
 import signal
 import threading
 from collections.abc import Callable
-from typing import Any
 
 
 def heed_sigint() -> Callable[[], None] | None:
@@ -30,22 +29,3 @@ def heed_sigint() -> Callable[[], None] | None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     return restore
-
-
-class interrupts_held:  # noqa: N801 - used as a context manager, named as one
-    """``with interrupts_held() as held:`` a SIGINT inside the block is appended to
-    ``held`` (a list of signal numbers) instead of raising, so a cleanup is not cut short;
-    the previous handler is back on exit. Outside the main thread it holds nothing."""
-
-    def __enter__(self) -> list[int]:
-        self.held: list[int] = []
-        self.old: Any = None
-        self.main = threading.current_thread() is threading.main_thread()
-        if self.main:
-            self.old = signal.signal(signal.SIGINT, lambda signum, _frame: self.held.append(signum))
-        return self.held
-
-    def __exit__(self, *exc: object) -> None:
-        if self.main:
-            # None: the handler was not set from Python (none to restore): the default then
-            signal.signal(signal.SIGINT, signal.SIG_DFL if self.old is None else self.old)

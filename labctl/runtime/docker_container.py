@@ -146,16 +146,15 @@ class DockerContainer(Container):
                 self._relay("stderr", follow=False, final=False)
                 if self._follow_log:
                     pause = 0.02
-                    continue
-                # replayed, not followed: wait before the next replay, briefly while lines come
-                pause = 0.02 if self.output.line_counts != before else min(pause * 2, 0.25)
-                time.sleep(pause)  # no event to wait on: bounded backoff
-                continue
-            if status in ("exited", "dead", "created") and not state.get("Restarting"):
+                    continue  # the follow itself waited for the run to end
+                if self.output.line_counts != before:
+                    pause = 0.02  # replayed and lines came: look again soon
+            elif status in ("exited", "dead", "created") and not state.get("Restarting"):
                 self._relay("stdout", follow=False, final=True)  # a run too short to be seen running
                 self._relay("stderr", follow=False, final=True)
                 return
-            # restarting (the policy's back-off), paused, removing: look again shortly
+            # restarting (the policy's back-off), paused, removing, or replayed without follow:
+            # look again shortly
             time.sleep(pause)  # engine state has no event to wait on here: bounded backoff
             pause = min(pause * 2, 0.25)
 

@@ -7,7 +7,8 @@ import signal
 
 import pytest
 
-from labctl.cli.sigint import heed_sigint, interrupts_held
+from labctl.cli.sigint import heed_sigint
+from labctl.runtime.signals import interrupts_held
 
 
 @pytest.fixture
