@@ -327,7 +327,7 @@ class Outcome:
     def events(self, container: str, name: str | None = None) -> list[dict]:
         """The JSON events a container printed (among its retained lines), optionally
         only those whose ``event`` is ``name``. KeyError for an unknown container."""
-        from labctl.runtime.logs import json_events
+        from labctl.runtime.jsonlines import json_events
 
         events = json_events(self.result.logs[container], strip=True)
         return [ev for ev in events if name is None or ev.get("event") == name]

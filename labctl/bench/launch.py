@@ -29,7 +29,7 @@ from labctl.errors import ContainerStartError, Interrupted, LabctlError
 from labctl.runtime.labels import ROLE, RUN_ID, labels_for
 from labctl.runtime.engine import Container, Engine, RunSpec
 from labctl.runtime.signals import interrupts_held
-from labctl.runtime.logs import json_events
+from labctl.runtime.jsonlines import json_events
 
 SCENARIO = "bench"
 MOUNT = "/bench"

@@ -10,9 +10,10 @@ judging it is reading a few numbers. No engine import.
 from __future__ import annotations
 
 import re
-from itertools import repeat
+from itertools import compress
 from typing import Any
 
+from labctl.runtime.jsonlines import EventBatch
 from labctl.runtime.logs import Output
 
 _NUMBERS = {int, float}
@@ -46,6 +47,10 @@ def _first_not_rising(before: object, values: list[object]) -> tuple[object, obj
     return None
 
 
+def _made(ref: tuple[EventBatch, int] | None) -> dict | None:
+    return None if ref is None else ref[0][ref[1]]
+
+
 class EventTally:
     """Events named ``event`` whose fields satisfy ``where`` (pairs of name and an object
     with ``holds(value)``); with ``rising``, whether that field strictly increases across
@@ -57,36 +62,53 @@ class EventTally:
         self.rising = rising
         self.named = 0
         self.matched = 0
-        self.last_matched: dict | None = None
+        # the last match and the last error: (batch, index), made a dict when read
+        self._last_matched: tuple[EventBatch, int] | None = None
+        self._last_error: tuple[EventBatch, int] | None = None
         self.values: list[object] = []  # the first SAMPLE values of ``rising``
         self.last_value: object = None
         self.not_rising: tuple[object, object] | None = None  # the first pair that broke it
-        self.last_error: dict | None = None
+
+    @property
+    def last_matched(self) -> dict | None:
+        return _made(self._last_matched)
+
+    @property
+    def last_error(self) -> dict | None:
+        return _made(self._last_error)
 
     def attach(self, out: Output) -> "EventTally":
-        out.watch_events(self._on_event, self.event)
+        fields = tuple(name for name, _ in self.where) + ((self.rising,) if self.rising else ())
+        out.watch_events(self._on_event, self.event, fields)
         if self.event != "error":
             out.watch_events(self._on_error, "error")
         return self
 
-    def _on_error(self, events: list[dict]) -> None:
-        self.last_error = events[-1]
+    def _on_error(self, events: EventBatch) -> None:
+        self._last_error = (events, -1)
 
-    def _on_event(self, events: list[dict]) -> None:
+    def _on_event(self, events: EventBatch) -> None:
         self.named += len(events)
         if self.event == "error":
-            self.last_error = events[-1]
+            self._last_error = (events, -1)
+        keep = None
         if self.where:
-            where = self.where
-            events = [e for e in events if all(exp.holds(e.get(name)) for name, exp in where)]
-            if not events:
+            exps = [exp for _, exp in self.where]
+            cols = [events.column(name) for name, _ in self.where]
+            keep = [all(exp.holds(v) for exp, v in zip(exps, vals)) for vals in zip(*cols)]
+            matched = sum(keep)
+            if not matched:
                 return
-        self.matched += len(events)
-        self.last_matched = events[-1]
+            self.matched += matched
+            self._last_matched = (events, len(keep) - 1 - keep[::-1].index(True))
+        else:
+            self.matched += len(events)
+            self._last_matched = (events, -1)
         if self.rising is None:
             return
-        field = self.rising
-        values = list(map(dict.get, events, repeat(field)))
+        values = events.column(self.rising)
+        if keep is not None:
+            values = list(compress(values, keep))
         if len(self.values) < SAMPLE:
             self.values += values[:SAMPLE - len(self.values)]
         if self.not_rising is None:

@@ -20,7 +20,7 @@ from labctl.errors import ContainerStartError, EngineError, LabctlError
 from labctl.runner.context import RunContext
 from labctl.runtime import process_ipc_namespace
 from labctl.runtime.engine import Container, RunSpec
-from labctl.runtime.logs import json_events
+from labctl.runtime.jsonlines import json_events
 from labctl.runtime.oci import sandboxed
 from labctl.scenario.kinds.registry import kind_of
 from labctl.scenario.model import Scenario

@@ -19,89 +19,32 @@ name in the current run.
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections import deque
-from itertools import repeat
 from dataclasses import dataclass
+from itertools import compress, repeat
+from operator import eq
 from typing import Callable
 
+import msgspec
 import orjson
+
+from labctl.runtime.jsonlines import (
+    NAME,
+    Block,
+    EventBatch,
+    named,
+    parse_batch,
+    parse_values,
+    record_decoder,
+)
 
 TAIL_LINES = 1000  # kept per stream, for failure messages and reports
 MAX_FIRST = 256  # distinct event names whose first occurrence is kept
 
-EventFn = Callable[[list[dict]], None]
+EventFn = Callable[[EventBatch], None]
 LineFn = Callable[[str, bytes, int], None]  # (stream, a batch's complete lines joined by b"\n", how many)
-
-
-def _loads(line: str) -> object:
-    """Parse one JSON text: orjson, and the standard library for what orjson refuses but
-    Python's json reads (NaN, integers beyond 64 bits). Raises ValueError."""
-    try:
-        return orjson.loads(line)
-    except orjson.JSONDecodeError:
-        try:
-            return json.loads(line)
-        except RecursionError:  # nested deeper than the interpreter's stack: not an event
-            raise ValueError("JSON nested too deeply") from None
-
-
-def _parse_values(lines: list[str]) -> list:
-    """The JSON values of ``lines`` (each starts with ``{``), in order: dicts, except that a
-    malformed batch may yield other values (callers filter; ``Output`` only when it must).
-
-    One orjson call parses the whole batch as an array (the per-line cost in Python is what
-    limits throughput); when that fails or yields a different count (a line that is not
-    one JSON object), each line is parsed on its own and the others skipped."""
-    try:
-        parsed = orjson.loads("[" + ",".join(lines) + "]")
-        if len(parsed) == len(lines):
-            return parsed
-    except orjson.JSONDecodeError:
-        pass
-    return _parse_each(lines)
-
-
-def _parse_batch(lines: list[str]) -> list[dict]:
-    """The JSON objects among ``lines`` (each starts with ``{``), in order."""
-    parsed = _parse_values(lines)
-    return parsed if set(map(type, parsed)) <= {dict} else [e for e in parsed if type(e) is dict]
-
-
-def _parse_each(lines: list[str]) -> list[dict]:
-    """The JSON objects among ``lines``, each line parsed on its own (the others skipped)."""
-    found = []
-    for line in lines:
-        try:
-            event = _loads(line)
-        except ValueError:
-            continue
-        if isinstance(event, dict):
-            found.append(event)
-    return found
-
-
-def json_events(text: str, *, strip: bool = False) -> list[dict]:
-    """The JSON events of a workload's output ``text``: every line that starts with ``{``
-    (after trimming its whitespace when ``strip``) and parses to one JSON object, in order.
-    The one parser of the workloads' JSON lines (``Output`` feeds batches of them here too)."""
-    lines = text.splitlines()
-    if strip:
-        lines = [line.strip() for line in lines]
-    return _parse_batch([line for line in lines if line.startswith("{")])
-
-
-def _named(values: list) -> tuple[list[dict], set]:
-    """The events among ``values`` (dicts) and their names; an event whose "event" value is
-    unhashable names nothing, and then only events named by a string are kept."""
-    events = [e for e in values if type(e) is dict]
-    try:
-        return events, set(map(dict.get, events, repeat("event")))
-    except TypeError:  # an unhashable "event" value: not an event name
-        events = [e for e in events if isinstance(e.get("event"), str)]
-        return events, {e.get("event") for e in events}
 
 
 @dataclass(frozen=True)
@@ -143,6 +86,7 @@ class Output:
         self._partial = {"stdout": b"", "stderr": b""}
         self._by_name: dict[str, list[EventFn]] = {}
         self._every_event: list[EventFn] = []
+        self._fields: tuple[str, ...] = ()  # what the watchers read of each event, besides its name
         self._line_fns: dict[str, list[LineFn]] = {"stdout": [], "stderr": []}
         self.run = 1
         self.run_first: dict[str, dict] = {}  # event name -> its first occurrence in this run
@@ -162,10 +106,12 @@ class Output:
 
     # ---------------------------------------------------------------- watchers
 
-    def watch_events(self, fn: EventFn, name: str | None = None) -> None:
-        """Call ``fn(events)`` with each later batch (a list, in order) of the events named
-        ``name`` (of every event if None)."""
+    def watch_events(self, fn: EventFn, name: str | None = None, fields: tuple[str, ...] = ()) -> None:
+        """Call ``fn(events)`` with each later batch (an ``EventBatch``: dicts, in order) of
+        the events named ``name`` (of every event if None). ``fields``: the ones ``fn`` reads
+        with ``events.column`` (read without making dicts)."""
         with self.changed:
+            self._fields = tuple(sorted(set(self._fields) | set(fields) - {"event"}))
             if name is None:
                 self._every_event.append(fn)
             else:
@@ -213,8 +159,57 @@ class Output:
             self._events(block, n)
 
     def _events(self, block: bytes, n: int) -> None:
+        braced = block[:1] == b"{" and block.count(b"\n{") == n - 1  # every line starts with "{"
+        if braced and not self._new_run_pending and block.isascii() and self._by_fields(block, n):
+            return
+        self._as_dicts(block, n, braced)
+
+    def _by_fields(self, block: bytes, n: int) -> bool:
+        """Take in ``block`` (``n`` lines, each starting with "{", ASCII) by fields (see "by
+        fields" above); False, having done nothing, when it must go the dict way."""
+        decoder, getters = record_decoder(self._fields)
+        try:
+            rows = decoder.decode(b"".join((b"[", block.replace(b"\n", b","), b"]")))
+        except (msgspec.DecodeError, RecursionError):  # (a ValidationError is a DecodeError)
+            return False
+        if len(rows) != n:
+            return False
+        try:
+            names = set(map(NAME, rows))
+        except TypeError:  # an unhashable name
+            return False
+        if "start" in names:  # a run may begin inside this batch: numbered one by one
+            return False
+        src = Block(block, rows, self.run, getters)
+        tags = list(map(NAME, rows)) if len(names) > 1 else None  # each row's name
+        made: dict[str, dict] = {}  # a first occurrence, made once for both tables
+        for table in (self.run_first, self.first):
+            for name in names:
+                if name not in table and isinstance(name, str) and len(table) < MAX_FIRST:
+                    if name not in made:
+                        made[name] = src.dicts([tags.index(name) if tags else 0])[0]
+                    table[name] = made[name]
+        for name, fns in self._by_name.items():
+            if name in names:
+                if tags is None:
+                    batch = EventBatch(block=src, rows=rows)
+                else:
+                    mask = list(map(eq, tags, repeat(name)))
+                    batch = EventBatch(block=src, rows=list(compress(rows, mask)),
+                                       at=list(compress(range(n), mask)))
+                for fn in fns:
+                    fn(batch)
+        if self._every_event:
+            batch = EventBatch(block=src, rows=rows)
+            for fn in self._every_event:
+                fn(batch)
+        return True
+
+    def _as_dicts(self, block: bytes, n: int, braced: bool) -> None:
+        """Take in ``block`` making a dict of each event (any batch: text lines, malformed
+        ones, a run's start); ``braced``: every line starts with "{"."""
         events = None
-        if block[:1] == b"{" and block.count(b"\n{") == n - 1:
+        if braced:
             # Every line starts with "{" (a workload's usual batch of events): the bytes parsed
             # as one array. Invalid UTF-8, a malformed line or a line holding more than one
             # value fails here and goes the way below, which reads each line as text.
@@ -228,13 +223,13 @@ class Output:
             cand = [line for line in block.decode("utf-8", errors="replace").split("\n") if line[:1] == "{"]
             if not cand:
                 return
-            events = _parse_values(cand)
+            events = parse_values(cand)
         try:
             # in C, no Python frame per event; raises on a value that is not a dict, so a
             # batch of dicts (every batch but a malformed one) is not checked a second time
             names = set(map(dict.get, events, repeat("event")))
         except TypeError:
-            events, names = _named(events)
+            events, names = named(events)
         if not events:
             return
         if self._new_run_pending or "start" in names:
@@ -253,11 +248,13 @@ class Output:
                 first[name] = next(e for e in events if e.get("event") == name)
         for name, fns in self._by_name.items():
             if name in names:
-                batch = [e for e in events if e.get("event") == name] if len(names) > 1 else events
+                batch = EventBatch([e for e in events if e.get("event") == name] if len(names) > 1 else events)
                 for fn in fns:
                     fn(batch)
-        for fn in self._every_event:
-            fn(events)
+        if self._every_event:
+            batch = EventBatch(events)
+            for fn in self._every_event:
+                fn(batch)
 
     def _number(self, events: list[dict]) -> None:
         """Stamp ``run`` on each event; a run starts at a pending ``new_run()`` or at a
@@ -346,7 +343,7 @@ class Output:
     @property
     def events(self) -> list[dict]:
         """The JSON events among the retained stdout lines (the most recent ones only)."""
-        return _parse_batch([line for line in self.lines("stdout") if line.startswith("{")])
+        return parse_batch([line for line in self.lines("stdout") if line.startswith("{")])
 
     def tail(self, n: int = 20) -> str:
         with self.changed:

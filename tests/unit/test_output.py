@@ -6,6 +6,8 @@ import json
 import re
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from labctl.runtime.logs import Output
 from labctl.scenario.model import Expect
@@ -118,7 +120,7 @@ def test_event_seen_and_created_objects() -> None:
 def test_one_parser_reads_the_workloads_json_lines_everywhere() -> None:
     from labctl.bench import launch
     from labctl.runner.probes import probe_event
-    from labctl.runtime.logs import json_events
+    from labctl.runtime.jsonlines import json_events
 
     text = 'hello\n{"event": "a", "n": 1}\n{broken\n[1]\n{"event": "probe", "x": NaN}\n  {"event": "b"}\n'
     assert [e["event"] for e in json_events(text)] == ["a", "probe"]
@@ -326,3 +328,76 @@ def test_every_event_gets_its_run_in_the_place_of_its_own(lines: list[bytes]) ->
     assert [list(e.items()) for e in named] == [
         [("run", r), ("event", "w"), ("n", 1)] if i % 2 == 0 else [("event", "w"), ("n", 2), ("run", r)]
         for i, r in enumerate([1, 1, 2, 2])], named
+
+
+# Lines that read differently by one parser or another: the by-fields path (msgspec records)
+# must give what the dict path gives for each, or leave the batch to it.
+_VALUES = ["1", "-1", "0", "-0", "1.5", "1E2", "1e400", "-1e400", "NaN", "true", "null", '"x"', '""',
+           str(2 ** 63 - 1), str(2 ** 63), str(-(2 ** 63)), str(-(2 ** 63) - 1), str(2 ** 64), str(10 ** 30),
+           '"\\u0065"', '"\\ud800"', '"é"', '"\x7f"', '"a\\"b"', "[1,2]", '{"a":1}', f"[{2 ** 70}]",
+           "[" * 1100 + "]" * 1100, "[" * 990 + "]" * 990, "01", "tru", '"\\q"',
+           "1" * 5000, "-" + "1" * 5000, "1" * 5000 + ".5", "1e" + "9" * 30, "1" + "0" * 400]
+_NAMES = ['"w"', '"v"', '"start"', '"error"', "5", "[1]", "null", '"\\u0077"']
+
+
+@st.composite
+def _event_line(draw: st.DrawFn) -> str:
+    kind = draw(st.integers(0, 9))
+    if kind == 0:
+        return draw(st.sampled_from(["plain", "", "[1]", "{", " {\"event\":\"w\",\"count\":1}", "{}",
+                                     '{"event":"w"} {"event":"w"}', '{"event":"w","count":1},{"event":"v"}']))
+    name = draw(st.sampled_from(_NAMES))
+    key = draw(st.sampled_from(['"event"', '"ev\\u0065nt"', '"event" ']))
+    fields = [f"{key}:{name}"]
+    for field in draw(st.lists(st.sampled_from(["count", "ip", "z", "count"]), max_size=3)):
+        fields.append(f'"{field}":{draw(st.sampled_from(_VALUES))}')
+    if draw(st.booleans()):
+        fields.reverse()
+    return "{" + ",".join(fields) + "}"
+
+
+def _observe(lines: list[str], chunks: list[int], by_fields: bool) -> object:
+    """What every kind of watcher and table sees of ``lines`` fed in ``chunks``."""
+    out = Output()
+    if not by_fields:
+        out._by_fields = lambda block, n: False  # type: ignore[method-assign]
+    every: list[dict] = []
+    named: list[dict] = []
+    out.watch_events(every.extend)
+    out.watch_events(named.extend, "w")
+    plain = EventTally("w", rising="count").attach(out)
+    where = EventTally("w", (("ip", Expect("eq", "x")),), rising="count").attach(out)
+    errors = EventTally("error").attach(out)
+    data = "".join(line + "\n" for line in lines).encode()
+    at = 0
+    for size in chunks:
+        out.feed("stdout", data[at:at + size])
+        at += size
+    out.feed("stdout", data[at:])
+    out.close()
+    tallies = [(t.named, t.matched, t.last_matched, t.values, t.last_value, t.not_rising, t.last_error)
+               for t in (plain, where, errors)]
+    return repr((every, named, tallies, out.first, out.run_first, out.line_counts))
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(_event_line(), min_size=1, max_size=12), st.lists(st.integers(1, 400), max_size=4))
+def test_by_fields_reads_what_the_dicts_read(lines: list[str], chunks: list[int]) -> None:
+    """The chatty path (records of the watched fields, dicts made on demand) and the general
+    one (a dict per event) give every watcher, tally and table the same, line for line."""
+    assert _observe(lines, chunks, True) == _observe(lines, chunks, False)
+
+
+def test_by_fields_takes_a_clean_batch_without_making_its_dicts() -> None:
+    """The test above cannot tell the paths apart on what they give: here, that a batch of
+    plain events does go the by-fields way (no dict made for its events) and the other way
+    does not."""
+    made: list[int] = []
+    out = Output()
+    t = EventTally("w", rising="count").attach(out)
+    real = out._as_dicts
+    out._as_dicts = lambda block, n, braced: (made.append(n), real(block, n, braced))  # type: ignore[method-assign]
+    feed_lines(out, [json.dumps({"event": "w", "count": i}) for i in range(1, 1001)], chunk=1 << 20)
+    assert made == [] and t.matched == 1000 and t.not_rising is None
+    feed_lines(out, ['{"event":"w","count":1001,"s":"é"}'])  # not ASCII: the dict way
+    assert made == [1] and t.matched == 1001 and t.last_matched["s"] == "é"
