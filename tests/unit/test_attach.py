@@ -93,6 +93,50 @@ def test_a_chatty_stream_is_read_at_most_once_per_pace() -> None:
     assert len(feeds) <= took / attach.PACE + 2, (len(feeds), took)
 
 
+def test_a_lone_line_is_fed_without_waiting_for_more() -> None:
+    """The kernel holds a read for GATHER bytes only up to PACE: one line, and nothing after
+    it until labctl has seen it, is fed; a line after an idle spell too; then the end."""
+    import time
+
+    from labctl.runtime import attach
+
+    a, b = socket.socketpair()
+    fed: list[bytes] = []
+    changed = threading.Condition()
+
+    def feed(stream: str, chunk: bytes) -> None:
+        with changed:
+            fed.append(chunk)
+            changed.notify_all()
+
+    t = threading.Thread(target=pump, args=(b, feed), daemon=True)
+    t.start()
+    try:
+        for line in (b"one\n", b"two\n"):
+            a.sendall(frame(1, line))
+            with changed:
+                assert changed.wait_for(lambda: b"".join(fed).endswith(line), timeout=10), fed
+            time.sleep(attach.PACE * 20)  # idle: the held read times out, the pump waits for a byte
+        assert b.getsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT) == attach.GATHER
+    finally:
+        a.close()
+    t.join(10)
+    assert not t.is_alive() and b"".join(fed) == b"one\ntwo\n"
+
+
+def test_only_a_unix_socket_is_gathered_by_the_kernel() -> None:
+    from labctl.runtime.attach import gathered
+
+    a, b = socket.socketpair()
+    tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        assert gathered(a) and not gathered(tcp)
+        assert tcp.getsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT) == 1  # left as it was
+    finally:
+        for s in (a, b, tcp):
+            s.close()
+
+
 class _FakeAPI:
     """The two SDK calls a DockerContainer makes to attach: records each attach's query."""
 
