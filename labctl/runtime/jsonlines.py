@@ -13,7 +13,7 @@ import json
 from functools import lru_cache
 from itertools import repeat
 from operator import attrgetter
-from typing import Annotated, Iterator, Sequence, Union
+from typing import Annotated, Iterator, Literal, Sequence, Union
 
 import msgspec
 import orjson
@@ -116,13 +116,17 @@ NAME = attrgetter("f0")  # a record's "event"
 
 
 @lru_cache(maxsize=64)
-def record_decoder(fields: tuple[str, ...]) -> tuple[msgspec.json.Decoder, dict[str, attrgetter]]:
+def record_decoder(fields: tuple[str, ...], sole: str | None = None) -> tuple[msgspec.json.Decoder, dict[str, attrgetter]]:
     """A decoder of a JSON array of objects into records of ``("event", *fields)`` (None
-    where a field is absent, as ``dict.get`` gives), and each field's getter."""
+    where a field is absent, as ``dict.get`` gives), and each field's getter. With ``sole``,
+    every object must be named ``sole`` (a DecodeError otherwise): a batch it decodes is
+    known to hold that one name without looking at each record."""
     names = ("event", *fields)
     attrs = [f"f{i}" for i in range(len(names))]
-    record = msgspec.defstruct("EventRecord", [(a, _Value, None) for a in attrs],
-                               rename=dict(zip(attrs, names)), gc=False)
+    specs: list = [(a, _Value, None) for a in attrs]
+    if sole is not None:
+        specs[0] = (attrs[0], Literal[sole])  # required: a record without a name fails
+    record = msgspec.defstruct("EventRecord", specs, rename=dict(zip(attrs, names)), gc=False)
     return msgspec.json.Decoder(list[record]), {n: attrgetter(a) for n, a in zip(names, attrs)}
 
 

@@ -87,6 +87,7 @@ class Output:
         self._by_name: dict[str, list[EventFn]] = {}
         self._every_event: list[EventFn] = []
         self._fields: tuple[str, ...] = ()  # what the watchers read of each event, besides its name
+        self._sole: str | None = None  # the one name of the last batch read by fields, if one
         self._line_fns: dict[str, list[LineFn]] = {"stdout": [], "stderr": []}
         self.run = 1
         self.run_first: dict[str, dict] = {}  # event name -> its first occurrence in this run
@@ -159,24 +160,42 @@ class Output:
             self._events(block, n)
 
     def _events(self, block: bytes, n: int) -> None:
-        braced = block[:1] == b"{" and block.count(b"\n{") == n - 1  # every line starts with "{"
-        if braced and not self._new_run_pending and block.isascii() and self._by_fields(block, n):
+        array = None  # the lines as one JSON array, when every line starts with "{"
+        if block[:1] == b"{":
+            body = block.replace(b"\n{", b",{")
+            if b"\n" not in body:
+                array = b"".join((b"[", body, b"]"))
+        if array is not None and not self._new_run_pending and block.isascii() and self._by_fields(block, n, array):
             return
-        self._as_dicts(block, n, braced)
+        self._as_dicts(block, n, array)
 
-    def _by_fields(self, block: bytes, n: int) -> bool:
-        """Take in ``block`` (``n`` lines, each starting with "{", ASCII) by fields (see "by
-        fields" above); False, having done nothing, when it must go the dict way."""
-        decoder, getters = record_decoder(self._fields)
-        try:
-            rows = decoder.decode(b"".join((b"[", block.replace(b"\n", b","), b"]")))
-        except (msgspec.DecodeError, RecursionError):  # (a ValidationError is a DecodeError)
-            return False
+    def _by_fields(self, block: bytes, n: int, array: bytes) -> bool:
+        """Take in ``block`` (``n`` lines, each starting with "{", ASCII; ``array``: them as
+        one JSON array) by fields (see "by fields" above); False, having done nothing, when
+        it must go the dict way. While batches hold one name, it is tried first as the only
+        one (``_sole``): then no record is looked at to name the batch's events."""
+        rows = names = None
+        if self._sole is not None:
+            decoder, getters = record_decoder(self._fields, self._sole)
+            try:
+                rows, names = decoder.decode(array), {self._sole}
+            except (msgspec.DecodeError, RecursionError):  # another name, or see below
+                self._sole = None
+        if rows is None:
+            decoder, getters = record_decoder(self._fields)
+            try:
+                rows = decoder.decode(array)
+            except (msgspec.DecodeError, RecursionError):  # (a ValidationError is a DecodeError)
+                return False
+            if len(rows) != n:
+                return False
+            try:
+                names = set(map(NAME, rows))
+            except TypeError:  # an unhashable name
+                return False
+            if len(names) == 1 and isinstance(rows[0].f0, str) and rows[0].f0 != "start":
+                self._sole = rows[0].f0
         if len(rows) != n:
-            return False
-        try:
-            names = set(map(NAME, rows))
-        except TypeError:  # an unhashable name
             return False
         if "start" in names:  # a run may begin inside this batch: numbered one by one
             return False
@@ -205,16 +224,17 @@ class Output:
                 fn(batch)
         return True
 
-    def _as_dicts(self, block: bytes, n: int, braced: bool) -> None:
+    def _as_dicts(self, block: bytes, n: int, array: bytes | None) -> None:
         """Take in ``block`` making a dict of each event (any batch: text lines, malformed
-        ones, a run's start); ``braced``: every line starts with "{"."""
+        ones, a run's start); ``array``: its lines as one JSON array, when every line starts
+        with "{"."""
         events = None
-        if braced:
+        if array is not None:
             # Every line starts with "{" (a workload's usual batch of events): the bytes parsed
             # as one array. Invalid UTF-8, a malformed line or a line holding more than one
             # value fails here and goes the way below, which reads each line as text.
             try:
-                parsed = orjson.loads(b"".join((b"[", block.replace(b"\n", b","), b"]")))
+                parsed = orjson.loads(array)
                 if len(parsed) == n:
                     events = parsed
             except orjson.JSONDecodeError:

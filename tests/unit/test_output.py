@@ -356,11 +356,11 @@ def _event_line(draw: st.DrawFn) -> str:
     return "{" + ",".join(fields) + "}"
 
 
-def _observe(lines: list[str], chunks: list[int], by_fields: bool) -> object:
+def _observe(lines: list[str], chunks: list[int], by_fields: bool) -> str:
     """What every kind of watcher and table sees of ``lines`` fed in ``chunks``."""
     out = Output()
     if not by_fields:
-        out._by_fields = lambda block, n: False  # type: ignore[method-assign]
+        out._by_fields = lambda block, n, array: False  # type: ignore[method-assign]
     every: list[dict] = []
     named: list[dict] = []
     out.watch_events(every.extend)
@@ -396,8 +396,31 @@ def test_by_fields_takes_a_clean_batch_without_making_its_dicts() -> None:
     out = Output()
     t = EventTally("w", rising="count").attach(out)
     real = out._as_dicts
-    out._as_dicts = lambda block, n, braced: (made.append(n), real(block, n, braced))  # type: ignore[method-assign]
+    out._as_dicts = lambda block, n, array: (made.append(n), real(block, n, array))  # type: ignore[method-assign]
     feed_lines(out, [json.dumps({"event": "w", "count": i}) for i in range(1, 1001)], chunk=1 << 20)
     assert made == [] and t.matched == 1000 and t.not_rising is None
     feed_lines(out, ['{"event":"w","count":1001,"s":"é"}'])  # not ASCII: the dict way
     assert made == [1] and t.matched == 1001 and t.last_matched["s"] == "é"
+
+
+def _batches(*groups: list[str]) -> tuple[list[str], list[int]]:
+    """``groups`` of lines, each fed as one chunk (one batch)."""
+    return [line for g in groups for line in g], [len("".join(line + "\n" for line in g).encode()) for g in groups]
+
+
+W = [{"event": "w", "count": i} for i in range(1, 9)]
+
+
+@pytest.mark.parametrize("groups", [
+    (W[:3], W[3:6], [{"event": "v", "count": 1}] * 3, [{"event": "v", "count": 2}], W[6:]),
+    (W[:3], W[3:6], [{"event": "w", "count": 7}, {"count": 3}], W[7:]),
+    (W[:3], W[3:6], [{"event": "w", "count": 7}, {"event": "start"}], W[7:]),
+    (W[:3], W[3:6], [{"event": "w", "count": 7}, {"event": "error", "errno": "E"}], [{"event": "w", "count": 2.5, "ip": "x"}] * 3),
+    (W[:3], W[3:6], [{"event": "w", "count": 10 ** 20}], [{"event": "w", "count": [1]}], W[6:]),
+    ([{"event": "start"}] * 2, [{"event": "start"}, {"event": "w"}], [{"event": 5}] * 2, [{"event": 5}] * 2, W[:2], W[2:4]),
+], ids=["names-change", "a-nameless-event", "a-start", "an-error", "values-only-dicts-read", "starts-and-numbers"])
+def test_a_batch_of_one_name_is_read_as_the_last_one_was_and_reads_alike(groups: tuple[list[dict], ...]) -> None:
+    """Batches of one name are decoded as that name alone first; a batch that is not (another
+    name, an event without one, a start) is read as any other: the same as the dicts give."""
+    lines, chunks = _batches(*([json.dumps(e) for e in g] for g in groups))
+    assert _observe(lines, chunks, True) == _observe(lines, chunks, False)
