@@ -198,7 +198,11 @@ class EventBatch(Sequence):
         return self._dicts
 
     def column(self, field: str) -> list:
-        """``field``'s value in each event, in order (None where it is absent)."""
-        if self._block is not None and field in self._block.getters:
-            return list(map(self._block.getters[field], self._rows))
+        """``field``'s value in each event, in order (None where it is absent); ``run`` is
+        the run labctl stamped on the event, whatever the line held."""
+        if self._block is not None:
+            if field == "run":
+                return [self._block.run] * len(self._rows)
+            if field in self._block.getters:
+                return list(map(self._block.getters[field], self._rows))
         return list(map(dict.get, self.all(), repeat(field)))

@@ -112,7 +112,7 @@ class Output:
         the events named ``name`` (of every event if None). ``fields``: the ones ``fn`` reads
         with ``events.column`` (read without making dicts)."""
         with self.changed:
-            self._fields = tuple(sorted(set(self._fields) | set(fields) - {"event"}))
+            self._fields = tuple(sorted(set(self._fields) | set(fields) - {"event", "run"}))  # run: stamped
             if name is None:
                 self._every_event.append(fn)
             else:

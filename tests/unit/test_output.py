@@ -349,7 +349,7 @@ def _event_line(draw: st.DrawFn) -> str:
     name = draw(st.sampled_from(_NAMES))
     key = draw(st.sampled_from(['"event"', '"ev\\u0065nt"', '"event" ']))
     fields = [f"{key}:{name}"]
-    for field in draw(st.lists(st.sampled_from(["count", "ip", "z", "count"]), max_size=3)):
+    for field in draw(st.lists(st.sampled_from(["count", "ip", "z", "count", "run"]), max_size=3)):
         fields.append(f'"{field}":{draw(st.sampled_from(_VALUES))}')
     if draw(st.booleans()):
         fields.reverse()
@@ -368,6 +368,7 @@ def _observe(lines: list[str], chunks: list[int], by_fields: bool) -> str:
     plain = EventTally("w", rising="count").attach(out)
     where = EventTally("w", (("ip", Expect("eq", "x")),), rising="count").attach(out)
     errors = EventTally("error").attach(out)
+    first_run = EventTally("w", (("run", Expect("eq", 1)),)).attach(out)  # run: labctl's stamp
     data = "".join(line + "\n" for line in lines).encode()
     at = 0
     for size in chunks:
@@ -376,7 +377,7 @@ def _observe(lines: list[str], chunks: list[int], by_fields: bool) -> str:
     out.feed("stdout", data[at:])
     out.close()
     tallies = [(t.named, t.matched, t.last_matched, t.values, t.last_value, t.not_rising, t.last_error)
-               for t in (plain, where, errors)]
+               for t in (plain, where, errors, first_run)]
     return repr((every, named, tallies, out.first, out.run_first, out.line_counts))
 
 
