@@ -114,10 +114,15 @@ def machine(allowed: dict[str, bool], engine=None, arch: bool = True, runtimes: 
     priv = engine.privileges() if hasattr(engine, "privileges") else Privileges()
     # in a container (the labctl image) /proc/sys/fs/binfmt_misc is not the engine host's
     local = address.startswith("unix://") and not in_container()
+    registered = engine.oci_runtimes() if runtimes else {}
+    # Docker lists what daemon.json names, installed or not (a runtime removed after
+    # dockerd read it stays listed): a binary missing on a host labctl sees is not offered
+    gone = tuple(sorted((name, path) for name, path in registered.items()
+                        if engine.name == "docker" and local and path.startswith("/") and not os.path.exists(path)))
     return requirements.Machine(
         engine=engine.name, arch=engine.architecture() if arch else "", allowed=flags, binfmt_dir=binfmt_dir(),
         platform=str(allowed.get("platform") or ""), local=local, compiler=build.prebuilt_binary() is None,
-        runtimes=frozenset(engine.oci_runtimes()) if runtimes else frozenset(), address=address,
+        runtimes=frozenset(registered), runtimes_gone=gone, address=address,
         rootless=priv.rootless, cgroup=priv.cgroup, controllers=priv.controllers, engine_user=priv.user,
         host_mqueue=not (local and priv.rootless) or os.path.ismount(MQUEUE_DIR))
 

@@ -92,8 +92,19 @@ def sandboxed(runtime: str | None) -> bool:
     return runtime in SANDBOXED
 
 
+def binary_gone(runtime: str, path: str) -> Availability:
+    """Docker lists ``runtime`` (its ``daemon.json`` entry) at ``path``, which does not exist
+    on the engine's host: every container on it would fail to start (``stat PATH``)."""
+    install = _INSTALL.get(runtime, f"install {runtime}")
+    reason = f"the Docker engine lists {runtime} at {path}, and no such file exists on this host"
+    fix = (f"install it ({install}), or remove {runtime} from the \"runtimes\" of /etc/docker/daemon.json "
+           "and reload dockerd with `kill -HUP $(pidof dockerd)`")
+    return Availability(runtime, "docker", False, reason, fix, (install,))
+
+
 def availability(runtime: str, engine: str, registered: Mapping[str, str],
-                 which: Callable[[str], str | None] | None = None, address: str | None = None) -> Availability:
+                 which: Callable[[str], str | None] | None = None, address: str | None = None,
+                 gone: Mapping[str, str] | None = None) -> Availability:
     """Can ``engine`` (``docker``/``podman``) run a container on ``runtime``?
 
     ``registered``: runtime name -> binary path, as the engine reported what it can give a
@@ -101,7 +112,10 @@ def availability(runtime: str, engine: str, registered: Mapping[str, str],
     default plus any per-runtime service found). ``which`` finds a binary on this host (the
     unit tests fake it; default ``shutil.which``, looked up at the call). ``address``: the engine's
     socket (Podman: the runtime's service sits beside it, started as the socket's user). Never
-    raises; the result carries the reason, the fix and the steps."""
+    raises; the result carries the reason, the fix and the steps. ``gone``: runtime -> path of
+    those registered whose binary is missing on the engine's host (``binary_gone``)."""
+    if gone and runtime in gone:
+        return binary_gone(runtime, gone[runtime])
     if runtime in registered:
         return Availability(runtime, engine, True)
     which = which or shutil.which

@@ -18,8 +18,7 @@ Adding a kind (an engine feature, a kernel setting) is one :class:`Requirement` 
 summary's skip counts pick it up from the registry. (The pytest plugin reads only the
 opt-ins, from the scenario itself.)
 
-No engine import: what the engine says (architecture, name, runtimes) comes in on the
-:class:`Machine`, filled by the CLI after connecting.
+No engine import: what the engine says (its name, runtimes...) comes on the :class:`Machine`.
 """
 
 from __future__ import annotations
@@ -53,7 +52,8 @@ class Machine:
     ``allowed``: the opt-in flags given (``allow-host-ipc``); ``compiler``: labctl can
     compile workloads (False in the labctl image, which carries one prebuilt binary);
     ``runtimes``: the names of the OCI runtimes the engine offers (``Engine.oci_runtimes()``;
-    empty: not asked, and then a scenario's ``runtime:`` is not judged); ``platform``: the
+    empty: not asked, and then a scenario's ``runtime:`` is not judged); ``runtimes_gone``:
+    (name, path) of those listed at a path missing on the engine's host; ``platform``: the
     run's ``--platform`` (workload containers that name none run on it), ``""``: none.
     ``address``: where the engine listens (a runtime's fix names the service beside it).
     ``rootless``: the engine runs as a non-root user (``engine_user``), its containers in that
@@ -69,6 +69,7 @@ class Machine:
     allowed: frozenset[str] = frozenset()
     compiler: bool = True
     runtimes: frozenset[str] = frozenset()
+    runtimes_gone: tuple[tuple[str, str], ...] = ()
     platform: str = ""
     address: str = ""
     rootless: bool = False
@@ -359,7 +360,8 @@ def _runtime_probe(need: Need, m: Machine) -> Unmet | None:
 
     if not m.runtimes:
         return None  # not asked (no engine): its container start says
-    a = availability(need.value, m.engine, dict.fromkeys(m.runtimes, ""), address=m.address or None)
+    a = availability(need.value, m.engine, dict.fromkeys(m.runtimes, ""), address=m.address or None,
+                     gone=dict(m.runtimes_gone))
     if a.ok:
         return None
     return Unmet(need, f"needs the {need.value} runtime",

@@ -376,3 +376,44 @@ def test_named_crun_on_hybrid_cgroups_is_refused_with_the_reason_not_commands(
     err = capsys.readouterr().err
     assert "runtime crun is not available on docker" in err and "Enable it (as root)" not in err
     assert "To enable it: " in err and "cgroups in hybrid mode not supported" in err and fake_run == []
+
+
+class _ListingEngine:
+    """An engine as ``cli.common.machine`` asks it: Docker listing runtimes at these paths."""
+
+    def __init__(self, name: str, runtimes: dict[str, str]) -> None:
+        self.name, self.address, self._runtimes = name, "unix:///var/run/docker.sock", runtimes
+
+    def oci_runtimes(self) -> dict[str, str]:
+        return dict(self._runtimes)
+
+    def architecture(self) -> str:
+        return "x86_64"
+
+
+def test_a_runtime_docker_lists_whose_binary_is_gone_skips_saying_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """dockerd keeps listing a runtime of daemon.json whose binary was removed (a SIGHUP
+    does not drop it); its containers would fail at start ("stat /usr/bin/runsc"): the
+    scenario skips with the path and the fix, where labctl sees the engine's host."""
+    from labctl.cli.common import machine
+    from labctl.runtime import hostpaths
+    from labctl.scenario import requirements
+
+    present = tmp_path / "runc"
+    present.write_text("")
+    gone = str(tmp_path / "runsc")
+    listed = {"runc": str(present), "runsc": gone, "io.containerd.runc.v2": "runc"}
+    monkeypatch.delenv(hostpaths.IN_CONTAINER_ENV, raising=False)
+    m = machine({}, _ListingEngine("docker", listed), runtimes=True)
+    assert m.runtimes == frozenset(listed) and m.runtimes_gone == (("runsc", gone),)
+    s = load_text(two("g", wr=", runtime: runsc"), "g.yaml")
+    (u,) = requirements.unmet(s, m)
+    assert u.reason == "needs the runsc runtime" and gone in u.detail and "no such file" in u.detail
+    assert "apt-get install runsc" in u.fix and "daemon.json" in u.fix
+    assert requirements.unmet(load_text(two("h", wr=", runtime: runc"), "h.yaml"), m) == []
+    # where labctl cannot see the engine's host (the labctl image), the listing is believed
+    monkeypatch.setenv(hostpaths.IN_CONTAINER_ENV, "1")
+    assert machine({}, _ListingEngine("docker", listed), runtimes=True).runtimes_gone == ()
+    monkeypatch.delenv(hostpaths.IN_CONTAINER_ENV)
+    # Podman's "paths" are its runtime services' sockets, judged by availability()
+    assert machine({}, _ListingEngine("podman", listed), runtimes=True).runtimes_gone == ()
