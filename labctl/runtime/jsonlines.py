@@ -13,7 +13,8 @@ import json
 from functools import lru_cache
 from itertools import repeat
 from operator import attrgetter
-from typing import Annotated, Iterator, Literal, Sequence, Union
+from collections.abc import Iterator, Sequence
+from typing import Annotated, Literal, Union
 
 import msgspec
 import orjson

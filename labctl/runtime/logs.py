@@ -171,7 +171,7 @@ class Output:
 
     def _by_fields(self, block: bytes, n: int, array: bytes) -> bool:
         """Take in ``block`` (``n`` lines, each starting with "{", ASCII; ``array``: them as
-        one JSON array) by fields (see "by fields" above); False, having done nothing, when
+        one JSON array) by fields (see jsonlines, "by fields"); False, having done nothing, when
         it must go the dict way. While batches hold one name, it is tried first as the only
         one (``_sole``): then no record is looked at to name the batch's events."""
         rows = names = None
