@@ -38,11 +38,12 @@ CGROUP_ROOT = Path("/sys/fs/cgroup")
 
 # What each runtime needs on this kind of host, for the fix texts.
 _RUNSC_ARGS = '"runtimeArgs": ["--network=none"]'
+# Each is a command a shell runs as given (the fix's "to enable" steps): notes are comments.
 _INSTALL = {
-    "runc": "apt-get install runc",
-    "crun": "apt-get install crun (only where the host's cgroups allow it: on hybrid cgroups crun fails every "
-            "container with 'cgroups in hybrid mode not supported', and Podman then picks it as its default)",
-    "runsc": "apt-get install runsc (gVisor)",
+    "runc": "apt-get install -y runc",
+    "crun": "apt-get install -y crun  # only where the host's cgroups allow it: on hybrid cgroups crun fails every "
+            "container with 'cgroups in hybrid mode not supported', and Podman then picks it as its default",
+    "runsc": "apt-get install -y runsc  # gVisor",
 }
 
 

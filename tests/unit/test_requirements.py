@@ -118,14 +118,14 @@ def test_a_new_kind_is_one_registry_entry(tmp_path: Path, monkeypatch: pytest.Mo
     requirements.register(Requirement(
         "example", lambda s, m: [Need("example", "runsc")] if "gvisor" in s.name else [],
         lambda n, m: None if n.value in m.runtimes else Unmet(n, f"needs the {n.value} runtime", "not installed",
-                                                                "apt-get install runsc")))
+                                                                "apt-get install -y runsc")))
     s = load_text(NATIVE.format(name="gvisor-pair"), "g.yaml")
     t = requirements.triage([s], machine(tmp_path), set())
     assert t.runnable == [] and t.skipped[0][1][0].reason == "needs the runsc runtime"
     assert requirements.triage([s], machine(tmp_path, runtimes=frozenset({"runsc"})), set()).runnable == [s]
     with pytest.raises(requirements.Refused) as info:
         requirements.triage([s], machine(tmp_path), {"g.yaml"})
-    assert info.value.exit_code == EXIT_ENVIRONMENT and "To enable it: apt-get install runsc" in str(info.value)
+    assert info.value.exit_code == EXIT_ENVIRONMENT and "To enable it: apt-get install -y runsc" in str(info.value)
 
 
 def test_summary_counts_skips_by_reason() -> None:

@@ -75,7 +75,7 @@ def test_crun_missing_on_docker_names_the_reason_and_the_fix() -> None:
     a = oci.availability("crun", "docker", {"runc": "runc"}, which=lambda _: None)
     assert not a.ok
     assert "not installed" in a.reason and "no runtime named crun (registered: runc)" in a.reason
-    assert "apt-get install crun" in a.fix and "hybrid" in a.fix and "daemon.json" in a.fix
+    assert "apt-get install -y crun" in a.fix and "hybrid" in a.fix and "daemon.json" in a.fix
     assert a.message().startswith("runtime crun is not available on docker: ")
 
 
@@ -153,8 +153,10 @@ def test_a_named_scenario_whose_runtime_is_missing_is_refused_with_exit_3(tmp_pa
 def test_run_runtime_fills_the_containers_that_name_none(tmp_path: Path, fake_run: list,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / "a.yaml").write_text(two("mixed", rd=", runtime: runc"))
+    runsc = tmp_path / "runsc"  # a binary the engine lists must exist on its host (this one)
+    runsc.write_text("")
     monkeypatch.setattr(cli.common, "connect", lambda engine=None: RuntimeEngine(runtimes={"runc": "runc",
-                                                                                           "runsc": "/usr/bin/runsc"}))
+                                                                                           "runsc": str(runsc)}))
     assert cli.main(["run", str(tmp_path), "--runtime", "runsc", "-q"]) == 0
     assert fake_run == [["mixed:runsc,runc"]]
 
@@ -299,7 +301,7 @@ def test_named_runsc_on_docker_is_refused_with_the_steps(tmp_path: Path, fake_ru
     assert f"runtime runsc is not available on docker: it is not installed, and the Docker engine has no runtime " \
            f"named runsc (registered: runc) (scenario needs-runsc, {f})" in err
     steps = err.split("Enable it (as root), then run again:\n", 1)[1].splitlines()
-    assert steps[0] == "  apt-get install runsc (gVisor)"
+    assert steps[0] == "  apt-get install -y runsc  # gVisor"
     assert steps[1].startswith('  add "runtimes": {"runsc": {"path": "/usr/bin/runsc"') and "daemon.json" in steps[1]
     assert steps[2].startswith("  kill -HUP $(pidof dockerd)")
     assert fake_run == []  # nothing built, nothing started
@@ -364,7 +366,7 @@ def test_crun_on_hybrid_cgroups_has_no_steps_and_the_fix_says_why(engine: str,
     assert a.steps == () and "on hybrid cgroups crun fails every container" in a.fix
     monkeypatch.setattr(oci, "cgroup_mode", lambda root=oci.CGROUP_ROOT: "unified")
     a = oci.availability("crun", engine, {"runc": "runc"}, which=lambda _: None)
-    assert a.steps[0].startswith("apt-get install crun") and len(a.steps) == (3 if engine == "docker" else 2)
+    assert a.steps[0].startswith("apt-get install -y crun  #") and len(a.steps) == (3 if engine == "docker" else 2)
 
 
 def test_named_crun_on_hybrid_cgroups_is_refused_with_the_reason_not_commands(
@@ -409,7 +411,7 @@ def test_a_runtime_docker_lists_whose_binary_is_gone_skips_saying_so(tmp_path: P
     s = load_text(two("g", wr=", runtime: runsc"), "g.yaml")
     (u,) = requirements.unmet(s, m)
     assert u.reason == "needs the runsc runtime" and gone in u.detail and "no such file" in u.detail
-    assert "apt-get install runsc" in u.fix and "daemon.json" in u.fix
+    assert "apt-get install -y runsc" in u.fix and "daemon.json" in u.fix
     assert requirements.unmet(load_text(two("h", wr=", runtime: runc"), "h.yaml"), m) == []
     # where labctl cannot see the engine's host (the labctl image), the listing is believed
     monkeypatch.setenv(hostpaths.IN_CONTAINER_ENV, "1")
