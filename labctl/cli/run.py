@@ -39,6 +39,7 @@ from labctl.report.results import STATUS_LABELS, EngineInfo, RunResult
 def run_cmd(ctx: click.Context, **opts) -> int:
     """Run scenario files or folders (default: ./scenarios, else the built-in library).
 
+    A PATH that does not exist may name a library scenario (`labctl list`).
     Builds the workload image first if it is missing. The report goes to stdout,
     progress to stderr. A scenario that needs an --allow-* flag is refused when
     named on the command line, skipped (with the reason) when found in a folder.
@@ -47,6 +48,7 @@ def run_cmd(ctx: click.Context, **opts) -> int:
     Examples:
       labctl run                                  # the whole library
       labctl run scenarios/sysv-shareable.yaml --format json
+      labctl run sysv-shareable                   # a library scenario by its name
       labctl run -k sysv --tag isolation --jobs 2 --report junit:out/junit.xml
       LABCTL_JOBS=2 LABCTL_FORMAT=junit labctl run > junit.xml
       labctl run --platform linux/arm64           # the library on arm64 (emulated on x86_64)

@@ -43,14 +43,26 @@ def _load_file(path: str) -> tuple[Scenario, Node]:
     return validate_tree(tree, path), tree
 
 
+def _library_file(name: str) -> str | None:
+    """The library's file of the scenario ``name`` (what ``labctl list`` shows), if any."""
+    from labctl.images.library import library_dir
+
+    if not name or os.sep in name or name.startswith(".") or name.endswith(SUFFIXES):
+        return None
+    found = [library_dir() / f"{name}{suffix}" for suffix in SUFFIXES]
+    return next((str(f) for f in found if f.is_file()), None)
+
+
 def discover(paths: list[str]) -> list[str]:
-    """Scenario files named by ``paths``: files as given, folders searched for *.yaml/*.yml.
+    """Scenario files named by ``paths``: files as given, folders searched for *.yaml/*.yml,
+    and a library scenario's name (``labctl list``) for its file when no such path exists.
 
     Folders are walked recursively and sorted; hidden entries are skipped. A missing
     path raises UsageError.
     """
     out: list[str] = []
-    for p in paths:
+    for given in paths:
+        p = given if os.path.exists(given) else (_library_file(given) or given)
         if os.path.isdir(p):
             found = []
             for root, dirs, files in os.walk(p):
@@ -61,8 +73,9 @@ def discover(paths: list[str]) -> list[str]:
         elif os.path.isfile(p):
             out.append(p)
         else:
-            raise UsageError(f"no such file or directory: {p} (give scenario files or folders of them; "
-                             "`labctl list` shows the library's scenarios, `labctl run` with no path runs them all)")
+            raise UsageError(f"no such file or directory: {p} (give scenario files, folders of them or the "
+                             "name of a library scenario: `labctl list` shows them, `labctl run` with no path runs "
+                             "them all)")
     unique: dict[str, str] = {}
     for p in out:
         unique.setdefault(os.path.abspath(p), p)  # a file named twice runs once

@@ -17,6 +17,7 @@ import click
 import pytest
 
 from labctl import cli, runner
+from labctl.images import library
 from labctl.errors import EngineError, Interrupted
 from labctl.report.results import RunResult, ScenarioResult
 
@@ -192,6 +193,21 @@ def test_missing_path_is_exit_2(capsys: pytest.CaptureFixture) -> None:
     assert cli.main(["validate", "/nonexistent/scenarios"]) == 2
     err = capsys.readouterr().err
     assert "no such file or directory: /nonexistent/scenarios" in err and "`labctl list`" in err
+    assert cli.main(["validate", "no-such-scenario"]) == 2  # not a library name either
+    assert "no such file or directory: no-such-scenario" in capsys.readouterr().err
+
+
+def test_a_library_scenario_is_named_as_labctl_list_shows_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                               capsys: pytest.CaptureFixture) -> None:
+    """``labctl run sysv-shareable``: a name that is no path is the library's file of that
+    name; a file or folder of that name, when there is one, is what it means."""
+    from labctl.scenario import discover
+
+    monkeypatch.chdir(tmp_path)
+    assert discover(["sysv-shareable"]) == [str(library.library_dir() / "sysv-shareable.yaml")]
+    assert cli.main(["validate", "sysv-shareable"]) == 0 and "sysv-shareable" in capsys.readouterr().out
+    (tmp_path / "sysv-shareable").mkdir()
+    assert discover(["sysv-shareable"]) == []  # the folder (empty) wins
 
 
 def test_clean_run_and_stale_are_exclusive(engine: FakeEngine, capsys: pytest.CaptureFixture) -> None:
