@@ -44,13 +44,17 @@ def _load_file(path: str) -> tuple[Scenario, Node]:
 
 
 def _library_file(name: str) -> str | None:
-    """The library's file of the scenario ``name`` (what ``labctl list`` shows), if any."""
-    from labctl.images.library import library_dir
+    """The file of the scenario ``name`` where ``labctl list`` with no PATH looks: in
+    ``./scenarios`` when there is one, else in the built-in library; None if none."""
+    from labctl.images.library import LOCAL_LIBRARY, library_files
 
     if not name or os.sep in name or name.startswith(".") or name.endswith(SUFFIXES):
         return None
-    found = [library_dir() / f"{name}{suffix}" for suffix in SUFFIXES]
-    return next((str(f) for f in found if f.is_file()), None)
+    if os.path.isdir(LOCAL_LIBRARY):
+        found = [os.path.join(LOCAL_LIBRARY, name + suffix) for suffix in SUFFIXES]
+        return next((f for f in found if os.path.isfile(f)), None)
+    file = library_files().get(name)
+    return str(file) if file else None
 
 
 def discover(paths: list[str]) -> list[str]:

@@ -18,7 +18,7 @@ import pytest
 
 from labctl import cli, runner
 from labctl.images import library
-from labctl.errors import EngineError, Interrupted
+from labctl.errors import EngineError, Interrupted, UsageError
 from labctl.report.results import RunResult, ScenarioResult
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -206,8 +206,13 @@ def test_a_library_scenario_is_named_as_labctl_list_shows_it(tmp_path: Path, mon
     monkeypatch.chdir(tmp_path)
     assert discover(["sysv-shareable"]) == [str(library.library_dir() / "sysv-shareable.yaml")]
     assert cli.main(["validate", "sysv-shareable"]) == 0 and "sysv-shareable" in capsys.readouterr().out
-    (tmp_path / "sysv-shareable").mkdir()
-    assert discover(["sysv-shareable"]) == []  # the folder (empty) wins
+    (tmp_path / "scenarios").mkdir()  # a ./scenarios, as labctl list reads it then
+    with pytest.raises(UsageError):  # names are then looked up there, as labctl list shows them
+        discover(["sysv-shareable"])
+    (tmp_path / "scenarios" / "mine.yaml").write_text("")
+    assert discover(["mine"]) == [os.path.join("scenarios", "mine.yaml")]
+    (tmp_path / "mine").mkdir()
+    assert discover(["mine"]) == []  # a folder of that name (empty) wins
 
 
 def test_clean_run_and_stale_are_exclusive(engine: FakeEngine, capsys: pytest.CaptureFixture) -> None:
