@@ -123,8 +123,9 @@ def pump(raw: socket.socket, feed: Callable[[str, bytes], None]) -> None:
     view = memoryview(buf)
     recv_into = raw.recv_into
     kernel_paced = gathered(raw)
-    idle = select.poll()
-    idle.register(raw, select.POLLIN)
+    if kernel_paced:
+        idle = select.poll()  # where a held read that timed out empty waits for the next byte
+        idle.register(raw, select.POLLIN)
     while True:
         try:
             n = recv_into(buf)

@@ -174,29 +174,10 @@ class Output:
         one JSON array) by fields (see jsonlines, "by fields"); False, having done nothing, when
         it must go the dict way. While batches hold one name, it is tried first as the only
         one (``_sole``): then no record is looked at to name the batch's events."""
-        rows = names = None
-        if self._sole is not None:
-            decoder, getters = record_decoder(self._fields, self._sole)
-            try:
-                rows, names = decoder.decode(array), {self._sole}
-            except (msgspec.DecodeError, RecursionError):  # another name, or see below
-                self._sole = None
-        if rows is None:
-            decoder, getters = record_decoder(self._fields)
-            try:
-                rows = decoder.decode(array)
-            except (msgspec.DecodeError, RecursionError):  # (a ValidationError is a DecodeError)
-                return False
-            if len(rows) != n:
-                return False
-            try:
-                names = set(map(NAME, rows))
-            except TypeError:  # an unhashable name
-                return False
-            if len(names) == 1 and isinstance(rows[0].f0, str) and rows[0].f0 != "start":
-                self._sole = rows[0].f0
-        if len(rows) != n:
+        decoded = self._records(array, n)
+        if decoded is None:
             return False
+        rows, names, getters = decoded
         if "start" in names:  # a run may begin inside this batch: numbered one by one
             return False
         src = Block(block, rows, self.run, getters)
@@ -223,6 +204,29 @@ class Output:
             for fn in self._every_event:
                 fn(batch)
         return True
+
+    def _records(self, array: bytes, n: int) -> tuple[list, set, dict] | None:
+        """The ``n`` records of ``array``, their names and the fields' getters; None when the
+        batch must go the dict way (a decode refused, another count, an unhashable name)."""
+        if self._sole is not None:
+            decoder, getters = record_decoder(self._fields, self._sole)
+            try:
+                rows = decoder.decode(array)
+            except (msgspec.DecodeError, RecursionError):  # another name, or refused either way
+                self._sole = None
+            else:
+                return (rows, {self._sole}, getters) if len(rows) == n else None
+        decoder, getters = record_decoder(self._fields)
+        try:
+            rows = decoder.decode(array)  # (a ValidationError is a DecodeError)
+            names = set(map(NAME, rows))  # TypeError: an unhashable name
+        except (msgspec.DecodeError, RecursionError, TypeError):
+            return None
+        if len(rows) != n:
+            return None
+        if len(names) == 1 and isinstance(rows[0].f0, str) and rows[0].f0 != "start":
+            self._sole = rows[0].f0
+        return rows, names, getters
 
     def _as_dicts(self, block: bytes, n: int, array: bytes | None) -> None:
         """Take in ``block`` making a dict of each event (any batch: text lines, malformed

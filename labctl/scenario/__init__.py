@@ -44,17 +44,22 @@ def _load_file(path: str) -> tuple[Scenario, Node]:
 
 
 def _library_file(name: str) -> str | None:
-    """The file of the scenario ``name`` where ``labctl list`` with no PATH looks: in
-    ``./scenarios`` when there is one, else in the built-in library; None if none."""
-    from labctl.images.library import LOCAL_LIBRARY, library_files
+    """The file of the scenario ``name`` where ``labctl list`` with no PATH looks
+    (``default_paths``: ``./scenarios`` when there is one, else the built-in library)."""
+    from labctl.images.library import default_paths
 
     if not name or os.sep in name or name.startswith(".") or name.endswith(SUFFIXES):
         return None
-    if os.path.isdir(LOCAL_LIBRARY):
-        found = [os.path.join(LOCAL_LIBRARY, name + suffix) for suffix in SUFFIXES]
-        return next((f for f in found if os.path.isfile(f)), None)
-    file = library_files().get(name)
-    return str(file) if file else None
+    try:
+        where = default_paths().paths
+    except UsageError:  # neither exists
+        return None
+    for p in where:
+        files = [os.path.join(p, name + suffix) for suffix in SUFFIXES] if os.path.isdir(p) else [p]
+        for f in files:
+            if os.path.isfile(f) and os.path.splitext(os.path.basename(f))[0] == name:
+                return f
+    return None
 
 
 def discover(paths: list[str]) -> list[str]:
