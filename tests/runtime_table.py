@@ -18,6 +18,7 @@ import json
 import os
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 from tests.helpers import rootless_podman
@@ -66,13 +67,14 @@ def why(result: dict) -> str:
     return "; ".join(said) or str(result.get("message") or result["status"])
 
 
-def results(engine: str, runtime: str) -> list[dict]:
+def results(engine: str, runtime: str, only: str | None = None) -> list[dict]:
     """The JSON report's scenario results of one run on ``engine`` (a column name) with
-    ``--runtime runtime``."""
+    ``--runtime runtime``; ``only``: that scenario alone (``-k``)."""
     name, env = target(engine)
-    proc = subprocess.run([sys.executable, "-m", "labctl", "run", str(DATA), "--engine", name, "--runtime", runtime,
-                           "--format", "json", "--jobs", "3", "-q"], cwd=ROOT, capture_output=True, text=True,
-                          timeout=600, stdin=subprocess.DEVNULL, env=env)
+    pick = ["-k", only] if only else []
+    proc = subprocess.run([sys.executable, "-m", "labctl", "run", str(DATA), *pick, "--engine", name, "--runtime",
+                           runtime, "--format", "json", "--jobs", "3", "-q"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=600, stdin=subprocess.DEVNULL, env=env, check=False)
     if not proc.stdout.strip():
         raise RuntimeError(f"labctl run on {engine} with {runtime} printed no report: {proc.stderr[-2000:]}")
     return json.loads(proc.stdout)["scenarios"]
@@ -85,13 +87,25 @@ def run(engine: str, runtime: str) -> dict[str, str]:
 
 def mismatches(engine: str, runtime: str) -> list[str]:
     """One run's cells that differ from the committed table, each with what its failing
-    checks said (empty: the column is what the run gives)."""
+    checks said (empty: the column is what the run gives).
+
+    A cell that differs is run once more on its own and counts only when it differs again:
+    the runtimes have rare start races of their own (rootless runsc once refused a start
+    with "open /proc/N/oom_score_adj: permission denied" in one run of hundreds), which say
+    nothing of what the mechanism shares. A first run that differed and a second that
+    agreed is reported as a warning naming both, so a race that grows common is seen."""
     out = []
     for s in results(engine, runtime):
         got, want = cell(s), committed_cell(s["name"], engine, runtime)
-        if got != want:
-            out.append(f"{s['name']} on {engine} with {runtime}: the run says {got}, docs/runtimes.md {want} "
-                       f"(regenerate: python -m tests.runtime_table)\n{s['name']}: {why(s)}")
+        if got == want:
+            continue
+        again = next(iter(results(engine, runtime, only=s["name"])), None)
+        if again is not None and again["name"] == s["name"] and cell(again) == want:
+            warnings.warn(f"{s['name']} on {engine} with {runtime}: the first run said {got} ({why(s)}); "
+                          f"run again on its own it said {want}, as docs/runtimes.md does", stacklevel=2)
+            continue
+        out.append(f"{s['name']} on {engine} with {runtime}: the run says {got}, docs/runtimes.md {want} "
+                   f"(regenerate: python -m tests.runtime_table)\n{s['name']}: {why(s)}")
     return out
 
 
