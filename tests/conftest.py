@@ -14,32 +14,54 @@ INTEGRATION_DIR = TESTS_DIR / "integration"
 REPO_ROOT = TESTS_DIR.parent
 
 
-# The test files that judge the session's one Docker library run (integration conftest's
-# ``docker_library_run``): one xdist scope, so one worker runs them and the library runs once
-# per session (tests/unit/test_parallel_suite.py keeps the list whole).
-LIBRARY_FILES = frozenset(f"tests/integration/{name}.py" for name in (
-    "test_first_contact", "test_library", "test_pytest_plugin", "test_run"))
+# The tests that judge the session's one Docker library run (integration conftest's
+# ``docker_library_run``), by file: test names, "*" for the whole file, "[docker]" for every
+# test of the file run with the docker parameter. They are one xdist scope, so one worker runs
+# them and the library runs once per session; the rest of each file goes by file, as any other
+# (tests/unit/test_parallel_suite.py checks that every test asking for the run is here).
+LIBRARY_TESTS = {
+    "tests/integration/test_first_contact.py": {"test_the_library_with_emulation_hidden_skips_arm64_and_exits_0"},
+    "tests/integration/test_library.py": {"*"},
+    "tests/integration/test_pytest_plugin.py": {"test_the_library_as_pytest_items"},
+    "tests/integration/test_run.py": {"[docker]"},
+}
+LIBRARY_FILES = frozenset(LIBRARY_TESTS)
 LIBRARY_SCOPE = "docker-library"
+# The longest units of work after the library (each a minute or more of a worker in CI),
+# handed out first: started last, one of them would hold the run's end on one worker while
+# the others are idle. Every other file keeps its collection order after these.
+LONG_FIRST = ("tests/integration/test_run.py", "tests/integration/test_compose_stacks.py",
+              "tests/integration/test_pytest_plugin.py", "tests/integration/test_ci_recipes.py",
+              "tests/integration/test_layout_probe.py", "tests/integration/test_reliability.py")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Mark everything under tests/integration ``integration``, so ``-m "not integration"``
     selects exactly the tests that need no engine, without each file repeating the marker.
 
-    The files of LIBRARY_FILES go first (each file's tests keep their order): together the
-    longest unit of work on several workers (``--no-loadscope-reorder`` keeps this order),
-    so it starts while the other workers take the rest."""
+    The library's tests go first, then the files of LONG_FIRST, then the rest (each file's
+    tests keep their order; ``--no-loadscope-reorder`` keeps this order): the longest units of
+    work start while the other workers take the rest."""
     for item in items:
         if INTEGRATION_DIR in Path(str(item.path)).resolve().parents:
             item.add_marker(pytest.mark.integration)
-    items.sort(key=lambda item: xdist_scope(item.nodeid) != LIBRARY_SCOPE)  # stable: the rest keep their order
+    items.sort(key=lambda item: _start_rank(xdist_scope(item.nodeid)))  # stable: the rest keep their order
+
+
+def _start_rank(scope: str) -> int:
+    if scope == LIBRARY_SCOPE:
+        return 0
+    return 1 + LONG_FIRST.index(scope) if scope in LONG_FIRST else 1 + len(LONG_FIRST)
 
 
 def xdist_scope(nodeid: str) -> str:
     """The unit of work one xdist worker takes whole: the test's file (its module fixtures,
-    such as the Podman library run, are made once), or ``docker-library`` for LIBRARY_FILES."""
-    file = nodeid.split("::", 1)[0]
-    return LIBRARY_SCOPE if file in LIBRARY_FILES else file
+    such as the Podman library run, are made once), or ``docker-library`` for LIBRARY_TESTS."""
+    file, _, name = nodeid.partition("::")
+    wanted = LIBRARY_TESTS.get(file, ())
+    if "*" in wanted or name.split("[", 1)[0] in wanted or ("[docker]" in wanted and name.endswith("[docker]")):
+        return LIBRARY_SCOPE
+    return file
 
 
 @pytest.hookimpl(optionalhook=True)

@@ -17,8 +17,10 @@ may be inside its window meanwhile:
 The rule is a readers-writer lock on a file that the workers of one session share
 (``flock``, in the session's base temporary folder): a test takes it shared, an ``alone``
 test exclusively. A writer announces itself on a second lock first, so a stream of shared
-holders cannot starve it. Without xdist there is one process and the lock is never
-contended. Fixtures (session and module scope) are set up outside any test's window: what
+holders cannot starve it. A run of ``alone`` tests on one worker (a module marked alone
+whole, as test_reliability.py) is one window: the lock is kept from one to the next instead
+of being given back and waited for again after whatever test another worker started in
+between. Without xdist there is one process and the lock is never contended. Fixtures (session and module scope) are set up outside any test's window: what
 they start must carry a live owner (the library runs: labctl's pid).
 """
 
@@ -32,6 +34,7 @@ from pathlib import Path
 
 _lock_dir: Path | None = None  # set once per worker: the session's shared folder, or None (one process)
 _held: str | None = None  # "shared" or "alone" while this process holds the lock
+_kept: tuple[int, int] | None = None  # an "alone" lock kept for this process's next test
 
 
 def configure(folder: Path | None) -> None:
@@ -47,11 +50,14 @@ def _open(name: str) -> int:
 
 
 @contextmanager
-def hold(mode: str) -> Iterator[None]:
+def hold(mode: str, keep: bool = False) -> Iterator[None]:
     """Hold the session's lock in ``mode``: "shared" (beside other tests) or "alone" (no
     other test in its window). Nested in a hold of this process: a no-op when the outer
-    hold covers it; "alone" inside "shared" is an error (it would wait on itself)."""
-    global _held
+    hold covers it; "alone" inside "shared" is an error (it would wait on itself).
+    ``keep`` (alone only): the lock is not given back at the end but kept for this process's
+    next hold, which takes it over if it is alone too; a shared hold, or :func:`give_back`,
+    gives it back first."""
+    global _held, _kept
     if mode not in ("shared", "alone"):
         raise ValueError(f"mode {mode!r}: 'shared' or 'alone'")
     if _held is not None:
@@ -60,14 +66,32 @@ def hold(mode: str) -> Iterator[None]:
                                "mark the test `alone`, or start the work from a fixture set up before the guard")
         yield
         return
-    fds = _acquire(mode) if _lock_dir is not None else ()  # one process: nothing to share
+    if mode == "alone" and _kept is not None:
+        fds, _kept = _kept, None
+    else:
+        give_back()
+        fds = _acquire(mode) if _lock_dir is not None else ()  # one process: nothing to share
     _held = mode
     try:
         yield
     finally:
         _held = None
-        for fd in fds:
-            os.close(fd)  # closing the last descriptor of a file releases its flock
+        if keep and mode == "alone" and fds:
+            _kept = fds
+        else:
+            _close(fds)
+
+
+def give_back() -> None:
+    """Give back an alone lock kept by :func:`hold` (``keep=True``); nothing if none is."""
+    global _kept
+    fds, _kept = _kept, None
+    _close(fds or ())
+
+
+def _close(fds: tuple[int, ...]) -> None:
+    for fd in fds:
+        os.close(fd)  # closing the last descriptor of a file releases its flock
 
 
 def _acquire(mode: str) -> tuple[int, int]:

@@ -356,8 +356,24 @@ def leak_guard(docker_client: docker.DockerClient, podman_client: docker.DockerC
                rootless_client: docker.DockerClient | None, request: pytest.FixtureRequest) -> Iterator[None]:
     """Fail the test if it leaves labelled objects (on Docker, Podman or the rootless
     Podman), host IPC objects of any kind, or IPC namespaces held by its containers behind."""
-    with alone.hold("alone" if request.node.get_closest_marker("alone") else "shared"):
+    mine = request.node.get_closest_marker("alone") is not None
+    after = request.node.stash.get(NEXT_ITEM, None)
+    keep = mine and after is not None and after.get_closest_marker("alone") is not None
+    with alone.hold("alone" if mine else "shared", keep=keep):
         yield from _guarded(docker_client, podman_client, rootless_client, request)
+
+
+NEXT_ITEM = pytest.StashKey["pytest.Item | None"]()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    """Note the test this process runs next (``leak_guard`` keeps an alone lock for it)."""
+    item.stash[NEXT_ITEM] = nextitem
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    alone.give_back()
 
 
 def _guarded(docker_client: docker.DockerClient, podman_client: docker.DockerClient | None,

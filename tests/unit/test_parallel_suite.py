@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import LIBRARY_FILES, LIBRARY_SCOPE, xdist_scope
+from tests.conftest import LIBRARY_FILES, LIBRARY_SCOPE, LONG_FIRST, xdist_scope
 from tests.helpers import wait_until
 from tests.integration import alone
 
@@ -123,15 +123,61 @@ def test_alone_inside_shared_is_refused_and_nesting_otherwise_is_a_no_op(session
             pass
 
 
-def test_the_files_that_judge_the_docker_library_run_are_one_scope_and_the_rest_go_by_file() -> None:
-    asking = {f"tests/integration/{p.name}" for p in (ROOT / "tests/integration").glob("test_*.py")
-              if "docker_library_run" in p.read_text()}
-    assert asking == LIBRARY_FILES  # a file that asks for the run and is missing would run it again
-    assert {xdist_scope(f"{f}::test_x[podman]") for f in LIBRARY_FILES} == {LIBRARY_SCOPE}
+def _asking_for_the_library_run() -> list[str]:
+    """The node ids (the docker one where the engine is a parameter) of every integration test
+    that takes ``docker_library_run``, or test_run.py's ``library_run`` made from it."""
+    import ast
+
+    found = []
+    for path in sorted((ROOT / "tests/integration").glob("test_*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef) and node.name.startswith("test_"):
+                args = {a.arg for a in node.args.args}
+                if "docker_library_run" in args or "library_run" in args:
+                    param = "[docker]" if "library_run" in args else ""
+                    found.append(f"tests/integration/{path.name}::{node.name}{param}")
+    return found
+
+
+def test_every_test_that_judges_the_docker_library_run_is_in_its_one_scope() -> None:
+    asking = _asking_for_the_library_run()
+    assert len(asking) >= 6 and {a.split("::")[0] for a in asking} == LIBRARY_FILES
+    # a test that asks for the run and is not in the scope would run the library again
+    assert [a for a in asking if xdist_scope(a) != LIBRARY_SCOPE] == []
+    # the rest of those files go by file: the Podman library run and the pytest plugin's
+    # other runs are units of their own, on whichever worker is free
+    assert xdist_scope("tests/integration/test_run.py::test_every_library_scenario_passes[podman]") \
+        == xdist_scope("tests/integration/test_run.py::test_env_variables_set_flags") == "tests/integration/test_run.py"
+    assert xdist_scope("tests/integration/test_pytest_plugin.py::test_failure_report_and_junit") \
+        == "tests/integration/test_pytest_plugin.py"
+    assert xdist_scope("tests/integration/test_library.py::test_tags_and_descriptions") == LIBRARY_SCOPE
     assert xdist_scope("tests/unit/test_units.py::test_a") == xdist_scope("tests/unit/test_units.py::test_b[1]") \
         == "tests/unit/test_units.py"
+    assert all((ROOT / f).is_file() for f in LONG_FIRST)
     # the scheduler hook overrides this method of xdist's: renamed in a later xdist, the library
     # would run on two workers without a word, so it fails here instead
     from xdist.scheduler import LoadFileScheduling
 
     assert callable(getattr(LoadFileScheduling, "_split_scope", None))
+
+
+def test_a_kept_alone_lock_stays_held_until_a_shared_hold_or_give_back(session: str) -> None:
+    try:
+        with alone.hold("alone", keep=True):
+            pass
+        assert not free(session, "main", fcntl.LOCK_SH)  # kept: other workers still wait
+        with alone.hold("alone", keep=True):  # taken over: no second acquire (it would not block here either way)
+            assert not free(session, "main", fcntl.LOCK_SH)
+        assert not free(session, "main", fcntl.LOCK_SH)
+        with alone.hold("shared"):  # a shared test gives the kept lock back before taking its own
+            assert free(session, "main", fcntl.LOCK_SH) and not free(session, "main", fcntl.LOCK_EX)
+        assert free(session, "main", fcntl.LOCK_EX)
+        with alone.hold("alone", keep=True):
+            pass
+        alone.give_back()
+        assert free(session, "main", fcntl.LOCK_EX)
+        with alone.hold("alone"):  # not kept: given back at the end
+            pass
+        assert free(session, "main", fcntl.LOCK_EX)
+    finally:
+        alone.give_back()
