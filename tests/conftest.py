@@ -15,43 +15,33 @@ REPO_ROOT = TESTS_DIR.parent
 
 
 # The tests that judge the session's one Docker library run (integration conftest's
-# ``docker_library_run``), by file: test names, "*" for the whole file, "[docker]" for every
-# test of the file run with the docker parameter. They are one xdist scope, so one worker runs
-# them and the library runs once per session; the rest of each file goes by file, as any other
-# (tests/unit/test_parallel_suite.py checks that every test asking for the run is here).
+# ``docker_library_run``), by file: test names, or "*" for the whole file. They are one xdist
+# scope, so one worker runs them and the library runs once per session; the rest of each file
+# goes by file, as any other (tests/unit/test_parallel_suite.py checks that every test asking
+# for the run is here). test_run.py is whole: its Podman library run then starts once the
+# Docker one is done (the two side by side, both building and starting at once, took half
+# again as long as one after the other).
 LIBRARY_TESTS = {
     "tests/integration/test_first_contact.py": {"test_the_library_with_emulation_hidden_skips_arm64_and_exits_0"},
     "tests/integration/test_library.py": {"*"},
     "tests/integration/test_pytest_plugin.py": {"test_the_library_as_pytest_items"},
-    "tests/integration/test_run.py": {"[docker]"},
+    "tests/integration/test_run.py": {"*"},
 }
 LIBRARY_FILES = frozenset(LIBRARY_TESTS)
 LIBRARY_SCOPE = "docker-library"
-# The longest units of work after the library (each a minute or more of a worker in CI),
-# handed out first: started last, one of them would hold the run's end on one worker while
-# the others are idle. Every other file keeps its collection order after these.
-LONG_FIRST = ("tests/integration/test_run.py", "tests/integration/test_compose_stacks.py",
-              "tests/integration/test_pytest_plugin.py", "tests/integration/test_ci_recipes.py",
-              "tests/integration/test_layout_probe.py", "tests/integration/test_reliability.py")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Mark everything under tests/integration ``integration``, so ``-m "not integration"``
     selects exactly the tests that need no engine, without each file repeating the marker.
 
-    The library's tests go first, then the files of LONG_FIRST, then the rest (each file's
-    tests keep their order; ``--no-loadscope-reorder`` keeps this order): the longest units of
-    work start while the other workers take the rest."""
+    The library's tests go first (each file's tests keep their order; ``--no-loadscope-reorder``
+    keeps this order): together the longest unit of work, it starts while the other workers
+    take the rest."""
     for item in items:
         if INTEGRATION_DIR in Path(str(item.path)).resolve().parents:
             item.add_marker(pytest.mark.integration)
-    items.sort(key=lambda item: _start_rank(xdist_scope(item.nodeid)))  # stable: the rest keep their order
-
-
-def _start_rank(scope: str) -> int:
-    if scope == LIBRARY_SCOPE:
-        return 0
-    return 1 + LONG_FIRST.index(scope) if scope in LONG_FIRST else 1 + len(LONG_FIRST)
+    items.sort(key=lambda item: xdist_scope(item.nodeid) != LIBRARY_SCOPE)  # stable: the rest keep their order
 
 
 def xdist_scope(nodeid: str) -> str:
@@ -59,7 +49,7 @@ def xdist_scope(nodeid: str) -> str:
     such as the Podman library run, are made once), or ``docker-library`` for LIBRARY_TESTS."""
     file, _, name = nodeid.partition("::")
     wanted = LIBRARY_TESTS.get(file, ())
-    if "*" in wanted or name.split("[", 1)[0] in wanted or ("[docker]" in wanted and name.endswith("[docker]")):
+    if "*" in wanted or name.split("[", 1)[0] in wanted:
         return LIBRARY_SCOPE
     return file
 
@@ -89,13 +79,19 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
-    """``-n auto`` (the default, pyproject.toml): one worker per CPU this process may use,
-    at most 4 (the integration tests share one engine); PYTEST_XDIST_AUTO_NUM_WORKERS
-    overrides it, ``-n 0`` runs everything in this process."""
+    """``-n auto`` (the default, pyproject.toml): one worker per CPU this process may use, plus
+    one when integration tests are selected, at most 4 (they share one engine);
+    PYTEST_XDIST_AUTO_NUM_WORKERS overrides it, ``-n 0`` runs everything in this process.
+
+    The integration tests spend much of their time waiting on the engine: with one worker per
+    CPU, two cores were ~60 % busy through the middle of a CI run; a third worker fills that.
+    The engine-free tests (``-m "not integration"``) only compute: one worker per CPU."""
     forced = os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS", "")
     if forced.isdigit():
         return int(forced)
-    return max(1, min(len(os.sched_getaffinity(0)), 4))
+    cpus = len(os.sched_getaffinity(0))
+    waiting = "not integration" not in (config.getoption("markexpr", "") or "")
+    return max(1, min(cpus + waiting, 4))
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:

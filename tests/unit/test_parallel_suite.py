@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import LIBRARY_FILES, LIBRARY_SCOPE, LONG_FIRST, xdist_scope
+from tests.conftest import LIBRARY_FILES, LIBRARY_SCOPE, xdist_scope
 from tests.helpers import wait_until
 from tests.integration import alone
 
@@ -144,16 +144,15 @@ def test_every_test_that_judges_the_docker_library_run_is_in_its_one_scope() -> 
     assert len(asking) >= 6 and {a.split("::")[0] for a in asking} == LIBRARY_FILES
     # a test that asks for the run and is not in the scope would run the library again
     assert [a for a in asking if xdist_scope(a) != LIBRARY_SCOPE] == []
-    # the rest of those files go by file: the Podman library run and the pytest plugin's
-    # other runs are units of their own, on whichever worker is free
-    assert xdist_scope("tests/integration/test_run.py::test_every_library_scenario_passes[podman]") \
-        == xdist_scope("tests/integration/test_run.py::test_env_variables_set_flags") == "tests/integration/test_run.py"
+    # the rest of those files go by file: the pytest plugin's other runs and the README's
+    # container example are units of their own, on whichever worker is free
     assert xdist_scope("tests/integration/test_pytest_plugin.py::test_failure_report_and_junit") \
         == "tests/integration/test_pytest_plugin.py"
-    assert xdist_scope("tests/integration/test_library.py::test_tags_and_descriptions") == LIBRARY_SCOPE
+    assert xdist_scope("tests/integration/test_first_contact.py::test_the_readme_container_example_passes_literally") \
+        == "tests/integration/test_first_contact.py"
+    assert xdist_scope("tests/integration/test_run.py::test_env_variables_set_flags") == LIBRARY_SCOPE
     assert xdist_scope("tests/unit/test_units.py::test_a") == xdist_scope("tests/unit/test_units.py::test_b[1]") \
         == "tests/unit/test_units.py"
-    assert all((ROOT / f).is_file() for f in LONG_FIRST)
     # the scheduler hook overrides this method of xdist's: renamed in a later xdist, the library
     # would run on two workers without a word, so it fails here instead
     from xdist.scheduler import LoadFileScheduling
