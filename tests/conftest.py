@@ -27,7 +27,6 @@ LIBRARY_TESTS = {
     "tests/integration/test_pytest_plugin.py": {"test_the_library_as_pytest_items"},
     "tests/integration/test_run.py": {"*"},
 }
-LIBRARY_FILES = frozenset(LIBRARY_TESTS)
 LIBRARY_SCOPE = "docker-library"
 
 

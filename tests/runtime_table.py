@@ -89,17 +89,18 @@ def mismatches(engine: str, runtime: str) -> list[str]:
     """One run's cells that differ from the committed table, each with what its failing
     checks said (empty: the column is what the run gives).
 
-    A cell that differs is run once more on its own and counts only when it differs again:
-    the runtimes have rare start races of their own (rootless runsc once refused a start
-    with "open /proc/N/oom_score_adj: permission denied" in one run of hundreds), which say
-    nothing of what the mechanism shares. A first run that differed and a second that
-    agreed is reported as a warning naming both, so a race that grows common is seen."""
+    A cell the engine refused where the table says otherwise is run once more on its own and
+    counts only when it differs again: the runtimes have rare start races of their own
+    (rootless runsc once refused a start with "open /proc/N/oom_score_adj: permission denied"
+    in one run of hundreds), which say nothing of what the mechanism shares. Any other
+    difference (shared, not shared, error) counts at once. A refusal that the second run did
+    not repeat is a warning naming both, so a race that grows common is seen."""
     out = []
     for s in results(engine, runtime):
         got, want = cell(s), committed_cell(s["name"], engine, runtime)
         if got == want:
             continue
-        again = next(iter(results(engine, runtime, only=s["name"])), None)
+        again = next(iter(results(engine, runtime, only=s["name"])), None) if got == "refused" else None
         if again is not None and again["name"] == s["name"] and cell(again) == want:
             warnings.warn(f"{s['name']} on {engine} with {runtime}: the first run said {got} ({why(s)}); "
                           f"run again on its own it said {want}, as docs/runtimes.md does", stacklevel=2)

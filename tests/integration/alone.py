@@ -20,8 +20,9 @@ test exclusively. A writer announces itself on a second lock first, so a stream 
 holders cannot starve it. A run of ``alone`` tests on one worker (a module marked alone
 whole, as test_reliability.py) is one window: the lock is kept from one to the next instead
 of being given back and waited for again after whatever test another worker started in
-between. Without xdist there is one process and the lock is never contended. Fixtures (session and module scope) are set up outside any test's window: what
-they start must carry a live owner (the library runs: labctl's pid).
+between. Without xdist there is one process and the lock is never contended. Fixtures
+(session and module scope) are set up outside any test's window: what they start must carry
+a live owner (the library runs: labctl's pid).
 """
 
 from __future__ import annotations

@@ -351,6 +351,9 @@ def _leaks(clients: dict[str, docker.DockerClient | None], before_objects: set[s
     return leaks
 
 
+NEXT_ITEM = pytest.StashKey["pytest.Item | None"]()
+
+
 @pytest.fixture(autouse=True)
 def leak_guard(docker_client: docker.DockerClient, podman_client: docker.DockerClient | None,
                rootless_client: docker.DockerClient | None, request: pytest.FixtureRequest) -> Iterator[None]:
@@ -361,9 +364,6 @@ def leak_guard(docker_client: docker.DockerClient, podman_client: docker.DockerC
     keep = mine and after is not None and after.get_closest_marker("alone") is not None
     with alone.hold("alone" if mine else "shared", keep=keep):
         yield from _guarded(docker_client, podman_client, rootless_client, request)
-
-
-NEXT_ITEM = pytest.StashKey["pytest.Item | None"]()
 
 
 @pytest.hookimpl(tryfirst=True)

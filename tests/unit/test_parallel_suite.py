@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import LIBRARY_FILES, LIBRARY_SCOPE, xdist_scope
+from tests.conftest import LIBRARY_SCOPE, LIBRARY_TESTS, xdist_scope
 from tests.helpers import wait_until
 from tests.integration import alone
 
@@ -141,7 +141,7 @@ def _asking_for_the_library_run() -> list[str]:
 
 def test_every_test_that_judges_the_docker_library_run_is_in_its_one_scope() -> None:
     asking = _asking_for_the_library_run()
-    assert len(asking) >= 6 and {a.split("::")[0] for a in asking} == LIBRARY_FILES
+    assert len(asking) >= 6 and {a.split("::")[0] for a in asking} == set(LIBRARY_TESTS)
     # a test that asks for the run and is not in the scope would run the library again
     assert [a for a in asking if xdist_scope(a) != LIBRARY_SCOPE] == []
     # the rest of those files go by file: the pytest plugin's other runs and the README's
